@@ -1,0 +1,22 @@
+"""``python -m convert``: Keras to TFLite, the accuracy gate, cards and packs."""
+
+from __future__ import annotations
+
+import sys
+
+from device.cliutil import main as _main
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "model": ("convert.cli.model", "convert a training run to TFLite through the accuracy gate"),
+    "pack": ("convert.cli.pack", "build a model pack from three runs or a sweep"),
+    "verify": ("convert.cli.verify", "check a model pack as the device will"),
+    "keygen": ("convert.cli.keygen", "make an Ed25519 key pair for signing packs"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return _main("python -m convert", "atopiscan converter", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

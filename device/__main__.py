@@ -1,0 +1,26 @@
+"""``python -m device``: what a technician runs on the device."""
+
+from __future__ import annotations
+
+import sys
+
+from device.cliutil import main as _main
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "scan": ("device.cli.scan", "grade one image and print the result as JSON"),
+    "bench": ("device.cli.bench", "time each scan stage"),
+    "run": ("device.cli.run", "run the device service and its dashboard"),
+    "check-config": ("device.cli.check_config", "validate a configuration file"),
+    "flash": ("device.cli.flash", "verify and install a model pack"),
+    "rollback": ("device.cli.rollback", "switch back to the previous model pack"),
+    "packs": ("device.cli.packs", "list installed model packs"),
+    "adduser": ("device.cli.adduser", "add a dashboard user"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return _main("python -m device", "atopiscan device", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,24 @@
+"""``python -m trainer``: the workstation's training tools."""
+
+from __future__ import annotations
+
+import sys
+
+from device.cliutil import main as _main
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "synth": ("trainer.cli.synth", "generate a synthetic lesion data set"),
+    "data-summary": ("trainer.cli.data_summary", "count images per sign, grade and split"),
+    "backbones": ("trainer.cli.backbones", "list the registered backbones"),
+    "train": ("trainer.cli.train", "train one sign's classifier"),
+    "evaluate": ("trainer.cli.evaluate", "re-evaluate a run on its held-out split"),
+    "sweep": ("trainer.cli.sweep", "train every (sign, backbone) pair and write a Table 3 report"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    return _main("python -m trainer", "atopiscan trainer", COMMANDS, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""The model pack format: one tar file with a model per sign, their cards, golden
+images with the outputs the pack must reproduce, and a manifest of sha256 sums.
+
+Layout inside the tar (paths are POSIX, relative, no '..'):
+
+    manifest.json               PackManifest below
+    manifest.sig                optional: raw 64-byte Ed25519 signature of manifest.json's bytes
+    models/<sign>.tflite
+    models/<sign>.card.json     device.card.ModelCard
+    golden/<sign>/<k>.png       RGB PNG at the model's input size
+    golden/expected.json        GoldenSet below
+
+``convert`` writes packs; the device (``device.install``) checks and installs them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path, PurePosixPath
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from device.vocab import NUM_GRADES, Sign
+
+PACK_SCHEMA_VERSION = 1
+MANIFEST_NAME = "manifest.json"
+SIGNATURE_NAME = "manifest.sig"
+GOLDEN_NAME = "golden/expected.json"
+#: Largest difference of any golden probability the self-test tolerates. int8
+#: outputs move in steps of 1/256, and two interpreter builds (ai-edge-litert on
+#: x86, tflite-runtime on a Pi's ARM) may round differently by a step or two.
+DEFAULT_SELFTEST_TOLERANCE = 0.03
+
+_VERSION_RE = re.compile(r"^\d+(\.\d+)*([.+-][0-9A-Za-z.]+)?$")
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def safe_member_name(name: str) -> bool:
+    """True for a relative POSIX path with no '..', no absolute root, no backslash."""
+    if not name or "\\" in name or name.startswith("/"):
+        return False
+    parts = PurePosixPath(name).parts
+    return all(p not in ("..", "") for p in parts)
+
+
+class PackModelEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="Path of the .tflite inside the pack")
+    card: str = Field(description="Path of its model card inside the pack")
+
+
+class PackManifest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    schema_version: Literal[1] = Field(default=PACK_SCHEMA_VERSION, description="Pack schema version")
+    pack_version: str = Field(description="Version of this pack, e.g. 2026.11.24-1")
+    created: str = Field(description="ISO-8601 time the pack was made")
+    software_version: str = Field(description="atopiscan version that made the pack")
+    min_device_version: str = Field(description="Oldest device software that can run this pack")
+    models: dict[Sign, PackModelEntry] = Field(description="One model per graded sign")
+    golden: str = Field(default=GOLDEN_NAME, description="Path of the golden outputs file")
+    selftest_tolerance: float = Field(default=DEFAULT_SELFTEST_TOLERANCE, gt=0, le=0.5)
+    files: dict[str, str] = Field(description="sha256 of every file in the pack but the manifest and signature")
+
+    @field_validator("pack_version", "min_device_version", "software_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not _VERSION_RE.match(value):
+            raise ValueError(f"{value!r} is not a version like 1.2.3")
+        return value
+
+    @field_validator("files")
+    @classmethod
+    def _files(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, digest in value.items():
+            if not safe_member_name(name):
+                raise ValueError(f"unsafe path {name!r} in files")
+            if not re.fullmatch(r"[0-9a-f]{64}", digest):
+                raise ValueError(f"{name}: {digest!r} is not a sha256 hex digest")
+        return value
+
+
+class GoldenCase(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    image: str = Field(description="Path of the golden PNG inside the pack")
+    grade: int = Field(ge=0, lt=NUM_GRADES, description="Grade the pack gives this image")
+    probs: list[float] = Field(min_length=NUM_GRADES, max_length=NUM_GRADES)
+
+
+class GoldenSet(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cases: dict[Sign, list[GoldenCase]]
+
+
+def version_tuple(version: str) -> tuple[int, ...]:
+    """Numeric prefix of a version string, for comparisons: '0.1.0+source' -> (0, 1, 0)."""
+    nums = []
+    for part in re.split(r"[.+-]", version):
+        if not part.isdigit():
+            break
+        nums.append(int(part))
+    return tuple(nums)

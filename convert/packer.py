@@ -1,0 +1,221 @@
+"""Write a model pack (layout in device/pack.py): one tar with a model and card per
+sign, golden images with the outputs this pack gives them, a manifest of sha256
+sums and an optional Ed25519 signature of the manifest.
+
+The golden outputs are computed through ``device.interpreter.GradeModel`` — the
+same wrapper the device's self-test uses — on the PNG bytes as stored in the
+pack, so the device must reproduce them within the manifest's tolerance.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import io
+import logging
+import os
+import tarfile
+import tempfile
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import device
+from device.card import ModelCard
+from device.interpreter import GradeModel
+from device.pack import (
+    GOLDEN_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    GoldenCase,
+    GoldenSet,
+    PackManifest,
+    PackModelEntry,
+    sha256_file,
+    version_tuple,
+)
+from device.vocab import MODEL_SIGNS, Sign
+
+log = logging.getLogger(__name__)
+
+GOLDEN_PER_SIGN = 8
+
+
+class PackError(ValueError):
+    """The inputs cannot make a valid pack (wrong card, missing file, bad image)."""
+
+
+def model_member(sign: Sign) -> str:
+    return f"models/{sign.value}.tflite"
+
+
+def card_member(sign: Sign) -> str:
+    return f"models/{sign.value}.card.json"
+
+
+def golden_member(sign: Sign, k: int) -> str:
+    return f"golden/{sign.value}/{k}.png"
+
+
+def default_min_device_version() -> str:
+    """The numeric part of this software's version: '0.1.0+source' -> '0.1.0'."""
+    nums = version_tuple(device.__version__) or (0,)
+    return ".".join(str(n) for n in nums)
+
+
+def random_golden_images(size: tuple[int, int], n: int, seed: int) -> list[np.ndarray]:
+    """Smooth random colour images (not pure noise, so models respond to them)."""
+    rng = np.random.default_rng(seed)
+    h, w = size
+    images = []
+    for _ in range(n):
+        small = rng.integers(0, 256, (4, 4, 3), dtype=np.uint8)
+        images.append(cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR))
+    return images
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    """RGB uint8 array -> PNG bytes (lossless; cv2 works in BGR)."""
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+    if not ok:
+        raise PackError("could not encode a golden image as PNG")
+    return buf.tobytes()
+
+
+def decode_png(data: bytes) -> np.ndarray:
+    """PNG bytes -> RGB uint8 array, as the device reads golden images."""
+    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise PackError("could not decode a golden PNG")
+    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def _check_model(sign: Sign, path: Path, card: ModelCard) -> None:
+    if card.sign != sign:
+        raise PackError(f"{path}: its card grades {card.sign.value}, but it was given for {sign.value}")
+    if not path.is_file():
+        raise PackError(f"{path}: model file not found")
+    digest = sha256_file(path)
+    if digest != card.sha256:
+        raise PackError(
+            f"{path}: sha256 {digest[:12]}... does not match its card's {card.sha256[:12]}...; "
+            "the card belongs to another build: re-run `python -m convert model`"
+        )
+
+
+def _golden_cases(
+    sign: Sign, model: GradeModel, images: Sequence[np.ndarray]
+) -> tuple[list[tuple[str, bytes]], list[GoldenCase]]:
+    members, cases = [], []
+    want = (*model.input_size, 3)
+    for k, image in enumerate(images):
+        image = np.asarray(image)
+        if image.shape != want or image.dtype != np.uint8:
+            raise PackError(
+                f"golden image {k} for {sign.value} is {image.shape} {image.dtype}; "
+                f"the model needs uint8 {want} (resize with trainer.run.load_image)"
+            )
+        png = encode_png(image)
+        probs = model.predict(decode_png(png))
+        name = golden_member(sign, k)
+        members.append((name, png))
+        cases.append(GoldenCase(image=name, grade=int(np.argmax(probs)),
+                                probs=[round(float(p), 6) for p in probs]))
+    return members, cases
+
+
+def _tarinfo(name: str, size: int, mtime: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = mtime
+    info.mode = 0o644
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
+
+
+def write_pack(
+    models: Mapping[Sign, tuple[Path, ModelCard]],
+    out: Path,
+    *,
+    pack_version: str,
+    golden_images: Mapping[Sign, Sequence[np.ndarray]] | None = None,
+    sign_key: Path | None = None,
+    min_device_version: str | None = None,
+    threads: int = 2,
+) -> Path:
+    """Write the pack to ``out`` atomically and return ``out``.
+
+    ``golden_images`` maps a sign to uint8 RGB images at its model's input size
+    (8 per sign by convention); signs without any get seeded random images.
+    """
+    from convert.signing import sign_bytes  # cryptography only when signing is asked for
+
+    out = Path(out)
+    if not models:
+        raise PackError("no models given: a pack needs one model per graded sign")
+    missing = [s.value for s in MODEL_SIGNS if s not in models]
+    if missing:
+        log.warning("pack %s has no model for %s", out, ", ".join(missing))
+    now = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    # Member order is fixed (manifest first, then signs in vocabulary order) so that
+    # equal inputs give equal tars, and a reader can check the manifest before the rest.
+    payload: list[tuple[str, bytes]] = []
+    entries: dict[Sign, PackModelEntry] = {}
+    golden: dict[Sign, list[GoldenCase]] = {}
+    for sign in sorted(models, key=list(Sign).index):
+        path, card = models[sign]
+        path = Path(path)
+        _check_model(sign, path, card)
+        grade_model = GradeModel(path, threads=threads)
+        if tuple(grade_model.input_size) != tuple(card.input_size):
+            raise PackError(
+                f"{path}: input size {grade_model.input_size} differs from its card's {card.input_size}"
+            )
+        payload.append((model_member(sign), path.read_bytes()))
+        payload.append((card_member(sign), (card.model_dump_json(indent=2) + "\n").encode()))
+        entries[sign] = PackModelEntry(model=model_member(sign), card=card_member(sign))
+        images = list((golden_images or {}).get(sign, ()))
+        if not images:
+            seed = int(hashlib.sha256(sign.value.encode()).hexdigest()[:8], 16)
+            images = random_golden_images(grade_model.input_size, GOLDEN_PER_SIGN, seed)
+        members, golden[sign] = _golden_cases(sign, grade_model, images)
+        payload.extend(members)
+    golden_json = GoldenSet(cases=golden).model_dump_json(indent=2) + "\n"
+    payload.append((GOLDEN_NAME, golden_json.encode()))
+    manifest = PackManifest(
+        pack_version=pack_version,
+        created=now.isoformat(),
+        software_version=device.__version__,
+        min_device_version=min_device_version or default_min_device_version(),
+        models=entries,
+        files={name: hashlib.sha256(data).hexdigest() for name, data in payload},
+    )
+    manifest_bytes = (manifest.model_dump_json(indent=2) + "\n").encode()
+    head = [(MANIFEST_NAME, manifest_bytes)]
+    if sign_key is not None:
+        head.append((SIGNATURE_NAME, sign_bytes(manifest_bytes, Path(sign_key))))
+    _write_tar_atomic(out, head + payload, mtime=int(now.timestamp()))
+    log.info("wrote pack %s (version %s, %d models, %s)", out, pack_version, len(entries),
+             "signed" if sign_key else "unsigned")
+    return out
+
+
+def _write_tar_atomic(out: Path, members: list[tuple[str, bytes]], *, mtime: int) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
+                for name, data in members:
+                    tar.addfile(_tarinfo(name, len(data), mtime), io.BytesIO(data))
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        tmp.replace(out)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,196 @@
+"""``make demo``: from nothing to a running device in one command.
+
+Generates a synthetic data set, trains a small mobile backbone per sign,
+converts each to int8 through the accuracy gate, packs, flashes, and starts the
+device with the folder camera and the dashboard. It lives in ``convert``
+because that is the one package allowed to use both the trainer and the device.
+
+Each step runs the project's own CLI in a subprocess, so what the demo does is
+exactly what an engineer would type, with the same progress output. A step
+whose output is complete is skipped, so a second run goes straight to the
+dashboard. Everything lands in ``demo_data/`` (git-ignored).
+
+The demo's models are trained on synthetic images and are not for clinical use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from device.vocab import MODEL_SIGNS
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIG = ROOT / "firmware_config" / "desktop-demo.yaml"
+DEMO_USER = "demo"
+
+
+class DemoError(RuntimeError):
+    pass
+
+
+class Demo:
+    def __init__(self, data: Path, *, n_train: int, image_size: int, steps: int,
+                 backbone: str, host: str | None, port: int | None) -> None:
+        self.data = data
+        self.n_train = n_train
+        self.image_size = image_size
+        self.steps = steps
+        self.backbone = backbone
+        self.host = host
+        self.port = port
+        self.started = time.monotonic()
+
+    # -- helpers ---------------------------------------------------------
+    def say(self, text: str) -> None:
+        elapsed = time.monotonic() - self.started
+        print(f"[demo {elapsed:6.1f}s] {text}", flush=True)
+
+    def cli(self, *args: str, stdin: str | None = None) -> None:
+        cmd = [sys.executable, "-m", *args]
+        self.say("$ " + " ".join(_short(a) for a in cmd[1:]))
+        proc = subprocess.run(cmd, cwd=ROOT, input=stdin, text=True)
+        if proc.returncode != 0:
+            raise DemoError(f"step failed (exit {proc.returncode}): {' '.join(cmd[1:])}")
+
+    def done(self, marker: Path, what: str) -> bool:
+        if marker.exists():
+            self.say(f"{what}: already done ({_short(str(marker))})")
+            return True
+        return False
+
+    # -- steps -------------------------------------------------------------
+    def synth(self, name: str, *extra: str) -> Path:
+        out = self.data / name
+        if self.done(out / ".complete", f"synthetic set {name}"):
+            return out
+        tmp = self.data / f".{name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.cli("trainer", "synth", "--out", str(tmp), *extra)
+        (tmp / ".complete").write_text("ok\n")
+        shutil.rmtree(out, ignore_errors=True)
+        tmp.rename(out)
+        return out
+
+    def train(self, train_dir: Path) -> dict[str, Path]:
+        runs = {}
+        for sign in MODEL_SIGNS:
+            run = self.data / "runs" / sign.value
+            runs[sign.value] = run
+            if self.done(run / "metrics.json", f"{sign.value} model"):
+                continue
+            # Same command after a Ctrl-C: the trainer resumes from its checkpoint.
+            self.cli("trainer", "train", "--data", str(train_dir), "--sign", sign.value,
+                     "--backbone", self.backbone, "--image-size", str(self.image_size),
+                     "--steps", str(self.steps), "--batch", "32", "--out", str(run))
+        return runs
+
+    def pack(self, runs: dict[str, Path]) -> Path:
+        pack = self.data / "demo.pack"
+        if self.done(pack, "model pack"):
+            return pack
+        args = ["convert", "pack", "--out", str(pack), "--mode", "int8", "--fallback"]
+        for sign, run in runs.items():
+            args += [f"--{sign}", str(run)]
+        self.cli(*args)
+        return pack
+
+    def flash(self, pack: Path) -> None:
+        digest = hashlib.sha256(pack.read_bytes()).hexdigest()
+        stamp = self.data / "device" / ".flashed"
+        if stamp.exists() and stamp.read_text().strip() == digest:
+            self.say("model pack: already installed")
+            return
+        self.cli("device", "flash", str(pack), "--config", str(CONFIG))
+        stamp.parent.mkdir(parents=True, exist_ok=True)
+        stamp.write_text(digest + "\n")
+
+    def login(self) -> str:
+        secret = self.data / "demo-login.txt"
+        if secret.exists():
+            return secret.read_text().strip()
+        # A random password made on this machine, never a default one.
+        password = secrets.token_urlsafe(9)
+        self.cli("device", "adduser", DEMO_USER, "--role", "admin", "--password-stdin",
+                 "--config", str(CONFIG), stdin=password + "\n")
+        secret.write_text(password + "\n")
+        os.chmod(secret, 0o600)
+        return password
+
+    def serve(self, password: str) -> int:
+        args = [sys.executable, "-m", "device", "run", "--config", str(CONFIG)]
+        if self.host:
+            args += ["--host", self.host]
+        if self.port:
+            args += ["--port", str(self.port)]
+        url = f"http://{self.host or '127.0.0.1'}:{self.port or 8080}"
+        self.say(f"ready in {time.monotonic() - self.started:.1f}s")
+        print(
+            f"\n  Dashboard: {url}\n  Login:     {DEMO_USER} / {password}\n"
+            "  (models trained on synthetic images: a demonstration, not for clinical use)\n"
+            "  Ctrl-C stops the device.\n",
+            flush=True,
+        )
+        return subprocess.run(args, cwd=ROOT).returncode
+
+    def run(self, *, serve: bool) -> int:
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.say(f"step 1/6: synthetic data in {_short(str(self.data))}")
+        train_dir = self.synth("train", "--n", str(self.n_train), "--seed", "7",
+                               "--size", str(max(self.image_size, 128)), "--layout", "folders")
+        self.synth("photos", "--n", "24", "--seed", "8", "--full-photo", "--layout", "manifest")
+        self.say(f"step 2/6: train {self.backbone} per sign ({self.steps} steps each)")
+        runs = self.train(train_dir)
+        self.say("step 3/6: convert to int8 through the accuracy gate, and pack")
+        pack = self.pack(runs)
+        self.say("step 4/6: flash the pack onto the demo device")
+        self.flash(pack)
+        self.say("step 5/6: dashboard login")
+        password = self.login()
+        if not serve:
+            self.say("set-up complete (--no-serve)")
+            return 0
+        self.say("step 6/6: start the device and its dashboard")
+        return self.serve(password)
+
+
+def _short(text: str) -> str:
+    try:
+        return str(Path(text).relative_to(ROOT))
+    except ValueError:
+        return text
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m convert.demo", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "demo_data", help="where the demo keeps its files")
+    parser.add_argument("--n-train", type=int, default=800, help="synthetic training images")
+    parser.add_argument("--image-size", type=int, default=96, help="model input size in pixels")
+    parser.add_argument("--steps", type=int, default=300, help="training steps per sign")
+    parser.add_argument("--backbone", default="mobilenet_v3_small", help="trainer backbone name")
+    parser.add_argument("--host", default=None, help="dashboard address (default: the config's)")
+    parser.add_argument("--port", type=int, default=None, help="dashboard port (default: the config's)")
+    parser.add_argument("--no-serve", action="store_true", help="set everything up, then stop")
+    args = parser.parse_args(argv)
+    demo = Demo(args.data.resolve(), n_train=args.n_train, image_size=args.image_size,
+                steps=args.steps, backbone=args.backbone, host=args.host, port=args.port)
+    try:
+        return demo.run(serve=not args.no_serve)
+    except DemoError as exc:
+        print(f"demo: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ndemo: stopped. Run `make demo` again to carry on where it left off.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

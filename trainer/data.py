@@ -1,0 +1,255 @@
+"""Readers for the two on-disk data set layouts (DESIGN.md, "Data on disk").
+
+* folders:  ``ROOT/<sign>/<grade>/*.jpg|png`` -- the paper's layout. The grade folder is
+  ``0``..``3`` or a grade name (none, mild, moderate, severe). Each file is one sample graded
+  for that one sign; folder-layout data carries no patient ids.
+* manifest: ``ROOT/manifest.csv`` with columns
+  ``path,patient_id,region,erythema,excoriation,lichenification[,box_x,box_y,box_w,box_h]``;
+  a grade may be blank where that sign was not graded.
+
+Bad pieces (a missing sign folder, an unknown grade folder, an unreadable or non-image file, a
+bad manifest row) are skipped and reported by path in ``LoadReport.skipped``; the rest still
+load. ``DataError`` is raised only when the data set is unusable as a whole.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from device.vocab import MODEL_SIGNS, Region, Sign, parse_grade, parse_region, parse_sign
+
+log = logging.getLogger(__name__)
+
+FOLDERS = "folders"
+MANIFEST = "manifest"
+MANIFEST_NAME = "manifest.csv"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+MANIFEST_COLUMNS = ("path", "patient_id", "region") + tuple(s.value for s in MODEL_SIGNS)
+BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
+
+
+class DataError(Exception):
+    """The data set cannot be used at all (no such folder, bad manifest header, no images)."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    path: Path  # absolute path of the image
+    grades: Mapping[Sign, int] = field(hash=False)  # only the signs graded for this image
+    patient_id: str | None = None
+    region: Region | None = None
+    box: tuple[int, int, int, int] | None = None  # lesion box x, y, w, h (full photos only)
+
+
+@dataclass
+class LoadReport:
+    root: Path
+    layout: str  # FOLDERS or MANIFEST
+    samples: list[Sample]
+    skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
+
+    def summary(self, max_listed: int = 20) -> str:
+        """Counts per sign x grade, then every skipped path with its reason (up to max_listed)."""
+        lines = [f"{len(self.samples)} images loaded from {self.root} ({self.layout} layout)"]
+        for sign in MODEL_SIGNS:
+            counts = Counter(s.grades[sign] for s in self.samples if sign in s.grades)
+            if counts:
+                per = ", ".join(f"grade {g}: {counts.get(g, 0)}" for g in range(4))
+                lines.append(f"  {sign.value}: {per}")
+        if self.skipped:
+            lines.append(f"{len(self.skipped)} skipped:")
+            for path, reason in self.skipped[:max_listed]:
+                lines.append(f"  {path}: {reason}")
+            if len(self.skipped) > max_listed:
+                lines.append(f"  ... and {len(self.skipped) - max_listed} more")
+        else:
+            lines.append("nothing skipped")
+        return "\n".join(lines)
+
+
+def samples_for_sign(samples: Iterable[Sample], sign: Sign) -> list[Sample]:
+    """The samples graded for ``sign``, in their given order."""
+    return [s for s in samples if sign in s.grades]
+
+
+def check_image(path: Path) -> str | None:
+    """None if ``path`` decodes as a JPEG or PNG image, else the reason it does not."""
+    import cv2
+    import numpy as np
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        return f"unreadable file ({exc.strerror or exc})"
+    if data[:3] == b"\xff\xd8\xff":
+        # A truncated JPEG still half-decodes in OpenCV (with only a warning): require the
+        # end-of-image marker, allowing a little trailing padding some cameras add.
+        if b"\xff\xd9" not in data[-64:]:
+            return "corrupt JPEG (truncated: no end-of-image marker)"
+    elif data[:8] != b"\x89PNG\r\n\x1a\n":
+        return "not a JPEG or PNG image (wrong file signature)"
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_REDUCED_COLOR_8)
+    if image is None or image.size == 0:
+        return "corrupt image (cannot be decoded)"
+    return None
+
+
+def load_dataset(root: Path, *, check_images: bool = True) -> LoadReport:
+    """Read a data set in either layout (manifest.csv present -> manifest layout)."""
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise DataError(f"data folder {root} does not exist (or is not a folder)")
+    root = root.resolve()
+    if (root / MANIFEST_NAME).is_file():
+        report = _load_manifest(root, check_images)
+    else:
+        report = _load_folders(root, check_images)
+    if not report.samples:
+        reasons = "; ".join(f"{p}: {r}" for p, r in report.skipped[:3])
+        raise DataError(
+            f"no usable images in {root} ({report.layout} layout)"
+            + (f"; {len(report.skipped)} skipped, e.g. {reasons}" if reasons else "")
+        )
+    for path, reason in report.skipped:
+        log.warning("skipped %s: %s", path, reason)
+    return report
+
+
+def _load_folders(root: Path, check_images: bool) -> LoadReport:
+    report = LoadReport(root=root, layout=FOLDERS, samples=[])
+    sign_dirs: dict[Sign, Path] = {}
+    for child in sorted(root.iterdir()):
+        if not child.is_dir():
+            continue
+        try:
+            sign = parse_sign(child.name, model_only=True)
+        except ValueError as exc:
+            report.skipped.append((child, f"not a sign folder ({exc})"))
+            continue
+        sign_dirs[sign] = child
+    if not sign_dirs:
+        names = ", ".join(s.value for s in MODEL_SIGNS)
+        raise DataError(
+            f"{root} has neither {MANIFEST_NAME} nor any sign folder ({names}); "
+            f"expected ROOT/<sign>/<grade>/*.jpg or ROOT/{MANIFEST_NAME}"
+        )
+    for sign in MODEL_SIGNS:
+        if sign not in sign_dirs:
+            report.skipped.append((root / sign.value, "missing folder: no images for this sign"))
+            continue
+        for grade_dir in sorted(sign_dirs[sign].iterdir()):
+            if not grade_dir.is_dir():
+                report.skipped.append((grade_dir, "not a grade folder (files belong in 0..3/)"))
+                continue
+            try:
+                grade = int(parse_grade(grade_dir.name))
+            except ValueError as exc:
+                report.skipped.append((grade_dir, f"unknown grade folder ({exc})"))
+                continue
+            for path in sorted(grade_dir.iterdir()):
+                reason = _file_problem(path, check_images)
+                if reason:
+                    report.skipped.append((path, reason))
+                else:
+                    report.samples.append(Sample(path=path, grades={sign: grade}))
+    return report
+
+
+def _file_problem(path: Path, check_images: bool) -> str | None:
+    if path.is_dir():
+        return "unexpected folder inside a grade folder"
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return f"not an image file (suffix {path.suffix or 'none'!r}; expected .jpg or .png)"
+    if not path.is_file():
+        return "image file does not exist"
+    return check_image(path) if check_images else None
+
+
+def _load_manifest(root: Path, check_images: bool) -> LoadReport:
+    report = LoadReport(root=root, layout=MANIFEST, samples=[])
+    manifest = root / MANIFEST_NAME
+    try:
+        with manifest.open(newline="", encoding="utf-8-sig") as fh:
+            rows = list(csv.reader(fh))
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"cannot read {manifest}: {exc}") from exc
+    if not rows:
+        raise DataError(f"{manifest} is empty; expected a header: {','.join(MANIFEST_COLUMNS)}")
+    header = [h.strip().lower() for h in rows[0]]
+    missing = [c for c in MANIFEST_COLUMNS if c not in header]
+    if missing:
+        raise DataError(
+            f"{manifest}: header lacks column(s) {', '.join(missing)}; "
+            f"expected {','.join(MANIFEST_COLUMNS)}[,{','.join(BOX_COLUMNS)}]"
+        )
+    has_box = [c in header for c in BOX_COLUMNS]
+    if any(has_box) and not all(has_box):
+        raise DataError(f"{manifest}: give all four box columns {','.join(BOX_COLUMNS)} or none")
+    col = {name: header.index(name) for name in header}
+    seen: set[Path] = set()
+    for line_no, row in enumerate(rows[1:], start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        where = f"{MANIFEST_NAME} line {line_no}"
+        if len(row) != len(header):
+            report.skipped.append(
+                (manifest, f"{where}: {len(row)} fields, header has {len(header)}"))
+            continue
+        try:
+            sample = _parse_row(root, row, col, all(has_box))
+        except ValueError as exc:
+            report.skipped.append((manifest, f"{where}: {exc}"))
+            continue
+        if sample.path in seen:
+            report.skipped.append((sample.path, f"{where}: listed twice"))
+            continue
+        seen.add(sample.path)
+        reason = _file_problem(sample.path, check_images)
+        if reason:
+            report.skipped.append((sample.path, f"{where}: {reason}"))
+        else:
+            report.samples.append(sample)
+    return report
+
+
+def _parse_row(root: Path, row: list[str], col: dict[str, int], has_box: bool) -> Sample:
+    def cell(name: str) -> str:
+        return row[col[name]].strip()
+
+    if not cell("path"):
+        raise ValueError("empty path")
+    path = Path(cell("path"))
+    path = path if path.is_absolute() else root / path
+    grades: dict[Sign, int] = {}
+    for sign in MODEL_SIGNS:
+        text = cell(sign.value)
+        if text:
+            try:
+                grades[sign] = int(parse_grade(text))
+            except ValueError as exc:
+                raise ValueError(f"column {sign.value}: {exc}") from None
+    if not grades:
+        raise ValueError("no sign graded (erythema, excoriation and lichenification all blank)")
+    region = None
+    if cell("region"):
+        try:
+            region = parse_region(cell("region"))
+        except ValueError as exc:
+            raise ValueError(f"column region: {exc}") from None
+    box = None
+    if has_box:
+        texts = [cell(c) for c in BOX_COLUMNS]
+        if any(texts):
+            try:
+                box = tuple(int(float(t)) for t in texts)
+            except ValueError:
+                raise ValueError(f"box columns must be whole numbers, got {texts}") from None
+            if box[2] <= 0 or box[3] <= 0 or box[0] < 0 or box[1] < 0:
+                raise ValueError(f"box {box} must have x, y >= 0 and positive width and height")
+    return Sample(path=path, grades=grades, patient_id=cell("patient_id") or None,
+                  region=region, box=box)  # type: ignore[arg-type]

@@ -1,0 +1,260 @@
+"""A training run directory, and THE image preprocessing every later step reuses.
+
+Layout of RUNDIR (``convert`` and ``python -m trainer evaluate`` read it alone):
+
+    model.keras       best checkpoint (uint8 RGB in, 4 grade probabilities out)
+    config.json       resolved training config: sign, backbone, image_size, head, steps, lr,
+                      batch, weights, seed, data (absolute data root), split (file name), ...
+    split.json        the train/held-out split (trainer.split.Split JSON)
+    metrics.json      trainer.evaluate metrics on the held-out split
+    history.csv       one row per evaluation (step, loss, val_loss, val_accuracy, ...)
+    logs/             TensorBoard event files
+    confusion.png     confusion matrix plot; confusion.json the same numbers
+    ckpt/             resume state: last.keras (weights + optimizer) and state.json
+
+A multi-sign run holds the joint model in RUNDIR and one per-sign run directory in
+RUNDIR/<sign>/ with the same layout, which convert takes like any single-sign run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from device.vocab import NUM_GRADES, Sign, parse_sign
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+CONFIG_FILE = "config.json"
+SPLIT_FILE = "split.json"
+METRICS_FILE = "metrics.json"
+HISTORY_FILE = "history.csv"
+LOGS_DIR = "logs"
+CKPT_DIR = "ckpt"
+CONFUSION_PNG = "confusion.png"
+CONFUSION_JSON = "confusion.json"
+
+#: Files whose presence in the data root marks a generated (never clinical) data set.
+SYNTHETIC_MARKERS = ("SYNTHETIC", "synthetic.json", "synth.json", "SYNTHETIC.txt")
+
+
+class RunError(ValueError):
+    """A run directory is missing a file or holds one that cannot be read."""
+
+
+def load_image(path: Path | str, image_size: int | tuple[int, int],
+               box: tuple[int, int, int, int] | None = None) -> np.ndarray:
+    """Decode an image file to uint8 RGB of ``image_size`` (int for square, or (H, W)).
+
+    The one preprocessing for training, evaluation, calibration and the gate:
+    OpenCV decode, BGR -> RGB, optional lesion ``box`` crop (x, y, w, h; full photos
+    of the manifest layout), resize with INTER_AREA (the device resizes its crops the
+    same way, so train and device pixels agree).
+    """
+    import cv2
+
+    h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
+    if isinstance(path, bytes):  # from tf.numpy_function
+        path = path.decode("utf-8")
+    try:
+        raw = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile: non-ASCII paths work
+    except OSError as exc:
+        raise ValueError(f"{path}: cannot read image file ({exc})") from exc
+    bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
+    if bgr is None:
+        raise ValueError(f"{path}: not a decodable image (JPEG/PNG expected); remove or replace it")
+    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    if box is not None and box[2] > 0 and box[3] > 0:
+        x, y, bw, bh = (int(v) for v in box)
+        x, y = max(x, 0), max(y, 0)
+        rgb = rgb[y:y + bh, x:x + bw]
+        if rgb.size == 0:
+            raise ValueError(f"{path}: lesion box {tuple(box)} lies outside the image; fix the manifest")
+    if rgb.shape[:2] != (h, w):
+        rgb = cv2.resize(rgb, (w, h), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(rgb, dtype=np.uint8)
+
+
+def load_images(samples, image_size: int) -> np.ndarray:
+    """Stack of load_image results for trainer.data.Sample objects (or bare paths),
+    shape (N, size, size, 3) uint8."""
+    out = np.zeros((len(samples), image_size, image_size, 3), np.uint8)
+    for i, s in enumerate(samples):
+        if hasattr(s, "path"):
+            out[i] = load_image(s.path, image_size, s.box)
+        else:
+            out[i] = load_image(s, image_size)
+    return out
+
+
+def is_synthetic(data_root: Path) -> bool:
+    root = Path(data_root)
+    return any((root / name).exists() for name in SYNTHETIC_MARKERS)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic JSON write (a killed run never leaves half a file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    if hasattr(obj, "value"):
+        return obj.value
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def read_json(path: Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RunError(f"{path}: missing; is this a finished training run directory?") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunError(f"{path}: unreadable JSON ({exc})") from exc
+
+
+def grade_counts(samples, sign: Sign) -> list[int]:
+    counts = [0] * NUM_GRADES
+    for s in samples:
+        g = s.grades.get(sign)
+        if g is not None:
+            counts[int(g)] += 1
+    return counts
+
+
+@dataclass
+class Run:
+    dir: Path
+    config: dict
+    data_root: Path | None = None  # overrides config["data"] (data moved since training)
+    _split: Any = field(default=None, repr=False)
+    _samples: Any = field(default=None, repr=False)
+
+    @property
+    def sign(self) -> Sign | None:
+        value = self.config.get("sign")
+        return parse_sign(value) if value else None
+
+    @property
+    def signs(self) -> list[Sign]:
+        if self.config.get("multi_sign"):
+            return [parse_sign(s) for s in self.config["signs"]]
+        return [self.sign]
+
+    @property
+    def backbone(self) -> str:
+        return self.config["backbone"]
+
+    @property
+    def image_size(self) -> int:
+        return int(self.config["image_size"])
+
+    @property
+    def head(self) -> str:
+        return self.config.get("head", "softmax")
+
+    @property
+    def data(self) -> Path:
+        return Path(self.data_root or self.config["data"])
+
+    @property
+    def synthetic(self) -> bool:
+        return bool(self.config.get("synthetic", False))
+
+    def path(self, name: str) -> Path:
+        return self.dir / name
+
+    def load_model(self):
+        import keras
+
+        from trainer.model import CUSTOM_OBJECTS
+
+        path = self.dir / MODEL_FILE
+        if not path.exists():
+            raise RunError(f"{path}: no model; the run did not finish a single evaluation")
+        return keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
+
+    def split(self):
+        from trainer.split import load_split
+
+        if self._split is None:
+            self._split = load_split(self.dir / self.config.get("split", SPLIT_FILE))
+        return self._split
+
+    def _train_val(self):
+        if self._samples is None:
+            from trainer.data import DataError, load_dataset
+            from trainer.split import apply_split
+
+            try:
+                report = load_dataset(self.data, check_images=False)
+            except DataError as exc:
+                raise RunError(f"{self.dir}: cannot read its data at {self.data} ({exc}); "
+                               "pass --data DIR if the data set moved") from exc
+            self._samples = apply_split(report, self.split())
+        return self._samples
+
+    def _for_sign(self, samples):
+        if self.config.get("multi_sign"):
+            return list(samples)
+        from trainer.data import samples_for_sign
+
+        return samples_for_sign(samples, self.sign)
+
+    def train_samples(self) -> list:
+        return self._for_sign(self._train_val()[0])
+
+    def val_samples(self) -> list:
+        return self._for_sign(self._train_val()[1])
+
+    def data_summary(self):
+        import hashlib
+
+        from device.card import TrainingDataSummary
+
+        sign = self.sign or self.signs[0]
+        train, val = self.train_samples(), self.val_samples()
+        split_file = self.dir / self.config.get("split", SPLIT_FILE)
+        digest = hashlib.sha256(split_file.read_bytes()).hexdigest() if split_file.exists() else None
+        return TrainingDataSummary(
+            source="synthetic" if self.synthetic else str(self.config.get("data_source") or self.data),
+            synthetic=self.synthetic,
+            n_train=len(train),
+            n_val=len(val),
+            per_grade_train=grade_counts(train, sign),
+            per_grade_val=grade_counts(val, sign),
+            split_sha256=digest,
+        )
+
+    def metrics(self) -> dict:
+        return read_json(self.dir / METRICS_FILE)
+
+
+def load_run(rundir: Path | str, *, data_root: Path | str | None = None) -> Run:
+    """Reload a run from its directory alone (``data_root`` if the data set moved)."""
+    rundir = Path(rundir).resolve()
+    if not rundir.is_dir():
+        raise RunError(f"{rundir}: not a directory; pass the --out folder of a training run")
+    config = read_json(rundir / CONFIG_FILE)
+    for key in ("backbone", "image_size"):
+        if key not in config:
+            raise RunError(f"{rundir / CONFIG_FILE}: field {key!r} missing")
+    return Run(dir=rundir, config=config, data_root=Path(data_root).resolve() if data_root else None)

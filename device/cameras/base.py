@@ -1,0 +1,133 @@
+"""The camera interface every source implements, its status, and the retry wrapper.
+
+A camera that fails or vanishes must never crash the device: ``RetryingCamera``
+turns any failure into an error status plus a ``CameraError`` for that one
+scan, and reopens the camera once ``retry_seconds`` have passed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+
+class CameraError(RuntimeError):
+    """The camera could not deliver a frame; the message says what to check."""
+
+
+class CameraState(str, Enum):
+    CLOSED = "closed"
+    OK = "ok"
+    ERROR = "error"
+
+
+@dataclass
+class CameraStatus:
+    state: CameraState = CameraState.CLOSED
+    message: str = ""
+    frames: int = 0
+    failures: int = 0
+    since: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict:
+        return {"state": self.state.value, "message": self.message, "frames": self.frames,
+                "failures": self.failures, "since": self.since}
+
+
+@runtime_checkable
+class Camera(Protocol):
+    """A source of RGB uint8 frames (H, W, 3)."""
+
+    status: CameraStatus
+
+    def open(self) -> None: ...
+
+    def read(self) -> np.ndarray: ...
+
+    def close(self) -> None: ...
+
+
+def as_rgb_frame(frame: object, origin: str) -> np.ndarray:
+    """Check a frame is uint8 (H, W, 3); drop an alpha/padding channel if present."""
+    arr = np.asarray(frame)
+    if arr.ndim == 3 and arr.shape[2] == 4:
+        arr = arr[..., :3]
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or min(arr.shape[:2]) < 1:
+        raise CameraError(f"{origin} gave a frame of shape {arr.shape} {arr.dtype}, "
+                          "not an RGB uint8 image")
+    return np.ascontiguousarray(arr)
+
+
+class RetryingCamera:
+    """Wraps a camera: opens it lazily, reports failures as status, reopens after a pause.
+
+    ``clock`` and the wrapped camera are injectable so tests need no sleeping.
+    """
+
+    def __init__(self, camera: Camera, *, retry_seconds: float = 2.0,
+                 clock: Callable[[], float] = time.monotonic, name: str | None = None) -> None:
+        self.camera = camera
+        self.retry_seconds = retry_seconds
+        self.clock = clock
+        self.name = name or type(camera).__name__
+        self.status = CameraStatus()
+        self._open = False
+        self._next_try = 0.0
+
+    def _fail(self, exc: BaseException, during: str) -> CameraError:
+        self.status.state = CameraState.ERROR
+        self.status.failures += 1
+        self.status.message = (f"{self.name}: {during} failed ({exc}); retrying in "
+                               f"{self.retry_seconds:g} s. Check the cable and that no other "
+                               "program uses the camera")
+        self.status.since = time.time()
+        self._next_try = self.clock() + self.retry_seconds
+        log.warning("%s", self.status.message)
+        try:
+            self.camera.close()
+        except Exception as close_exc:  # a vanished camera often fails to close too
+            log.debug("%s: close after failure also failed: %s", self.name, close_exc)
+        self._open = False
+        return CameraError(self.status.message)
+
+    def open(self) -> None:
+        if self._open:
+            return
+        wait = self._next_try - self.clock()
+        if wait > 0:
+            raise CameraError(f"{self.status.message or self.name + ': unavailable'} "
+                              f"(next try in {wait:.1f} s)")
+        try:
+            self.camera.open()
+        except Exception as exc:
+            raise self._fail(exc, "open") from exc
+        self._open = True
+        self.status.state = CameraState.OK
+        self.status.message = f"{self.name}: open"
+        self.status.since = time.time()
+
+    def read(self) -> np.ndarray:
+        self.open()
+        try:
+            frame = as_rgb_frame(self.camera.read(), self.name)
+        except Exception as exc:
+            raise self._fail(exc, "capture") from exc
+        self.status.frames += 1
+        return frame
+
+    def close(self) -> None:
+        if self._open:
+            try:
+                self.camera.close()
+            finally:
+                self._open = False
+        self.status.state = CameraState.CLOSED
+        self.status.message = f"{self.name}: closed"

@@ -1,0 +1,68 @@
+"""A camera that cycles through the image files of a folder (demo and tests)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from device.cameras.base import CameraError, CameraState, CameraStatus
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+
+
+def read_rgb(path: Path) -> np.ndarray | None:
+    """Decode an image file to RGB uint8, or None when it is not a readable image."""
+    data = np.fromfile(str(path), dtype=np.uint8)
+    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
+    if image is None:
+        return None
+    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+
+
+class FolderCamera:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.status = CameraStatus()
+        self.last_path: Path | None = None
+        self._files: list[Path] = []
+        self._next = 0
+
+    def _scan_folder(self) -> None:
+        if not self.folder.is_dir():
+            raise CameraError(f"camera folder {self.folder} does not exist; set camera.folder")
+        self._files = sorted(p for p in self.folder.rglob("*")
+                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        if not self._files:
+            raise CameraError(f"camera folder {self.folder} holds no images "
+                              f"({', '.join(IMAGE_SUFFIXES)})")
+        self._next = 0
+
+    def open(self) -> None:
+        self._scan_folder()
+        self.status.state = CameraState.OK
+        log.info("folder camera: %d images in %s", len(self._files), self.folder)
+
+    def read(self) -> np.ndarray:
+        if not self._files:
+            self._scan_folder()
+        for _ in range(len(self._files)):
+            if self._next >= len(self._files):
+                self._scan_folder()  # the folder may have changed; pick up new files
+            path = self._files[self._next]
+            self._next += 1
+            image = read_rgb(path) if path.is_file() else None
+            if image is None:
+                log.warning("folder camera: skipping %s (not a readable image)", path)
+                continue
+            self.last_path = path
+            self.status.frames += 1
+            return image
+        raise CameraError(f"camera folder {self.folder}: none of its images could be read")
+
+    def close(self) -> None:
+        self.status.state = CameraState.CLOSED

@@ -1,0 +1,89 @@
+"""Model cards (device/card.py) for converted models: what the device needs to
+feed the model, and every figure the converter measured about it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from pathlib import Path
+from typing import Any
+
+import device
+from device.card import ModelCard, TrainingDataSummary
+from device.pack import sha256_file
+from device.vocab import Sign
+
+log = logging.getLogger(__name__)
+
+SYNTHETIC_NOTE = "measured on synthetic images: not clinical accuracy"
+
+
+def card_path_for(tflite_path: Path) -> Path:
+    """``DIR/erythema.tflite`` -> ``DIR/erythema.card.json``."""
+    tflite_path = Path(tflite_path)
+    return tflite_path.with_name(tflite_path.stem + ".card.json")
+
+
+def _tag(metrics: dict[str, Any], synthetic: bool, source: str) -> dict[str, Any]:
+    out = dict(metrics, split="held-out (val)", source=source)
+    if synthetic:
+        out["note"] = SYNTHETIC_NOTE
+    return out
+
+
+def build_card(
+    *,
+    sign: Sign,
+    tflite_path: Path,
+    image_size: int | tuple[int, int],
+    mode: str,
+    backbone: str,
+    head: str,
+    training_data: TrainingDataSummary,
+    gate: dict[str, Any],
+    metrics_keras: dict[str, Any],
+    metrics_tflite: dict[str, Any],
+    latency: dict[str, Any],
+    run_dir: Path | None = None,
+) -> ModelCard:
+    """The card for a converted file (sha256 and size read from the file itself)."""
+    tflite_path = Path(tflite_path)
+    h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
+    synthetic = training_data.synthetic
+    gate = dict(gate)
+    if run_dir is not None:
+        gate["run_dir"] = str(run_dir)
+    return ModelCard(
+        sign=sign,
+        input_size=(int(h), int(w)),
+        quantization=mode,
+        backbone=backbone,
+        head=head,
+        training_data=training_data,
+        metrics_keras=_tag(metrics_keras, synthetic, "keras"),
+        metrics_tflite=_tag(metrics_tflite, synthetic, "tflite via device.interpreter.GradeModel"),
+        gate=gate,
+        latency=latency,
+        sha256=sha256_file(tflite_path),
+        file_size=tflite_path.stat().st_size,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        software_version=device.__version__,
+    )
+
+
+def find_converted(directory: Path) -> tuple[Path, ModelCard] | None:
+    """A converted model folder (``convert model --out DIR``): its one .tflite and
+    card, or None when the folder holds no card (then it is a training run)."""
+    from device.card import load_card
+
+    directory = Path(directory)
+    cards = sorted(directory.glob("*.card.json"))
+    if not cards:
+        return None
+    if len(cards) > 1:
+        raise ValueError(f"{directory}: holds {len(cards)} model cards; give the folder of one model")
+    card = load_card(cards[0])
+    tflite = cards[0].with_name(cards[0].name[: -len(".card.json")] + ".tflite")
+    if not tflite.is_file():
+        raise ValueError(f"{cards[0]}: its model {tflite.name} is missing beside it")
+    return tflite, card

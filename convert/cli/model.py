@@ -1,0 +1,171 @@
+"""``python -m convert model RUNDIR --mode MODE --out DIR``: one training run to a
+gated TFLite model with its card (DIR/<sign>.tflite, DIR/<sign>.card.json).
+
+The gate runs the TFLite file through the device's interpreter wrapper on the
+run's held-out split beside the Keras model. A failing gate prints the table,
+writes no model and exits 1. ``--fallback`` tries int8, dynamic, float16 in turn.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device.card import ModelCard, save_card
+from device.cliutil import UserError
+
+log = logging.getLogger(__name__)
+
+MODES = ("int8", "dynamic", "float16", "float32")
+
+
+@dataclass
+class Outcome:
+    """What ``convert_run`` did: the kept model (None when every mode failed) and
+    the gate of each mode tried, in order."""
+
+    tflite: Path | None
+    card: ModelCard | None
+    gates: list[Any] = field(default_factory=list)  # convert.gate.GateResult
+    errors: dict[str, str] = field(default_factory=dict)  # mode -> conversion error
+
+
+def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by ``convert model`` and ``convert pack``."""
+    parser.add_argument("--mode", choices=MODES, default="int8", help="quantization (default int8)")
+    parser.add_argument("--fallback", action="store_true",
+                        help="try int8, then dynamic, then float16; keep the first that passes")
+    parser.add_argument("--calib-n", type=int, default=200, metavar="N",
+                        help="training images to calibrate int8 on (default 200)")
+    parser.add_argument("--max-acc-drop", type=float, default=1.0, metavar="POINTS",
+                        help="fail when accuracy drops more than this (default 1.0 point)")
+    parser.add_argument("--min-agreement", type=float, default=0.98, metavar="FRACTION",
+                        help="fail when top-1 agreement with Keras is under this (default 0.98)")
+    parser.add_argument("--max-recall-drop", type=float, default=3.0, metavar="POINTS",
+                        help="fail when any grade's recall drops more than this (default 3.0)")
+    parser.add_argument("--bench-runs", type=int, default=50, metavar="N",
+                        help="timed runs for the latency figures (default 50)")
+    parser.add_argument("--threads", type=int, default=2, help="interpreter threads (device default 2)")
+    parser.add_argument("--data", type=Path, default=None,
+                        help="data root, when the data set moved since training")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("rundir", type=Path, help="training run folder (python -m trainer train --out)")
+    parser.add_argument("--out", type=Path, required=True, help="folder for <sign>.tflite and its card")
+    add_gate_arguments(parser)
+
+
+def modes_to_try(mode: str, fallback: bool) -> list[str]:
+    from convert.tflite import FALLBACK_ORDER
+
+    if not fallback:
+        return [mode]
+    order = list(FALLBACK_ORDER)
+    return order[order.index(mode):] if mode in order else [mode]
+
+
+def thresholds_from(args: argparse.Namespace):
+    from convert.gate import GateThresholds
+
+    if not 0 <= args.min_agreement <= 1:
+        raise UserError(f"--min-agreement {args.min_agreement} must be a fraction 0-1, e.g. 0.98")
+    return GateThresholds(max_acc_drop=args.max_acc_drop, min_agreement=args.min_agreement,
+                          max_recall_drop=args.max_recall_drop)
+
+
+def open_run(rundir: Path, data: Path | None = None):
+    from trainer.run import RunError, load_run
+
+    try:
+        run = load_run(rundir, data_root=data)
+    except RunError as exc:
+        raise UserError(str(exc)) from exc
+    if run.sign is None:
+        raise UserError(f"{rundir}: a multi-sign run; pass one of its per-sign folders "
+                        f"({', '.join(str(rundir / s.value) for s in run.signs)})")
+    return run
+
+
+def convert_run(run: Any, out_dir: Path, *, modes: Sequence[str], thresholds: Any,
+                calib_n: int = 200, bench_runs: int = 50, threads: int = 2,
+                echo: Any = print) -> Outcome:
+    """Convert ``run`` (trainer.run.Run) in each of ``modes`` until one passes the gate;
+    write that one and its card into ``out_dir``. ``echo`` receives the gate tables."""
+    from convert.cards import build_card, card_path_for
+    from convert.gate import evaluate_gate, predict_keras, predict_tflite
+    from convert.latency import format_latency, measure
+    from convert.tflite import ConversionError, calibration_images, convert_keras, write_tflite
+    from device.interpreter import GradeModel
+    from trainer.run import load_images
+
+    sign = run.sign
+    model = run.load_model()
+    val = run.val_samples()
+    if not val:
+        raise UserError(f"{run.dir}: the held-out split is empty; the gate has nothing to compare on")
+    summary = run.data_summary()
+    log.info("%s: loading %d held-out images at %d px", run.dir.name, len(val), run.image_size)
+    images = load_images([s.path for s in val], run.image_size)
+    y_true = [int(s.grades[sign]) for s in val]
+    keras_probs = predict_keras(model, images)
+    outcome = Outcome(tflite=None, card=None)
+    calib = None
+    with tempfile.TemporaryDirectory(prefix="convert-") as tmp:
+        for mode in modes:
+            if mode == "int8" and calib is None:
+                calib = calibration_images(run.train_samples(), run.image_size, n=calib_n,
+                                           seed=int(run.config.get("seed", 0)))
+            log.info("%s: converting to %s", sign.value, mode)
+            try:
+                flat = convert_keras(model, mode, calibration=calib if mode == "int8" else None)
+            except ConversionError as exc:
+                outcome.errors[mode] = str(exc)
+                echo(f"{sign.value} {mode}: conversion failed: {exc}")
+                continue
+            candidate = write_tflite(flat, Path(tmp) / f"{sign.value}.{mode}.tflite")
+            grade_model = GradeModel(candidate, threads=threads)
+            gate = evaluate_gate(y_true, keras_probs, predict_tflite(grade_model, images),
+                                 mode=mode, thresholds=thresholds)
+            outcome.gates.append(gate)
+            echo(gate.table(synthetic=summary.synthetic))
+            if not gate.passed:
+                continue
+            latency = measure(candidate, model, images[0], runs=bench_runs, threads=threads)
+            echo(format_latency(latency))
+            gate_info = gate.to_dict()
+            gate_info["tried_before"] = [g.to_dict() for g in outcome.gates[:-1]]
+            gate_info["conversion_errors"] = dict(outcome.errors)
+            gate_info["calibration_images"] = len(calib) if mode == "int8" else 0
+            final = write_tflite(flat, Path(out_dir) / f"{sign.value}.tflite")
+            card = build_card(
+                sign=sign, tflite_path=final, image_size=run.image_size, mode=mode,
+                backbone=run.backbone, head=run.head, training_data=summary, gate=gate_info,
+                metrics_keras=gate.metrics_keras, metrics_tflite=gate.metrics_tflite,
+                latency=latency, run_dir=run.dir,
+            )
+            save_card(card, card_path_for(final))
+            outcome.tflite, outcome.card = final, card
+            return outcome
+    return outcome
+
+
+def run(args: argparse.Namespace) -> int:
+    thresholds = thresholds_from(args)
+    the_run = open_run(args.rundir, args.data)
+    modes = modes_to_try(args.mode, args.fallback)
+    outcome = convert_run(the_run, args.out, modes=modes, thresholds=thresholds,
+                          calib_n=args.calib_n, bench_runs=args.bench_runs, threads=args.threads)
+    if outcome.tflite is None:
+        print(f"no model written: {', '.join(modes)} failed the gate or conversion "
+              f"(thresholds can be changed with --max-acc-drop, --min-agreement, --max-recall-drop)")
+        return 1
+    card = outcome.card
+    print(f"wrote {outcome.tflite} ({card.file_size} bytes, {card.quantization}) and its card "
+          f"{outcome.tflite.with_name(outcome.tflite.stem + '.card.json')}")
+    return 0

@@ -1,0 +1,131 @@
+"""Keras -> TFLite, one function per quantization mode.
+
+Only TFLite built-in ops are allowed (``TFLITE_BUILTINS``, or ``TFLITE_BUILTINS_INT8``
+for full-integer): the device's LiteRT interpreter has no Flex delegate, so a model
+needing ``SELECT_TF_OPS`` would load on the workstation and fail on the Pi. Every
+produced file is loaded in ``ai_edge_litert`` and its op list checked before it is
+accepted.
+
+Modes (``device.card.Quantization``):
+  float32  no optimisation; the reference.
+  float16  weights stored as float16, computed in float32 on CPU.
+  dynamic  weights int8, activations quantized on the fly; float input/output.
+  int8     full integer, calibrated on training images; uint8 input and output.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+MODES: tuple[str, ...] = ("int8", "dynamic", "float16", "float32")
+#: ``--fallback``: the smallest model that passes the gate wins.
+FALLBACK_ORDER: tuple[str, ...] = ("int8", "dynamic", "float16")
+DEFAULT_CALIB_N = 200
+
+
+class ConversionError(RuntimeError):
+    """The converter failed or produced a file the device could not run."""
+
+
+def check_mode(mode: str) -> str:
+    if mode not in MODES:
+        raise ValueError(f"unknown quantization mode {mode!r}; choose one of {', '.join(MODES)}")
+    return mode
+
+
+def calibration_images(samples: Sequence[Any], image_size: int, *, n: int = DEFAULT_CALIB_N,
+                       seed: int = 0) -> np.ndarray:
+    """A shuffled sample of ``n`` training images, preprocessed exactly as at inference
+    (``trainer.run.load_image``), as a uint8 array (n, size, size, 3)."""
+    from trainer.run import load_images
+
+    if not samples:
+        raise ValueError("the run's training split is empty: nothing to calibrate int8 on")
+    order = np.random.default_rng(seed).permutation(len(samples))[:n]
+    return load_images([samples[i].path for i in order], image_size)
+
+
+def convert_keras(model: Any, mode: str, *, calibration: Iterable[np.ndarray] | None = None) -> bytes:
+    """TFLite flatbuffer bytes of ``model`` in ``mode``.
+
+    ``calibration`` (int8 only): uint8 images (H, W, 3) at the model's input size.
+    """
+    import tensorflow as tf
+
+    check_mode(mode)
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    if mode != "float32":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "float16":
+        conv.target_spec.supported_types = [tf.float16]
+    if mode == "int8":
+        images = [np.asarray(x, np.uint8) for x in (calibration if calibration is not None else [])]
+        if not images:
+            raise ValueError("int8 needs calibration images (a sample of the training split)")
+        dtype = np.dtype(model.inputs[0].dtype)
+
+        def representative():
+            for img in images:
+                yield [img[None].astype(dtype)]
+
+        conv.representative_dataset = representative
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.uint8
+        conv.inference_output_type = tf.uint8
+    try:
+        flat = conv.convert()
+    except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
+        raise ConversionError(
+            f"TFLite conversion ({mode}) failed: {str(exc).splitlines()[0] if str(exc) else exc}; "
+            "the model uses an op with no TFLite built-in kernel"
+            + (" for full-integer; try --mode dynamic or --fallback" if mode == "int8" else "")
+        ) from exc
+    check_builtins_only(flat, mode)
+    return flat
+
+
+def op_names(flat: bytes) -> list[str]:
+    """Op names of a TFLite flatbuffer, as ``ai_edge_litert`` reports them."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    try:
+        interp = Interpreter(model_content=flat)
+        interp.allocate_tensors()
+    except Exception as exc:
+        raise ConversionError(f"the produced TFLite model does not load in ai_edge_litert ({exc})") from exc
+    return [str(op["op_name"]) for op in interp._get_ops_details()]
+
+
+def check_builtins_only(flat: bytes, mode: str) -> None:
+    """Refuse a file with Flex/custom ops, or (int8) with non-uint8 input/output."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    names = op_names(flat)
+    bad = sorted({n for n in names if n.startswith("Flex") or n in ("CUSTOM", "DELEGATE")})
+    if bad:
+        raise ConversionError(f"the {mode} model needs ops the device lacks: {', '.join(bad)}")
+    interp = Interpreter(model_content=flat)
+    ins, outs = interp.get_input_details(), interp.get_output_details()
+    if mode == "int8":
+        kinds = {np.dtype(d["dtype"]) for d in ins + outs}
+        if kinds != {np.dtype(np.uint8)}:
+            raise ConversionError(f"int8 model has input/output dtypes {sorted(map(str, kinds))}, not uint8")
+    log.debug("%s model: %d ops (%s)", mode, len(names), ", ".join(sorted(set(names))))
+
+
+def write_tflite(flat: bytes, path: Path) -> Path:
+    """Atomic write (temp file + rename) so a reader never sees half a model."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_bytes(flat)
+    tmp.replace(path)
+    return path

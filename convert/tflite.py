@@ -15,6 +15,8 @@ Modes (``device.card.Quantization``):
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -81,7 +83,9 @@ def convert_keras(model: Any, mode: str, *, calibration: Iterable[np.ndarray] | 
         conv.inference_input_type = tf.uint8
         conv.inference_output_type = tf.uint8
     try:
-        flat = conv.convert()
+        # The converter prints its SavedModel export to stdout; keep the CLI output readable.
+        with contextlib.redirect_stdout(io.StringIO()):
+            flat = conv.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
         raise ConversionError(
             f"TFLite conversion ({mode}) failed: {str(exc).splitlines()[0] if str(exc) else exc}; "
@@ -93,15 +97,22 @@ def convert_keras(model: Any, mode: str, *, calibration: Iterable[np.ndarray] | 
 
 
 def op_names(flat: bytes) -> list[str]:
-    """Op names of a TFLite flatbuffer, as ``ai_edge_litert`` reports them."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Op names of a TFLite flatbuffer, as ``ai_edge_litert`` reports them.
+
+    Loaded twice: as the device loads it (default delegates: a Flex op fails here),
+    and without delegates, because XNNPACK would otherwise hide the ops it takes
+    over behind one ``DELEGATE`` node.
+    """
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
     try:
-        interp = Interpreter(model_content=flat)
-        interp.allocate_tensors()
+        Interpreter(model_content=flat).allocate_tensors()
+        plain = Interpreter(model_content=flat,
+                            experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+        plain.allocate_tensors()
     except Exception as exc:
         raise ConversionError(f"the produced TFLite model does not load in ai_edge_litert ({exc})") from exc
-    return [str(op["op_name"]) for op in interp._get_ops_details()]
+    return [str(op["op_name"]) for op in plain._get_ops_details()]
 
 
 def check_builtins_only(flat: bytes, mode: str) -> None:

@@ -19,23 +19,29 @@ def render_skin_frame(rng: np.random.Generator, width: int, height: int
                       ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """One RGB frame of skin with a lesion; returns (frame, lesion box x, y, w, h)."""
     tone = rng.uniform(0.0, 1.0)  # 0 light .. 1 darker skin
-    base = np.array([232, 190, 160]) * (1 - tone) + np.array([150, 100, 70]) * tone
-    yy, xx = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = (np.array([232, 190, 160]) * (1 - tone) + np.array([150, 100, 70]) * tone)
+    yy = np.arange(height, dtype=np.float32)[:, None]
+    xx = np.arange(width, dtype=np.float32)[None, :]
     shade = 1.0 + 0.08 * np.sin(xx / width * 3.1 + rng.uniform(0, 6)) * np.cos(yy / height * 2.3)
-    frame = base[None, None, :] * shade[..., None]
-    frame += rng.normal(0, 5.0, frame.shape)  # pores and sensor noise: a sharp photo
+    frame = base.astype(np.float32)[None, None, :] * shade[..., None]
+    # pores and sensor noise, so the photo is as sharp as a real one
+    frame += rng.normal(0, 5.0, (height, width, 1)).astype(np.float32)
     side = int(min(width, height) * rng.uniform(0.25, 0.4))
     x = int(rng.integers(0, max(1, width - side)))
     y = int(rng.integers(0, max(1, height - side)))
+    # The lesion touches only its own neighbourhood: draw it there.
+    pad = side // 2
+    x0, y0 = max(0, x - pad), max(0, y - pad)
+    x1, y1 = min(width, x + side + pad), min(height, y + side + pad)
+    ly, lx = yy[y0:y1], xx[:, x0:x1]
     cx, cy = x + side / 2, y + side / 2
-    r = ((xx - cx) / (side / 2)) ** 2 + ((yy - cy) / (side / 2.2)) ** 2
+    r = ((lx - cx) / (side / 2)) ** 2 + ((ly - cy) / (side / 2.2)) ** 2
     mask = np.clip(1.2 - r, 0, 1)[..., None]
     severity = rng.uniform(0.4, 1.0)
-    red = np.array([-5, -60, -50]) * severity
-    frame += mask * red
-    # Skin lines (lichenification-like texture) inside the lesion.
-    lines = np.sin((xx * 0.7 + yy * 0.7) / max(2.0, side / 30)) * 12 * severity
-    frame += mask * lines[..., None]
+    red = (np.array([-5, -60, -50]) * severity).astype(np.float32)
+    # skin lines (lichenification-like texture) inside the lesion
+    lines = np.sin((lx * 0.7 + ly * 0.7) / max(2.0, side / 30)) * 12 * severity
+    frame[y0:y1, x0:x1] += mask * (red + lines[..., None])
     frame = np.clip(frame, 0, 255).astype(np.uint8)
     return frame, (x, y, side, side)
 

@@ -1,0 +1,64 @@
+"""Per-stage scan timings: median and p90 of each stage over N scans, and the share
+of the scan spent in model invoke (the rest is capture, checks, crop and resize)."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from device.pipeline import STAGES, ScanError, Scanner
+
+log = logging.getLogger(__name__)
+
+
+def run_bench(scanner: Scanner, n: int = 50, *, image: np.ndarray | None = None,
+              warmup: int = 3) -> dict:
+    """Scan ``n`` times (camera frames, or ``image`` each time) and summarise the timings."""
+    for _ in range(warmup):  # first invokes allocate and page in the weights
+        scanner.scan(image)
+    rows: list[dict[str, float]] = []
+    rejected = 0
+    for _ in range(n):
+        result = scanner.scan(image)
+        if not result.graded:
+            rejected += 1
+            continue
+        rows.append(result.timings_ms)
+    if not rows:
+        raise ScanError(f"all {n} bench scans failed the quality check; bench with an image "
+                        "that passes it (--image)")
+    stages = {}
+    for stage in STAGES:
+        values = np.array([r[stage] for r in rows])
+        stages[stage] = {"median": float(np.median(values)),
+                         "p90": float(np.percentile(values, 90)),
+                         "mean": float(values.mean())}
+    invoke_share = sum(r["invoke"] for r in rows) / max(1e-9, sum(r["total"] for r in rows))
+    models = scanner.models
+    return {
+        "n": len(rows), "rejected_by_quality": rejected, "stages_ms": stages,
+        "invoke_share": invoke_share,
+        "pack_version": models.pack_version if models else None,
+        "models": {sm.sign.value: {"input_size": list(sm.model.input_size),
+                                   "backend": sm.model.backend, "threads": sm.model.threads,
+                                   "quantization": sm.card.quantization,
+                                   "backbone": sm.card.backbone}
+                   for sm in models} if models else {},
+    }
+
+
+def format_bench(report: dict) -> str:
+    lines = [f"{'stage':<10}{'median ms':>12}{'p90 ms':>12}"]
+    for stage, s in report["stages_ms"].items():
+        lines.append(f"{stage:<10}{s['median']:>12.2f}{s['p90']:>12.2f}")
+    lines.append(f"model invoke share of the scan: {report['invoke_share']:.1%} "
+                 f"({report['n']} scans, pack {report['pack_version']})")
+    for sign, m in report["models"].items():
+        lines.append(f"  {sign}: {m['backbone']} {m['quantization']} "
+                     f"{m['input_size'][0]}x{m['input_size'][1]}, {m['backend']}, "
+                     f"{m['threads']} threads")
+    if report["rejected_by_quality"]:
+        lines.append(f"{report['rejected_by_quality']} scans failed the quality check "
+                     "and were left out")
+    return "\n".join(lines)

@@ -1,0 +1,124 @@
+"""The installed pack's models, loaded once: one GradeModel (interpreter) per sign.
+
+A pack directory is an extracted, verified pack (layout in device/pack.py):
+``manifest.json`` plus ``models/<sign>.tflite`` and ``models/<sign>.card.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from device.card import CardError, ModelCard, load_card
+from device.interpreter import GradeModel, InterpreterError
+from device.pack import MANIFEST_NAME, PackManifest, safe_member_name, sha256_file
+from device.vocab import MODEL_SIGNS, Sign
+
+log = logging.getLogger(__name__)
+
+
+class ModelSetError(RuntimeError):
+    """The pack directory cannot be loaded; the message names the file and what to do."""
+
+
+@dataclass
+class SignModel:
+    sign: Sign
+    model: GradeModel
+    card: ModelCard
+    path: Path
+
+
+class ModelSet:
+    """One loaded model per sign of an installed pack."""
+
+    def __init__(self, models: dict[Sign, SignModel], *, pack_version: str,
+                 pack_dir: Path | None = None, manifest: PackManifest | None = None) -> None:
+        if not models:
+            raise ModelSetError("a model set needs at least one model")
+        self.models = models
+        self.pack_version = pack_version
+        self.pack_dir = pack_dir
+        self.manifest = manifest
+
+    @property
+    def signs(self) -> tuple[Sign, ...]:
+        return tuple(s for s in MODEL_SIGNS if s in self.models)
+
+    def __getitem__(self, sign: Sign) -> SignModel:
+        return self.models[sign]
+
+    def __iter__(self):
+        return iter(self.models[s] for s in self.signs)
+
+    @classmethod
+    def from_pack_dir(cls, pack_dir: Path | str, threads: int = 2, *,
+                      check_sha256: bool = True) -> ModelSet:
+        pack_dir = Path(pack_dir)
+        manifest = read_manifest(pack_dir)
+        models: dict[Sign, SignModel] = {}
+        for sign, entry in manifest.models.items():
+            for member in (entry.model, entry.card):
+                if not safe_member_name(member):
+                    raise ModelSetError(f"{pack_dir / MANIFEST_NAME}: unsafe path {member!r}")
+            model_path, card_path = pack_dir / entry.model, pack_dir / entry.card
+            try:
+                card = load_card(card_path)
+            except CardError as exc:
+                raise ModelSetError(f"{exc}; reinstall the pack (python -m device flash)") from exc
+            if card.sign is not sign:
+                raise ModelSetError(f"{card_path}: card grades {card.sign.value} but the manifest "
+                                    f"lists it for {sign.value}")
+            if check_sha256 and model_path.is_file() and sha256_file(model_path) != card.sha256:
+                raise ModelSetError(f"{model_path}: sha256 differs from its card; the file is "
+                                    "damaged. Reinstall the pack or roll back")
+            try:
+                model = GradeModel(model_path, threads=threads)
+            except InterpreterError as exc:
+                raise ModelSetError(str(exc)) from exc
+            if tuple(model.input_size) != tuple(card.input_size):
+                raise ModelSetError(f"{model_path}: input {model.input_size} differs from its "
+                                    f"card's input_size {tuple(card.input_size)}")
+            models[sign] = SignModel(sign, model, card, model_path)
+        missing = [s.value for s in MODEL_SIGNS if s not in models]
+        if missing:
+            log.warning("pack %s has no model for %s; those signs are not graded",
+                        manifest.pack_version, ", ".join(missing))
+        log.info("loaded pack %s from %s (%s, %d threads)", manifest.pack_version, pack_dir,
+                 ", ".join(s.value for s in models), threads)
+        return cls(models, pack_version=manifest.pack_version, pack_dir=pack_dir,
+                   manifest=manifest)
+
+
+def read_manifest(pack_dir: Path) -> PackManifest:
+    path = Path(pack_dir) / MANIFEST_NAME
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelSetError(f"{path}: no pack manifest; is {pack_dir} an installed pack? "
+                            "Install one with: python -m device flash PACK") from exc
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelSetError(f"{path}: unreadable pack manifest ({exc})") from exc
+    try:
+        return PackManifest.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
+                             for e in exc.errors())
+        raise ModelSetError(f"{path}: invalid pack manifest: {problems}") from exc
+
+
+def current_pack_dir(packs_dir: Path) -> Path | None:
+    """The installed pack in use: device.install's answer when that module exists,
+    else the ``<packs_dir>/current`` link."""
+    try:
+        from device.install import current_pack_dir as installed
+    except ImportError:
+        installed = None
+    if installed is not None:
+        return installed(Path(packs_dir))
+    current = Path(packs_dir) / "current"
+    return current.resolve() if current.exists() else None

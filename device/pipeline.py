@@ -1,0 +1,219 @@
+"""The scan pipeline: capture -> quality -> crop -> resize -> grade each sign.
+
+``Scanner.scan`` returns a ``ScanResult``; a failed quality check returns the
+reasons and grades nothing. Errors a person must act on are raised as
+``ScanError`` (bad image, no pack installed) or ``device.cameras.CameraError``.
+
+Review rule (per sign; the scan needs review when any sign does). With p the
+four grade probabilities and t = argmax p:
+  1. unsure:  p[t] < grading.review_min_top_prob;
+  2. split:   sum of p[g] over grades |g - t| >= 2 is >= grading.review_max_far_mass,
+     i.e. the model also backs a grade that is not a neighbour of its answer
+     (e.g. 0.55 "none" with 0.35 "moderate"), which a grader would not do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import device
+from device.cameras.base import Camera
+from device.config import CropMode, DeviceConfig, GradingConfig
+from device.crop import CropError, CropResult, choose_crop, cut
+from device.models import ModelSet
+from device.quality import QualityReport, check_quality
+from device.vocab import Grade, Sign
+
+log = logging.getLogger(__name__)
+
+#: Largest image accepted, in pixels (a 48 MP phone photo fits; bigger is a mistake).
+MAX_IMAGE_PIXELS = 64_000_000
+STAGES = ("capture", "quality", "crop", "resize", "invoke", "total")
+
+
+class ScanError(ValueError):
+    """A scan could not run: a bad image or no model pack. The message says what to do."""
+
+
+@dataclass
+class SignResult:
+    sign: Sign
+    grade: Grade
+    probs: list[float]
+    review: bool
+    review_reasons: list[str] = field(default_factory=list)
+    invoke_ms: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"grade": int(self.grade), "label": self.grade.label,
+                "probs": [round(p, 4) for p in self.probs], "review": self.review,
+                "review_reasons": list(self.review_reasons),
+                "invoke_ms": round(self.invoke_ms, 3)}
+
+
+@dataclass
+class ScanResult:
+    quality: QualityReport
+    crop: CropResult | None
+    signs: dict[Sign, SignResult]
+    timings_ms: dict[str, float]
+    pack_version: str | None
+    image_size: tuple[int, int]
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc)
+                         .isoformat(timespec="seconds"))
+    #: The frame and the crop (RGB uint8), for the store and the dashboard; not in to_dict.
+    image: np.ndarray | None = field(default=None, repr=False)
+    crop_image: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def graded(self) -> bool:
+        return bool(self.signs)
+
+    @property
+    def review(self) -> bool:
+        return any(s.review for s in self.signs.values())
+
+    def grades(self) -> dict[Sign, Grade]:
+        return {sign: s.grade for sign, s in self.signs.items()}
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.quality.ok and self.graded,
+            "graded": self.graded,
+            "review": self.review,
+            "pack_version": self.pack_version,
+            "software_version": device.__version__,
+            "created": self.created,
+            "image_size": list(self.image_size),
+            "quality": self.quality.to_dict(),
+            "crop": self.crop.to_dict() if self.crop else None,
+            "grades": {sign.value: s.to_dict() for sign, s in self.signs.items()},
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+
+
+def review_reasons(probs: np.ndarray, grading: GradingConfig) -> list[str]:
+    """Why a sign's probabilities need a person's review (empty: none); see module doc."""
+    top = int(np.argmax(probs))
+    reasons = []
+    if probs[top] < grading.review_min_top_prob:
+        reasons.append(f"unsure: top probability {probs[top]:.2f} < "
+                       f"{grading.review_min_top_prob:g}")
+    far = float(sum(p for g, p in enumerate(probs) if abs(g - top) >= 2))
+    if far >= grading.review_max_far_mass:
+        reasons.append(f"split: {far:.2f} of the probability is on grades two or more "
+                       f"steps from {Grade(top).label}")
+    return reasons
+
+
+def check_image(image: np.ndarray, origin: str = "image") -> np.ndarray:
+    """Accept an RGB (or RGBA: alpha dropped) uint8 image; refuse the rest clearly."""
+    arr = np.asarray(image)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
+        raise ScanError(f"{origin} is greyscale; the signs are graded from colour (erythema "
+                        "is redness), so use a colour photo")
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ScanError(f"{origin} has shape {arr.shape}; expected a colour image (H, W, 3)")
+    if arr.dtype != np.uint8:
+        raise ScanError(f"{origin} has {arr.dtype} pixels; expected 8-bit colour (uint8)")
+    h, w = arr.shape[:2]
+    if h * w > MAX_IMAGE_PIXELS:
+        raise ScanError(f"{origin} is {w}x{h} ({h * w / 1e6:.0f} MP); the largest accepted is "
+                        f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP. Resize it first")
+    if min(h, w) < 8:
+        raise ScanError(f"{origin} is only {w}x{h} pixels; use a real photo of the lesion")
+    return np.ascontiguousarray(arr[..., :3])
+
+
+def load_image_file(path: Path | str) -> np.ndarray:
+    """Read an image file to RGB uint8, or raise ScanError saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ScanError(f"{path}: no such image file")
+    data = np.fromfile(str(path), dtype=np.uint8)
+    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if decoded is None:
+        raise ScanError(f"{path}: not a readable image (corrupt, empty or an unknown format)")
+    if decoded.dtype == np.uint16:  # 16-bit PNG/TIFF: scale to 8 bits
+        decoded = (decoded / 257).round().astype(np.uint8)
+    if decoded.ndim == 3 and decoded.shape[2] == 4:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
+    elif decoded.ndim == 3 and decoded.shape[2] == 3:
+        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    return check_image(decoded, str(path))
+
+
+class Scanner:
+    """Runs one scan; collaborators (camera, models) are handed in so tests use fakes."""
+
+    def __init__(self, config: DeviceConfig, camera: Camera | None = None,
+                 models: ModelSet | None = None) -> None:
+        self.config = config
+        self.camera = camera
+        self.models = models
+
+    def scan(self, image: np.ndarray | None = None, box: tuple[float, ...] | None = None,
+             mode: CropMode | None = None) -> ScanResult:
+        """Scan ``image`` (RGB uint8), or a frame from the camera when it is None."""
+        timings = dict.fromkeys(STAGES, 0.0)
+        start = time.perf_counter()
+        if image is None:
+            if self.camera is None:
+                raise ScanError("no camera is configured; give an image instead")
+            image = self.camera.read()
+            timings["capture"] = _ms_since(start)
+        image = check_image(image)
+        models = self.models  # one reference: a reload mid-scan does not mix packs
+
+        t = time.perf_counter()
+        quality = check_quality(image, self.config.quality)
+        timings["quality"] = _ms_since(t)
+        result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
+                            pack_version=models.pack_version if models else None,
+                            image_size=image.shape[:2], image=image)
+        if not quality.ok:
+            timings["total"] = _ms_since(start)
+            return result
+        if models is None:
+            raise ScanError("no model pack is installed; install one with "
+                            "python -m device flash PACK")
+
+        t = time.perf_counter()
+        try:
+            crop = choose_crop(image, self.config.crop, mode=mode,
+                               box=tuple(box) if box is not None else None)  # type: ignore[arg-type]
+        except CropError as exc:
+            raise ScanError(str(exc)) from exc
+        result.crop = crop
+        patch = cut(image, crop.box)
+        result.crop_image = patch
+        timings["crop"] = _ms_since(t)
+
+        inputs: dict[tuple[int, int], np.ndarray] = {}
+        for sm in models:
+            h, w = sm.model.input_size
+            t = time.perf_counter()
+            if (h, w) not in inputs:  # signs with the same input size share one resize
+                inputs[(h, w)] = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)
+            timings["resize"] += _ms_since(t)
+            t = time.perf_counter()
+            probs = sm.model.predict(inputs[(h, w)])
+            invoke = _ms_since(t)
+            timings["invoke"] += invoke
+            reasons = review_reasons(probs, self.config.grading)
+            result.signs[sm.sign] = SignResult(
+                sm.sign, Grade(int(np.argmax(probs))), [float(p) for p in probs],
+                bool(reasons), reasons, invoke)
+        timings["total"] = _ms_since(start)
+        return result
+
+
+def _ms_since(t: float) -> float:
+    return (time.perf_counter() - t) * 1000.0

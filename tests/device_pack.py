@@ -1,0 +1,41 @@
+"""A tiny installed pack for the device-core tests: three real int8 .tflite models
+(tests/factories.py), packed by convert.packer and extracted as the device's
+``<packs>/store/<id>/`` with a ``current`` link. Built once per test session."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tarfile
+import tempfile
+from pathlib import Path
+
+from device.vocab import MODEL_SIGNS
+
+PACK_VERSION = "0.0.1-test"
+
+
+@functools.cache
+def tiny_packs_dir(size: int = 32) -> Path:
+    """A packs dir holding one extracted tiny pack as ``current``; returns the packs dir."""
+    from factories import tiny_card, tiny_tflite
+
+    from convert.packer import write_pack
+
+    root = Path(tempfile.mkdtemp(prefix="atopiscan-tinypack-"))
+    models = {}
+    for k, sign in enumerate(MODEL_SIGNS):
+        path = tiny_tflite(root / f"{sign.value}.tflite", size=size, seed=k)
+        models[sign] = (path, tiny_card(sign, path, size=size))
+    pack = write_pack(models, root / "tiny.atopack", pack_version=PACK_VERSION)
+    packs = root / "packs"
+    store = packs / "store" / PACK_VERSION
+    store.mkdir(parents=True)
+    with tarfile.open(pack) as tar:
+        tar.extractall(store, filter="data")
+    os.symlink(Path("store") / PACK_VERSION, packs / "current")
+    return packs
+
+
+def tiny_pack_dir(size: int = 32) -> Path:
+    return tiny_packs_dir(size) / "current"

@@ -1,0 +1,363 @@
+"""Model pack verification: everything a pack must prove before the device runs it.
+
+Checks, in order, each problem worded so a person can act on it:
+
+1. the file is a tar;
+2. its members are safe: relative paths without '..', regular files only (no
+   links, devices or fifos), no duplicates, bounded sizes and count;
+3. manifest.json matches device.pack.PackManifest;
+4. every listed file is present with its sha256, and no file is unlisted;
+5. the signature (Ed25519 over manifest.json's bytes): required when a public key
+   is configured; a signature without a key is noted, not checked;
+6. each model card is valid, grades its sign and names its model's sha256;
+7. this device's software is at least the pack's min_device_version;
+8. the self-test: each golden image through device.interpreter.GradeModel must
+   give the recorded probabilities within manifest.selftest_tolerance, and the
+   recorded grade (unless the recorded top two are a tie within the tolerance).
+
+Nothing is extracted before the member checks pass, and the self-test only runs
+on a pack whose files all check out (a damaged model is never executed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tarfile
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+from pydantic import ValidationError
+
+import device
+from device.card import CardError, load_card
+from device.interpreter import GradeModel, InterpreterError
+from device.pack import (
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    GoldenSet,
+    PackManifest,
+    safe_member_name,
+    sha256_file,
+    version_tuple,
+)
+from device.vocab import MODEL_SIGNS, Sign
+
+log = logging.getLogger(__name__)
+
+MAX_MEMBERS = 2000
+MAX_MEMBER_BYTES = 512 << 20
+MAX_TOTAL_BYTES = 2 << 30
+PUBLIC_KEY_HINT = "packs.public_key in the device config"
+
+
+@dataclass
+class SelfTest:
+    sign: Sign
+    cases: int
+    failed: int
+    max_diff: float
+
+
+@dataclass
+class VerifyReport:
+    pack_file: Path
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    manifest: PackManifest | None = None
+    pack_id: str | None = None
+    signature_checked: bool = False
+    selftest: list[SelfTest] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        head = f"{self.pack_file}: " + ("OK" if self.ok else f"{len(self.problems)} problem(s)")
+        if self.manifest:
+            head += f" (pack {self.manifest.pack_version}, "
+            head += "signature verified)" if self.signature_checked else "signature not checked)"
+        lines = [head] + [f"  problem: {p}" for p in self.problems]
+        lines += [f"  note: {n}" for n in self.notes]
+        lines += [f"  self-test {t.sign.value}: {t.cases - t.failed}/{t.cases} golden images match, "
+                  f"largest probability difference {t.max_diff:.4f}" for t in self.selftest]
+        return "\n".join(lines)
+
+
+def verify_pack(pack_file: Path | str, *, public_key: Any = None, threads: int = 2,
+                device_version: str = device.__version__) -> VerifyReport:
+    """Verify a pack file without installing it (extracts into a temporary folder)."""
+    with tempfile.TemporaryDirectory(prefix="atopiscan-verify-") as tmp:
+        return verify_into(Path(pack_file), Path(tmp), public_key=public_key, threads=threads,
+                           device_version=device_version)
+
+
+def verify_into(pack_file: Path, dest: Path, *, public_key: Any = None, threads: int = 2,
+                device_version: str = device.__version__, fsync: bool = False) -> VerifyReport:
+    """Verify ``pack_file``, extracting it into the empty folder ``dest`` (left there:
+    install uses it as the staging copy, so what was checked is what gets run)."""
+    report = VerifyReport(Path(pack_file))
+    extracted = _extract(report, dest, fsync=fsync)
+    if extracted is None:
+        return report
+    manifest = _manifest(report, dest, extracted)
+    if manifest is None:
+        return report
+    _check_files(report, manifest, extracted)
+    _check_signature(report, dest, extracted, public_key)
+    _check_cards(report, manifest, dest, extracted)
+    if version_tuple(device_version) < version_tuple(manifest.min_device_version):
+        report.problems.append(
+            f"manifest.json: the pack needs device software {manifest.min_device_version} or newer; "
+            f"this device runs {device_version}: update the device software first, or use an older pack")
+    if report.ok:
+        run_selftest(report, manifest, dest, threads=threads)
+    return report
+
+
+def _extract(report: VerifyReport, dest: Path, *, fsync: bool) -> dict[str, str] | None:
+    """Check the members, then extract the regular files; return name -> sha256."""
+    path = report.pack_file
+    if not path.is_file():
+        report.problems.append(f"{path}: file not found")
+        return None
+    try:
+        tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with tar` below
+    except (tarfile.TarError, OSError) as exc:
+        report.problems.append(f"{path}: not a tar file ({exc}); a pack is the .tar that "
+                               "`python -m convert pack` writes: re-copy it")
+        return None
+    with tar:
+        try:
+            members = tar.getmembers()
+        except (tarfile.TarError, OSError, EOFError) as exc:
+            report.problems.append(f"{path}: the tar is truncated or damaged ({exc}); re-copy it")
+            return None
+        files = _check_members(report, members)
+        if not report.ok:
+            return None
+        digests: dict[str, str] = {}
+        root = dest.resolve()
+        for member in files:
+            target = (dest / member.name).resolve()
+            if root not in target.parents:  # belt and braces behind safe_member_name
+                report.problems.append(f"{member.name}: would extract outside the pack folder")
+                return None
+            target.parent.mkdir(parents=True, exist_ok=True)
+            src = tar.extractfile(member)
+            assert src is not None
+            digest = hashlib.sha256()
+            with src, open(target, "wb") as out:
+                while block := src.read(1 << 20):
+                    digest.update(block)
+                    out.write(block)
+                if fsync:
+                    out.flush()
+                    os.fsync(out.fileno())
+            digests[member.name] = digest.hexdigest()
+    return digests
+
+
+def _check_members(report: VerifyReport, members: list[tarfile.TarInfo]) -> list[tarfile.TarInfo]:
+    if len(members) > MAX_MEMBERS:
+        report.problems.append(f"the pack has {len(members)} members (limit {MAX_MEMBERS}); "
+                               "not an atopiscan pack")
+        return []
+    seen: set[str] = set()
+    files, total = [], 0
+    for m in members:
+        name = m.name
+        if not safe_member_name(name) or any(ord(c) < 32 for c in name):
+            report.problems.append(f"{name!r}: unsafe path in the pack (absolute, '..' or odd "
+                                   "characters); refusing it: the pack may be malicious")
+            continue
+        if m.isdir():
+            continue
+        if m.issym() or m.islnk():
+            report.problems.append(f"{name}: is a link to {m.linkname!r}; packs hold regular files only")
+        elif not m.isreg():
+            report.problems.append(f"{name}: is a device, fifo or other special file; packs hold "
+                                   "regular files only")
+        elif name in seen:
+            report.problems.append(f"{name}: appears twice in the pack; rebuild it")
+        elif m.size > MAX_MEMBER_BYTES:
+            report.problems.append(f"{name}: {m.size} bytes is over the {MAX_MEMBER_BYTES >> 20} MiB "
+                                   "limit for one file")
+        else:
+            seen.add(name)
+            total += m.size
+            files.append(m)
+    if total > MAX_TOTAL_BYTES:
+        report.problems.append(f"the pack unpacks to {total >> 20} MiB, over the "
+                               f"{MAX_TOTAL_BYTES >> 20} MiB limit")
+    return files
+
+
+def _manifest(report: VerifyReport, dest: Path, extracted: dict[str, str]) -> PackManifest | None:
+    if MANIFEST_NAME not in extracted:
+        report.problems.append(f"{MANIFEST_NAME}: missing; this is not an atopiscan model pack")
+        return None
+    raw = (dest / MANIFEST_NAME).read_bytes()
+    try:
+        manifest = PackManifest.model_validate(json.loads(raw))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        report.problems.append(f"{MANIFEST_NAME}: not valid JSON ({exc}); rebuild the pack")
+        return None
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
+            report.problems.append(f"{MANIFEST_NAME}: {loc}: {err['msg']}")
+        return None
+    report.manifest = manifest
+    report.pack_id = f"{manifest.pack_version}-{hashlib.sha256(raw).hexdigest()[:12]}"
+    return manifest
+
+
+def _check_files(report: VerifyReport, manifest: PackManifest, extracted: dict[str, str]) -> None:
+    for name, want in sorted(manifest.files.items()):
+        if name not in extracted:
+            report.problems.append(f"{name}: listed in the manifest but missing from the pack; "
+                                   "the pack is incomplete: rebuild or re-copy it")
+        elif extracted[name] != want:
+            report.problems.append(f"{name}: sha256 mismatch — the pack is damaged; rebuild or re-copy it")
+    for name in sorted(set(extracted) - set(manifest.files) - {MANIFEST_NAME, SIGNATURE_NAME}):
+        report.problems.append(f"{name}: in the pack but not listed in the manifest; unlisted files "
+                               "are refused: rebuild the pack")
+    for sign, entry in manifest.models.items():
+        if sign not in MODEL_SIGNS:
+            report.problems.append(f"{MANIFEST_NAME}: models.{sign.value}: no model grades this sign")
+        for what, name in (("model", entry.model), ("card", entry.card)):
+            if name not in manifest.files:
+                report.problems.append(f"{MANIFEST_NAME}: models.{sign.value}.{what}: {name} is not "
+                                       "listed in files")
+    if manifest.golden not in manifest.files:
+        report.problems.append(f"{MANIFEST_NAME}: golden: {manifest.golden} is not listed in files")
+    absent = [s.value for s in MODEL_SIGNS if s not in manifest.models]
+    if absent:
+        report.notes.append(f"no model for {', '.join(absent)}: those signs will not be graded")
+
+
+def load_public_key(key: Any) -> Any:
+    """An Ed25519 public key from a path (PEM or raw 32 bytes), bytes, or a key object."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    if isinstance(key, Ed25519PublicKey):
+        return key
+    data = key if isinstance(key, bytes) else Path(key).expanduser().read_bytes()
+    loaded = (Ed25519PublicKey.from_public_bytes(data) if len(data) == 32
+              else serialization.load_pem_public_key(data))
+    if not isinstance(loaded, Ed25519PublicKey):
+        raise ValueError(f"a {type(loaded).__name__}, not an Ed25519 public key")
+    return loaded
+
+
+def _check_signature(report: VerifyReport, dest: Path, extracted: dict[str, str], key: Any) -> None:
+    signed = SIGNATURE_NAME in extracted
+    if key is None:
+        report.notes.append("the pack is signed, but no public key is configured: signature not checked"
+                            if signed else "unsigned pack (no public key configured, none required)")
+        return
+    from cryptography.exceptions import InvalidSignature
+
+    where = key if isinstance(key, (str, Path)) else PUBLIC_KEY_HINT
+    try:
+        public = load_public_key(key)
+    except (OSError, ValueError, TypeError) as exc:
+        report.problems.append(f"public key {where}: cannot be used ({exc}); set {PUBLIC_KEY_HINT} "
+                               "to the .pub.pem from `python -m convert keygen`")
+        return
+    if not signed:
+        report.problems.append(f"{SIGNATURE_NAME}: missing; this device only installs packs signed "
+                               f"for its public key ({where}): sign the pack")
+        return
+    try:
+        public.verify((dest / SIGNATURE_NAME).read_bytes(), (dest / MANIFEST_NAME).read_bytes())
+    except InvalidSignature:
+        report.problems.append(f"{SIGNATURE_NAME}: the signature does not match the public key "
+                               f"({where}): the pack was signed with another key or altered")
+        return
+    report.signature_checked = True
+
+
+def _check_cards(report: VerifyReport, manifest: PackManifest, dest: Path,
+                 extracted: dict[str, str]) -> None:
+    for sign, entry in manifest.models.items():
+        if entry.card not in extracted or entry.model not in extracted:
+            continue  # already reported as missing
+        try:
+            card = load_card(dest / entry.card)
+        except CardError as exc:
+            report.problems.append(str(exc).replace(f"{dest}{os.sep}", ""))
+            continue
+        if card.sign != sign:
+            report.problems.append(f"{entry.card}: the card grades {card.sign.value}, but the "
+                                   f"manifest lists it for {sign.value}; rebuild the pack")
+        if card.sha256 != sha256_file(dest / entry.model):
+            report.problems.append(f"{entry.card}: its sha256 does not match {entry.model}: the card "
+                                   "belongs to another build of the model; rebuild the pack")
+
+
+def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, threads: int) -> None:
+    """Run every golden image through this device's interpreter (see module docstring)."""
+    golden = read_golden(report, manifest, dest)
+    if golden is None:
+        return
+    tol = manifest.selftest_tolerance
+    for sign, entry in manifest.models.items():
+        cases = golden.cases.get(sign, [])
+        if not cases:
+            report.problems.append(f"{manifest.golden}: no golden images for {sign.value}; the "
+                                   "self-test needs at least one: rebuild the pack")
+            continue
+        try:
+            model = GradeModel(dest / entry.model, threads=threads)
+        except InterpreterError as exc:
+            report.problems.append(f"{entry.model}: this device cannot load it ({exc})".replace(
+                f"{dest}{os.sep}", ""))
+            continue
+        failed, worst, wrong_grade = 0, 0.0, 0
+        for case in cases:
+            image = read_png_rgb(dest / case.image) if case.image in manifest.files else None
+            if image is None or image.shape != (*model.input_size, 3):
+                report.problems.append(f"{case.image}: golden image missing from the manifest, "
+                                       f"unreadable or not {model.input_size}; rebuild the pack")
+                failed += 1
+                continue
+            probs = model.predict(image)
+            want = np.asarray(case.probs, np.float32)
+            diff = float(np.max(np.abs(probs - want)))
+            top2 = np.sort(want)[-2:]
+            tie = top2[1] - top2[0] <= tol
+            grade_ok = int(np.argmax(probs)) == case.grade or tie
+            worst = max(worst, diff)
+            if diff > tol or not grade_ok:
+                failed += 1
+                wrong_grade += not grade_ok
+        report.selftest.append(SelfTest(sign, len(cases), failed, worst))
+        if failed:
+            report.problems.append(
+                f"self-test failed for {sign.value}: {failed} of {len(cases)} golden images differ "
+                f"(largest probability difference {worst:.4f}, tolerance {tol}; "
+                f"{wrong_grade} with another grade): this device does not reproduce the pack's "
+                "outputs, so it will not run it; rebuild the pack or check the interpreter")
+
+
+def read_golden(report: VerifyReport, manifest: PackManifest, dest: Path) -> GoldenSet | None:
+    try:
+        return GoldenSet.model_validate_json((dest / manifest.golden).read_bytes())
+    except (OSError, ValidationError, ValueError) as exc:
+        report.problems.append(f"{manifest.golden}: not a valid golden set ({exc}); rebuild the pack")
+        return None
+
+
+def read_png_rgb(path: Path) -> np.ndarray | None:
+    bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
+    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -32,6 +32,7 @@ import numpy as np
 from device.easi import EasiResult, RegionRecord, compute_easi, validate_area, validate_grade
 from device.storemodel import (
     SCHEMA,
+    SCHEMA_VERSION,
     Patient,
     RegionScan,
     StoreError,
@@ -116,7 +117,15 @@ class Store:
         self._local = threading.local()
         self._all: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
-        self._conn().executescript("BEGIN IMMEDIATE;" + SCHEMA + "COMMIT;")
+        with self._tx() as conn:
+            found = conn.execute("PRAGMA user_version").fetchone()[0]
+            if found > SCHEMA_VERSION:
+                raise StoreError(f"{self.db_path}: made by newer atopiscan software (schema {found}, "
+                                 f"this one reads {SCHEMA_VERSION}); update the device software")
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @classmethod
     def from_config(cls, config: Any) -> Store:

@@ -10,6 +10,9 @@ from typing import Any
 
 from device.vocab import MODEL_SIGNS, Region, Sign
 
+#: PRAGMA user_version of the database this code writes; a newer one is refused.
+SCHEMA_VERSION = 1
+
 
 class StoreError(ValueError):
     """A store request that cannot be done (unknown id, closed visit, bad value); the

@@ -209,6 +209,16 @@ def test_purge_expired(store, clock):
     assert store.purge_expired(now) == 0
 
 
+def test_newer_database_is_refused(tmp_path):
+    Store(tmp_path).close()
+    conn = sqlite3.connect(tmp_path / DB_NAME)
+    conn.execute("PRAGMA user_version = 99")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="newer atopiscan software"):
+        Store(tmp_path)
+
+
 def test_threads_share_a_store(store):
     store.create_patient("P1", 1980)
     visit = store.open_visit("P1")
@@ -292,6 +302,12 @@ def test_kill_9_mid_save_leaves_previous_state(tmp_path, op):
     scans = reopened.list_scans(visit.id)
     assert [s.id for s in scans] == [scan.id]
     assert scans[0].final_grades[Sign.ERYTHEMA] == 2.0 and not scans[0].overrides
+    assert reopened.image_file(scans[0]) is not None
+    # a save killed after its image was written leaves at most an orphan file, swept later
+    files = list(reopened.images_dir.rglob("*.jpg"))
+    assert len(files) == (2 if op == "save" else 1)
+    later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)
+    assert reopened.purge_expired(later) == (1 if op == "save" else 0)
     assert reopened.image_file(scans[0]) is not None
     # the store still takes writes after the crash
     assert reopened.override_grade(scan.id, Sign.ERYTHEMA, 1, "after").final_grades[Sign.ERYTHEMA] == 1

@@ -91,6 +91,9 @@ def make_split(samples: Iterable[Sample], sign: Sign | None, *, seed: int = 0,
                   data_root=str(Path(root).resolve()), train=sorted(train), val=sorted(val))
     log.info("split %s: %d train, %d val (%d groups)", sign or "all signs",
              len(split.train), len(split.val), len(names))
+    if not split.train or not split.val:
+        log.warning("split %s has an empty side (%d groups only): collect more patients",
+                    sign or "all signs", len(names))
     return split
 
 

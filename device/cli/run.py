@@ -1,0 +1,135 @@
+"""``python -m device run``: the device service and its dashboard, served by waitress.
+
+Options override the config. The dashboard binds 127.0.0.1 unless the config (or
+``--host``) says otherwise. On a first start with no dashboard users it creates an
+``admin`` with a random one-time password, prints it once on the console and
+asks for a new one at first login: there is never a default password.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from device.cliutil import UserError
+
+log = logging.getLogger(__name__)
+
+SETUP_USER = "admin"
+WAITRESS_THREADS = 4
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path,
+                        help="device config (YAML); default: the packaged default_config.yaml")
+    parser.add_argument("--host", help="address to listen on (overrides web.host)")
+    parser.add_argument("--port", type=int, help="port to listen on (overrides web.port)")
+    parser.add_argument("--data-dir", type=Path,
+                        help="scan database, users and secret key folder (overrides storage.data_dir)")
+
+
+def load(args: argparse.Namespace) -> Any:
+    """The config with the command-line overrides applied."""
+    from device.config import ConfigError, load_config, load_default_config
+
+    try:
+        config = load_config(args.config) if args.config else load_default_config()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
+    if args.host:
+        config.web.host = args.host
+    if args.port is not None:
+        if not 1 <= args.port <= 65535:
+            raise UserError(f"--port {args.port}: use a port between 1 and 65535")
+        config.web.port = args.port
+    if args.data_dir:
+        config.storage.data_dir = Path(args.data_dir).expanduser().resolve()
+    return config
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass
+class Prepared:
+    app: Any
+    service: Any
+    host: str
+    port: int
+    setup_password: str | None
+
+
+def prepare(config: Any) -> Prepared:
+    """Open the store, users and service and build the app (everything but serving)."""
+    from device.service import Service
+    from device.store import Store
+    from device.web import create_app
+    from device.web.users import UserStore
+
+    data_dir = Path(config.storage.data_dir).expanduser()
+    users = UserStore.in_data_dir(data_dir)
+    password = users.ensure_setup_user(SETUP_USER)
+    store = Store(data_dir, keep_images=config.storage.keep_images,
+                  retention_days=config.storage.retention_days)
+    service = Service.from_config(config)
+    app = create_app(config, service=service, store=store, users=users, data_dir=data_dir)
+    return Prepared(app, service, config.web.host, config.web.port, password)
+
+
+def setup_banner(password: str, url: str) -> str:
+    line = "=" * 64
+    return "\n".join([
+        line,
+        "  First start: no dashboard users exist, so one was created.",
+        f"  user: {SETUP_USER}    one-time password: {password}",
+        f"  Log in at {url} and choose a new password (asked at first login).",
+        "  This password is shown only now. Add more users with:",
+        "    python -m device adduser NAME --role staff|technician|admin",
+        line,
+    ])
+
+
+def _setup_logging(config: Any) -> None:
+    root = logging.getLogger()
+    root.setLevel(config.logging.level.value)
+    if config.logging.file:
+        path = Path(config.logging.file)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler = logging.FileHandler(path, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+
+
+def run(args: argparse.Namespace) -> int:
+    import waitress
+
+    config = load(args)
+    _setup_logging(config)
+    try:
+        prepared = prepare(config)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot start: {exc}") from exc
+    url = f"http://{prepared.host}:{prepared.port}/"
+    if prepared.setup_password:
+        print(setup_banner(prepared.setup_password, url), flush=True)
+    if not is_loopback(prepared.host):
+        log.warning("the dashboard listens on %s: reachable from the network. Use it only on a "
+                    "trusted network (no TLS here; put a TLS proxy in front otherwise)",
+                    prepared.host)
+    print(f"atopiscan dashboard on {url} (Ctrl-C stops it)", flush=True)
+    try:
+        waitress.serve(prepared.app, host=prepared.host, port=prepared.port,
+                       threads=WAITRESS_THREADS, ident="atopiscan")
+    finally:
+        prepared.service.close()
+    return 0

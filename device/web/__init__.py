@@ -1,0 +1,159 @@
+"""The dashboard: a Flask app served by waitress on the device (``python -m device run``).
+
+``create_app(config, service=..., store=...)`` builds the app around the device
+service (camera, scanner, models) and the scan store; tests hand in their own.
+Every page and API route needs a login (``auth.check_login`` runs before each
+request) except ``/healthz``; every POST needs a CSRF token (Flask-WTF).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from werkzeug.exceptions import HTTPException
+
+import device
+from device.web import errorlog
+from device.web.auth import LoginLimiter, current_user, init_auth, load_secret_key, wants_json
+from device.web.users import Role, UserStore
+
+log = logging.getLogger(__name__)
+
+#: Pack uploads may be larger than photos (three models); this caps them.
+MAX_PACK_MB = 512
+
+
+@dataclass
+class WebContext:
+    """What the routes need, kept on ``app.extensions['atopiscan']``."""
+
+    config: Any  # device.config.DeviceConfig
+    service: Any  # device.service.Service (camera, scanner, models, reload_models)
+    store: Any  # device.store scan store
+    users: UserStore
+    data_dir: Path
+    errors: errorlog.RingBufferHandler
+    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
+
+
+def _default_service(config: Any) -> Any:
+    from device.service import Service
+
+    return Service.from_config(config)
+
+
+def _default_store(config: Any, data_dir: Path) -> Any:
+    from device.store import Store
+
+    return Store(data_dir, keep_images=config.storage.keep_images,
+                 retention_days=config.storage.retention_days)
+
+
+def create_app(config: Any, *, service: Any = None, store: Any = None,
+               users: UserStore | None = None, data_dir: Path | None = None,
+               limiter: LoginLimiter | None = None, testing: bool = False) -> Flask:
+    """Build the dashboard. ``config`` is a DeviceConfig; ``data_dir`` overrides
+    ``config.storage.data_dir`` (the secret key and users live there)."""
+    data_dir = Path(data_dir or config.storage.data_dir).expanduser()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=load_secret_key(data_dir),
+        SESSION_COOKIE_NAME="atopiscan_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Strict",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=config.web.session_minutes),
+        SESSION_MINUTES=config.web.session_minutes,
+        MAX_CONTENT_LENGTH=int(config.web.max_upload_mb * 1024 * 1024),
+        MAX_UPLOAD_MB=config.web.max_upload_mb,
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which expires
+        TESTING=testing,
+    )
+    users = users or UserStore.in_data_dir(data_dir)
+    if store is None:
+        store = _default_store(config, data_dir)
+    if service is None:
+        service = _default_service(config)
+    app.extensions["atopiscan"] = WebContext(
+        config=config, service=service, store=store, users=users, data_dir=data_dir,
+        errors=errorlog.install(),
+    )
+
+    @app.before_request
+    def _pack_upload_limit() -> None:
+        # Packs hold three models: let their two upload endpoints take more than a photo.
+        # Registered before CSRFProtect, whose check reads (and so size-checks) the body.
+        if request.endpoint in ("models.upload", "api.packs") and request.method == "POST":
+            request.max_content_length = MAX_PACK_MB * 1024 * 1024
+
+    init_auth(app, users, limiter)  # login check before the CSRF check: 401 before 400
+    CSRFProtect(app)
+    _register(app)
+    _error_handlers(app)
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {"device_name": config.device_name, "software_version": device.__version__}
+
+    @app.after_request
+    def _headers(response: Any) -> Any:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data: blob:; style-src 'self' 'unsafe-inline'; "
+            "frame-ancestors 'none'",
+        )
+        if request.endpoint != "static":
+            response.headers.setdefault("Cache-Control", "no-store")
+        return response
+
+    return app
+
+
+def _register(app: Flask) -> None:
+    from device.web import api, models, scan, status, visits
+
+    for module in (status, scan, visits, models, api):
+        app.register_blueprint(module.bp)
+
+    @app.route("/")
+    def index() -> Any:
+        user = current_user()
+        if user is not None and user.role is Role.TECHNICIAN:
+            return redirect(url_for("status.status_page"))
+        return redirect(url_for("scan.scan_page"))
+
+
+_TITLES = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "Not found",
+           405: "Method not allowed", 413: "Upload too large", 415: "Unsupported file",
+           429: "Too many attempts"}
+
+
+def _error_handlers(app: Flask) -> None:
+    def reply(code: int, message: str) -> Any:
+        if wants_json():
+            return jsonify(error=message), code
+        return render_template("error.html", code=code, title=_TITLES.get(code, "Error"),
+                               message=message), code
+
+    @app.errorhandler(CSRFError)
+    def _csrf(exc: CSRFError) -> Any:
+        return reply(400, f"CSRF check failed: {exc.description} Reload the page and try again; "
+                          "API clients send the X-CSRFToken header from /api/csrf.")
+
+    @app.errorhandler(413)
+    def _too_large(exc: HTTPException) -> Any:
+        limit = request.max_content_length or app.config["MAX_CONTENT_LENGTH"]
+        return reply(413, f"the upload is larger than {limit / 1024 / 1024:g} MB")
+
+    @app.errorhandler(HTTPException)
+    def _http(exc: HTTPException) -> Any:
+        return reply(exc.code or 500, exc.description or exc.name)

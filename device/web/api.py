@@ -1,0 +1,213 @@
+"""The JSON API: the pages' actions for scripts and other programs (device/web/API.md).
+
+Same login (session cookie from POST /login) and roles as the pages. Every
+state-changing call (POST) needs the ``X-CSRFToken`` header with the token
+from ``GET /api/csrf``. Errors are ``{"error": "..."}`` with a 4xx/5xx status.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, abort, jsonify, request
+from flask_wtf.csrf import generate_csrf
+
+from device.storemodel import StoreError
+from device.web import models as models_view
+from device.web import scan as scan_view
+from device.web import visits as visits_view
+from device.web.auth import current_user, roles_required
+from device.web.common import abort_store, store
+from device.web.uploads import UploadError, decode_image
+from device.web.users import Role
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("api", __name__, url_prefix="/api")
+
+
+def _body() -> dict[str, Any]:
+    """JSON object body, or the form fields of a multipart/urlencoded request."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        if not isinstance(data, dict):
+            abort(400, description="the request body must be a JSON object")
+        return data
+    return request.form.to_dict()
+
+
+def _visit_json(visit_id: int) -> dict[str, Any]:
+    view = visits_view.visit_view(visit_id)
+    return {
+        "visit": view["visit"].to_dict(), "patient": view["patient"].to_dict(),
+        "age": view["age"], "easi": view["easi"].to_dict(),
+        "latest": {r.value: s.to_dict() for r, s in view["latest"].items()},
+        "scans": [s.to_dict() for s in view["scans"]],
+    }
+
+
+@bp.route("/csrf")
+def csrf() -> Any:
+    return jsonify(csrf_token=generate_csrf())
+
+
+@bp.route("/me")
+def me() -> Any:
+    user = current_user()
+    return jsonify(username=user.username, role=user.role.value, created=user.created)
+
+
+@bp.route("/patients", methods=["GET", "POST"])
+@roles_required(Role.STAFF)
+def patients() -> Any:
+    if request.method == "POST":
+        body = _body()
+        patient = visits_view.create_patient(str(body.get("patient_id") or ""),
+                                             body.get("birth_year"))
+        return jsonify(patient.to_dict()), 201
+    search = request.args.get("q", "").strip() or None
+    return jsonify(patients=[p.to_dict() for p in store().list_patients(search)])
+
+
+@bp.route("/patients/<patient_id>")
+@roles_required(Role.STAFF)
+def patient(patient_id: str) -> Any:
+    st = store()
+    try:
+        found = st.get_patient(patient_id)
+        history = st.patient_history(patient_id)
+    except StoreError as exc:
+        abort_store(exc)
+    return jsonify(patient=found.to_dict(), history=history,
+                   sign_changes=[{**row, "sign": row["sign"].value}
+                                 for row in visits_view.sign_changes(history)])
+
+
+@bp.route("/patients/<patient_id>/visits", methods=["GET", "POST"])
+@roles_required(Role.STAFF)
+def patient_visits(patient_id: str) -> Any:
+    st = store()
+    try:
+        if request.method == "POST":
+            visit = st.open_visit(patient_id)
+            return jsonify(visit.to_dict()), 201
+        visits = st.list_visits(patient_id)
+    except StoreError as exc:
+        abort_store(exc)
+    return jsonify(visits=[v.to_dict() for v in visits])
+
+
+@bp.route("/visits/<int:visit_id>")
+@roles_required(Role.STAFF)
+def visit(visit_id: int) -> Any:
+    return jsonify(_visit_json(visit_id))
+
+
+@bp.route("/visits/<int:visit_id>/status", methods=["POST"])
+@roles_required(Role.STAFF)
+def visit_status(visit_id: int) -> Any:
+    changed = visits_view.set_status(visit_id, str(_body().get("status", "")))
+    return jsonify(changed.to_dict())
+
+
+@bp.route("/visits/<int:visit_id>/regions/<region>/clear", methods=["POST"])
+@roles_required(Role.STAFF)
+def clear_region(visit_id: int, region: str) -> Any:
+    scan = visits_view.record_clear_region(visit_id, region)
+    return jsonify(scan.to_dict()), 201
+
+
+@bp.route("/visits/<int:visit_id>/export.<fmt>")
+@roles_required(Role.STAFF)
+def export(visit_id: int, fmt: str) -> Any:
+    return visits_view.export_response(visit_id, fmt)
+
+
+@bp.route("/scan", methods=["POST"])
+@roles_required(Role.STAFF)
+def scan() -> Any:
+    """Grade an uploaded photo (multipart field ``image``) or a camera frame. With
+    ``patient_id`` and ``region`` the graded scan is saved to today's visit."""
+    body = _body()
+    image = None
+    upload = request.files.get("image")
+    if upload is not None:
+        try:
+            image = decode_image(upload.read())
+        except UploadError as exc:
+            abort(exc.status, description=str(exc))
+    elif "image" in request.form:
+        abort(400, description="send the photo as a file (multipart/form-data field 'image')")
+    patient_id, region_name = body.get("patient_id"), body.get("region")
+    if bool(patient_id) != bool(region_name):
+        abort(400, description="give both patient_id and region to save the scan, or neither "
+                               "to grade only")
+    region = visit = None
+    if patient_id:
+        region = scan_view._region(str(region_name))
+        try:
+            visit = store().open_visit(str(patient_id))
+        except StoreError as exc:
+            abort_store(exc)
+    result = scan_view.run_scan(image)
+    reply = {"result": result.to_dict(), "saved": False, "scan": None}
+    if not result.quality.ok or not result.graded:
+        scan_view.live().remember(None, result)
+        return jsonify(reply, error="retake: " + "; ".join(result.quality.reasons)), 422
+    if visit is None:
+        scan_view.live().remember(None, result)
+        return jsonify(reply), 200
+    saved = scan_view.save_scan(visit.id, region, result)
+    reply.update(saved=True, scan=saved.to_dict())
+    return jsonify(reply), 201
+
+
+@bp.route("/scans/<int:scan_id>")
+@roles_required(Role.STAFF)
+def scan_get(scan_id: int) -> Any:
+    st = store()
+    try:
+        found = st.get_scan(scan_id)
+        changes = st.grade_changes(scan_id)
+    except StoreError as exc:
+        abort_store(exc)
+    return jsonify(scan=found.to_dict(), changes=changes,
+                   details=scan_view.live().results.get(scan_id))
+
+
+@bp.route("/scans/<int:scan_id>/review", methods=["POST"])
+@roles_required(Role.STAFF)
+def scan_review(scan_id: int) -> Any:
+    """Final grades (overrides), papulation and area % for one scan."""
+    body = _body()
+    known = {"erythema", "excoriation", "lichenification", "papulation", "area_percent"}
+    unknown = sorted(set(body) - known)
+    if unknown:
+        abort(400, description=f"unknown field(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
+    updated = scan_view.apply_review(scan_id, body)
+    return jsonify(scan=updated.to_dict(), changes=store().grade_changes(scan_id))
+
+
+@bp.route("/packs", methods=["GET", "POST"])
+@roles_required(Role.TECHNICIAN)
+def packs() -> Any:
+    if request.method == "POST":
+        try:
+            result = models_view.install_upload(request.files.get("pack"))
+        except models_view.PackUploadError as exc:
+            return jsonify(error=str(exc), problems=exc.problems), exc.status
+        return jsonify(result), 201
+    from device.web.status import pack_status
+
+    return jsonify(running=pack_status(), packs=models_view.packs_data())
+
+
+@bp.route("/packs/rollback", methods=["POST"])
+@roles_required(Role.TECHNICIAN)
+def packs_rollback() -> Any:
+    try:
+        result = models_view.do_rollback()
+    except models_view.PackUploadError as exc:
+        return jsonify(error=str(exc), problems=exc.problems), exc.status
+    return jsonify(result)

@@ -1,0 +1,130 @@
+"""A visit as a FHIR R4 Bundle (type ``collection``) of Observations.
+
+Contents: one pseudonymous Patient (identifier and birth year only), one
+Observation for the EASI total (``hasMember`` pointing at the region parts) and
+one Observation per examined region whose value is the region's weighted score
+and whose components are the four sign grades, the area % and the area score.
+
+EASI has no LOINC code we could cite with confidence, so the codes are from a
+local code system (``CODE_SYSTEM``) with readable ``text``; a receiving system
+maps them. Built from ``Store.export_visit`` data only, so it needs no store.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from device.vocab import Region, Sign
+
+log = logging.getLogger(__name__)
+
+CODE_SYSTEM = "urn:atopiscan:fhir:codes"
+PATIENT_SYSTEM = "urn:atopiscan:patient-id"
+UCUM = "http://unitsofmeasure.org"
+_NS = uuid.UUID("5a0f3c1e-8d7b-4c55-9b7e-0a7f1e3c2d11")
+_SIGN_ORDER = (Sign.ERYTHEMA, Sign.PAPULATION, Sign.EXCORIATION, Sign.LICHENIFICATION)
+
+
+def _urn(*parts: Any) -> str:
+    """A stable urn:uuid for one resource of one visit (the same export gives the same ids)."""
+    return f"urn:uuid:{uuid.uuid5(_NS, '/'.join(str(p) for p in parts))}"
+
+
+def _code(code: str, display: str) -> dict[str, Any]:
+    return {"coding": [{"system": CODE_SYSTEM, "code": code, "display": display}], "text": display}
+
+
+def _score(value: float) -> dict[str, Any]:
+    return {"value": round(float(value), 2), "unit": "score", "system": UCUM, "code": "{score}"}
+
+
+def _component(code: str, display: str, value: float | None, *, unit: str = "score",
+               ucum: str = "{score}") -> dict[str, Any]:
+    comp: dict[str, Any] = {"code": _code(code, display)}
+    if value is None:
+        comp["dataAbsentReason"] = {"text": "not entered"}
+    else:
+        comp["valueQuantity"] = {"value": float(value), "unit": unit, "system": UCUM, "code": ucum}
+    return comp
+
+
+def visit_bundle(export: dict[str, Any]) -> dict[str, Any]:
+    """The FHIR R4 Bundle (a JSON-safe dict) for ``Store.export_visit`` output."""
+    visit, patient, easi = export["visit"], export["patient"], export["easi"]
+    vid = visit["id"]
+    patient_url = _urn("patient", patient["id"])
+    subject = {"reference": patient_url}
+    status = "final" if visit["status"] == "closed" and easi["complete"] else "preliminary"
+    when = visit["date"]
+    used = {s["region"]: s for s in export["scans"] if s.get("used_for_easi")}
+
+    patient_res: dict[str, Any] = {
+        "resourceType": "Patient",
+        "identifier": [{"system": PATIENT_SYSTEM, "value": patient["id"]}],
+    }
+    if patient.get("birth_year"):
+        patient_res["birthDate"] = f"{int(patient['birth_year']):04d}"
+    entries = [{"fullUrl": patient_url, "resource": patient_res}]
+
+    members = []
+    for region in Region:
+        scan = used.get(region.value)
+        part = easi["regions"].get(region.value)
+        if scan is None:
+            continue
+        url = _urn("visit", vid, "region", region.value)
+        members.append({"reference": url, "display": region.label})
+        grades = scan.get("final_grades", {})
+        comps = [
+            _component(sign.value, sign.value.capitalize(),
+                       scan.get("papulation") if sign is Sign.PAPULATION else grades.get(sign.value))
+            for sign in _SIGN_ORDER
+        ]
+        comps.append(_component("area-percent", "Area affected", scan.get("area_percent"),
+                                unit="%", ucum="%"))
+        obs: dict[str, Any] = {
+            "resourceType": "Observation",
+            "status": status,
+            "code": _code(f"easi-region-{region.value}", f"EASI region score: {region.label}"),
+            "subject": subject,
+            "effectiveDateTime": when,
+            "bodySite": {"text": region.label},
+            "component": comps,
+        }
+        if part is not None:
+            obs["valueQuantity"] = _score(part["score"])
+            obs["component"].append(_component("area-score", "Area score (0-6)", part["area_score"]))
+            obs["component"].append(_component("intensity", "Intensity (sum of 4 signs)",
+                                               part["intensity"]))
+        else:
+            why = "; ".join(m for m in easi["missing"] if m.startswith(region.label))
+            obs["dataAbsentReason"] = {"text": f"region incomplete: {why or 'see the visit'}"}
+        entries.append({"fullUrl": url, "resource": obs})
+
+    total: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": status,
+        "code": _code("easi-total", "Eczema Area and Severity Index (EASI) total"),
+        "subject": subject,
+        "effectiveDateTime": when,
+        "note": [{"text": "Grades of erythema, excoriation and lichenification are proposed by "
+                          "an on-device model and confirmed or overridden by staff; papulation and "
+                          "area are entered by the clinician."}],
+    }
+    if easi["complete"]:
+        total["valueQuantity"] = _score(easi["total"])
+        total["interpretation"] = [{"text": easi["band_label"]}]
+    else:
+        total["dataAbsentReason"] = {"text": "visit incomplete: " + "; ".join(easi["missing"])}
+    if members:
+        total["hasMember"] = members
+    entries.insert(1, {"fullUrl": _urn("visit", vid, "total"), "resource": total})
+    return {
+        "resourceType": "Bundle",
+        "id": str(uuid.uuid5(_NS, f"bundle/{vid}/{visit['updated']}")),
+        "type": "collection",
+        "timestamp": visit["updated"],
+        "entry": entries,
+    }

@@ -1,0 +1,160 @@
+"""Model packs page (technician, admin): installed packs with their cards, upload a
+pack (the same checks, self-test and atomic switch as ``python -m device flash``,
+through ``device.install``), roll back. The running service reloads its models
+after each switch, so no restart is needed."""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+
+from device.card import CardError, load_card
+from device.install import InstallError, PackInfo, install_pack, list_packs, rollback
+from device.models import ModelSetError, read_manifest
+from device.web.auth import current_user, roles_required
+from device.web.common import ctx
+from device.web.status import FIGURES, card_summary, pack_status
+from device.web.users import Role
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("models", __name__)
+
+TAR_MAGIC_OFFSET = 257  # "ustar" sits here in every POSIX tar header
+
+
+class PackUploadError(ValueError):
+    def __init__(self, message: str, problems: list[str] | None = None, status: int = 400) -> None:
+        super().__init__(message)
+        self.problems = problems or []
+        self.status = status
+
+
+def packs_dir() -> Path:
+    return Path(ctx().config.packs.dir).expanduser()
+
+
+def pack_cards(pack: PackInfo) -> dict[str, Any]:
+    """The cards of an installed pack, summarised (sign -> card summary)."""
+    cards: dict[str, Any] = {}
+    try:
+        manifest = read_manifest(pack.dir)
+    except ModelSetError as exc:
+        return {"error": str(exc)}
+    for sign, entry in manifest.models.items():
+        try:
+            cards[sign.value] = card_summary(load_card(pack.dir / entry.card))
+        except CardError as exc:
+            cards[sign.value] = {"error": str(exc)}
+    return cards
+
+
+def packs_data() -> list[dict[str, Any]]:
+    return [{**p.to_dict(), "cards": pack_cards(p)} for p in list_packs(packs_dir())]
+
+
+def _reload() -> str | None:
+    """Reload the service's models after a switch; the error text when that fails."""
+    try:
+        ctx().service.reload_models()
+    except ModelSetError as exc:
+        ctx().service.model_error = str(exc)
+        log.error("models not reloaded after the pack switch: %s", exc)
+        return str(exc)
+    return None
+
+
+def install_upload(upload: Any) -> dict[str, Any]:
+    """Install an uploaded pack file; raises PackUploadError (nothing changed) on refusal."""
+    if upload is None or not upload.filename:
+        raise PackUploadError("choose a pack file (.tar from python -m convert pack)")
+    config = ctx().config
+    tmp_dir = ctx().data_dir / "uploads"
+    tmp_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix="pack-", suffix=".tar", dir=tmp_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            upload.save(fh)
+        size = tmp.stat().st_size
+        if size == 0:
+            raise PackUploadError("the uploaded pack file is empty (0 bytes)")
+        with open(tmp, "rb") as fh:
+            fh.seek(TAR_MAGIC_OFFSET)
+            if fh.read(5) != b"ustar":
+                raise PackUploadError(
+                    f"{upload.filename} is not a model pack (not a tar file); make one with "
+                    "python -m convert pack", status=415)
+        try:
+            installed = install_pack(tmp, packs_dir(), public_key=config.packs.public_key,
+                                     threads=config.grading.threads)
+        except InstallError as exc:
+            raise PackUploadError(f"pack {upload.filename} refused; nothing changed",
+                                  exc.problems) from exc
+    finally:
+        tmp.unlink(missing_ok=True)
+    error = _reload()
+    log.info("%s installed pack %s (%s) from the dashboard", current_user().username,
+             installed.version, installed.id)
+    report = installed.report
+    return {"installed": {"id": installed.id, "version": installed.version,
+                          "installed": installed.installed},
+            "report": report.summary() if report else None, "reload_error": error}
+
+
+def do_rollback() -> dict[str, Any]:
+    try:
+        pack = rollback(packs_dir())
+    except InstallError as exc:
+        raise PackUploadError(str(exc).splitlines()[0], exc.problems, status=409) from exc
+    error = _reload()
+    log.info("%s rolled back to pack %s (%s)", current_user().username, pack.version, pack.id)
+    return {"current": {"id": pack.id, "version": pack.version}, "reload_error": error}
+
+
+@bp.route("/models")
+@roles_required(Role.TECHNICIAN)
+def models_page() -> Any:
+    return _render()
+
+
+def _render(status: int = 200, problems: list[str] | None = None) -> Any:
+    return render_template("models.html", nav="models", packs=packs_data(), running=pack_status(),
+                           public_key=ctx().config.packs.public_key, figures=FIGURES,
+                           problems=problems), status
+
+
+@bp.route("/models/upload", methods=["POST"])
+@roles_required(Role.TECHNICIAN)
+def upload() -> Any:
+    try:
+        result = install_upload(request.files.get("pack"))
+    except PackUploadError as exc:
+        flash(f"{exc}" + "".join(f" · {p}" for p in exc.problems), "error")
+        return _render(exc.status, exc.problems)
+    if result["reload_error"]:
+        flash(f"Pack {result['installed']['version']} installed, but loading it failed: "
+              f"{result['reload_error']}. Roll back.", "error")
+    else:
+        flash(f"Pack {result['installed']['version']} installed, self-test passed, now in use.",
+              "info")
+    return redirect(url_for("models.models_page"))
+
+
+@bp.route("/models/rollback", methods=["POST"])
+@roles_required(Role.TECHNICIAN)
+def rollback_pack() -> Any:
+    try:
+        result = do_rollback()
+    except PackUploadError as exc:
+        abort(exc.status, description=str(exc))
+    if result["reload_error"]:
+        flash(f"Rolled back, but loading the pack failed: {result['reload_error']}", "error")
+    else:
+        flash(f"Rolled back: pack {result['current']['version']} is in use.", "info")
+    return redirect(url_for("models.models_page"))

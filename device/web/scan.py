@@ -1,0 +1,297 @@
+"""The scan page (staff): pick a patient and a region, preview, capture, review, save.
+
+Flow: ``GET /scan`` shows the patient/region choice and the live preview (a
+snapshot JPEG the page refreshes, with the guide square drawn over it in SVG).
+``POST /scan/capture`` grades the frame the staff last saw (or a fresh one, or
+an uploaded photo). A failed quality check shows why to retake and saves
+nothing; a graded scan is saved to today's visit at once (so a power cut loses
+nothing) and ``/scan/result/<id>`` shows the crop, the grades with their
+probability bars and the review flag, with the override / papulation / area form.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import cv2
+import numpy as np
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from werkzeug.exceptions import BadRequest
+
+from device.cameras import CameraError
+from device.crop import guide_box
+from device.easi import VALID_GRADES, EasiError
+from device.models import ModelSetError
+from device.pipeline import ScanError, ScanResult
+from device.storemodel import StoreError
+from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
+from device.web.auth import current_user, roles_required
+from device.web.common import abort_store, ctx, form_float, store
+from device.web.uploads import UploadError, decode_image
+from device.web.users import Role
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("scan", __name__)
+
+PREVIEW_SIDE = 640
+#: A preview frame older than this is not used for a capture: the camera may have moved.
+PREVIEW_MAX_AGE_S = 30.0
+
+
+@dataclass
+class LiveState:
+    """Per-app camera state: one lock around the camera (it is not thread-safe), the
+    last preview frame (what the staff saw), recent scan details for the result page
+    and stage timings for the status page."""
+
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    frame: np.ndarray | None = None
+    frame_id: int = 0
+    frame_time: float = 0.0
+    results: collections.OrderedDict = field(default_factory=collections.OrderedDict)
+    crops: collections.OrderedDict = field(default_factory=collections.OrderedDict)
+    timings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=10))
+
+    def remember(self, scan_id: int | None, result: ScanResult) -> None:
+        self.timings.append({"time": result.created, **{
+            k: round(v, 1) for k, v in result.timings_ms.items()}})
+        if scan_id is None:
+            return
+        self.results[scan_id] = result.to_dict()
+        if result.crop_image is not None:
+            self.crops[scan_id] = encode_jpeg(result.crop_image, 480)
+        for cache in (self.results, self.crops):
+            while len(cache) > 20:
+                cache.popitem(last=False)
+
+
+def live() -> LiveState:
+    return current_app.extensions.setdefault("atopiscan.live", LiveState())
+
+
+def cached_crop(scan_id: int) -> bytes | None:
+    return live().crops.get(scan_id)
+
+
+def encode_jpeg(rgb: np.ndarray, max_side: int | None = None, quality: int = 85) -> bytes:
+    h, w = rgb.shape[:2]
+    if max_side and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                         interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
+                           [cv2.IMWRITE_JPEG_QUALITY, quality])
+    if not ok:
+        raise RuntimeError("JPEG encoding failed")
+    return buf.tobytes()
+
+
+def read_camera() -> tuple[int, np.ndarray]:
+    """A new camera frame (kept as the preview frame); 503 when the camera fails."""
+    state = live()
+    with state.lock:
+        try:
+            frame = ctx().service.camera.read()
+        except CameraError as exc:
+            abort(503, description=f"camera: {exc}")
+        state.frame_id += 1
+        state.frame, state.frame_time = frame, time.monotonic()
+        return state.frame_id, frame
+
+
+def run_scan(image: np.ndarray | None = None, frame_id: int | None = None) -> ScanResult:
+    """Scan an uploaded image, the preview frame ``frame_id`` (if still fresh), or a new frame."""
+    service = ctx().service
+    if image is None:
+        state = live()
+        with state.lock:
+            fresh = time.monotonic() - state.frame_time < PREVIEW_MAX_AGE_S
+            if frame_id is not None and frame_id == state.frame_id and fresh:
+                image = state.frame
+        if image is None:
+            _, image = read_camera()
+    try:
+        return service.scanner.scan(image=image)
+    except ScanError as exc:
+        status = 503 if "no model pack" in str(exc) else 400
+        abort(status, description=str(exc))
+    except CameraError as exc:
+        abort(503, description=f"camera: {exc}")
+    except ModelSetError as exc:
+        abort(503, description=str(exc))
+
+
+def save_scan(visit_id: int, region: Region, result: ScanResult) -> Any:
+    """Store a graded scan in the visit; returns the RegionScan."""
+    try:
+        scan = store().save_region_scan(
+            visit_id, region, grades={s: int(r.grade) for s, r in result.signs.items()},
+            probs={s: r.probs for s, r in result.signs.items()}, review=result.review,
+            pack_version=result.pack_version, image=result.crop_image)
+    except StoreError as exc:
+        abort_store(exc)
+    live().remember(scan.id, result)
+    log.info("%s scanned %s for visit %s (scan %s, review %s)", current_user().username,
+             region.value, visit_id, scan.id, result.review)
+    return scan
+
+
+def apply_review(scan_id: int, values: dict[str, Any]) -> Any:
+    """Apply the staff's final grades (overrides where they differ from the current
+    grade), papulation and area %. ``values`` holds sign names, 'papulation' and
+    'area_percent'. Raises 400 with the reason on a bad value."""
+    st = store()
+    user = current_user().username
+    try:
+        scan = st.get_scan(scan_id)
+        for sign in MODEL_SIGNS:
+            value = form_float(values.get(sign.value), sign.value)
+            if value is not None and value != scan.final_grades.get(sign):
+                scan = st.override_grade(scan_id, sign, value, user)
+        pap = form_float(values.get(Sign.PAPULATION.value), "papulation")
+        area = form_float(values.get("area_percent"), "area %")
+        if pap is not None or area is not None:
+            scan = st.set_clinician_entries(scan_id, papulation=pap, area_percent=area, user=user)
+    except (StoreError, EasiError) as exc:
+        if str(exc).startswith("no "):
+            abort(404, description=str(exc))
+        abort(400, description=str(exc))
+    return scan
+
+
+def _guide(width: int, height: int) -> dict[str, int]:
+    x, y, w, h = guide_box(height, width, ctx().config.crop.guide_fraction)
+    return {"width": width, "height": height, "x": x, "y": y, "w": w, "h": h}
+
+
+def _patient_visit(patient_id: str | None) -> tuple[Any, Any]:
+    if not patient_id:
+        return None, None
+    st = store()
+    try:
+        patient = st.get_patient(patient_id)
+    except StoreError:
+        flash(f"No patient {patient_id!r}: create it first.", "error")
+        return None, None
+    return patient, st.open_visit(patient.id)
+
+
+def _region(name: str | None) -> Region | None:
+    try:
+        return parse_region(name) if name else None
+    except ValueError as exc:
+        abort(400, description=str(exc))
+
+
+def _page(status: int = 200, **extra: Any) -> Any:
+    args = request.form if request.method == "POST" else request.args
+    patient, visit = _patient_visit(args.get("patient") or args.get("patient_id"))
+    cam = ctx().config.camera
+    done = store().latest_scans(visit.id) if visit else {}
+    page = render_template(
+        "scan.html", nav="scan", patients=store().list_patients(), patient=patient, visit=visit,
+        region=_region(args.get("region")), regions=REGIONS, done=done,
+        guide=_guide(cam.width, cam.height), crop_mode=ctx().config.crop.mode.value,
+        camera=ctx().service.camera_status(), **extra)
+    return page, status
+
+
+@bp.route("/scan")
+@roles_required(Role.STAFF)
+def scan_page() -> Any:
+    return _page()
+
+
+@bp.route("/scan/preview.jpg")
+@roles_required(Role.STAFF)
+def preview() -> Response:
+    frame_id, frame = read_camera()
+    h, w = frame.shape[:2]
+    resp = Response(encode_jpeg(frame, PREVIEW_SIDE, 75), mimetype="image/jpeg")
+    resp.headers["X-Frame-Id"] = str(frame_id)
+    resp.headers["X-Frame-Size"] = f"{w}x{h}"
+    return resp
+
+
+@bp.route("/scan/capture", methods=["POST"])
+@roles_required(Role.STAFF)
+def capture() -> Any:
+    patient, visit = _patient_visit(request.form.get("patient"))
+    region = _region(request.form.get("region"))
+    if patient is None or region is None:
+        flash("Choose a patient and a body region first.", "error")
+        return _page(400)
+    upload = request.files.get("image")
+    image = None
+    if upload is not None and upload.filename:
+        try:
+            image = decode_image(upload.read())
+        except UploadError as exc:
+            flash(f"Photo refused: {exc}.", "error")
+            return _page(exc.status)
+    frame_id = request.form.get("frame_id", type=int)
+    result = run_scan(image, frame_id)
+    if not result.quality.ok or not result.graded:
+        live().remember(None, result)
+        return _page(422, retake=result.quality.reasons or ["the image could not be graded"],
+                     retake_preview=encode_preview_data(result.image))
+    scan = save_scan(visit.id, region, result)
+    return redirect(url_for("scan.result_page", scan_id=scan.id))
+
+
+def encode_preview_data(image: np.ndarray | None) -> str | None:
+    """The refused frame as a small data: URL, so staff see what was wrong with it."""
+    if image is None:
+        return None
+    import base64
+
+    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(image, 320, 70)).decode()
+
+
+def _result_page(scan_id: int, status: int = 200) -> Any:
+    st = store()
+    try:
+        scan = st.get_scan(scan_id)
+        visit = st.get_visit(scan.visit_id)
+        patient = st.get_patient(visit.patient_id)
+        changes = st.grade_changes(scan_id)
+    except StoreError as exc:
+        abort_store(exc)
+    return render_template(
+        "result.html", nav="scan", scan=scan, visit=visit, patient=patient, changes=changes,
+        details=live().results.get(scan_id), MODEL_SIGNS=MODEL_SIGNS, Grade=Grade, Sign=Sign,
+        valid_grades=VALID_GRADES), status
+
+
+@bp.route("/scan/result/<int:scan_id>")
+@roles_required(Role.STAFF)
+def result_page(scan_id: int) -> Any:
+    return _result_page(scan_id)
+
+
+@bp.route("/scan/result/<int:scan_id>/save", methods=["POST"])
+@roles_required(Role.STAFF)
+def save(scan_id: int) -> Any:
+    try:
+        scan = apply_review(scan_id, request.form.to_dict())
+    except BadRequest as exc:
+        flash(f"Not saved: {exc.description}", "error")
+        return _result_page(scan_id, 400)
+    flash(f"Saved {scan.region.label}.", "info")
+    return redirect(url_for("visits.visit_page", visit_id=scan.visit_id))

@@ -1,0 +1,118 @@
+"""Device status (technician): software, model pack and its held-out figures, camera,
+scan stage timings, CPU temperature and load, free disk, uptime, recent errors.
+
+The held-out figures come from the model cards. When a card's training data is
+synthetic the figures are labelled "measured on synthetic data", and nowhere are
+they called clinical accuracy: a synthetic lesion is not a patient.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any
+
+from flask import Blueprint, jsonify, render_template
+
+import device
+from device.web import sysinfo
+from device.web.auth import roles_required
+from device.web.common import ctx
+from device.web.users import Role
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("status", __name__)
+
+#: Held-out figures shown from a card's metrics, in order, with their labels.
+FIGURES: tuple[tuple[str, str], ...] = (
+    ("accuracy", "accuracy"), ("macro_f1", "macro F1"), ("qwk", "quadratic kappa"),
+    ("mae", "mean abs. error"), ("n", "images"),
+)
+SYNTHETIC_LABEL = "measured on synthetic data (generated images), not clinical accuracy"
+
+
+def _number(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    return value
+
+
+def card_summary(card: Any) -> dict[str, Any]:
+    """What the status and models pages show of one model card."""
+    data = card.training_data
+    metrics = card.metrics_tflite or {}
+    figures = {key: _number(metrics[key]) for key, _ in FIGURES if key in metrics}
+    if "accuracy_ci95" in metrics:
+        figures["accuracy_ci95"] = [_number(x) for x in metrics["accuracy_ci95"]]
+    if data.synthetic:
+        label = SYNTHETIC_LABEL
+    else:
+        label = (f"measured on the held-out split of {data.source} ({data.n_val} images); "
+                 "a held-out split of one data set, not a clinical validation")
+    return {
+        "sign": card.sign.value, "backbone": card.backbone, "quantization": card.quantization,
+        "input_size": list(card.input_size), "head": card.head, "created": card.created,
+        "training_data": {"source": data.source, "synthetic": data.synthetic,
+                          "n_train": data.n_train, "n_val": data.n_val},
+        "held_out": figures,
+        "held_out_keras": {k: _number(card.metrics_keras[k]) for k, _ in FIGURES
+                           if k in (card.metrics_keras or {})},
+        "figures_label": label,
+        "gate": card.gate.get("passed", card.gate.get("verdict")) if card.gate else None,
+        "latency": card.latency,
+    }
+
+
+def pack_status() -> dict[str, Any]:
+    service = ctx().service
+    models = service.models
+    if models is None:
+        return {"loaded": False, "version": None, "error": service.model_error, "models": {}}
+    return {
+        "loaded": True, "version": models.pack_version,
+        "dir": str(models.pack_dir) if models.pack_dir else None,
+        "error": service.model_error,
+        "models": {sm.sign.value: card_summary(sm.card) for sm in models},
+    }
+
+
+def status_data() -> dict[str, Any]:
+    from device.web.scan import live
+
+    c = ctx()
+    load = sysinfo.load_average()
+    now = dt.datetime.now(dt.timezone.utc)
+    return {
+        "device_name": c.config.device_name,
+        "software_version": device.__version__,
+        "time": now.isoformat(timespec="seconds"),
+        "pack": pack_status(),
+        "camera": {"source": c.config.camera.source.value, **c.service.camera_status()},
+        "recent_scans_ms": list(live().timings)[::-1],
+        "cpu_temperature_c": sysinfo.cpu_temperature_c(),
+        "load_average": list(load) if load else None,
+        "disk": sysinfo.disk_free(c.data_dir),
+        "uptime_s": {"process": round(sysinfo.process_uptime_s()),
+                     "system": sysinfo.system_uptime_s()},
+        "errors": c.errors.records()[::-1],
+    }
+
+
+@bp.route("/healthz")
+def healthz() -> Any:
+    """Liveness only: open without login, so it says nothing about patients or models."""
+    return jsonify(status="ok")
+
+
+@bp.route("/status")
+@roles_required(Role.TECHNICIAN)
+def status_page() -> Any:
+    return render_template("status.html", nav="status", s=status_data(), figures=FIGURES,
+                           fmt_duration=sysinfo.format_duration)
+
+
+@bp.route("/api/status")
+@roles_required(Role.TECHNICIAN)
+def api_status() -> Any:
+    return jsonify(status_data())

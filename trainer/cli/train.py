@@ -1,0 +1,86 @@
+"""``python -m trainer train``: train one sign's classifier into a run directory
+(re-running the same command resumes an interrupted run)."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+
+from device.cliutil import UserError
+
+log = logging.getLogger(__name__)
+
+
+def add_common(parser: argparse.ArgumentParser) -> None:
+    """Arguments shared with ``python -m trainer sweep``."""
+    parser.add_argument("--data", required=True, help="data root (folder layout or manifest.csv)")
+    parser.add_argument("--image-size", type=int, default=224, help="square input size in pixels")
+    parser.add_argument("--steps", type=int, default=10_000, help="most training iterations (paper: 10,000)")
+    parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (paper: 0.01)")
+    parser.add_argument("--batch", type=int, default=32, help="global batch size")
+    parser.add_argument("--weights", default="none",
+                        help="none, imagenet (needs the file cached by Keras), or a .keras/.weights.h5 PATH")
+    parser.add_argument("--head", choices=["softmax", "ordinal"], default="softmax")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--patience", type=int, default=10,
+                        help="stop after this many evaluations without improvement")
+    parser.add_argument("--eval-every", type=int, default=200, help="evaluate/checkpoint every N steps")
+    parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
+    parser.add_argument("--no-class-weights", action="store_true", help="do not reweight rare grades")
+    parser.add_argument("--quiet", action="store_true", help="one log line per evaluation, no progress bar")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_common(parser)
+    parser.add_argument("--sign", default="erythema", help="erythema, excoriation or lichenification")
+    parser.add_argument("--backbone", default="resnet101_v1", help="see `python -m trainer backbones`")
+    parser.add_argument("--out", required=True, help="run directory (created; reused to resume)")
+    parser.add_argument("--multi-sign", action="store_true",
+                        help="one shared backbone, a head per sign (manifest layout); also writes OUT/<sign>/")
+    parser.add_argument("--split", help="reuse this split file (default: make one, saved to OUT/split.json)")
+    parser.add_argument("--val-fraction", type=float, default=0.3)
+
+
+def config_from_args(args: argparse.Namespace, **over):
+    from trainer.train import TrainConfig
+
+    kw = dict(data=args.data, image_size=args.image_size, steps=args.steps, lr=args.lr,
+              batch=args.batch, weights=args.weights, head=args.head, seed=args.seed,
+              patience=args.patience, eval_every=args.eval_every, augment=not args.no_augment,
+              class_weights=not args.no_class_weights, verbose=2 if args.quiet else 1)
+    kw.update(over)
+    return TrainConfig(**kw)
+
+
+def check_numbers(args: argparse.Namespace) -> None:
+    if args.steps < 1 or args.batch < 1 or args.eval_every < 1 or args.image_size < 16:
+        raise UserError("--steps, --batch and --eval-every must be >= 1 and --image-size >= 16")
+    if not args.lr > 0:
+        raise UserError("--lr must be positive")
+
+
+def run(args: argparse.Namespace) -> int:
+    from device.vocab import parse_sign
+    from trainer.evaluate import SYNTHETIC_NOTE, format_metrics
+    from trainer.run import RunError
+    from trainer.train import TrainError, train
+
+    check_numbers(args)
+    try:
+        sign = None if args.multi_sign else parse_sign(args.sign, model_only=True).value
+    except ValueError as exc:
+        raise UserError(f"--sign: {exc}") from exc
+    cfg = config_from_args(args, out=args.out, sign=sign, backbone=args.backbone,
+                           multi_sign=args.multi_sign, split=args.split,
+                           val_fraction=args.val_fraction)
+    try:
+        metrics = train(cfg)
+    except (TrainError, RunError) as exc:
+        raise UserError(str(exc)) from exc
+    blocks = metrics.get("per_sign") or {metrics.get("sign"): metrics}
+    for name, m in blocks.items():
+        print(f"{name} / {cfg.backbone}, held-out split: {format_metrics(m)}")
+    if metrics.get("synthetic"):
+        print(f"NOTE: {SYNTHETIC_NOTE}")
+    print(f"run directory: {args.out}")
+    return 0

@@ -1,0 +1,127 @@
+"""Train every (sign, backbone) pair into SWEEPDIR/<sign>/<backbone>/ and write the
+Table-3 style report (trainer.report).
+
+A pair whose metrics.json exists is done and skipped, so a rerun finishes an
+interrupted sweep (and a half-trained pair resumes from its checkpoint). ``shard``
+(i, n) takes every n-th pair starting at i, so n machines can share one sweep
+directory (or merge theirs) and any of them can rewrite the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from device.vocab import MODEL_SIGNS, Sign, parse_sign
+from trainer.run import METRICS_FILE
+
+log = logging.getLogger(__name__)
+
+
+class SweepError(ValueError):
+    """Bad sweep arguments (unknown backbone or sign, malformed shard)."""
+
+
+@dataclass
+class SweepConfig:
+    data: str
+    out: str
+    backbones: list[str]
+    signs: list[Sign] = field(default_factory=lambda: list(MODEL_SIGNS))
+    shard: tuple[int, int] = (0, 1)
+    metric: str = "accuracy"
+    base: object = None  # a trainer.train.TrainConfig holding the shared training settings
+
+
+def parse_shard(text: str | None) -> tuple[int, int]:
+    """"i/n" with 0 <= i < n (0-based: the first of two machines is 0/2)."""
+    if not text:
+        return (0, 1)
+    try:
+        i, n = (int(p) for p in text.split("/"))
+    except ValueError as exc:
+        raise SweepError(f"--shard {text!r}: expected i/n, e.g. 0/2 and 1/2 for two machines") from exc
+    if n < 1 or not 0 <= i < n:
+        raise SweepError(f"--shard {text!r}: need 0 <= i < n (0-based), e.g. 0/2 and 1/2")
+    return (i, n)
+
+
+def resolve_signs(text: str) -> list[Sign]:
+    if text.strip().lower() == "all":
+        return list(MODEL_SIGNS)
+    try:
+        return [parse_sign(p, model_only=True) for p in text.split(",") if p.strip()]
+    except ValueError as exc:
+        raise SweepError(f"--signs: {exc}") from exc
+
+
+def resolve_backbone_names(text: str) -> list[str]:
+    from trainer.backbones import resolve_backbones
+
+    try:
+        names = resolve_backbones(text.strip())
+    except KeyError as exc:
+        raise SweepError(f"--backbones: {exc.args[0] if exc.args else exc}") from exc
+    if not names:
+        raise SweepError("--backbones: no backbone named; give paper, mobile, all or NAME,NAME")
+    return names
+
+
+def all_pairs(signs: list[Sign], backbones: list[str]) -> list[tuple[Sign, str]]:
+    # backbone-major: consecutive pairs share a backbone, so shards balance model sizes
+    return [(s, b) for b in backbones for s in signs]
+
+
+def shard_pairs(pairs: list, shard: tuple[int, int]) -> list:
+    i, n = shard
+    return pairs[i::n]
+
+
+def run_sweep(cfg: SweepConfig, *, train_fn=None) -> dict:
+    """Train this shard's unfinished pairs, then write the report over everything found
+    in the sweep directory. Returns best.json's dict. ``train_fn`` is for tests."""
+    from trainer.report import write_report
+    from trainer.train import TrainError, train
+
+    train_fn = train_fn or train
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    mine = shard_pairs(all_pairs(cfg.signs, cfg.backbones), cfg.shard)
+    failures: dict[str, str] = {}
+    for k, (sign, backbone) in enumerate(mine, 1):
+        rundir = out / sign.value / backbone
+        if (rundir / METRICS_FILE).exists():
+            log.info("[%d/%d] %s / %s: done, skipped", k, len(mine), sign.value, backbone)
+            continue
+        size = _size_for(backbone, cfg.base.image_size)
+        log.info("[%d/%d] %s / %s at %d px", k, len(mine), sign.value, backbone, size)
+        t0 = time.perf_counter()
+        try:
+            train_fn(replace(cfg.base, sign=sign.value, backbone=backbone, out=str(rundir),
+                             image_size=size, multi_sign=False))
+        except TrainError as exc:
+            failures[f"{sign.value}/{backbone}"] = str(exc)
+            log.error("%s / %s failed: %s", sign.value, backbone, exc)
+        finally:
+            _clear_session()
+        log.info("%s / %s took %.0f s", sign.value, backbone, time.perf_counter() - t0)
+    return write_report(out, cfg.signs, cfg.backbones, metric=cfg.metric, failures=failures)
+
+
+def _size_for(backbone: str, requested: int) -> int:
+    from trainer.backbones import get_backbone
+
+    spec = get_backbone(backbone)
+    if requested < spec.min_input:
+        log.warning("%s needs at least %d px; training it at %d instead of %d",
+                    backbone, spec.min_input, spec.min_input, requested)
+        return spec.min_input
+    return requested
+
+
+def _clear_session() -> None:
+    import keras
+
+    keras.backend.clear_session()  # free the finished pair's graphs before the next one

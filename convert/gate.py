@@ -72,7 +72,7 @@ class GateResult:
         rows = [
             ("", "Keras", f"TFLite {self.mode}", "change", "check"),
             ("accuracy %", f"{100 * k['accuracy']:.2f}", f"{100 * t['accuracy']:.2f}",
-             f"{-self.acc_drop_points:+.2f}",
+             f"{0.0 - self.acc_drop_points + 0.0:+.2f}",
              f"{mark(self.acc_drop_points <= th.max_acc_drop)} (drop <= {th.max_acc_drop:g})"),
         ]
         for g, change in zip(GRADES, self.recall_change_points, strict=True):
@@ -80,7 +80,7 @@ class GateResult:
             if change is None:
                 rows.append((f"recall {g.label} %", "-", "-", "-", "(no images)"))
                 continue
-            rows.append((f"recall {g.label} %", f"{100 * rk:.2f}", f"{100 * rt:.2f}", f"{change:+.2f}",
+            rows.append((f"recall {g.label} %", f"{100 * rk:.2f}", f"{100 * rt:.2f}", f"{change + 0.0:+.2f}",
                          f"{mark(-change <= th.max_recall_drop)} (drop <= {th.max_recall_drop:g})"))
         rows.append(("top-1 agreement %", "", f"{100 * self.agreement:.2f}", "",
                      f"{mark(self.agreement >= th.min_agreement)} (>= {100 * th.min_agreement:g})"))
@@ -124,6 +124,9 @@ def evaluate_gate(y_true: Sequence[int], keras_probs: np.ndarray, tflite_probs: 
             result.reasons.append(
                 f"recall of grade {int(g)} ({g.label}) dropped {-change:.2f} points "
                 f"(> {thresholds.max_recall_drop:g})")
+    if len(set(kp.argmax(1).tolist())) == 1 and kp.shape[0] > 1:
+        log.warning("the Keras model gives the same grade to all %d held-out images: the gate "
+                    "compares two models that learned nothing; train longer", kp.shape[0])
     log.info("gate %s: %s", mode, "passed" if result.passed else "; ".join(result.reasons))
     return result
 

@@ -27,15 +27,19 @@ log = logging.getLogger(__name__)
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
 #: auto works on a copy whose shorter side is this many pixels (speed; lesions are large).
-WORK_SIDE = 160
+WORK_SIDE = 192
 #: Square sizes searched, as fractions of the shorter side.
 AUTO_SCALES = (0.12, 0.16, 0.2, 0.25, 0.3, 0.36, 0.43, 0.5, 0.6)
 #: a* units that count as one unit of redness (erythema is a few a* units redder).
 REDNESS_UNIT = 6.0
-TEXTURE_WEIGHT = 0.5
+TEXTURE_WEIGHT = 1.0
 MIN_SKIN_FOR_AUTO = 0.15
+#: A candidate square must lie at least this much on the body.
+MIN_BODY_IN_SQUARE = 0.9
 #: Where the lesion's edge is taken to be, between the ring (0) and the core's contrast (1).
 EXTENT_LEVEL = 0.3
+#: The threshold cuts off the lesion's faded rim; the crop gets this much margin.
+EXTENT_MARGIN = 1.1
 
 
 class CropError(ValueError):
@@ -87,17 +91,48 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     return (y > 30) & (cr >= 133) & (cr <= 185) & (cb >= 70) & (cb <= 135)
 
 
-def lesion_score_map(rgb: np.ndarray, skin: np.ndarray) -> np.ndarray:
-    """Per-pixel lesion score: redness above the skin's median plus texture energy."""
-    lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
+def body_mask(lab: np.ndarray) -> np.ndarray:
+    """The body part the staff framed: pixels close in colour to the middle of the photo,
+    the connected region through the middle, holes (the lesion) filled.
+
+    A skin-colour range alone is not enough: pink, orange or beige walls and sheets
+    pass it, and they would then look like the reddest "skin" in the photo."""
+    h, w = lab.shape[:2]
+    centre = lab[int(h * 0.3):int(h * 0.7), int(w * 0.3):int(w * 0.7)].reshape(-1, 3)
+    ref = np.median(centre, axis=0)
+    diff = lab - ref
+    # Lightness counts less: the same skin is lighter or darker under uneven light.
+    dist = np.sqrt(0.25 * diff[..., 0] ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2)
+    dist8 = np.clip(dist * 4, 0, 255).astype(np.uint8)
+    level, _ = cv2.threshold(dist8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
+    level = max(level, 24.0)  # near-uniform photo: do not split the skin itself
+    near = (dist8 <= level).astype(np.uint8)
+    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
+    near = cv2.morphologyEx(near, cv2.MORPH_OPEN, kernel)
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(near)
+    if count <= 1:
+        return np.zeros((h, w), bool)
+    label = labels[h // 2, w // 2] or 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    body = (labels == label).astype(np.uint8)
+    contours, _ = cv2.findContours(body, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(body)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    # Stay off the body's outline: its edge against the background is not a lesion.
+    return cv2.erode(filled, kernel, iterations=2).astype(bool)
+
+
+def lesion_score_map(lab: np.ndarray, body: np.ndarray) -> np.ndarray:
+    """Per-pixel lesion score inside the body: redness (a* above the body's median)
+    plus texture (local energy of fine detail above the body's median); 0 outside."""
     light, a_star = lab[..., 0], lab[..., 1]
-    ref = float(np.median(a_star[skin])) if skin.any() else float(np.median(a_star))
+    ref = float(np.median(a_star[body]))
     redness = np.clip((a_star - ref) / REDNESS_UNIT, 0, 4)
-    lap = np.abs(cv2.Laplacian(cv2.GaussianBlur(light, (3, 3), 0), cv2.CV_32F))
-    energy = cv2.blur(lap, (5, 5))
-    tex_ref = float(np.median(energy[skin])) if skin.any() else float(np.median(energy))
-    texture = np.clip((energy - tex_ref) / (tex_ref + 2.0), 0, 4)
-    return cv2.GaussianBlur(redness + TEXTURE_WEIGHT * texture, (5, 5), 0)
+    detail = light - cv2.GaussianBlur(light, (0, 0), 2.0)
+    energy = np.sqrt(cv2.blur(detail * detail, (7, 7)))
+    tex_ref = float(np.median(energy[body]))
+    texture = np.clip((energy - tex_ref) / (tex_ref + 0.5), 0, 4)
+    score = cv2.GaussianBlur(redness + TEXTURE_WEIGHT * texture, (5, 5), 0)
+    return score * body
 
 
 def _box_sums(integral: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
@@ -105,10 +140,12 @@ def _box_sums(integral: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarr
     return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
 
 
-def best_square(score: np.ndarray) -> tuple[Box, float]:
-    """The square (x, y, side, side) maximising mean(score inside) - mean(ring around it)."""
+def best_square(score: np.ndarray, body: np.ndarray) -> tuple[Box, float]:
+    """The square (x, y, side, side), mostly on the body, maximising mean(score inside)
+    minus mean(score on the body ring around it)."""
     h, w = score.shape
     integral = cv2.integral(score.astype(np.float64))
+    body_int = cv2.integral(body.astype(np.float64))
     best, best_val = (0, 0, 1, 1), -np.inf
     short = min(h, w)
     for frac in AUTO_SCALES:
@@ -119,14 +156,16 @@ def best_square(score: np.ndarray) -> tuple[Box, float]:
         ys, xs = np.meshgrid(np.arange(0, h - side + 1, stride),
                              np.arange(0, w - side + 1, stride), indexing="ij")
         x0, y0, x1, y1 = xs, ys, xs + side, ys + side
-        inner = _box_sums(integral, x0, y0, x1, y1) / (side * side)
+        area = side * side
+        in_sum = _box_sums(integral, x0, y0, x1, y1)
+        in_body = _box_sums(body_int, x0, y0, x1, y1)
         m = side // 2
         ox0, oy0 = np.maximum(x0 - m, 0), np.maximum(y0 - m, 0)
         ox1, oy1 = np.minimum(x1 + m, w), np.minimum(y1 + m, h)
-        outer_sum = _box_sums(integral, ox0, oy0, ox1, oy1)
-        ring_area = (ox1 - ox0) * (oy1 - oy0) - side * side
-        ring = (outer_sum - inner * side * side) / np.maximum(ring_area, 1)
-        contrast = inner - ring
+        ring_sum = _box_sums(integral, ox0, oy0, ox1, oy1) - in_sum
+        ring_body = _box_sums(body_int, ox0, oy0, ox1, oy1) - in_body
+        contrast = in_sum / area - ring_sum / np.maximum(ring_body, 1)
+        contrast[in_body < MIN_BODY_IN_SQUARE * area] = -np.inf
         k = int(np.argmax(contrast))
         if contrast.flat[k] > best_val:
             best_val = float(contrast.flat[k])
@@ -143,18 +182,20 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
     m = side // 2
     ring = score[max(0, y - m):min(h, y + side + m), max(0, x - m):min(w, x + side + m)]
     level = float(np.median(ring)) + EXTENT_LEVEL * contrast
-    mask = (score > level).astype(np.uint8)
+    mask = cv2.morphologyEx((score > level).astype(np.uint8), cv2.MORPH_CLOSE,
+                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
     _, labels = cv2.connectedComponents(mask)
-    cy, cx = y + side // 2, x + side // 2
-    label = labels[cy, cx]
-    if label == 0:
+    inner = labels[y:y + side, x:x + side]
+    found = np.bincount(inner[inner > 0].ravel())
+    if found.size == 0:
         return box
+    label = int(np.argmax(found))
     ys, xs = np.nonzero(labels == label)
     bx0, bx1, by0, by1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
     new = int(max(bx1 - bx0, by1 - by0))
     if new < side * 0.7 or new > side * 3:  # implausible: keep the square search's answer
         return box
-    new = min(new, h, w)
+    new = min(int(round(new * EXTENT_MARGIN)), h, w)
     nx = int(np.clip((bx0 + bx1) // 2 - new // 2, 0, w - new))
     ny = int(np.clip((by0 + by1) // 2 - new // 2, 0, h - new))
     return (nx, ny, new, new)
@@ -166,15 +207,18 @@ def auto_box(rgb: np.ndarray, config: CropConfig) -> CropResult:
     small = rgb if scale >= 1 else cv2.resize(
         rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     scale = small.shape[0] / h
-    skin = skin_mask(small)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    body = body_mask(lab)
     fallback = guide_box(h, w, config.guide_fraction)
-    skin_fraction = float(skin.mean())
-    if skin_fraction < MIN_SKIN_FOR_AUTO:
+    body_fraction = float(body.mean())
+    skin_fraction = float(skin_mask(small)[body].mean()) if body.any() else 0.0
+    if body_fraction < MIN_SKIN_FOR_AUTO or skin_fraction < 0.5:
         return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
-                          f"auto crop unsure: only {skin_fraction:.0%} of the photo looks like "
-                          "skin; used the guide square", None)
-    score = lesion_score_map(small, skin)
-    square, value = best_square(score)
+                          f"auto crop unsure: the body part fills {body_fraction:.0%} of the "
+                          f"photo and {skin_fraction:.0%} of it looks like skin; used the "
+                          "guide square", None)
+    score = lesion_score_map(lab, body)
+    square, value = best_square(score, body)
     if value < config.auto_min_score:
         return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
                           f"auto crop unsure: no region stands out (score {value:.2f} < "

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import os
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path
@@ -24,8 +25,11 @@ def tiny_packs_dir(size: int = 32) -> Path:
 
     root = Path(tempfile.mkdtemp(prefix="atopiscan-tinypack-"))
     models = {}
-    for k, sign in enumerate(MODEL_SIGNS):
-        path = tiny_tflite(root / f"{sign.value}.tflite", size=size, seed=k)
+    # One conversion (the slow part) copied for each sign keeps the session fast.
+    first = tiny_tflite(root / "model.tflite", size=size, seed=0)
+    for sign in MODEL_SIGNS:
+        path = root / f"{sign.value}.tflite"
+        shutil.copyfile(first, path)
         models[sign] = (path, tiny_card(sign, path, size=size))
     pack = write_pack(models, root / "tiny.atopack", pack_version=PACK_VERSION)
     packs = root / "packs"

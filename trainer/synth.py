@@ -213,11 +213,12 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
                       size: tuple[int, int] = FULL_PHOTO_SIZE
                       ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """A wider photo: background, a body part of non-lesional skin, the lesion in part of it.
-    Returns (uint8 RGB, lesion box x, y, w, h) with the box inside the body part."""
+    Returns (uint8 RGB, lesion box x, y, w, h) with the box inside the body part. With all
+    three grades 0 the box marks where the (invisible) lesion patch was painted."""
     w, h = size
     yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    # Background: a wall or sheet, smooth colour with a little texture.
-    bg = rng.uniform(0.25, 0.85, 3).astype(np.float32)
+    # Background: a wall or sheet in a muted colour (grey plus a slight tint).
+    bg = (rng.uniform(0.3, 0.8) * np.exp(rng.normal(0, 0.12, 3))).astype(np.float32)
     bg_img = _ch(bg) * (1.0 + 0.08 * smooth_noise(rng, h, w, 3))
     # Body part: a big rotated ellipse (rounder for trunk/head, elongated for limbs).
     limb = region in (Region.UPPER_LIMBS, Region.LOWER_LIMBS)
@@ -233,13 +234,15 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
         np.float32)
     skin = _ch(base) * (1.0 + 0.04 * smooth_noise(rng, h, w, 8)
                         + 0.02 * smooth_noise(rng, h, w, 40))
-    skin = skin * (1.0 - 0.35 * np.clip(v * v, 0, 1))  # the limb curves away
+    skin = skin * (1.0 - 0.45 * np.clip(u * u + v * v, 0, 1) ** 2)  # the body curves away
     # Lesion box: random size, corners inside the body ellipse (fixed number of draws).
     bw = int(h * rng.uniform(0.28, 0.5))
     bh = int(bw * rng.uniform(0.75, 1.25))
     cands = rng.uniform(0, 1, (64, 2)) * (w - bw, h - bh)
     bx, by = _inside(cands, bw, bh, cx, cy, ax * 0.92, ay * 0.92, ca, sa)
-    patch = paint_lesion(rng, grades, tone=tone, height=bh, width=bw, hair=0.0, base_rgb=base)
+    masks: dict[str, np.ndarray] = {}
+    patch = paint_lesion(rng, grades, tone=tone, height=bh, width=bw, hair=0.0, base_rgb=base,
+                         masks=masks)
     # Feathered blob mask so the patch fades into the surrounding skin.
     py, px = np.mgrid[-1:1:complex(0, bh), -1:1:complex(0, bw)].astype(np.float32)
     feather = np.clip((1.0 - (px * px + py * py) ** 1.5) * 3.0, 0.0, 1.0)
@@ -248,7 +251,15 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
     skin[:, by:by + bh, bx:bx + bw] = region_skin * (1 - feather) + patch * shade * feather
     img = skin * body + bg_img * (1.0 - body)
     img = apply_lighting(rng, img)
-    return to_uint8(apply_camera(rng, img, 1.5)), (bx, by, bw, bh)
+    # The recorded box is the lesion's visible core within the pasted patch (what a person
+    # would draw), not the whole patch; falls back to the patch if the core is empty.
+    ys, xs = np.nonzero(masks["lesion"] & (feather > 0.5))
+    if len(xs):
+        box = (bx + int(xs.min()), by + int(ys.min()), int(xs.max() - xs.min()) + 1,
+               int(ys.max() - ys.min()) + 1)
+    else:
+        box = (bx, by, bw, bh)
+    return to_uint8(apply_camera(rng, img, 1.5)), box
 
 
 def _inside(cands, bw, bh, cx, cy, ax, ay, ca, sa) -> tuple[int, int]:

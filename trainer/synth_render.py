@@ -107,11 +107,14 @@ def render_lesion(rng: np.random.Generator, grades: Mapping[Sign, float | int], 
 
 def paint_lesion(rng: np.random.Generator, grades: Mapping[Sign, float | int], *, tone: float,
                  height: int, width: int, hair: float = 0.3,
-                 base_rgb: np.ndarray | None = None) -> np.ndarray:
+                 base_rgb: np.ndarray | None = None,
+                 masks: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The skin and the three signs only, float RGB in [0, 1] laid out channel-first (3, H, W)
     (NumPy broadcasts a per-pixel mask over channels ten times faster that way), no lighting
     or camera.
-    ``base_rgb`` fixes the skin colour (to match the skin around a pasted patch)."""
+    ``base_rgb`` fixes the skin colour (to match the skin around a pasted patch); a ``masks``
+    dict receives ``"lesion"``: where a sign is visible (redness, thickening, scratches), or
+    the core of the lesion area when every grade is 0 -- for drawing the lesion's box."""
     h, w = height, width
     sev = {s: severity_from_grade(rng, grades.get(s, 0)) for s in MODEL_SIGNS}
     # Visible amount: 0 up to severity 0.25 (most grade-0 patches show none), 1 at 3.
@@ -158,7 +161,10 @@ def paint_lesion(rng: np.random.Generator, grades: Mapping[Sign, float | int], *
     k = strength * ery_mask
     img = img * (1.0 - k + k * red) + k * _ch([0.04 * (1 - dark), 0, 0])
     # --- excoriation: thin scratches (parallel clusters) and punctate erosions
-    img = _scratches(rng, img, f_exc, y.shape, scale)
+    img, scratch_alpha = _scratches(rng, img, f_exc, y.shape, scale)
+    if masks is not None:
+        visible = (k > 0.06) | (thick > 0.12) | (scratch_alpha > 0.25)
+        masks["lesion"] = visible if visible.any() else blob > 0.5
     # --- hair (grade-independent)
     return _hairs(rng, img, hair, scale)
 
@@ -180,7 +186,7 @@ def _scratches(rng, img, f, shape, scale) -> np.ndarray:
     dot_r = rng.uniform(0.8, 2.6, MAX_DOTS) * scale
     dot_crust = rng.uniform(0, 1, MAX_DOTS)
     if n_lines + n_dots == 0:
-        return img
+        return img, np.zeros((h, w), np.float32)
     alpha = np.zeros((h, w), np.uint8)
     crustness = np.zeros((h, w), np.uint8)
     contrast = 0.35 + 0.6 * min(f, 1.1)
@@ -205,7 +211,7 @@ def _scratches(rng, img, f, shape, scale) -> np.ndarray:
     # Fresh scratches sit in a faint red halo of inflamed skin.
     halo = cv2.GaussianBlur(a, (0, 0), 2.5 * scale) * (1.0 - cr) * 0.5
     img = img * (1.0 - halo + halo * _ch([1.0, 0.7, 0.7]))
-    return img * (1.0 - a) + colour * a
+    return img * (1.0 - a) + colour * a, a
 
 
 def rng_free_fade(i: int) -> float:

@@ -6,7 +6,10 @@ real Scanner, Service, Store and a folder camera of synthetic skin frames.
 
 from __future__ import annotations
 
+import functools
 import re
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +27,8 @@ from device.web import create_app
 from device.web.users import Role, UserStore
 
 PASSWORD = "correct-horse-battery"
+#: Cheap hashing for tests only (the device uses werkzeug's default, scrypt).
+FAST_HASH = "pbkdf2:sha256:1000"
 #: Fixed fake outputs: erythema is sure (grade 2), excoriation unsure (review), lichenification 1.
 FAKE_PROBS = {
     Sign.ERYTHEMA: [0.05, 0.1, 0.8, 0.05],
@@ -97,7 +102,7 @@ def make_app(tmp_path: Path, *, models: ModelSet | None | str = "fake", **web: A
     service = Service(config, camera, fake_models() if models == "fake" else models)
     data_dir = config.storage.data_dir
     store = Store(data_dir)
-    users = UserStore.in_data_dir(data_dir)
+    users = UserStore.in_data_dir(data_dir, hash_method=FAST_HASH)
     for role in Role:
         users.add(role.value, PASSWORD, role)
     app = create_app(config, service=service, store=store, users=users, testing=True)
@@ -127,3 +132,29 @@ def logged_in(app: Any, role: Role | str) -> tuple[Any, str]:
     resp = login(client, str(role))
     assert resp.status_code == 302, resp.get_data(as_text=True)
     return client, csrf_token(client)
+
+
+@functools.cache
+def tiny_pack_file(version: str) -> Path:
+    """A real pack file (three tiny int8 models, golden self-test) of ``version``, built
+    once per test session. Needs TensorFlow (tests/factories.py): a few seconds."""
+    from factories import tiny_card, tiny_tflite
+
+    from convert.packer import write_pack
+
+    root = _pack_root()
+    first = root / "model.tflite"
+    if not first.exists():
+        tiny_tflite(first, size=32, seed=0)  # one conversion, copied for each sign
+    models = {}
+    for sign in MODEL_SIGNS:
+        path = root / f"{sign.value}.tflite"
+        if not path.exists():
+            shutil.copyfile(first, path)
+        models[sign] = (path, tiny_card(sign, path, size=32))
+    return write_pack(models, root / f"pack-{version}.tar", pack_version=version)
+
+
+@functools.cache
+def _pack_root() -> Path:
+    return Path(tempfile.mkdtemp(prefix="atopiscan-webpacks-"))

@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Flask, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import device
 from device.web import errorlog
@@ -151,6 +151,8 @@ def _error_handlers(app: Flask) -> None:
 
     @app.errorhandler(413)
     def _too_large(exc: HTTPException) -> Any:
+        if exc.description != RequestEntityTooLarge.description:  # our own reason, e.g. pixels
+            return reply(413, exc.description)
         limit = request.max_content_length or app.config["MAX_CONTENT_LENGTH"]
         return reply(413, f"the upload is larger than {limit / 1024 / 1024:g} MB")
 

@@ -89,6 +89,7 @@ def patient(patient_id: str) -> Any:
 def patient_visits(patient_id: str) -> Any:
     st = store()
     try:
+        st.get_patient(patient_id)
         if request.method == "POST":
             visit = st.open_visit(patient_id)
             return jsonify(visit.to_dict()), 201

@@ -140,3 +140,19 @@ def test_pack_refuses_mismatched_card_and_wrong_golden_size(tiny_models, tmp_pat
         write_pack(tiny_models, tmp_path / "x.pack", pack_version="1.0.0",
                    golden_images={Sign.ERYTHEMA: [np.zeros((16, 16, 3), np.uint8)]})
     assert not list(tmp_path.iterdir())
+
+
+def test_sources_from_sweep_reads_trainer_best_json(tmp_path):
+    from convert.cli.pack import sources_from_sweep
+    from device.cliutil import UserError
+
+    best = {"metric": "accuracy", "synthetic": True, "note": "synthetic",
+            "signs": {"erythema": {"backbone": "vgg16", "accuracy": 0.9,
+                                   "rundir": str(tmp_path / "erythema" / "vgg16")},
+                      "excoriation": {"backbone": "resnet50_v2", "rundir": "excoriation/resnet50_v2"}}}
+    (tmp_path / "best.json").write_text(json.dumps(best))
+    got = sources_from_sweep(tmp_path)
+    assert got == {Sign.ERYTHEMA: tmp_path / "erythema" / "vgg16",
+                   Sign.EXCORIATION: tmp_path / "excoriation" / "resnet50_v2"}
+    with pytest.raises(UserError, match="best.json: not found"):
+        sources_from_sweep(tmp_path / "nowhere")

@@ -54,8 +54,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def sources_from_sweep(sweep_dir: Path) -> dict[Sign, Path]:
-    """Read SWEEPDIR/best.json: {sign: {"backbone": ..., "run_dir": ...}} (run_dir
-    absolute, or relative to SWEEPDIR)."""
+    """Each sign's chosen run from SWEEPDIR/best.json (trainer.report): {"signs": {sign:
+    {"backbone": ..., "rundir": ...}}, ...}; run folders absolute or relative to SWEEPDIR."""
     best = Path(sweep_dir) / BEST_FILE
     try:
         data = json.loads(best.read_text(encoding="utf-8"))
@@ -63,21 +63,23 @@ def sources_from_sweep(sweep_dir: Path) -> dict[Sign, Path]:
         raise UserError(f"{best}: not found; run `python -m trainer sweep` to completion first") from exc
     except (OSError, json.JSONDecodeError) as exc:
         raise UserError(f"{best}: unreadable ({exc})") from exc
-    if isinstance(data, dict) and isinstance(data.get("best"), dict):
-        data = data["best"]
+    if isinstance(data, dict) and isinstance(data.get("signs"), dict):
+        data = data["signs"]
     if not isinstance(data, dict):
-        raise UserError(f"{best}: expected an object {{sign: {{run_dir: ...}}}}")
+        raise UserError(f"{best}: expected {{\"signs\": {{sign: {{\"rundir\": ...}}}}}}")
     out: dict[Sign, Path] = {}
     for key, entry in data.items():
         try:
             sign = parse_sign(key)
         except ValueError:
-            continue  # other bookkeeping keys
-        run_dir = entry.get("run_dir") if isinstance(entry, dict) else entry
+            continue  # bookkeeping keys (metric, synthetic, note)
+        run_dir = (entry.get("rundir") or entry.get("run_dir")) if isinstance(entry, dict) else entry
         if not run_dir:
-            raise UserError(f"{best}: {key} has no run_dir")
+            raise UserError(f"{best}: {key} names no rundir")
         run_dir = Path(run_dir)
         out[sign] = run_dir if run_dir.is_absolute() else Path(sweep_dir) / run_dir
+    if not out:
+        raise UserError(f"{best}: names no run for any sign; did the sweep finish a run?")
     return out
 
 

@@ -131,7 +131,9 @@ class QualityConfig(_Section):
     max_brightness: float = Field(
         default=225, ge=0, le=255, description="Highest mean brightness (0-255) accepted")
     min_sharpness: float = Field(
-        default=15, ge=0, description="Lowest variance of the Laplacian accepted (blur check)")
+        default=5, ge=0,
+        description="Lowest variance of the Laplacian accepted (blur check), measured on a "
+                    "grey copy scaled to 512 px on its shorter side")
     min_size: int = Field(
         default=64, ge=1, description="Smallest accepted shorter side of the image, in pixels")
     min_skin_fraction: float = Field(

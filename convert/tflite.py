@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,7 @@ def convert_keras(model: Any, mode: str, *, calibration: Iterable[np.ndarray] | 
     import tensorflow as tf
 
     check_mode(mode)
+    logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to ..." per call
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode != "float32":
@@ -84,7 +86,10 @@ def convert_keras(model: Any, mode: str, *, calibration: Iterable[np.ndarray] | 
         conv.inference_output_type = tf.uint8
     try:
         # The converter prints its SavedModel export to stdout; keep the CLI output readable.
-        with contextlib.redirect_stdout(io.StringIO()):
+        # With uint8 input the converter warns that it has no input statistics; it needs
+        # none (uint8 pixels are already the quantized values), so the warning is noise.
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Statistics for quantized inputs")
             flat = conv.convert()
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
         raise ConversionError(

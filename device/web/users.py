@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import logging
+import os
 import re
 import secrets
 import sqlite3
@@ -93,6 +94,8 @@ class UserStore:
                 " created TEXT NOT NULL,"
                 " must_change_password INTEGER NOT NULL DEFAULT 0)"
             )
+        # Password hashes: readable by the service's user only (WAL/SHM files copy this mode).
+        os.chmod(self.path, 0o600)
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, *, hash_method: str | None = None) -> UserStore:

@@ -2,10 +2,13 @@
 
 - guide: the centred square the staff frame the lesion in (side = guide_fraction of
   the shorter side).
-- auto: find skin, then the square whose lesion score (redness as a* above the
-  surrounding skin, plus local texture energy) stands out most from the ring
-  around it, searched over a few sizes with integral images. When nothing stands
-  out (or there is little skin), it falls back to the guide square and says so.
+- auto: find the body part (the region whose colour matches the middle of the
+  photo, holes filled, checked to be skin-coloured), then the square whose lesion
+  score (redness: a* above the body's median; texture: local energy of fine
+  detail) stands out most from the ring of body around it, searched over a few
+  sizes with integral images, then grown to the lesion's extent. When the body is
+  small or not skin, or nothing stands out, it falls back to the guide square and
+  says so in the result.
 - box: a box given by the dashboard, validated and clipped to the image.
 
 ``python -m device.crop --eval-manifest DIR/manifest.csv`` measures how often the

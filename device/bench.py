@@ -58,6 +58,10 @@ def format_bench(report: dict) -> str:
         lines.append(f"  {sign}: {m['backbone']} {m['quantization']} "
                      f"{m['input_size'][0]}x{m['input_size'][1]}, {m['backend']}, "
                      f"{m['threads']} threads")
+    if "startup_ms" in report:
+        s = report["startup_ms"]
+        lines.append(f"start-up: models loaded in {s['load_models']:.0f} ms, first (cold) scan "
+                     f"{s['first_scan']:.0f} ms")
     if report["rejected_by_quality"]:
         lines.append(f"{report['rejected_by_quality']} scans failed the quality check "
                      "and were left out")

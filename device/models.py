@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 from pydantic import ValidationError
 
 from device.card import CardError, ModelCard, load_card
@@ -54,6 +56,14 @@ class ModelSet:
 
     def __iter__(self):
         return iter(self.models[s] for s in self.signs)
+
+    def warm_up(self) -> float:
+        """One invoke per model on a blank crop, so the first patient's scan does not pay
+        for the interpreter's first-run allocations. Returns the time taken in ms."""
+        start = time.perf_counter()
+        for sm in self:
+            sm.model.predict(np.zeros((*sm.model.input_size, 3), np.uint8))
+        return (time.perf_counter() - start) * 1000.0
 
     @classmethod
     def from_pack_dir(cls, pack_dir: Path | str, threads: int = 2, *,

@@ -55,6 +55,7 @@ class Service:
                 raise ModelSetError(f"no model pack is installed in {self.config.packs.dir}; "
                                     "install one with: python -m device flash PACK")
             models = ModelSet.from_pack_dir(pack_dir, self.config.grading.threads)
+            models.warm_up()
             self.scanner.models = models  # one assignment: scans in flight keep the old set
             self.model_error = None
             log.info("using model pack %s", models.pack_version)

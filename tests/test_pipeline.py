@@ -35,6 +35,7 @@ def test_model_set_reads_the_pack(models):
     assert models.signs == MODEL_SIGNS
     for sm in models:
         assert sm.card.sign is sm.sign and sm.model.input_size == (32, 32)
+    assert models.warm_up() > 0
 
 
 def test_scan_grades_every_sign_and_is_json_safe(config, models):

@@ -40,9 +40,7 @@ MIN_SKIN_FOR_AUTO = 0.15
 #: A candidate square must lie at least this much on the body.
 MIN_BODY_IN_SQUARE = 0.9
 #: Where the lesion's edge is taken to be, between the ring (0) and the core's contrast (1).
-EXTENT_LEVEL = 0.3
-#: The threshold cuts off the lesion's faded rim; the crop gets this much margin.
-EXTENT_MARGIN = 1.1
+EXTENT_LEVEL = 0.45
 
 
 class CropError(ValueError):
@@ -198,7 +196,7 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
     new = int(max(bx1 - bx0, by1 - by0))
     if new < side * 0.7 or new > side * 3:  # implausible: keep the square search's answer
         return box
-    new = min(int(round(new * EXTENT_MARGIN)), h, w)
+    new = min(new, h, w)
     nx = int(np.clip((bx0 + bx1) // 2 - new // 2, 0, w - new))
     ny = int(np.clip((by0 + by1) // 2 - new // 2, 0, h - new))
     return (nx, ny, new, new)

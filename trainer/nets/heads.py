@@ -2,13 +2,15 @@
 preprocessing and the ordinal (CORAL / cumulative-link) grade head.
 
 Everything here converts to TFLite with built-in ops only (CAST, MUL, ADD, SUB,
-REVERSE_V2, FULLY_CONNECTED, LOGISTIC, MAXIMUM): the device has no custom ops.
+CONV_2D, FULLY_CONNECTED, LOGISTIC, MAXIMUM), all of which the XNNPACK delegate takes
+in float and int8 models: the device has no custom ops.
 Registered with Keras under the package "atopiscan" so ``keras.models.load_model``
 finds them (``trainer.model.CUSTOM_OBJECTS`` lists them as well).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Any
@@ -44,13 +46,15 @@ class ImagePreprocess(keras.layers.Layer):
         x = ops.cast(inputs, self.compute_dtype)
         if self.mode == "tf":
             return x / 127.5 - 1.0
-        if self.mode == "caffe":
-            mean = ops.convert_to_tensor(_CAFFE_MEAN_BGR, dtype=self.compute_dtype)
-            return ops.flip(x, axis=-1) - mean
-        if self.mode == "torch":
-            mean = ops.convert_to_tensor(_TORCH_MEAN, dtype=self.compute_dtype)
-            std = ops.convert_to_tensor(_TORCH_STD, dtype=self.compute_dtype)
-            return (x / 255.0 - mean) / std
+        if self.mode in ("caffe", "torch"):
+            # Channel reorder and per-channel scale/offset as one fixed 1x1 convolution:
+            # TFLite's REVERSE_V2 followed by a per-channel SUB makes the XNNPACK delegate
+            # fail to prepare an int8 model, while a CONV_2D (offset folded into its
+            # bias) is delegated like the rest of the network.
+            kernel, offset = _affine(self.mode)
+            kernel = ops.convert_to_tensor(kernel, dtype=self.compute_dtype)
+            offset = ops.convert_to_tensor(offset, dtype=self.compute_dtype)
+            return ops.conv(x, ops.reshape(kernel, (1, 1, 3, 3)), padding="valid") + offset
         return x
 
     def compute_output_shape(self, input_shape: Any) -> Any:
@@ -58,6 +62,17 @@ class ImagePreprocess(keras.layers.Layer):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "mode": self.mode}
+
+
+def _affine(mode: str) -> tuple[list[list[float]], list[float]]:
+    """(3x3 matrix, offset) with out = rgb @ matrix + offset, per pixel."""
+    if mode == "caffe":  # out[c] = in[2 - c] - mean_bgr[c]
+        matrix = [[1.0 if out == 2 - src else 0.0 for out in range(3)] for src in range(3)]
+        return matrix, [-m for m in _CAFFE_MEAN_BGR]
+    # torch: out[c] = (in[c] / 255 - mean[c]) / std[c]
+    matrix = [[1.0 / (255.0 * _TORCH_STD[c]) if c == src else 0.0 for c in range(3)]
+              for src in range(3)]
+    return matrix, [-m / s for m, s in zip(_TORCH_MEAN, _TORCH_STD, strict=True)]
 
 
 def _inverse_softplus(y: float) -> float:
@@ -101,13 +116,18 @@ class OrdinalHead(keras.layers.Layer):
         first = ops.cast(self.first_bias, "float32")
         return ops.concatenate([first, first - steps], axis=0)
 
+    def cumulative_logits(self, x: Any) -> Any:
+        """logit P(grade > k) for k = 0..K-2, shape (batch, K-1)."""
+        score = ops.matmul(ops.cast(x, "float32"), ops.cast(self.kernel, "float32"))
+        return score + self.biases()
+
     def cumulative_probs(self, x: Any) -> Any:
         """P(grade > k) for k = 0..K-2, shape (batch, K-1), non-increasing along k."""
-        score = ops.matmul(ops.cast(x, "float32"), ops.cast(self.kernel, "float32"))
-        return ops.sigmoid(score + self.biases())
+        return ops.sigmoid(self.cumulative_logits(x))
 
     def call(self, inputs: Any) -> Any:
-        cum = self.cumulative_probs(inputs)
+        logits = self.cumulative_logits(inputs)
+        cum = ops.sigmoid(logits)
         k = self.num_grades
         diff = [[(1.0 if col == row + 1 else -1.0 if col == row else 0.0) for col in range(k)]
                 for row in range(k - 1)]
@@ -115,7 +135,13 @@ class OrdinalHead(keras.layers.Layer):
         probs = ops.matmul(cum, ops.convert_to_tensor(diff, "float32")) + ops.convert_to_tensor(
             first, "float32")
         # Exact arithmetic gives p >= 0; the clamp only absorbs float rounding.
-        return ops.maximum(probs, 0.0)
+        probs = ops.maximum(probs, 0.0)
+        # Like Keras' softmax (``_keras_logits``): keep the logits on the output tensor so
+        # coral_loss can use them while training (graph mode) and its gradient does not
+        # vanish where the sigmoid saturates. Eager tensors refuse the attribute.
+        with contextlib.suppress(AttributeError):
+            probs._atopiscan_cumulative_logits = logits
+        return probs
 
     def compute_output_shape(self, input_shape: Any) -> Any:
         return (*input_shape[:-1], self.num_grades)
@@ -127,15 +153,21 @@ class OrdinalHead(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="atopiscan")
 def coral_loss(y_true: Any, y_pred: Any) -> Any:
     """CORAL loss for the ordinal head: mean binary cross-entropy over the K-1 events
-    "grade > k", with P(grade > k) recovered from the K output probabilities as
-    sum_{j > k} p_j. y_true: integer grades (batch,) or (batch, 1)."""
+    "grade > k". y_true: integer grades, (batch,) or (batch, 1); y_pred: the head's K
+    probabilities. Inside ``fit`` the head's cumulative logits ride on y_pred and the
+    loss is computed from them (stable, no vanishing gradient when saturated);
+    otherwise P(grade > k) is recovered from the probabilities as sum_{j > k} p_j."""
     eps = 1e-7
-    k = ops.shape(y_pred)[-1]
-    probs = ops.cast(y_pred, "float32")
-    # tail[:, k] = sum_{j > k} p_j for k = 0..K-2
-    tail = ops.flip(ops.cumsum(ops.flip(probs, axis=-1), axis=-1), axis=-1)[:, 1:]
-    tail = ops.clip(tail, eps, 1.0 - eps)
+    k = y_pred.shape[-1]
     grades = ops.cast(ops.reshape(y_true, (-1, 1)), "float32")
     events = ops.cast(grades > ops.cast(ops.arange(k - 1), "float32")[None, :], "float32")
-    bce = -(events * ops.log(tail) + (1.0 - events) * ops.log(1.0 - tail))
+    logits = getattr(y_pred, "_atopiscan_cumulative_logits", None)
+    if logits is not None:
+        bce = ops.softplus(logits) - events * logits
+    else:
+        probs = ops.cast(y_pred, "float32")
+        # tail[:, k] = sum_{j > k} p_j for k = 0..K-2
+        tail = ops.flip(ops.cumsum(ops.flip(probs, axis=-1), axis=-1), axis=-1)[:, 1:]
+        tail = ops.clip(tail, 0.0, 1.0)
+        bce = -(events * ops.log(tail + eps) + (1.0 - events) * ops.log(1.0 - tail + eps))
     return ops.mean(bce, axis=-1)

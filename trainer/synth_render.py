@@ -5,8 +5,10 @@ drawn in a fixed order whatever the grades, so two renders from the same seed di
 a sign's severity differs: the contact sheet and the tests rely on that.
 
 Severity: an integer grade g is turned into a continuous severity drawn inside the grade's band
-[g - 0.5, g + 0.5] plus Gaussian jitter (sd 0.2), clipped to [0, 3.5]: neighbouring grades
-overlap, so a good classifier scores high but not perfectly. A float is taken as the severity.
+[g - 0.5, g + 0.5] plus Gaussian jitter (sd 0.15), clipped to [0, 3.5]: neighbouring grades
+overlap, so a good classifier scores high but not perfectly: even a reader who saw the severity
+exactly would misgrade about 9 % (the jitter crosses a band edge), before any visual ambiguity
+(dark skin, white balance, lesion extent). A float is taken as the severity.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)
 
-BAND_JITTER_SD = 0.2
+BAND_JITTER_SD = 0.15
 MAX_SEVERITY = 3.5
 MAX_SCRATCHES = 28
 MAX_DOTS = 24

@@ -122,6 +122,7 @@ def _size_for(backbone: str, requested: int) -> int:
 
 
 def _clear_session() -> None:
-    import keras
+    import sys
 
-    keras.backend.clear_session()  # free the finished pair's graphs before the next one
+    if "keras" in sys.modules:  # free the finished pair's graphs before the next one
+        sys.modules["keras"].backend.clear_session()

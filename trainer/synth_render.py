@@ -157,7 +157,7 @@ def paint_lesion(rng: np.random.Generator, grades: Mapping[Sign, float | int], *
     img = img + 0.08 * thick * (0.5 + 0.5 * smooth_noise(rng, h, w, 20).clip(0, 1))
     # --- erythema: diffuse irregular redness, extent and strength rise; subtler on dark skin
     ery_mask = _sigmoid((blob - 0.9 + 0.8 * f_ery + 0.25 * smooth_noise(rng, h, w, 11)) * 5.0)
-    strength = min(f_ery, 1.15) ** 0.9 * (1.0 - 0.4 * float(np.clip(tone, 0, 1)))
+    strength = min(f_ery, 1.15) ** 0.9 * (1.0 - 0.25 * float(np.clip(tone, 0, 1)))
     dark = 0.6 * float(np.clip(tone, 0, 1))  # on dark skin erythema looks violaceous / dusky
     red = _ch([0.97 - 0.15 * dark, 0.58 + 0.05 * dark, 0.62 + 0.15 * dark])
     k = strength * ery_mask

@@ -8,7 +8,13 @@ import json
 from pathlib import Path
 
 import pytest
-from trainer_fixtures import TINY_SIZE, synth_folders  # noqa: F401
+from trainer_fixtures import (  # noqa: F401
+    TINY_BACKBONE,
+    TINY_BACKBONE_WIDE,
+    TINY_SIZE,
+    synth_folders,
+    tiny_backbone,
+)
 
 from device.vocab import MODEL_SIGNS, Sign
 from trainer.report import PAPER_TABLE3, paper_accuracy
@@ -97,23 +103,23 @@ def test_sweep_reports_picks_best_and_skips_done_pairs(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_sweep_over_two_tiny_backbones(synth_folders, tmp_path, capsys):  # noqa: F811
+def test_real_sweep_over_two_tiny_backbones(synth_folders, tiny_backbone, tmp_path, capsys):  # noqa: F811
     from trainer.__main__ import main
 
     out = tmp_path / "sweep"
-    args = ["sweep", "--data", str(synth_folders), "--backbones", "mobilenet_v3_small,mobilenet_v2",
+    args = ["sweep", "--data", str(synth_folders), "--backbones", f"{TINY_BACKBONE},{TINY_BACKBONE_WIDE}",
             "--signs", "erythema", "--out", str(out), "--image-size", str(TINY_SIZE), "--steps", "8",
             "--eval-every", "8", "--batch", "8", "--metric", "qwk"]
     assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "| mobilenet_v3_small |" in printed and "| mobilenet_v2 |" in printed
+    assert f"| {TINY_BACKBONE} |" in printed and f"| {TINY_BACKBONE_WIDE} |" in printed
     best = json.loads((out / "best.json").read_text())
-    assert best["metric"] == "qwk" and best["signs"]["erythema"]["backbone"] in (
-        "mobilenet_v3_small", "mobilenet_v2")
+    assert best["metric"] == "qwk"
+    assert best["signs"]["erythema"]["backbone"] in (TINY_BACKBONE, TINY_BACKBONE_WIDE)
     assert Path(best["signs"]["erythema"]["rundir"], "model.keras").exists()
     rows = list(csv.DictReader((out / "report.csv").read_text().splitlines()))
-    assert [r["backbone"] for r in rows] == ["mobilenet_v3_small", "mobilenet_v2"]
+    assert [r["backbone"] for r in rows] == [TINY_BACKBONE, TINY_BACKBONE_WIDE]
     assert all(float(r["train_seconds"]) > 0 and int(r["params"]) > 0 for r in rows)
-    stamp = (out / "erythema" / "mobilenet_v2" / "metrics.json").stat().st_mtime_ns
+    stamp = (out / "erythema" / TINY_BACKBONE_WIDE / "metrics.json").stat().st_mtime_ns
     assert main(args) == 0  # rerun: both pairs done, skipped
-    assert (out / "erythema" / "mobilenet_v2" / "metrics.json").stat().st_mtime_ns == stamp
+    assert (out / "erythema" / TINY_BACKBONE_WIDE / "metrics.json").stat().st_mtime_ns == stamp

@@ -168,6 +168,8 @@ def make_dataset(samples, signs: Sequence[Sign], image_size: int, batch: int, *,
         ds = ds.map(lambda x, y: (x, _outputs(tf.maximum(y, 0), None, signs, multi_output)[0]))
     options = tf.data.Options()
     options.experimental_deterministic = not training
+    # One list of paths, not files per worker: shard by element under MultiWorkerMirrored.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return ds.with_options(options).prefetch(autotune)
 
 

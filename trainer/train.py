@@ -175,6 +175,9 @@ def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign]):
         split_path = rundir / SPLIT_FILE
         if cfg.split:
             split = load_split(Path(cfg.split))
+            if split_path.exists() and load_split(split_path).sha256() != split.sha256():
+                raise TrainError(f"{rundir} was trained on another split than {cfg.split}; "
+                                 "use a new --out for a new split")
         elif split_path.exists():
             split = load_split(split_path)
         else:
@@ -219,7 +222,12 @@ def _build(cfg: TrainConfig, signs: list[Sign]):
     from trainer.model import CUSTOM_OBJECTS, build_classifier, build_multi_sign
 
     weights = None if cfg.weights in ("none", "", None) else cfg.weights
-    path = weights if weights not in (None, "imagenet") else None
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise TrainError(f"--weights {weights}: no such file (give none, imagenet, a backbone "
+                         ".weights.h5 or a .keras model to start from)")
+    # A .keras file (e.g. an earlier run's model.keras) is copied layer by layer after the
+    # build; none/imagenet/a backbone .weights.h5 go to the backbone builder.
+    path = weights if weights and weights.endswith(".keras") else None
     kw = dict(image_size=cfg.image_size, head=cfg.head, weights=None if path else weights)
     try:
         if cfg.multi_sign:
@@ -232,14 +240,12 @@ def _build(cfg: TrainConfig, signs: list[Sign]):
         raise TrainError(str(exc)) from exc
     _cap_bn_momentum(model, bn_momentum(cfg.steps))
     if path:
-        if not Path(path).exists():
-            raise TrainError(f"--weights {path}: no such file (give none, imagenet or a .keras/.weights.h5)")
-        if path.endswith(".weights.h5"):
-            model.load_weights(path, skip_mismatch=True)
-        else:
-            src = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
-            copied = _copy_weights(src, model)
-            log.info("copied weights of %d layers from %s", copied, path)
+        src = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
+        copied = _copy_weights(src, model)
+        if not copied:
+            raise TrainError(f"--weights {path}: no layer matches {cfg.backbone} at "
+                             f"{cfg.image_size} px; start from a model of the same backbone")
+        log.info("copied weights of %d layers from %s", copied, path)
     return model
 
 

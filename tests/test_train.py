@@ -144,3 +144,14 @@ def test_ordinal_multi_sign_trains_and_splits(synth_manifest, tiny_backbone, tmp
         probs = np.asarray(model.predict_on_batch(x))
         assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-4) and (probs >= 0).all()
         assert sub.data_summary().n_val == m["n"]
+
+
+def test_failed_start_does_not_bind_the_run_directory(synth_folders, tiny_backbone, tmp_path, capsys):  # noqa: F811
+    from trainer.__main__ import main
+
+    args = ["train", "--data", str(synth_folders), "--image-size", "16", "--out", str(tmp_path / "r")]
+    assert main([*args, "--backbone", "no_such_net"]) == 2
+    assert "unknown backbone 'no_such_net'" in capsys.readouterr().err
+    assert main([*args, "--backbone", TINY_BACKBONE]) == 2  # now a size error, not a clash
+    err = capsys.readouterr().err
+    assert "minimum input" in err and "already holds" not in err

@@ -31,12 +31,12 @@ def register_tiny_backbone() -> str:
     from trainer.backbones import BackboneSpec, list_backbones, register
 
     if TINY_BACKBONE not in list_backbones():
-        register(BackboneSpec(TINY_BACKBONE, "test", 2024, _build_tiny, 16, 32, 23_584, "tf"))
+        register(BackboneSpec(TINY_BACKBONE, "test", 2024, _build_tiny, 24, 32, 23_584, "tf"))
 
         def wide(input_shape, **kw):
             return _build_tiny(input_shape, widths=(24, 48, 96), **kw)
 
-        register(BackboneSpec(TINY_BACKBONE_WIDE, "test", 2024, wide, 16, 32, 52_560, "tf"))
+        register(BackboneSpec(TINY_BACKBONE_WIDE, "test", 2024, wide, 24, 32, 52_560, "tf"))
     return TINY_BACKBONE
 
 

@@ -160,7 +160,7 @@ def _checkpointer(rundir: Path, state: dict, steps_per_epoch: int, patience: int
     return Checkpointer()
 
 
-def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign]):
+def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool):
     from trainer.data import MANIFEST, DataError, load_dataset, samples_for_sign
     from trainer.split import apply_split, load_split, make_split, save_split
 
@@ -175,10 +175,10 @@ def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign]):
         split_path = rundir / SPLIT_FILE
         if cfg.split:
             split = load_split(Path(cfg.split))
-            if split_path.exists() and load_split(split_path).sha256() != split.sha256():
+            if started and load_split(split_path).sha256() != split.sha256():
                 raise TrainError(f"{rundir} was trained on another split than {cfg.split}; "
                                  "use a new --out for a new split")
-        elif split_path.exists():
+        elif started and split_path.exists():
             split = load_split(split_path)
         else:
             split = make_split(pool, None if cfg.multi_sign else signs[0], seed=cfg.seed,
@@ -195,7 +195,8 @@ def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign]):
     return train, val
 
 
-def _resolve(cfg: TrainConfig, rundir: Path, signs: list[Sign], plan: StrategyPlan) -> dict:
+def _resolve(cfg: TrainConfig, rundir: Path, signs: list[Sign], plan: StrategyPlan,
+             started: bool) -> dict:
     resolved = asdict(cfg)
     resolved.update(
         data=str(Path(cfg.data).resolve()), out=str(rundir), split=SPLIT_FILE,
@@ -204,7 +205,7 @@ def _resolve(cfg: TrainConfig, rundir: Path, signs: list[Sign], plan: StrategyPl
         synthetic=is_synthetic(Path(cfg.data)), optimizer="sgd", strategy=plan.kind,
         mixed_precision=plan.mixed_precision, software_version=device.__version__)
     old_path = rundir / CONFIG_FILE
-    if old_path.exists():
+    if started and old_path.exists():  # a run with a checkpoint: only the same run continues
         old = read_json(old_path)
         clash = [k for k in IDENTITY_KEYS if old.get(k) != resolved.get(k)]
         if clash:
@@ -312,13 +313,15 @@ def train(cfg: TrainConfig) -> dict:
     (rundir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     signs = list(MODEL_SIGNS) if cfg.multi_sign else [parse_sign(cfg.sign or "", model_only=True)]
     plan = plan_strategy(_gpus(), os.environ.get("TF_CONFIG"), mixed_precision=cfg.mixed_precision)
-    resolved = _resolve(cfg, rundir, signs, plan)
     state_path = rundir / CKPT_DIR / STATE_FILE
     state = read_json(state_path) if state_path.exists() else None
+    # Before the first checkpoint nothing is worth keeping: a start that failed (bad
+    # backbone, bad size) leaves no config or split that binds the next attempt.
+    resolved = _resolve(cfg, rundir, signs, plan, started=state is not None)
     if state and state.get("done") and (rundir / METRICS_FILE).exists():
         log.info("%s: already finished at step %d; delete it to train again", rundir, state["step"])
         return read_json(rundir / METRICS_FILE)
-    train_s, val_s = _load_data(cfg, rundir, signs)
+    train_s, val_s = _load_data(cfg, rundir, signs, started=state is not None)
     write_json(rundir / CONFIG_FILE, resolved)
 
     strategy = make_strategy(plan)

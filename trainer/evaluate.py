@@ -132,10 +132,12 @@ def predict_samples(model, samples, image_size: int, *, batch: int = 64,
     for start in range(0, len(samples), batch):
         chunk = samples[start:start + batch]
         x = load_images(chunk, image_size)
+        if len(chunk) < batch:  # one batch shape: no graph retracing for the last one
+            x = np.concatenate([x, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])
         y = model.predict_on_batch(x)
         if isinstance(y, dict):
             y = y[output]
-        out.append(np.asarray(y, dtype=np.float64))
+        out.append(np.asarray(y, dtype=np.float64)[:len(chunk)])
     return np.concatenate(out) if out else np.zeros((0, NUM_GRADES))
 
 

@@ -1,0 +1,105 @@
+"""The make-demo orchestrator: which commands it runs, and that a second run
+skips every finished step. The real commands are replaced by a fake that
+writes what each would have written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from convert import demo as demo_mod
+from device.vocab import MODEL_SIGNS
+
+
+class FakeCLI:
+    def __init__(self, data: Path) -> None:
+        self.data = data
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, *args: str, stdin: str | None = None) -> None:
+        self.calls.append(args)
+        def opt(name: str) -> str:
+            return args[args.index(name) + 1]
+
+        if args[:2] == ("trainer", "synth"):
+            Path(opt("--out")).mkdir(parents=True)
+        elif args[:2] == ("trainer", "train"):
+            out = Path(opt("--out"))
+            out.mkdir(parents=True)
+            (out / "metrics.json").write_text("{}")
+        elif args[:2] == ("convert", "pack"):
+            Path(opt("--out")).write_bytes(b"pack")
+        elif args[:2] == ("device", "adduser"):
+            assert stdin and stdin.strip(), "the demo password goes through stdin"
+
+
+def _demo(tmp_path: Path) -> tuple[demo_mod.Demo, FakeCLI]:
+    data = tmp_path / "demo_data"
+    demo = demo_mod.Demo(data, n_train=40, image_size=32, steps=6, backbone="mobilenet_v3_small",
+                         host=None, port=None)
+    fake = FakeCLI(data)
+    demo.cli = fake
+    return demo, fake
+
+
+def test_first_run_does_every_step_in_order(tmp_path, capsys):
+    demo, fake = _demo(tmp_path)
+    assert demo.run(serve=False) == 0
+    steps = [c[:2] for c in fake.calls]
+    assert steps == [("trainer", "synth"), ("trainer", "synth"), ("trainer", "train"),
+                     ("convert", "pack"), ("device", "flash"), ("device", "adduser")]
+    pack_call = fake.calls[3]
+    for sign in MODEL_SIGNS:
+        run_dir = pack_call[pack_call.index(f"--{sign.value}") + 1]
+        assert run_dir.endswith(f"multi/{sign.value}")
+    assert "--fallback" in pack_call and "int8" in pack_call
+    login = (demo.data / "demo-login.txt")
+    assert login.stat().st_mode & 0o077 == 0, "the demo password file is private"
+
+
+def test_second_run_skips_finished_steps_and_keeps_the_login(tmp_path):
+    demo, fake = _demo(tmp_path)
+    demo.run(serve=False)
+    password = (demo.data / "demo-login.txt").read_text()
+    demo2, fake2 = _demo(tmp_path)
+    assert demo2.run(serve=False) == 0
+    assert fake2.calls == []
+    assert (demo.data / "demo-login.txt").read_text() == password
+
+
+def test_a_new_pack_is_flashed_again(tmp_path):
+    demo, fake = _demo(tmp_path)
+    demo.run(serve=False)
+    (demo.data / "demo.pack").write_bytes(b"another pack")
+    demo2, fake2 = _demo(tmp_path)
+    demo2.run(serve=False)
+    assert [c[:2] for c in fake2.calls] == [("device", "flash")]
+
+
+def test_interrupted_synthesis_leaves_no_half_data_set(tmp_path):
+    demo, fake = _demo(tmp_path)
+
+    def interrupted(*args, stdin=None):
+        if args[:2] == ("trainer", "synth"):
+            out = Path(args[args.index("--out") + 1])
+            out.mkdir(parents=True)
+            raise KeyboardInterrupt
+
+    demo.cli = interrupted
+    with pytest.raises(KeyboardInterrupt):
+        demo.run(serve=False)
+    assert not (demo.data / "train").exists()
+    demo2, fake2 = _demo(tmp_path)
+    demo2.run(serve=False)
+    assert (demo.data / "train" / ".complete").exists()
+
+
+def test_a_failing_step_stops_the_demo_with_its_command(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(demo_mod, "ROOT", tmp_path)
+    import subprocess
+
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(a, 3))
+    rc = demo_mod.main(["--data", str(tmp_path / "d"), "--no-serve"])
+    assert rc == 1
+    assert "step failed (exit 3)" in capsys.readouterr().err

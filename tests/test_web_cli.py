@@ -104,3 +104,16 @@ def test_adduser_reads_data_dir_from_config(config_file, tmp_path, monkeypatch):
     assert main(["adduser", "tech1", "--role", "technician", "--config", str(config_file),
                  "--password-stdin"]) == 0
     assert UserStore.in_data_dir(tmp_path / "data").get("tech1").role is Role.TECHNICIAN
+
+
+def test_a_busy_port_is_one_clear_line(config_file, capsys):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        assert main(["run", "--config", str(config_file), "--port", str(port)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot listen on 127.0.0.1:{port}" in err
+    assert "Traceback" not in err

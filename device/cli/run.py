@@ -126,10 +126,20 @@ def run(args: argparse.Namespace) -> int:
         log.warning("the dashboard listens on %s: reachable from the network. Use it only on a "
                     "trusted network (no TLS here; put a TLS proxy in front otherwise)",
                     prepared.host)
+    try:
+        # Bind before saying where we listen, so a busy port is one clear line.
+        server = waitress.create_server(prepared.app, host=prepared.host, port=prepared.port,
+                                        threads=WAITRESS_THREADS, ident="atopiscan")
+    except OSError as exc:
+        prepared.service.close()
+        raise UserError(
+            f"cannot listen on {prepared.host}:{prepared.port} ({exc.strerror or exc}): is another "
+            "atopiscan or another server already running there? Stop it, or pick another --port"
+        ) from exc
     print(f"atopiscan dashboard on {url} (Ctrl-C stops it)", flush=True)
     try:
-        waitress.serve(prepared.app, host=prepared.host, port=prepared.port,
-                       threads=WAITRESS_THREADS, ident="atopiscan")
+        server.run()
     finally:
+        server.close()
         prepared.service.close()
     return 0

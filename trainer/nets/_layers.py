@@ -21,6 +21,18 @@ def conv_bn(x: Any, filters: int, kernel: int | tuple[int, int], *, strides: int
     return x
 
 
+def googlenet_stem(inputs: Any) -> Any:
+    """The stem GoogLeNet and BN-Inception share: 7x7/2 conv, pool, 1x1 and 3x3
+    convs, pool (Szegedy et al. 2014, Table 1; Ioffe & Szegedy 2015, Fig. 5)."""
+    from keras import layers
+
+    x = conv_bn(inputs, 64, 7, strides=2, name="conv1")
+    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
+    x = conv_bn(x, 64, 1, name="conv2_reduce")
+    x = conv_bn(x, 192, 3, name="conv2")
+    return layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+
+
 def classifier_top(x: Any, classes: int, *, dropout: float = 0.0) -> Any:
     """Global average pooling -> (dropout) -> dense softmax, for the param-count checks."""
     from keras import layers

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from trainer.nets._layers import conv_bn, finish
+from trainer.nets._layers import conv_bn, finish, googlenet_stem
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +67,9 @@ def build(input_shape: tuple[int, int, int] = (CANONICAL_INPUT, CANONICAL_INPUT,
           include_top: bool = False, classes: int = 1000, name: str = "inception_v2") -> Any:
     """BN-Inception; input float in [-1, 1]. Headless output: (H/32, W/32, 1024)."""
     import keras
-    from keras import layers
 
     inputs = keras.Input(input_shape, name="input")
-    x = conv_bn(inputs, 64, 7, strides=2, name="conv1")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool1")(x)
-    x = conv_bn(x, 64, 1, name="conv2_reduce")
-    x = conv_bn(x, 192, 3, name="conv2")
-    x = layers.MaxPooling2D(3, strides=2, padding="same", name="pool2")(x)
+    x = googlenet_stem(inputs)
     for key, spec in _MODULES.items():
         x = _inception(x, spec, f"inc{key}")
     return finish(inputs, x, include_top=include_top, classes=classes, name=name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import logging
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -110,6 +111,11 @@ def _setup_logging(config: Any) -> None:
         root.addHandler(handler)
 
 
+def _exit_cleanly(signum: int, frame: object) -> None:
+    log.info("stopping (signal %d)", signum)
+    raise SystemExit(0)
+
+
 def run(args: argparse.Namespace) -> int:
     import waitress
 
@@ -137,6 +143,9 @@ def run(args: argparse.Namespace) -> int:
             "atopiscan or another server already running there? Stop it, or pick another --port"
         ) from exc
     print(f"atopiscan dashboard on {url} (Ctrl-C stops it)", flush=True)
+    # systemd stops the service with SIGTERM: leave through the same path as
+    # Ctrl-C, so the camera and the store are closed, and exit 0.
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
         server.run()
     finally:

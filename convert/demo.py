@@ -176,7 +176,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, default=ROOT / "demo_data", help="where the demo keeps its files")
     parser.add_argument("--n-train", type=int, default=800, help="synthetic training images")
     parser.add_argument("--image-size", type=int, default=96, help="model input size in pixels")
-    parser.add_argument("--steps", type=int, default=450, help="training steps")
+    parser.add_argument("--steps", type=int, default=600, help="training steps")
     parser.add_argument("--backbone", default="mobilenet_v3_small", help="trainer backbone name")
     parser.add_argument("--host", default=None, help="dashboard address (default: the config's)")
     parser.add_argument("--port", type=int, default=None, help="dashboard port (default: the config's)")

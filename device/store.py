@@ -226,6 +226,8 @@ class Store:
         return Visit(**{**dict(row), "status": VisitStatus(row["status"])})
 
     def list_visits(self, patient_id: str) -> list[Visit]:
+        """The patient's visits, oldest first; StoreError for an unknown patient."""
+        self.get_patient(patient_id)
         rows = self._conn().execute(
             "SELECT * FROM visits WHERE patient_id = ? ORDER BY date, id", (patient_id,))
         return [Visit(**{**dict(r), "status": VisitStatus(r["status"])}) for r in rows]
@@ -392,10 +394,13 @@ class Store:
 
     def visit_summary(self, visit_id: int) -> EasiResult:
         visit = self.get_visit(visit_id)
+        return self._easi(visit, self.latest_scans(visit_id))
+
+    def _easi(self, visit: Visit, latest: Mapping[Region, RegionScan]) -> EasiResult:
         records = [
             RegionRecord(region, papulation=s.papulation, area_percent=s.area_percent,
                          **{sign.value: s.final_grades.get(sign) for sign in MODEL_SIGNS})
-            for region, s in self.latest_scans(visit_id).items()
+            for region, s in latest.items()
         ]
         return compute_easi(records, age=self.visit_age(visit))
 
@@ -404,12 +409,12 @@ class Store:
         final grade over the regions scanned."""
         history = []
         for visit in self.list_visits(patient_id):
-            result = self.visit_summary(visit.id)
-            latest = self.latest_scans(visit.id).values()
+            latest = self.latest_scans(visit.id)
+            result = self._easi(visit, latest)
             means: dict[str, float | None] = {}
             for sign in (*MODEL_SIGNS, Sign.PAPULATION):
                 vals = [s.papulation if sign is Sign.PAPULATION else s.final_grades.get(sign)
-                        for s in latest]
+                        for s in latest.values()]
                 vals = [v for v in vals if v is not None]
                 means[sign.value] = round(sum(vals) / len(vals), 3) if vals else None
             band = result.band
@@ -424,7 +429,8 @@ class Store:
         visit = self.get_visit(visit_id)
         patient = self.get_patient(visit.patient_id)
         scans = self.list_scans(visit_id)
-        used = {s.id for s in self.latest_scans(visit_id).values()}
+        latest = self.latest_scans(visit_id)
+        used = {s.id for s in latest.values()}
         return {
             "format": "atopiscan.visit/1",
             "patient": patient.to_dict(),
@@ -432,7 +438,7 @@ class Store:
             "age": self.visit_age(visit),
             "scans": [{**s.to_dict(), "used_for_easi": s.id in used,
                        "changes": self.grade_changes(s.id)} for s in scans],
-            "easi": self.visit_summary(visit_id).to_dict(),
+            "easi": self._easi(visit, latest).to_dict(),
         }
 
     # -- retention -------------------------------------------------------------------

@@ -67,6 +67,8 @@ def test_wal_mode_and_patients(store):
         store.create_patient("P-3", 2030)
     with pytest.raises(StoreError, match="no patient"):
         store.get_patient("nobody")
+    with pytest.raises(StoreError, match="no patient"):
+        store.list_visits("nobody")
 
 
 def test_one_open_visit_per_day(store, clock):

@@ -73,12 +73,7 @@ def patients() -> Any:
 @bp.route("/patients/<patient_id>")
 @roles_required(Role.STAFF)
 def patient(patient_id: str) -> Any:
-    st = store()
-    try:
-        found = st.get_patient(patient_id)
-        history = st.patient_history(patient_id)
-    except StoreError as exc:
-        abort_store(exc)
+    found, history = visits_view.patient_view(patient_id)
     return jsonify(patient=found.to_dict(), history=history,
                    sign_changes=[{**row, "sign": row["sign"].value}
                                  for row in visits_view.sign_changes(history)])
@@ -89,7 +84,6 @@ def patient(patient_id: str) -> Any:
 def patient_visits(patient_id: str) -> Any:
     st = store()
     try:
-        st.get_patient(patient_id)
         if request.method == "POST":
             visit = st.open_visit(patient_id)
             return jsonify(visit.to_dict()), 201

@@ -21,7 +21,7 @@ def store() -> Any:
 
 
 def abort_store(exc: Exception) -> NoReturn:
-    """A StoreError as an HTTP error: 'no X' is 404, anything else 400."""
+    """A StoreError (or EasiError) as an HTTP error: 'no X' is 404, anything else 400."""
     message = str(exc)
     abort(404 if message.startswith("no ") else 400, description=message)
 

@@ -169,9 +169,7 @@ def apply_review(scan_id: int, values: dict[str, Any]) -> Any:
         if pap is not None or area is not None:
             scan = st.set_clinician_entries(scan_id, papulation=pap, area_percent=area, user=user)
     except (StoreError, EasiError) as exc:
-        if str(exc).startswith("no "):
-            abort(404, description=str(exc))
-        abort(400, description=str(exc))
+        abort_store(exc)
     return scan
 
 

@@ -59,6 +59,15 @@ def visit_view(visit_id: int) -> dict[str, Any]:
             "scans": scans, "age": st.visit_age(visit)}
 
 
+def patient_view(patient_id: str) -> tuple[Any, list[dict[str, Any]]]:
+    """The patient and their visit history, for the patient page and /api/patients/<id>."""
+    st = store()
+    try:
+        return st.get_patient(patient_id), st.patient_history(patient_id)
+    except StoreError as exc:
+        abort_store(exc)
+
+
 def sign_changes(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Each sign's mean grade at the first and latest visit that has it, and the change."""
     rows = []
@@ -91,12 +100,7 @@ def patients() -> Any:
 @bp.route("/patients/<patient_id>")
 @roles_required(Role.STAFF)
 def patient_page(patient_id: str) -> Any:
-    st = store()
-    try:
-        patient = st.get_patient(patient_id)
-        history = st.patient_history(patient_id)
-    except StoreError as exc:
-        abort_store(exc)
+    patient, history = patient_view(patient_id)
     chart = trend_chart([Point(h["date"], h["easi"]) for h in history])
     return render_template("patient.html", nav="patients", patient=patient, history=history,
                            chart=chart, changes=sign_changes(history), MODEL_SIGNS=MODEL_SIGNS,

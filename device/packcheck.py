@@ -31,11 +31,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 from pydantic import ValidationError
 
 import device
+from device.cameras.folder import read_rgb
 from device.card import CardError, load_card
 from device.interpreter import GradeModel, InterpreterError
 from device.pack import (
@@ -44,7 +44,6 @@ from device.pack import (
     GoldenSet,
     PackManifest,
     safe_member_name,
-    sha256_file,
     version_tuple,
 )
 from device.vocab import MODEL_SIGNS, Sign
@@ -300,7 +299,7 @@ def _check_cards(report: VerifyReport, manifest: PackManifest, dest: Path,
         if card.sign != sign:
             report.problems.append(f"{entry.card}: the card grades {card.sign.value}, but the "
                                    f"manifest lists it for {sign.value}; rebuild the pack")
-        if card.sha256 != sha256_file(dest / entry.model):
+        if card.sha256 != extracted[entry.model]:  # hashed while extracting
             report.problems.append(f"{entry.card}: its sha256 does not match {entry.model}: the card "
                                    "belongs to another build of the model; rebuild the pack")
 
@@ -325,7 +324,7 @@ def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, th
             continue
         failed, worst, wrong_grade = 0, 0.0, 0
         for case in cases:
-            image = read_png_rgb(dest / case.image) if case.image in manifest.files else None
+            image = read_rgb(dest / case.image) if case.image in manifest.files else None
             if image is None or image.shape != (*model.input_size, 3):
                 report.problems.append(f"{case.image}: golden image missing from the manifest, "
                                        f"unreadable or not {model.input_size}; rebuild the pack")
@@ -356,8 +355,3 @@ def read_golden(report: VerifyReport, manifest: PackManifest, dest: Path) -> Gol
     except (OSError, ValidationError, ValueError) as exc:
         report.problems.append(f"{manifest.golden}: not a valid golden set ({exc}); rebuild the pack")
         return None
-
-
-def read_png_rgb(path: Path) -> np.ndarray | None:
-    bgr = cv2.imdecode(np.fromfile(path, np.uint8), cv2.IMREAD_COLOR)
-    return None if bgr is None else cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

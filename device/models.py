@@ -120,15 +120,3 @@ def read_manifest(pack_dir: Path) -> PackManifest:
                              for e in exc.errors())
         raise ModelSetError(f"{path}: invalid pack manifest: {problems}") from exc
 
-
-def current_pack_dir(packs_dir: Path) -> Path | None:
-    """The installed pack in use: device.install's answer when that module exists,
-    else the ``<packs_dir>/current`` link."""
-    try:
-        from device.install import current_pack_dir as installed
-    except ImportError:
-        installed = None
-    if installed is not None:
-        return installed(Path(packs_dir))
-    current = Path(packs_dir) / "current"
-    return current.resolve() if current.exists() else None

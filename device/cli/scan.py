@@ -34,7 +34,8 @@ def load_config_arg(path: Path | None):
 
 
 def load_models(config, pack: Path | None):
-    from device.models import ModelSet, ModelSetError, current_pack_dir
+    from device.install import current_pack_dir
+    from device.models import ModelSet, ModelSetError
 
     pack_dir = pack or current_pack_dir(config.packs.dir)
     if pack_dir is None:

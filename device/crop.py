@@ -84,6 +84,17 @@ def clip_box(box: tuple[float, float, float, float], height: int, width: int) ->
     return (x0, y0, x1 - x0, y1 - y0)
 
 
+def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
+    """``rgb`` scaled (INTER_AREA) so its shorter side is at most ``side`` pixels; ``rgb``
+    itself when it is already that small."""
+    h, w = rgb.shape[:2]
+    scale = side / min(h, w)
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
 def skin_mask(rgb: np.ndarray) -> np.ndarray:
     """Boolean mask of skin-coloured pixels (a loose YCrCb range: light to dark skin,
     inflamed skin included)."""
@@ -202,11 +213,12 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
     return (nx, ny, new, new)
 
 
-def auto_box(rgb: np.ndarray, config: CropConfig) -> CropResult:
+def auto_box(rgb: np.ndarray, config: CropConfig, *,
+             preview: np.ndarray | None = None) -> CropResult:
+    """``preview``: a smaller copy of ``rgb`` (shorter side >= WORK_SIDE) already made for
+    the quality check, so a large frame is not scaled down a second time."""
     h, w = rgb.shape[:2]
-    scale = WORK_SIDE / min(h, w)
-    small = rgb if scale >= 1 else cv2.resize(
-        rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = shrink(rgb if preview is None else preview, WORK_SIDE)
     scale = small.shape[0] / h
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     body = body_mask(lab)
@@ -233,8 +245,10 @@ def auto_box(rgb: np.ndarray, config: CropConfig) -> CropResult:
 
 
 def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = None,
-                box: tuple[float, float, float, float] | None = None) -> CropResult:
-    """Pick the crop box for ``rgb`` (H, W, 3). A given ``box`` implies mode box."""
+                box: tuple[float, float, float, float] | None = None,
+                preview: np.ndarray | None = None) -> CropResult:
+    """Pick the crop box for ``rgb`` (H, W, 3). A given ``box`` implies mode box.
+    ``preview`` is passed on to auto_box."""
     mode = mode or (CropMode.BOX if box is not None else config.mode)
     h, w = rgb.shape[:2]
     if mode is CropMode.BOX:
@@ -242,7 +256,7 @@ def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = 
             raise CropError("crop mode is box but no box was given (x, y, w, h)")
         return CropResult(clip_box(box, h, w), CropMode.BOX, CropMode.BOX, reason="box given")
     if mode is CropMode.AUTO:
-        return auto_box(rgb, config)
+        return auto_box(rgb, config, preview=preview)
     return CropResult(guide_box(h, w, config.guide_fraction), CropMode.GUIDE, CropMode.GUIDE,
                       reason="guide square")
 

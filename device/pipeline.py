@@ -26,9 +26,9 @@ import numpy as np
 import device
 from device.cameras.base import Camera
 from device.config import CropMode, DeviceConfig, GradingConfig
-from device.crop import CropError, CropResult, choose_crop, cut
+from device.crop import CropError, CropResult, choose_crop, cut, shrink
 from device.models import ModelSet
-from device.quality import QualityReport, check_quality
+from device.quality import MEASURE_SIDE, QualityReport, check_quality
 from device.vocab import Grade, Sign
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,9 @@ class Scanner:
         models = self.models  # one reference: a reload mid-scan does not mix packs
 
         t = time.perf_counter()
-        quality = check_quality(image, self.config.quality)
+        # One scaled-down copy of the frame for the quality measures and the auto crop.
+        preview = shrink(image, MEASURE_SIDE)
+        quality = check_quality(image, self.config.quality, preview=preview)
         timings["quality"] = _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
                             pack_version=models.pack_version if models else None,
@@ -188,7 +190,8 @@ class Scanner:
         t = time.perf_counter()
         try:
             crop = choose_crop(image, self.config.crop, mode=mode,
-                               box=tuple(box) if box is not None else None)  # type: ignore[arg-type]
+                               box=tuple(box) if box is not None else None,  # type: ignore[arg-type]
+                               preview=preview)
         except CropError as exc:
             raise ScanError(str(exc)) from exc
         result.crop = crop

@@ -16,7 +16,7 @@ import cv2
 import numpy as np
 
 from device.config import QualityConfig
-from device.crop import skin_mask
+from device.crop import shrink, skin_mask
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +44,10 @@ class QualityReport:
                 "measures": {k: round(float(v), 3) for k, v in self.measures.items()}}
 
 
-def measure(rgb: np.ndarray) -> dict[str, float]:
+def measure(rgb: np.ndarray, *, preview: np.ndarray | None = None) -> dict[str, float]:
+    """``preview``: ``shrink(rgb, MEASURE_SIDE)`` when the caller already made it."""
     h, w = rgb.shape[:2]
-    scale = min(1.0, MEASURE_SIDE / min(h, w))
-    small = rgb if scale >= 1 else cv2.resize(
-        rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
+    small = shrink(rgb if preview is None else preview, MEASURE_SIDE)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
     return {
         "brightness": float(grey.mean()),
@@ -58,9 +57,11 @@ def measure(rgb: np.ndarray) -> dict[str, float]:
     }
 
 
-def check_quality(rgb: np.ndarray, config: QualityConfig) -> QualityReport:
-    """Check one RGB uint8 frame against the configured thresholds."""
-    m = measure(rgb)
+def check_quality(rgb: np.ndarray, config: QualityConfig, *,
+                  preview: np.ndarray | None = None) -> QualityReport:
+    """Check one RGB uint8 frame against the configured thresholds (``preview``: see
+    measure)."""
+    m = measure(rgb, preview=preview)
     issues: list[tuple[QualityIssue, str]] = []
     if m["size"] < config.min_size:
         issues.append((QualityIssue.TOO_SMALL,

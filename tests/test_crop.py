@@ -10,8 +10,17 @@ import pytest
 from device.cameras import SyntheticCamera
 from device.cameras.folder import read_rgb
 from device.config import CropConfig, CropMode, QualityConfig
-from device.crop import CropError, auto_box, choose_crop, clip_box, cut, guide_box, iou
-from device.quality import check_quality
+from device.crop import (
+    CropError,
+    auto_box,
+    choose_crop,
+    clip_box,
+    cut,
+    guide_box,
+    iou,
+    shrink,
+)
+from device.quality import MEASURE_SIDE, check_quality
 
 AUTO = CropConfig(mode=CropMode.AUTO)
 
@@ -56,6 +65,18 @@ def test_auto_finds_the_lesion_on_the_synthetic_camera():
         assert result.mode is CropMode.AUTO and not result.fallback
         hits.append(iou(result.box, cam.last_box) >= 0.5)
     assert np.mean(hits) >= 0.9
+
+
+def test_auto_from_the_quality_preview_matches_the_full_frame():
+    """The scanner hands auto_box the quality check's scaled copy of a large frame."""
+    cam = SyntheticCamera(1600, 1200, seed=4)
+    for _ in range(3):
+        frame = cam.read()
+        preview = shrink(frame, MEASURE_SIDE)
+        assert min(preview.shape[:2]) == MEASURE_SIDE
+        result = auto_box(frame, AUTO, preview=preview)
+        assert not result.fallback and iou(result.box, auto_box(frame, AUTO).box) >= 0.9
+        assert iou(result.box, cam.last_box) >= 0.5
 
 
 def test_auto_falls_back_to_guide_when_unsure():

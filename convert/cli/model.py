@@ -16,12 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from convert.tflite import MODES
 from device.card import ModelCard, save_card
 from device.cliutil import UserError
 
 log = logging.getLogger(__name__)
-
-MODES = ("int8", "dynamic", "float16", "float32")
 
 
 @dataclass

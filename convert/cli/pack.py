@@ -13,7 +13,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -185,22 +184,11 @@ def run(args: argparse.Namespace) -> int:
 
 def _self_check(pack: Path, sign_key: Path | None, threads: int) -> int:
     """Run the device's own checks on the pack just written."""
-    try:
-        from device.install import verify_pack
-    except ImportError:
-        log.warning("device.install is not available: the pack was not verified")
-        return 0
-    from cryptography.hazmat.primitives import serialization
-
     from convert.signing import load_private_key
+    from device.install import verify_pack
 
-    with tempfile.TemporaryDirectory() as tmp:
-        public = None
-        if sign_key is not None:
-            public = Path(tmp) / "public.pem"
-            public.write_bytes(load_private_key(sign_key).public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
-        report = verify_pack(pack, public_key=public, threads=threads)
+    public = load_private_key(sign_key).public_key() if sign_key is not None else None
+    report = verify_pack(pack, public_key=public, threads=threads)
     if not report.ok:
         print(f"{pack}: the device would REFUSE this pack:")
         for problem in report.problems:

@@ -32,26 +32,14 @@ def tiny_keras_model(size: int = 32, seed: int = 0):
 
 
 def to_tflite(model, mode: str = "int8", seed: int = 0) -> bytes:
-    import tensorflow as tf
+    """The real converter (convert.tflite), calibrated on seeded random images for int8."""
+    from convert.tflite import convert_keras
 
     size = model.input_shape[1]
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode != "float32":
-        conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "float16":
-        conv.target_spec.supported_types = [tf.float16]
-    if mode == "int8":
-        rng = np.random.default_rng(seed)
-
-        def representative():
-            for _ in range(16):
-                yield [rng.integers(0, 256, (1, size, size, 3), dtype=np.uint8)]
-
-        conv.representative_dataset = representative
-        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        conv.inference_input_type = tf.uint8
-        conv.inference_output_type = tf.uint8
-    return conv.convert()
+    rng = np.random.default_rng(seed)
+    calibration = ([rng.integers(0, 256, (size, size, 3), dtype=np.uint8) for _ in range(16)]
+                   if mode == "int8" else None)
+    return convert_keras(model, mode, calibration=calibration)
 
 
 def tiny_tflite(path: Path, *, size: int = 32, mode: str = "int8", seed: int = 0) -> Path:

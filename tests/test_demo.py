@@ -103,3 +103,17 @@ def test_a_failing_step_stops_the_demo_with_its_command(tmp_path, monkeypatch, c
     rc = demo_mod.main(["--data", str(tmp_path / "d"), "--no-serve"])
     assert rc == 1
     assert "step failed (exit 3)" in capsys.readouterr().err
+
+
+def test_every_command_the_demo_runs_parses_with_the_real_cli(tmp_path):
+    """The fake above accepts anything; the real parsers refuse an unknown option (exit 2)."""
+    import importlib
+
+    from device.cliutil import build_parser
+
+    demo, fake = _demo(tmp_path)
+    demo.run(serve=False)
+    for call in fake.calls:
+        commands = importlib.import_module(f"{call[0]}.__main__").COMMANDS
+        args = build_parser(call[0], "", commands).parse_args(list(call[1:]))
+        assert args.command == call[1] and args._module is not None

@@ -42,8 +42,7 @@ class Service:
         if load_models:
             try:
                 service.reload_models()
-            except ModelSetError as exc:
-                service.model_error = str(exc)
+            except ModelSetError as exc:  # reload_models recorded it as model_error
                 log.error("no models loaded: %s", exc)
         return service
 
@@ -52,11 +51,15 @@ class Service:
         Returns the pack version now in use."""
         with self._lock:
             pack_dir = current_pack_dir(self.config.packs.dir)
-            if pack_dir is None:
-                raise ModelSetError(f"no model pack is installed in {self.config.packs.dir}; "
-                                    "install one with: python -m device flash PACK")
-            models = ModelSet.from_pack_dir(pack_dir, self.config.grading.threads)
-            models.warm_up()
+            try:
+                if pack_dir is None:
+                    raise ModelSetError(f"no model pack is installed in {self.config.packs.dir}; "
+                                        "install one with: python -m device flash PACK")
+                models = ModelSet.from_pack_dir(pack_dir, self.config.grading.threads)
+                models.warm_up()
+            except ModelSetError as exc:
+                self.model_error = str(exc)  # what the status page shows
+                raise
             self.scanner.models = models  # one assignment: scans in flight keep the old set
             self.model_error = None
             log.info("using model pack %s", models.pack_version)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import types
 
 import cv2
@@ -272,3 +273,60 @@ def test_make_camera_follows_the_config(tmp_path):
                       OpenCVCamera)
     assert isinstance(make_camera(CameraConfig(source=CameraSource.PICAMERA2), retry=False),
                       PiCamera2Camera)
+
+
+class OneAtATimeCamera:
+    """Records whether two threads were ever inside the driver at once."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.inside = 0
+        self.overlapped = False
+        self.guard = threading.Lock()
+
+    def _enter(self) -> None:
+        with self.guard:
+            self.inside += 1
+            self.overlapped |= self.inside > 1
+
+    def _leave(self) -> None:
+        with self.guard:
+            self.inside -= 1
+
+    def open(self) -> None:
+        self._enter()
+        time.sleep(0.002)
+        self._leave()
+
+    def read(self) -> np.ndarray:
+        self._enter()
+        time.sleep(0.002)
+        self._leave()
+        return np.zeros((48, 64, 3), np.uint8)
+
+    def close(self) -> None:
+        self._enter()
+        time.sleep(0.002)
+        self._leave()
+
+
+def test_retry_wrapper_never_lets_two_threads_into_the_driver():
+    import threading
+
+    driver = OneAtATimeCamera()
+    camera = RetryingCamera(driver)
+
+    def reader() -> None:
+        for i in range(15):
+            camera.read()
+            if i % 5 == 4:
+                camera.close()
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not driver.overlapped
+    assert camera.status.frames == 60

@@ -8,6 +8,7 @@ scan, and reopens the camera once ``retry_seconds`` have passed.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -70,6 +71,9 @@ class RetryingCamera:
     """Wraps a camera: opens it lazily, reports failures as status, reopens after a pause.
 
     ``clock`` and the wrapped camera are injectable so tests need no sleeping.
+    Thread-safe: the dashboard's preview, a scan and the service's shutdown may
+    reach the camera from different threads, and no camera driver here is safe
+    to call concurrently, so open/read/close hold one lock.
     """
 
     def __init__(self, camera: Camera, *, retry_seconds: float = 2.0,
@@ -81,6 +85,7 @@ class RetryingCamera:
         self.status = CameraStatus()
         self._open = False
         self._next_try = 0.0
+        self._lock = threading.RLock()  # re-entrant: read() opens
 
     def _fail(self, exc: BaseException, during: str) -> CameraError:
         self.status.state = CameraState.ERROR
@@ -99,6 +104,10 @@ class RetryingCamera:
         return CameraError(self.status.message)
 
     def open(self) -> None:
+        with self._lock:
+            self._open_locked()
+
+    def _open_locked(self) -> None:
         if self._open:
             return
         wait = self._next_try - self.clock()
@@ -115,19 +124,21 @@ class RetryingCamera:
         self.status.since = time.time()
 
     def read(self) -> np.ndarray:
-        self.open()
-        try:
-            frame = as_rgb_frame(self.camera.read(), self.name)
-        except Exception as exc:
-            raise self._fail(exc, "capture") from exc
-        self.status.frames += 1
-        return frame
+        with self._lock:
+            self._open_locked()
+            try:
+                frame = as_rgb_frame(self.camera.read(), self.name)
+            except Exception as exc:
+                raise self._fail(exc, "capture") from exc
+            self.status.frames += 1
+            return frame
 
     def close(self) -> None:
-        if self._open:
-            try:
-                self.camera.close()
-            finally:
-                self._open = False
-        self.status.state = CameraState.CLOSED
-        self.status.message = f"{self.name}: closed"
+        with self._lock:
+            if self._open:
+                try:
+                    self.camera.close()
+                finally:
+                    self._open = False
+            self.status.state = CameraState.CLOSED
+            self.status.message = f"{self.name}: closed"

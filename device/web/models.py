@@ -62,8 +62,7 @@ def _reload() -> str | None:
     """Reload the service's models after a switch; the error text when that fails."""
     try:
         ctx().service.reload_models()
-    except ModelSetError as exc:
-        ctx().service.model_error = str(exc)
+    except ModelSetError as exc:  # the service records it as its model_error
         log.error("models not reloaded after the pack switch: %s", exc)
         return str(exc)
     return None

@@ -56,8 +56,8 @@ PREVIEW_MAX_AGE_S = 30.0
 
 @dataclass
 class LiveState:
-    """Per-app camera state: one lock around the camera (it is not thread-safe), the
-    last preview frame (what the staff saw), recent scan details for the result page
+    """Per-app camera state: a lock around the preview frame (the camera serialises
+    its own reads), the last preview frame (what the staff saw), recent scan details for the result page
     and stage timings for the status page."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)

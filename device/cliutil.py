@@ -13,10 +13,26 @@ import importlib
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from device.config import DeviceConfig
 
 
 class UserError(Exception):
     """An error a person can act on: printed as one line, exit status 2, no traceback."""
+
+
+def load_config_arg(path: Path | None) -> DeviceConfig:
+    """The config a ``--config`` option names (the packaged default when none), with
+    every problem on its own line as a UserError."""
+    from device.config import ConfigError, load_config, load_default_config
+
+    try:
+        return load_config(path) if path else load_default_config()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc
 
 
 def build_parser(prog: str, description: str, commands: dict[str, tuple[str, str]]) -> argparse.ArgumentParser:

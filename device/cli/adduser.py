@@ -12,7 +12,7 @@ import getpass
 import sys
 from pathlib import Path
 
-from device.cliutil import UserError
+from device.cliutil import UserError, load_config_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,13 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _data_dir(args: argparse.Namespace) -> Path:
     if args.data_dir:
         return Path(args.data_dir).expanduser()
-    from device.config import ConfigError, load_config, load_default_config
-
-    try:
-        config = load_config(args.config) if args.config else load_default_config()
-    except ConfigError as exc:
-        raise UserError(str(exc)) from exc
-    return Path(config.storage.data_dir).expanduser()
+    return Path(load_config_arg(args.config).storage.data_dir).expanduser()
 
 
 def _password(args: argparse.Namespace) -> str:

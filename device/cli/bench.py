@@ -7,8 +7,8 @@ import json
 import time
 from pathlib import Path
 
-from device.cli.scan import load_config_arg, load_models
-from device.cliutil import UserError
+from device.cli.scan import load_models
+from device.cliutil import UserError, load_config_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

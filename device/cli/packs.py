@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.cliutil import UserError
+from device.cliutil import UserError, load_config_arg
 
 
 @dataclass(frozen=True)
@@ -30,12 +30,7 @@ def add_location_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_location(args: argparse.Namespace) -> PackLocation:
     public_key, threads, packs_dir = None, 2, args.packs_dir
     if args.config is not None:
-        from device.config import ConfigError, load_config
-
-        try:
-            config = load_config(args.config)
-        except ConfigError as exc:
-            raise UserError(str(exc)) from exc
+        config = load_config_arg(args.config)
         packs_dir = packs_dir or config.packs.dir
         public_key, threads = config.packs.public_key, config.grading.threads
     if getattr(args, "public_key", None) is not None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device.cliutil import UserError
+from device.cliutil import UserError, load_config_arg
 
 log = logging.getLogger(__name__)
 
@@ -35,12 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def load(args: argparse.Namespace) -> Any:
     """The config with the command-line overrides applied."""
-    from device.config import ConfigError, load_config, load_default_config
-
-    try:
-        config = load_config(args.config) if args.config else load_default_config()
-    except ConfigError as exc:
-        raise UserError(str(exc)) from exc
+    config = load_config_arg(args.config)
     if args.host:
         config.web.host = args.host
     if args.port is not None:

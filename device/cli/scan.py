@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from device.cliutil import UserError
+from device.cliutil import UserError, load_config_arg
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -22,15 +22,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="crop box in pixels (implies --crop box)")
     parser.add_argument("--pack", type=Path, default=None,
                         help="use this extracted pack folder instead of the installed one")
-
-
-def load_config_arg(path: Path | None):
-    from device.config import ConfigError, load_config, load_default_config
-
-    try:
-        return load_config(path) if path else load_default_config()
-    except ConfigError as exc:
-        raise UserError("; ".join(exc.problems)) from exc
 
 
 def load_models(config, pack: Path | None):

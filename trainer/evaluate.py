@@ -123,12 +123,13 @@ def save_confusion(metrics: dict, png: Path, json_path: Path | None = None, *, t
     plt.close(fig)
 
 
-def predict_samples(model, samples, image_size: int, *, batch: int = 64,
-                    output: str | None = None) -> np.ndarray:
-    """Probabilities (N, 4) of ``model`` on the samples' images via trainer.run.load_image."""
+def predict_samples(model, samples, image_size: int, *,
+                    batch: int = 64) -> np.ndarray | dict[str, np.ndarray]:
+    """Probabilities (N, 4) of ``model`` on the samples' images via trainer.run.load_image;
+    a multi-output model gives {output name: (N, 4)} from one pass over the images."""
     from trainer.run import load_images
 
-    out = []
+    out: list = []
     for start in range(0, len(samples), batch):
         chunk = samples[start:start + batch]
         x = load_images(chunk, image_size)
@@ -136,9 +137,14 @@ def predict_samples(model, samples, image_size: int, *, batch: int = 64,
             x = np.concatenate([x, np.zeros((batch - len(chunk), *x.shape[1:]), x.dtype)])
         y = model.predict_on_batch(x)
         if isinstance(y, dict):
-            y = y[output]
-        out.append(np.asarray(y, dtype=np.float64)[:len(chunk)])
-    return np.concatenate(out) if out else np.zeros((0, NUM_GRADES))
+            out.append({k: np.asarray(v, dtype=np.float64)[:len(chunk)] for k, v in y.items()})
+        else:
+            out.append(np.asarray(y, dtype=np.float64)[:len(chunk)])
+    if not out:
+        return np.zeros((0, NUM_GRADES))
+    if isinstance(out[0], dict):
+        return {k: np.concatenate([o[k] for o in out]) for k in out[0]}
+    return np.concatenate(out)
 
 
 def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = None) -> dict:
@@ -148,6 +154,8 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
 
     model = model if model is not None else run.load_model()
     val = run.val_samples()
+    if not val:
+        raise ValueError("no held-out images to evaluate: the validation split is empty")
     header = {"sign": run.config.get("sign"), "backbone": run.backbone,
               "image_size": run.image_size, "head": run.head, "synthetic": run.synthetic,
               "split": "val", "n_train": len(run.train_samples())}
@@ -155,10 +163,11 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
         header["note"] = SYNTHETIC_NOTE
     if run.config.get("multi_sign"):
         result = dict(header, per_sign={})
+        all_probs = predict_samples(model, val, run.image_size)  # every head in one pass
         for sign in run.signs:
-            graded = [s for s in val if s.grades.get(sign) is not None]
-            probs = predict_samples(model, graded, run.image_size, output=sign.value)
-            m = compute_metrics([int(s.grades[sign]) for s in graded], probs)
+            graded = [i for i, s in enumerate(val) if sign in s.grades]
+            probs = all_probs[sign.value][graded]
+            m = compute_metrics([int(val[i].grades[sign]) for i in graded], probs)
             result["per_sign"][sign.value] = m
             if write:
                 save_confusion(m, run.dir / f"confusion_{sign.value}.png",
@@ -181,6 +190,15 @@ def _title(run, sign: Sign, m: dict) -> str:
     lo, hi = m["accuracy_ci95"]
     tag = " [synthetic]" if run.synthetic else ""
     return f"{sign.value} / {run.backbone}{tag}\nacc {m['accuracy']:.3f} ({lo:.3f}-{hi:.3f}), n={m['n']}"
+
+
+def print_run_metrics(metrics: dict, backbone: str) -> None:
+    """The CLI's report of a run's metrics.json: one block per sign, then the synthetic note."""
+    blocks = metrics.get("per_sign") or {metrics.get("sign"): metrics}
+    for name, m in blocks.items():
+        print(f"{name} / {backbone}, held-out split: {format_metrics(m)}")
+    if metrics.get("synthetic"):
+        print(f"NOTE: {SYNTHETIC_NOTE}")
 
 
 def format_metrics(m: dict) -> str:

@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from trainer.data import DataError
-    from trainer.evaluate import SYNTHETIC_NOTE, evaluate_run, format_metrics
+    from trainer.evaluate import evaluate_run, print_run_metrics
     from trainer.run import METRICS_FILE, RunError, load_run, read_json
 
     try:
@@ -26,9 +26,5 @@ def run(args: argparse.Namespace) -> int:
         metrics = evaluate_run(r, extra=keep)
     except (RunError, DataError) as exc:
         raise UserError(str(exc)) from exc
-    blocks = metrics.get("per_sign") or {metrics.get("sign"): metrics}
-    for name, m in blocks.items():
-        print(f"{name} / {r.backbone}, held-out split: {format_metrics(m)}")
-    if metrics.get("synthetic"):
-        print(f"NOTE: {SYNTHETIC_NOTE}")
+    print_run_metrics(metrics, r.backbone)
     return 0

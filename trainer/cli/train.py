@@ -61,7 +61,7 @@ def check_numbers(args: argparse.Namespace) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from device.vocab import parse_sign
-    from trainer.evaluate import SYNTHETIC_NOTE, format_metrics
+    from trainer.evaluate import print_run_metrics
     from trainer.run import RunError
     from trainer.train import TrainError, train
 
@@ -77,10 +77,6 @@ def run(args: argparse.Namespace) -> int:
         metrics = train(cfg)
     except (TrainError, RunError) as exc:
         raise UserError(str(exc)) from exc
-    blocks = metrics.get("per_sign") or {metrics.get("sign"): metrics}
-    for name, m in blocks.items():
-        print(f"{name} / {cfg.backbone}, held-out split: {format_metrics(m)}")
-    if metrics.get("synthetic"):
-        print(f"NOTE: {SYNTHETIC_NOTE}")
+    print_run_metrics(metrics, cfg.backbone)
     print(f"run directory: {args.out}")
     return 0

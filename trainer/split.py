@@ -16,7 +16,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
@@ -26,6 +25,7 @@ import numpy as np
 
 from device.vocab import MODEL_SIGNS, NUM_GRADES, Sign, parse_sign
 from trainer.data import DataError, LoadReport, Sample, samples_for_sign
+from trainer.run import write_json
 
 log = logging.getLogger(__name__)
 
@@ -97,11 +97,10 @@ def make_split(samples: Iterable[Sample], sign: Sign | None, *, seed: int = 0,
     return split
 
 
-def _assign(gvec: np.ndarray, gsize: np.ndarray, frac: float, seed: int) -> np.ndarray:
+def _assign(feats: np.ndarray, gsize: np.ndarray, frac: float, seed: int) -> np.ndarray:
     """Boolean per group: True = validation. Minimises the squared error of per-cell val counts
     against ``frac`` times the whole (the cells also fix the total size)."""
     rng = np.random.default_rng(seed)
-    feats = gvec
     target = frac * feats.sum(axis=0)
     order = np.lexsort((rng.permutation(len(gsize)), -gsize))  # largest first, random ties
     in_val = np.zeros(len(gsize), dtype=bool)
@@ -130,10 +129,8 @@ def save_split(split: Split, path: Path) -> Path:
     data = asdict(split)
     data["sign"] = split.sign.value if split.sign else None
     data = {"version": SPLIT_VERSION, **data, "sha256": split.sha256()}
-    tmp = path.with_name(path.name + ".tmp")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(path, data)
     return path
 
 

@@ -47,13 +47,15 @@ def run(args: argparse.Namespace) -> int:
         print()
         if args.split and args.split.exists():
             split = load_split(args.split)
-            splits = {s: apply_split(report, split) for s in _signs_of(split.sign)}
+            sides = apply_split(report, split)
+            splits = {s: sides for s in _signs_of(split.sign)}
             print(f"split file {args.split} (seed {split.seed}, sha256 {split.sha256()[:12]})")
         elif args.split:
             split = make_split(report.samples, sign, seed=args.seed,
                                val_fraction=args.val_fraction, root=report.root)
             save_split(split, args.split)
-            splits = {s: apply_split(report, split) for s in _signs_of(sign)}
+            sides = apply_split(report, split)
+            splits = {s: sides for s in _signs_of(sign)}
             print(f"wrote a new split to {args.split} (seed {args.seed})")
         else:
             splits = {}

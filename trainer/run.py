@@ -179,9 +179,6 @@ class Run:
     def synthetic(self) -> bool:
         return bool(self.config.get("synthetic", False))
 
-    def path(self, name: str) -> Path:
-        return self.dir / name
-
     def load_model(self):
         import keras
 

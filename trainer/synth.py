@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign
-from trainer.data import BOX_COLUMNS, MANIFEST_COLUMNS, MANIFEST_NAME
+from trainer.data import BOX_COLUMNS, FOLDERS, MANIFEST, MANIFEST_COLUMNS, MANIFEST_NAME
 from trainer.synth_render import (
     _ch,
     apply_camera,
@@ -53,7 +53,6 @@ log = logging.getLogger(__name__)
 __all__ = ["ImageSpec", "generate_dataset", "make_contact_sheet", "plan_dataset",
            "render_full_photo", "render_lesion"]
 
-FOLDERS, MANIFEST = "folders", "manifest"
 FULL_PHOTO_SIZE = (1024, 768)  # width, height
 INFO_NAME = "synth.json"
 ROMAN = ("I", "II", "III", "IV", "V", "VI")

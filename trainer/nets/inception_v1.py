@@ -23,7 +23,6 @@ log = logging.getLogger(__name__)
 #: classifiers).
 PUBLISHED_PARAMS = 6_800_000
 CANONICAL_INPUT = 224
-MIN_INPUT = 32
 
 # Table 1: (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj)
 _MODULES: dict[str, tuple[int, int, int, int, int, int]] = {

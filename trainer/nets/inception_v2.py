@@ -24,7 +24,6 @@ log = logging.getLogger(__name__)
 #: ``bninception``). The paper itself prints no total.
 PUBLISHED_PARAMS = 11_300_000
 CANONICAL_INPUT = 224
-MIN_INPUT = 32
 
 # Figure 5: (#1x1, #3x3 reduce, #3x3, double #3x3 reduce, double #3x3, pool, proj)
 # proj 0 with pool "max_pass" marks a stride-2 module (pass-through pooling).

@@ -21,7 +21,6 @@ log = logging.getLogger(__name__)
 #: ported to timm (``inception_v4.tf_in1k``). The paper prints no total.
 PUBLISHED_PARAMS = 42_700_000
 CANONICAL_INPUT = 299
-MIN_INPUT = 75
 
 
 def _stem(x: Any) -> Any:

@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 #: no total. v1 and v2 differ only by a few thousand batch-norm parameters.
 PUBLISHED_PARAMS = 64_700_000
 CANONICAL_INPUT = 224
-MIN_INPUT = 32
 RESNET200_BLOCKS = (3, 24, 36, 3)
 _WIDTHS = (64, 128, 256, 512)
 

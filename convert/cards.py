@@ -12,10 +12,10 @@ import device
 from device.card import ModelCard, TrainingDataSummary
 from device.pack import sha256_file
 from device.vocab import Sign
+from trainer.evaluate import SYNTHETIC_NOTE
 
 log = logging.getLogger(__name__)
 
-SYNTHETIC_NOTE = "measured on synthetic images: not clinical accuracy"
 
 
 def card_path_for(tflite_path: Path) -> Path:

@@ -149,7 +149,8 @@ def scan() -> Any:
     reply = {"result": result.to_dict(), "saved": False, "scan": None}
     if not result.quality.ok or not result.graded:
         scan_view.live().remember(None, result)
-        return jsonify(reply, error="retake: " + "; ".join(result.quality.reasons)), 422
+        reasons = result.quality.reasons or ["the image could not be graded"]
+        return jsonify({**reply, "error": "retake: " + "; ".join(reasons)}), 422
     if visit is None:
         scan_view.live().remember(None, result)
         return jsonify(reply), 200

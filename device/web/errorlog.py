@@ -1,5 +1,11 @@
 """Recent errors for the status page: a logging handler that keeps the last N
-warnings and errors in memory (a ring buffer), newest last."""
+warnings and errors in memory (a ring buffer), newest last.
+
+One fault often logs the same warning many times in a burst (a camera folder
+that vanished logs one "skipping FILE" per file). Such repeats, the same logger,
+level and message template within ``REPEAT_WINDOW_S`` of the last one, are
+folded into one line with a count, so a burst cannot push older errors out.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,45 @@ import collections
 import datetime as dt
 import logging
 import threading
+from dataclasses import dataclass
+from typing import Any
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
 _handler: RingBufferHandler | None = None
 
+#: Repeats of one message template closer together than this fold into one line.
+REPEAT_WINDOW_S = 60.0
+
+
+def _iso(created: float) -> str:
+    return dt.datetime.fromtimestamp(created, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class ErrorLine:
+    """One line of the list: a message and how often it came (``count``), first and last."""
+
+    key: tuple[str, str, str]  # logger, level, message template
+    level: str
+    logger: str
+    message: str  # the latest occurrence's text
+    first: float
+    last: float
+    count: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"time": _iso(self.last), "first": _iso(self.first), "level": self.level,
+                "logger": self.logger, "message": self.message, "count": self.count}
+
 
 class RingBufferHandler(logging.Handler):
-    def __init__(self, capacity: int = 50, level: int = logging.WARNING) -> None:
+    def __init__(self, capacity: int = 50, level: int = logging.WARNING,
+                 repeat_window_s: float = REPEAT_WINDOW_S) -> None:
         super().__init__(level)
-        self._records: collections.deque[dict[str, str]] = collections.deque(maxlen=capacity)
+        self.repeat_window_s = repeat_window_s
+        self._records: collections.deque[ErrorLine] = collections.deque(maxlen=capacity)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -26,16 +60,22 @@ class RingBufferHandler(logging.Handler):
             message = str(record.msg)
         if record.exc_info and record.exc_info[1] is not None:
             message += f" ({record.exc_info[0].__name__}: {record.exc_info[1]})"
-        when = dt.datetime.fromtimestamp(record.created, dt.timezone.utc)
-        self._records.append({
-            "time": when.isoformat(timespec="seconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": message[:500],
-        })
+        key = (record.name, record.levelname, str(record.msg))
+        with self.lock:  # an RLock: handle() holds it around emit() already
+            for i in range(len(self._records) - 1, -1, -1):
+                line = self._records[i]
+                if line.key == key and record.created - line.last <= self.repeat_window_s:
+                    del self._records[i]  # moves to the end: it is the newest again
+                    line.count += 1
+                    line.last, line.message = record.created, message[:500]
+                    self._records.append(line)
+                    return
+            self._records.append(ErrorLine(key, record.levelname, record.name, message[:500],
+                                           record.created, record.created))
 
-    def records(self) -> list[dict[str, str]]:
-        return list(self._records)
+    def records(self) -> list[dict[str, Any]]:
+        with self.lock:  # an RLock: handle() holds it around emit() already
+            return [line.to_dict() for line in self._records]
 
     def clear(self) -> None:
         self._records.clear()

@@ -1,4 +1,4 @@
-"""Login, roles, session expiry, the login rate limit and the secret key.
+"""Login, roles, session expiry and revocation, the login rate limit and the secret key.
 
 Every request needs a logged-in user except the few endpoints in
 ``PUBLIC_ENDPOINTS`` (``/healthz``, the login page and its stylesheet): the
@@ -11,7 +11,6 @@ import functools
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -33,9 +32,14 @@ from flask import (
     url_for,
 )
 
+from device.web.limiter import LoginLimiter
+from device.web.sessions import SessionStore
 from device.web.users import Role, User, UserError, UserStore
 
 log = logging.getLogger(__name__)
+
+__all__ = ["LoginLimiter", "PUBLIC_ENDPOINTS", "SessionStore", "check_login", "current_user",
+           "init_auth", "load_secret_key", "roles_required", "wants_json"]
 
 SECRET_FILE = "web_secret_key"
 PUBLIC_ENDPOINTS = frozenset({"auth.login", "static", "status.healthz"})
@@ -69,56 +73,27 @@ def load_secret_key(data_dir: Path) -> bytes:
     return key
 
 
-class LoginLimiter:
-    """In-memory limit on failed logins per (username, client address).
-
-    After ``max_failures`` failures within ``window_s`` seconds, further tries
-    for that pair are refused until the oldest failure leaves the window.
-    """
-
-    def __init__(self, max_failures: int = 5, window_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.max_failures = max_failures
-        self.window_s = window_s
-        self._clock = clock
-        self._failures: dict[tuple[str, str], list[float]] = {}
-        self._lock = threading.Lock()
-
-    def _recent(self, key: tuple[str, str]) -> list[float]:
-        now = self._clock()
-        times = [t for t in self._failures.get(key, []) if now - t < self.window_s]
-        if times:
-            self._failures[key] = times
-        else:
-            self._failures.pop(key, None)
-        return times
-
-    def retry_after(self, username: str, addr: str) -> float:
-        """Seconds until this pair may try again; 0 when it may try now."""
-        key = (username.lower(), addr)
-        with self._lock:
-            times = self._recent(key)
-            if len(times) < self.max_failures:
-                return 0.0
-            return max(0.0, self.window_s - (self._clock() - times[0]))
-
-    def failed(self, username: str, addr: str) -> None:
-        with self._lock:
-            key = (username.lower(), addr)
-            self._recent(key)
-            self._failures.setdefault(key, []).append(self._clock())
-
-    def succeeded(self, username: str, addr: str) -> None:
-        with self._lock:
-            self._failures.pop((username.lower(), addr), None)
-
-
 def wants_json() -> bool:
     return request.path.startswith("/api/")
 
 
 def current_user() -> User | None:
     return g.get("user")
+
+
+def _sessions() -> SessionStore:
+    return current_app.extensions["atopiscan.sessions"]
+
+
+def _limiter() -> LoginLimiter:
+    return current_app.extensions["atopiscan.limiter"]
+
+
+def _start_session(username: str) -> None:
+    session.clear()
+    session.permanent = True
+    session["sid"] = _sessions().create(username)
+    session["seen"] = time.time()
 
 
 def _login_redirect():
@@ -130,11 +105,17 @@ def check_login() -> Any:
     """before_request: load the user, expire idle sessions, refuse anonymous requests."""
     g.user = None
     users: UserStore = current_app.extensions["atopiscan.users"]
-    name = session.get("user")
+    sid = session.get("sid")
+    # The cookie names a session id; only a live one (not logged out, not ended by a
+    # password change) counts, so a copied cookie dies with the session.
+    name = _sessions().user_of(sid) if isinstance(sid, str) else None
+    if sid and name is None:
+        session.clear()
     if name:
         idle_limit = current_app.config["SESSION_MINUTES"] * 60
         seen = session.get("seen", 0)
         if time.time() - seen > idle_limit:
+            _sessions().revoke(sid)
             session.clear()
             if request.endpoint not in PUBLIC_ENDPOINTS:
                 if wants_json():
@@ -144,6 +125,7 @@ def check_login() -> Any:
         else:
             g.user = users.get(name)
             if g.user is None:
+                _sessions().revoke(sid)
                 session.clear()
             else:
                 session["seen"] = time.time()
@@ -195,7 +177,7 @@ def login() -> Any:
     if request.method == "GET":
         return render_template("login.html", next=request.args.get("next", ""))
     users: UserStore = current_app.extensions["atopiscan.users"]
-    limiter: LoginLimiter = current_app.extensions["atopiscan.limiter"]
+    limiter = _limiter()
     username = (request.form.get("username") or "").strip()
     password = request.form.get("password") or ""
     addr = request.remote_addr or "?"
@@ -211,10 +193,7 @@ def login() -> Any:
         flash("Wrong user name or password.", "error")
         return render_template("login.html", next=request.form.get("next", "")), 401
     limiter.succeeded(username, addr)
-    session.clear()
-    session.permanent = True
-    session["user"] = user.username
-    session["seen"] = time.time()
+    _start_session(user.username)
     log.info("%s logged in from %s", user.username, addr)
     if user.must_change_password:
         return redirect(url_for("auth.change_password"))
@@ -223,6 +202,9 @@ def login() -> Any:
 
 @bp.route("/logout", methods=["POST"])
 def logout() -> Any:
+    sid = session.get("sid")
+    if isinstance(sid, str):
+        _sessions().revoke(sid)  # a copy of the cookie stops working too
     session.clear()
     flash("Logged out.", "info")
     return redirect(url_for("auth.login"))
@@ -237,7 +219,16 @@ def change_password() -> Any:
     users: UserStore = current_app.extensions["atopiscan.users"]
     current = request.form.get("current") or ""
     new = request.form.get("new") or ""
+    addr = request.remote_addr or "?"
+    wait = _limiter().retry_after(user.username, addr)
+    if wait > 0:  # guesses at the current password count as failed logins
+        log.warning("password change for %r from %s refused: too many failed attempts",
+                    user.username, addr)
+        flash(f"Too many wrong passwords. Try again in {int(wait) + 1} seconds.", "error")
+        return render_template("password.html"), 429
     if users.authenticate(user.username, current) is None:
+        _limiter().failed(user.username, addr)
+        log.info("wrong current password for %r from %s", user.username, addr)
         flash("The current password is wrong.", "error")
         return render_template("password.html"), 400
     if new != request.form.get("confirm"):
@@ -251,13 +242,22 @@ def change_password() -> Any:
     except UserError as exc:
         flash(str(exc).capitalize() + ".", "error")
         return render_template("password.html"), 400
-    flash("Password changed.", "info")
+    # End every session of this user (a cookie copied earlier, other browsers);
+    # this browser carries on with a new session id.
+    _sessions().revoke_user(user.username)
+    _start_session(user.username)
+    flash("Password changed. Other sessions of this account were logged out.", "info")
     return redirect(url_for("index"))
 
 
-def init_auth(app: Flask, users: UserStore, limiter: LoginLimiter | None = None) -> None:
+def init_auth(app: Flask, users: UserStore, limiter: LoginLimiter | None = None,
+              sessions: SessionStore | None = None) -> None:
+    """Login for every request. The limiter and the sessions default to tables in the
+    users database, so neither a restart nor a copied cookie gets round them."""
     app.extensions["atopiscan.users"] = users
-    app.extensions["atopiscan.limiter"] = limiter or LoginLimiter()
+    app.extensions["atopiscan.limiter"] = limiter or LoginLimiter(users.path)
+    app.extensions["atopiscan.sessions"] = sessions or SessionStore(
+        users.path, max_idle_s=app.config["SESSION_MINUTES"] * 60)
     app.before_request(check_login)
     app.register_blueprint(bp)
 

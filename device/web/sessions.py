@@ -1,0 +1,86 @@
+"""Server-side record of logins, so that a session can be ended for good.
+
+The signed cookie alone cannot be revoked: a copy taken before logout would keep
+working. So the cookie carries a random session id, and this table (in the users
+database) says which ids are live. Logout deletes the id; a password change
+deletes every id of that user (other browsers are logged out, the one that
+changed the password gets a new id). Ids idle for longer than the session
+lifetime are dropped as well.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+#: ``seen`` is written at most this often per session (not on every request).
+TOUCH_EVERY_S = 60.0
+
+
+class SessionStore:
+    def __init__(self, path: Path | None, *, max_idle_s: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        """``path`` None keeps the table in memory (tests)."""
+        self.max_idle_s = max_idle_s
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(":memory:" if path is None else str(path), timeout=10,
+                                   check_same_thread=False, isolation_level=None)
+        self._db.execute("CREATE TABLE IF NOT EXISTS sessions ("
+                         " id TEXT PRIMARY KEY, username TEXT NOT NULL,"
+                         " created REAL NOT NULL, seen REAL NOT NULL)")
+
+    def create(self, username: str) -> str:
+        """A new live session id for ``username`` (and drop ids idle too long)."""
+        sid = secrets.token_urlsafe(32)
+        now = self._clock()
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE seen < ?", (now - self.max_idle_s,))
+            self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (sid, username, now, now))
+        return sid
+
+    def user_of(self, sid: str) -> str | None:
+        """The user of a live session id, or None (unknown, revoked or idle too long)."""
+        now = self._clock()
+        with self._lock:
+            row = self._db.execute("SELECT username, seen FROM sessions WHERE id = ?",
+                                   (sid,)).fetchone()
+            if row is None:
+                return None
+            username, seen = row
+            if now - seen > self.max_idle_s:
+                self._db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+                return None
+            if now - seen > TOUCH_EVERY_S:
+                self._db.execute("UPDATE sessions SET seen = ? WHERE id = ?", (now, sid))
+        return str(username)
+
+    def revoke(self, sid: str) -> None:
+        with self._lock:
+            self._db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+
+    def revoke_user(self, username: str) -> int:
+        """End every session of ``username``; returns how many there were."""
+        with self._lock:
+            cur = self._db.execute("DELETE FROM sessions WHERE username = ?", (username,))
+        if cur.rowcount:
+            log.info("ended %d session(s) of %s", cur.rowcount, username)
+        return cur.rowcount
+
+    def count(self, username: str | None = None) -> int:
+        with self._lock:
+            if username is None:
+                return int(self._db.execute("SELECT COUNT(*) FROM sessions").fetchone()[0])
+            return int(self._db.execute("SELECT COUNT(*) FROM sessions WHERE username = ?",
+                                        (username,)).fetchone()[0])
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

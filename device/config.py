@@ -169,6 +169,9 @@ class StorageConfig(_Section):
     data_dir: ConfigPath = Field(
         default=Path("~/atopiscan/data"), description="Folder of the scan database and images")
     keep_images: bool = Field(default=True, description="Keep the scanned images on disk")
+    keep_frames: bool = Field(
+        default=True, description="Also keep each scan's full camera frame (with keep_images); "
+        "python -m device export-dataset --full-frames exports them")
     retention_days: int = Field(
         default=365, ge=1, description="Days scanned images are kept before deletion")
 

@@ -33,12 +33,14 @@ from device.easi import EasiResult, RegionRecord, compute_easi, validate_area, v
 from device.storemodel import (
     SCHEMA,
     SCHEMA_VERSION,
+    Capture,
     Patient,
     RegionScan,
     StoreError,
     Visit,
     VisitStatus,
     final_col,
+    migrate_v1_to_v2,
     model_col,
     prob_col,
     scan_from_row,
@@ -88,30 +90,34 @@ def write_file_atomic(path: Path, data: bytes) -> None:
         os.close(dir_fd)
 
 
-def encode_image(image: np.ndarray | bytes) -> tuple[bytes, str]:
-    """Encoded bytes and suffix: bytes are kept as given (JPEG/PNG), RGB arrays become JPEG."""
+def encode_image(image: np.ndarray | bytes, *, lossless: bool = False) -> tuple[bytes, str]:
+    """Encoded bytes and suffix: bytes are kept as given (JPEG/PNG); RGB arrays become
+    PNG when ``lossless`` (the graded crop: its pixels are training data), else JPEG."""
     if isinstance(image, (bytes, bytearray)):
         suffix = ".png" if bytes(image[:8]) == b"\x89PNG\r\n\x1a\n" else ".jpg"
         return bytes(image), suffix
     arr = np.asarray(image)
     if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
         raise StoreError(f"image must be uint8 RGB HxWx3, got {arr.shape} {arr.dtype}")
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(arr, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    bgr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
+    suffix = ".png" if lossless else ".jpg"
+    ok, buf = cv2.imencode(suffix, bgr, [] if lossless else [cv2.IMWRITE_JPEG_QUALITY, 92])
     if not ok:
-        raise StoreError("could not encode the scan image as JPEG")
-    return buf.tobytes(), ".jpg"
+        raise StoreError(f"could not encode the scan image as {suffix[1:].upper()}")
+    return buf.tobytes(), suffix
 
 
 class Store:
     """SQLite scan store. ``Store(data_dir)`` creates the database on first use."""
 
     def __init__(self, data_dir: Path | str, *, keep_images: bool = True, retention_days: int = 365,
-                 clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 keep_frames: bool = True, clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.data_dir = Path(data_dir).expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.data_dir / DB_NAME
         self.images_dir = self.data_dir / IMAGES_DIR
         self.keep_images = keep_images
+        self.keep_frames = keep_frames
         self.retention_days = retention_days
         self.clock = clock
         self._local = threading.local()
@@ -125,13 +131,16 @@ class Store:
             for statement in SCHEMA.split(";"):
                 if statement.strip():
                     conn.execute(statement)
+            if found == 1:
+                migrate_v1_to_v2(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     @classmethod
     def from_config(cls, config: Any) -> Store:
         """From a device.config.DeviceConfig (its ``storage`` section)."""
         s = config.storage
-        return cls(s.data_dir, keep_images=s.keep_images, retention_days=s.retention_days)
+        return cls(s.data_dir, keep_images=s.keep_images, retention_days=s.retention_days,
+                   keep_frames=s.keep_frames)
 
     # -- connections and transactions ------------------------------------------------
     def _conn(self) -> sqlite3.Connection:
@@ -158,6 +167,17 @@ class Store:
             conn.execute("ROLLBACK")
             raise
         conn.execute("COMMIT")
+
+    @contextmanager
+    def snapshot(self) -> Iterator[sqlite3.Connection]:
+        """One read transaction: every query inside sees the same committed state, while
+        the service goes on writing (WAL). For exports and the monitor."""
+        conn = self._conn()
+        conn.execute("BEGIN")
+        try:
+            yield conn
+        finally:
+            conn.execute("ROLLBACK")
 
     def _hook(self, what: str) -> None:
         if _mid_save_hook is not None:
@@ -259,10 +279,13 @@ class Store:
         probs: Mapping[Sign, Sequence[float]] | None = None,
         review: bool = False, pack_version: str | None = None,
         image: np.ndarray | bytes | None = None, taken_at: dt.datetime | None = None,
+        capture: Capture | None = None,
     ) -> RegionScan:
         """Record one scan of ``region``. ``grades`` are the model's 0-3 per model sign
         (None: a region recorded by hand, e.g. 0 % area). Papulation and area % carry
-        over from the region's previous scan in this visit (a retake keeps them)."""
+        over from the region's previous scan in this visit (a retake keeps them).
+        ``image`` is the graded crop (an array is kept lossless); ``capture`` the full
+        frame, crop box, crop mode and quality measures."""
         region = Region(region)
         grades = {Sign(s): g for s, g in (grades or {}).items()}
         probs = {Sign(s): [float(p) for p in v] for s, v in (probs or {}).items()}
@@ -276,14 +299,17 @@ class Store:
             if sign not in MODEL_SIGNS or len(p) != NUM_GRADES:
                 raise StoreError(f"probabilities for {sign.value}: need {NUM_GRADES} values")
         when = _iso(taken_at or self.clock())
-        rel_path = None
-        if image is not None and self.keep_images:
-            data, suffix = encode_image(image)
-            rel_path = f"{IMAGES_DIR}/{visit_id}/{uuid.uuid4().hex}{suffix}"
-            write_file_atomic(self.data_dir / rel_path, data)
+        capture = capture or Capture()
+        rel_path = self._keep(visit_id, image, lossless=True) if self.keep_images else None
+        frame_path = (self._keep(visit_id, capture.frame, lossless=False)
+                      if self.keep_images and self.keep_frames else None)
         cols = {"visit_id": visit_id, "region": region.value, "taken_at": when,
                 "pack_version": pack_version, "review": int(bool(review)), "image_path": rel_path,
-                "image_saved_at": when if rel_path else None}
+                "image_saved_at": when if rel_path or frame_path else None,
+                "frame_path": frame_path, "crop_mode": capture.crop_mode,
+                "crop_box": json.dumps([int(v) for v in capture.box]) if capture.box else None,
+                "quality": json.dumps({k: round(float(v), 4) for k, v in sorted(capture.quality.items())})
+                if capture.quality else None}
         for sign in MODEL_SIGNS:
             g = grades.get(sign)
             cols[model_col(sign)] = None if g is None else int(g)
@@ -305,11 +331,21 @@ class Store:
                 self._hook("save_region_scan")
                 conn.execute("UPDATE visits SET updated = ? WHERE id = ?", (self._now(), visit_id))
         except BaseException:
-            if rel_path:
-                (self.data_dir / rel_path).unlink(missing_ok=True)
+            for written in (rel_path, frame_path):
+                if written:
+                    (self.data_dir / written).unlink(missing_ok=True)
             raise
         log.info("visit %s: saved %s scan %s (pack %s)", visit_id, region.value, scan_id, pack_version)
         return self.get_scan(int(scan_id))
+
+    def _keep(self, visit_id: int, image: np.ndarray | bytes | None, *, lossless: bool) -> str | None:
+        """Write one image file of a scan; its path relative to the data dir."""
+        if image is None:
+            return None
+        data, suffix = encode_image(image, lossless=lossless)
+        rel = f"{IMAGES_DIR}/{visit_id}/{uuid.uuid4().hex}{suffix}"
+        write_file_atomic(self.data_dir / rel, data)
+        return rel
 
     def get_scan(self, scan_id: int) -> RegionScan:
         row = self._conn().execute("SELECT * FROM region_scans WHERE id = ?", (scan_id,)).fetchone()
@@ -353,16 +389,24 @@ class Store:
             conn.execute("UPDATE visits SET updated = ? WHERE id = ?", (now, row["visit_id"]))
         return self.get_scan(scan_id)
 
-    def override_grade(self, scan_id: int, sign: Sign, grade: float, user: str) -> RegionScan:
-        """Staff replace a model grade (half points allowed); who and when are recorded,
-        and every change is kept in grade_changes."""
+    def override_grade(self, scan_id: int, sign: Sign, grade: float, user: str,
+                       role: str | None = None) -> RegionScan:
+        """Staff replace a model grade (half points allowed); who (and in which role) and
+        when are recorded, and every change is kept in grade_changes."""
         sign = Sign(sign)
         if sign not in MODEL_SIGNS:
             return self.set_clinician_entries(scan_id, papulation=grade, user=user)
         value = float(validate_grade(grade, what=sign.value))  # type: ignore[arg-type]
         col = final_col(sign)
-        return self._change(scan_id, {col: value, f"{col}_by": user, f"{col}_at": _NOW},
+        return self._change(scan_id, {col: value, f"{col}_by": user, f"{col}_at": _NOW,
+                                      f"{col}_role": role},
                             [(sign.value, col, value)], user, "override_grade")
+
+    def confirm_review(self, scan_id: int, user: str, role: str | None = None) -> RegionScan:
+        """Staff stand behind the scan's final grades (changed or not): it is now a
+        reviewed scan, which the data export and the field-agreement monitor count."""
+        return self._change(scan_id, {"reviewed_by": user, "reviewed_role": role,
+                                      "reviewed_at": _NOW}, [], user, "confirm_review")
 
     def set_clinician_entries(self, scan_id: int, *, papulation: float | None = None,
                               area_percent: float | None = None, user: str) -> RegionScan:
@@ -448,19 +492,21 @@ class Store:
         now = now or self.clock()
         cutoff = _iso(now - dt.timedelta(days=self.retention_days))
         with self._tx() as conn:
-            rows = conn.execute("SELECT id, image_path FROM region_scans WHERE image_path IS NOT NULL "
+            rows = conn.execute("SELECT id, image_path, frame_path FROM region_scans WHERE "
+                                "(image_path IS NOT NULL OR frame_path IS NOT NULL) "
                                 "AND image_saved_at < ?", (cutoff,)).fetchall()
-            conn.executemany("UPDATE region_scans SET image_path = NULL WHERE id = ?",
-                             [(r["id"],) for r in rows])
+            conn.executemany("UPDATE region_scans SET image_path = NULL, frame_path = NULL "
+                             "WHERE id = ?", [(r["id"],) for r in rows])
         # Paths are cleared first: a kill here leaves orphan files, never a row naming a gone file.
         deleted = 0
         for r in rows:
-            path = self.data_dir / r["image_path"]
-            if path.exists():
-                path.unlink()
-                deleted += 1
-        named = {r[0] for r in self._conn().execute(
-            "SELECT image_path FROM region_scans WHERE image_path IS NOT NULL")}
+            for rel in (r["image_path"], r["frame_path"]):
+                path = self.data_dir / rel if rel else None
+                if path is not None and path.exists():
+                    path.unlink()
+                    deleted += 1
+        named = {p for r in self._conn().execute(
+            "SELECT image_path, frame_path FROM region_scans") for p in r if p}
         grace = (now - ORPHAN_GRACE).timestamp()
         if self.images_dir.is_dir():
             for path in self.images_dir.rglob("*"):

@@ -11,7 +11,9 @@ from typing import Any
 from device.vocab import MODEL_SIGNS, Region, Sign
 
 #: PRAGMA user_version of the database this code writes; a newer one is refused.
-SCHEMA_VERSION = 1
+#: 2: the full frame, crop box, crop mode and quality measures of each scan; who
+#: confirmed its grades (reviewed_*) and the role behind each override.
+SCHEMA_VERSION = 2
 
 
 class StoreError(ValueError):
@@ -41,8 +43,29 @@ def _sign_columns() -> str:
     for sign in MODEL_SIGNS:
         f = final_col(sign)
         cols += [f"{model_col(sign)} INTEGER", f"{prob_col(sign)} TEXT", f"{f} REAL",
-                 f"{f}_by TEXT", f"{f}_at TEXT"]
+                 f"{f}_by TEXT", f"{f}_at TEXT", f"{f}_role TEXT"]
     return ",\n    ".join(cols)
+
+
+#: Columns schema 2 added to region_scans (name, SQL type), in order.
+V2_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("frame_path", "TEXT"), ("crop_box", "TEXT"), ("crop_mode", "TEXT"), ("quality", "TEXT"),
+    ("reviewed_by", "TEXT"), ("reviewed_role", "TEXT"), ("reviewed_at", "TEXT"),
+    *((f"{final_col(s)}_role", "TEXT") for s in MODEL_SIGNS),
+)
+
+
+def migrate_v1_to_v2(conn: sqlite3.Connection) -> None:
+    """Add schema 2's columns. A version-1 scan that staff overrode or completed counts
+    as reviewed, by the last person who changed it."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
+    for name, kind in V2_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE region_scans ADD COLUMN {name} {kind}")
+    by = ", ".join(["clinician_by", *(f"{final_col(s)}_by" for s in MODEL_SIGNS)])
+    at = ", ".join(["clinician_at", *(f"{final_col(s)}_at" for s in MODEL_SIGNS)])
+    conn.execute(f"UPDATE region_scans SET reviewed_by = COALESCE({by}), "
+                 f"reviewed_at = COALESCE({at}) WHERE reviewed_by IS NULL")
 
 
 SCHEMA = f"""
@@ -74,7 +97,14 @@ CREATE TABLE IF NOT EXISTS region_scans (
     clinician_by TEXT,
     clinician_at TEXT,
     image_path TEXT,
-    image_saved_at TEXT
+    image_saved_at TEXT,
+    frame_path TEXT,
+    crop_box TEXT,
+    crop_mode TEXT,
+    quality TEXT,
+    reviewed_by TEXT,
+    reviewed_role TEXT,
+    reviewed_at TEXT
 );
 CREATE INDEX IF NOT EXISTS region_scans_visit ON region_scans(visit_id, region);
 CREATE TABLE IF NOT EXISTS grade_changes (
@@ -116,6 +146,28 @@ class Visit:
 class Override:
     user: str
     at: str
+    role: str | None = None  # the user's role when they overrode (None before schema 2)
+
+
+@dataclass(frozen=True)
+class Review:
+    """Who confirmed a scan's grades (saved the review), in which role, when."""
+
+    user: str
+    at: str
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class Capture:
+    """How a scan was taken, kept beside it: the full-resolution frame, the square
+    (x, y, w, h, in frame pixels) the models graded, the crop mode that chose it and
+    the quality measures (device.quality.measure)."""
+
+    frame: Any = field(default=None, repr=False)  # RGB uint8 numpy array, or None
+    box: tuple[int, int, int, int] | None = None
+    crop_mode: str | None = None
+    quality: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -134,7 +186,12 @@ class RegionScan:
     area_percent: float | None = None
     clinician_by: str | None = None
     clinician_at: str | None = None
-    image_path: str | None = None  # relative to the data dir
+    image_path: str | None = None  # relative to the data dir: the graded crop
+    frame_path: str | None = None  # relative to the data dir: the full frame
+    crop_box: tuple[int, int, int, int] | None = None
+    crop_mode: str | None = None
+    quality: dict[str, float] = field(default_factory=dict)
+    reviewed: Review | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -146,7 +203,10 @@ class RegionScan:
             "overrides": {s.value: asdict(o) for s, o in self.overrides.items()},
             "papulation": self.papulation, "area_percent": self.area_percent,
             "clinician_by": self.clinician_by, "clinician_at": self.clinician_at,
-            "image_path": self.image_path,
+            "image_path": self.image_path, "frame_path": self.frame_path,
+            "crop_box": list(self.crop_box) if self.crop_box else None,
+            "crop_mode": self.crop_mode, "quality": dict(self.quality),
+            "reviewed": asdict(self.reviewed) if self.reviewed else None,
         }
 
 
@@ -155,7 +215,7 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
     for sign in MODEL_SIGNS:
         by = row[f"{final_col(sign)}_by"]
         if by:
-            overrides[sign] = Override(by, row[f"{final_col(sign)}_at"])
+            overrides[sign] = Override(by, row[f"{final_col(sign)}_at"], row[f"{final_col(sign)}_role"])
     return RegionScan(
         id=row["id"], visit_id=row["visit_id"], region=Region(row["region"]),
         taken_at=row["taken_at"], pack_version=row["pack_version"], review=bool(row["review"]),
@@ -164,5 +224,10 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
         final_grades={s: row[final_col(s)] for s in MODEL_SIGNS},
         overrides=overrides, papulation=row["papulation"], area_percent=row["area_percent"],
         clinician_by=row["clinician_by"], clinician_at=row["clinician_at"],
-        image_path=row["image_path"],
+        image_path=row["image_path"], frame_path=row["frame_path"],
+        crop_box=tuple(json.loads(row["crop_box"])) if row["crop_box"] else None,
+        crop_mode=row["crop_mode"],
+        quality=json.loads(row["quality"]) if row["quality"] else {},
+        reviewed=Review(row["reviewed_by"], row["reviewed_at"], row["reviewed_role"])
+        if row["reviewed_by"] else None,
     )

@@ -96,8 +96,8 @@ def test_save_scan_with_image(store):
     assert scan.probs[Sign.EXCORIATION] == pytest.approx(PROBS[Sign.EXCORIATION])
     assert scan.review and scan.pack_version == "2026.1" and scan.overrides == {}
     path = store.image_file(scan)
-    assert path is not None and path.suffix == ".jpg"
-    assert cv2.imread(str(path)).shape == (48, 64, 3)
+    assert path is not None and path.suffix == ".png"  # the graded crop is kept lossless
+    assert np.array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), image())
     assert not [p for p in path.parent.iterdir() if p.name.endswith(".tmp")]
     with pytest.raises(StoreError, match="not 0-3"):
         store.save_region_scan(visit.id, Region.TRUNK, grades={Sign.ERYTHEMA: 4})
@@ -306,7 +306,7 @@ def test_kill_9_mid_save_leaves_previous_state(tmp_path, op):
     assert scans[0].final_grades[Sign.ERYTHEMA] == 2.0 and not scans[0].overrides
     assert reopened.image_file(scans[0]) is not None
     # a save killed after its image was written leaves at most an orphan file, swept later
-    files = list(reopened.images_dir.rglob("*.jpg"))
+    files = [f for f in reopened.images_dir.rglob("*") if f.suffix in (".jpg", ".png")]
     assert len(files) == (2 if op == "save" else 1)
     later = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=2)
     assert reopened.purge_expired(later) == (1 if op == "save" else 0)

@@ -52,7 +52,8 @@ def _default_store(config: Any, data_dir: Path) -> Any:
     from device.store import Store
 
     return Store(data_dir, keep_images=config.storage.keep_images,
-                 retention_days=config.storage.retention_days)
+                 retention_days=config.storage.retention_days,
+                 keep_frames=config.storage.keep_frames)
 
 
 def create_app(config: Any, *, service: Any = None, store: Any = None,

@@ -38,7 +38,7 @@ from device.crop import guide_box
 from device.easi import VALID_GRADES, EasiError
 from device.models import ModelSetError
 from device.pipeline import ScanError, ScanResult
-from device.storemodel import StoreError
+from device.storemodel import Capture, StoreError
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, ctx, form_float, store
@@ -143,7 +143,10 @@ def save_scan(visit_id: int, region: Region, result: ScanResult) -> Any:
         scan = store().save_region_scan(
             visit_id, region, grades={s: int(r.grade) for s, r in result.signs.items()},
             probs={s: r.probs for s, r in result.signs.items()}, review=result.review,
-            pack_version=result.pack_version, image=result.crop_image)
+            pack_version=result.pack_version, image=result.crop_image,
+            capture=Capture(frame=result.image, box=result.crop.box if result.crop else None,
+                            crop_mode=result.crop.mode.value if result.crop else None,
+                            quality=result.quality.measures))
     except StoreError as exc:
         abort_store(exc)
     live().remember(scan.id, result)
@@ -154,20 +157,22 @@ def save_scan(visit_id: int, region: Region, result: ScanResult) -> Any:
 
 def apply_review(scan_id: int, values: dict[str, Any]) -> Any:
     """Apply the staff's final grades (overrides where they differ from the current
-    grade), papulation and area %. ``values`` holds sign names, 'papulation' and
-    'area_percent'. Raises 400 with the reason on a bad value."""
+    grade), papulation and area %, and record that this user confirmed the grades.
+    ``values`` holds sign names, 'papulation' and 'area_percent'. Raises 400 with the
+    reason on a bad value."""
     st = store()
-    user = current_user().username
+    user, role = current_user().username, current_user().role.value
     try:
         scan = st.get_scan(scan_id)
         for sign in MODEL_SIGNS:
             value = form_float(values.get(sign.value), sign.value)
             if value is not None and value != scan.final_grades.get(sign):
-                scan = st.override_grade(scan_id, sign, value, user)
+                scan = st.override_grade(scan_id, sign, value, user, role)
         pap = form_float(values.get(Sign.PAPULATION.value), "papulation")
         area = form_float(values.get("area_percent"), "area %")
         if pap is not None or area is not None:
             scan = st.set_clinician_entries(scan_id, papulation=pap, area_percent=area, user=user)
+        scan = st.confirm_review(scan_id, user, role)
     except (StoreError, EasiError) as exc:
         abort_store(exc)
     return scan

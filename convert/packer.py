@@ -13,9 +13,7 @@ import datetime as dt
 import hashlib
 import io
 import logging
-import os
 import tarfile
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
@@ -23,7 +21,9 @@ import cv2
 import numpy as np
 
 import device
+from device.atomic import atomic_path
 from device.card import ModelCard
+from device.imageio import ImageError, encode_png
 from device.interpreter import GradeModel
 from device.pack import (
     GOLDEN_NAME,
@@ -36,6 +36,7 @@ from device.pack import (
     sha256_file,
     version_tuple,
 )
+from device.packcheck import read_golden_image
 from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)
@@ -76,20 +77,12 @@ def random_golden_images(size: tuple[int, int], n: int, seed: int) -> list[np.nd
     return images
 
 
-def encode_png(image: np.ndarray) -> bytes:
-    """RGB uint8 array -> PNG bytes (lossless; cv2 works in BGR)."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
-    if not ok:
-        raise PackError("could not encode a golden image as PNG")
-    return buf.tobytes()
-
-
 def decode_png(data: bytes) -> np.ndarray:
-    """PNG bytes -> RGB uint8 array, as the device reads golden images."""
-    bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if bgr is None:
-        raise PackError("could not decode a golden PNG")
-    return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    """PNG bytes -> RGB uint8 array: ``read_golden_image``, the device's own reader."""
+    try:
+        return read_golden_image(data)
+    except ImageError as exc:
+        raise PackError(f"could not decode a golden PNG ({exc})") from exc
 
 
 def _check_model(sign: Sign, path: Path, card: ModelCard) -> None:
@@ -204,18 +197,7 @@ def write_pack(
 
 
 def _write_tar_atomic(out: Path, members: list[tuple[str, bytes]], *, mtime: int) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
-    tmp = Path(tmp_name)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            with tarfile.open(fileobj=fh, mode="w", format=tarfile.PAX_FORMAT) as tar:
-                for name, data in members:
-                    tar.addfile(_tarinfo(name, len(data), mtime), io.BytesIO(data))
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        tmp.replace(out)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with atomic_path(out, mode=0o644) as tmp,\
+            tarfile.open(tmp, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in members:
+            tar.addfile(_tarinfo(name, len(data), mtime), io.BytesIO(data))

@@ -10,12 +10,13 @@ sha256 of every other file, so one signature covers the whole pack.
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from device.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -50,15 +51,8 @@ def keygen(out_dir: Path, *, overwrite: bool = False) -> tuple[Path, Path]:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
     # Create the private key file with 0600 from the start: no window where it is readable.
-    tmp = priv_path.with_name(priv_path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(priv_pem)
-    os.chmod(tmp, 0o600)
-    tmp.replace(priv_path)
-    pub_tmp = pub_path.with_name(pub_path.name + ".tmp")
-    pub_tmp.write_bytes(pub_pem)
-    pub_tmp.replace(pub_path)
+    atomic_write_bytes(priv_path, priv_pem, mode=0o600)
+    atomic_write_bytes(pub_path, pub_pem)
     log.info("wrote private key %s (keep it secret) and public key %s", priv_path, pub_path)
     return priv_path, pub_path
 

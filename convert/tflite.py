@@ -25,6 +25,8 @@ from typing import Any
 
 import numpy as np
 
+from device.atomic import atomic_write_bytes
+
 log = logging.getLogger(__name__)
 
 MODES: tuple[str, ...] = ("int8", "dynamic", "float16", "float32")
@@ -139,9 +141,4 @@ def check_builtins_only(flat: bytes, mode: str) -> None:
 
 def write_tflite(flat: bytes, path: Path) -> Path:
     """Atomic write (temp file + rename) so a reader never sees half a model."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(flat)
-    tmp.replace(path)
-    return path
+    return atomic_write_bytes(path, flat)

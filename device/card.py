@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from device.atomic import atomic_write_text
 from device.vocab import MODEL_SIGNS, Sign
 
 CARD_SCHEMA_VERSION = 1
@@ -84,7 +85,4 @@ def load_card(path: Path) -> ModelCard:
 
 
 def save_card(card: ModelCard, path: Path) -> None:
-    path = Path(path)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    atomic_write_text(path, card.model_dump_json(indent=2) + "\n")

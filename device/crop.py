@@ -281,7 +281,7 @@ def evaluate_manifest(manifest: str, config: CropConfig | None = None,
     import csv
     from pathlib import Path
 
-    from device.cameras.folder import read_rgb
+    from device.imageio import ImageError, read_image
 
     config = config or CropConfig(mode=CropMode.AUTO)
     root = Path(manifest).parent
@@ -289,8 +289,9 @@ def evaluate_manifest(manifest: str, config: CropConfig | None = None,
     with open(manifest, newline="", encoding="utf-8") as fh:
         rows = [r for r in csv.DictReader(fh) if r.get("box_w")]
     for row in rows[:limit]:
-        image = read_rgb(root / row["path"])
-        if image is None:
+        try:
+            image = read_image(root / row["path"])
+        except ImageError:
             skipped += 1
             continue
         truth = tuple(int(float(row[k])) for k in ("box_x", "box_y", "box_w", "box_h"))

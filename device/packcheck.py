@@ -35,8 +35,8 @@ import numpy as np
 from pydantic import ValidationError
 
 import device
-from device.cameras.folder import read_rgb
 from device.card import CardError, load_card
+from device.imageio import ImageError, read_image
 from device.interpreter import GradeModel, InterpreterError
 from device.pack import (
     MANIFEST_NAME,
@@ -88,6 +88,20 @@ class VerifyReport:
         lines += [f"  self-test {t.sign.value}: {t.cases - t.failed}/{t.cases} golden images match, "
                   f"largest probability difference {t.max_diff:.4f}" for t in self.selftest]
         return "\n".join(lines)
+
+
+def read_golden_image(source: Path | bytes) -> np.ndarray:
+    """A golden image (PNG) as RGB uint8: the packer checks its outputs with this reader."""
+    what = source.name if isinstance(source, Path) else "golden image"
+    return read_image(source, what=what, formats=("png",))
+
+
+def _golden_or_none(path: Path) -> np.ndarray | None:
+    try:
+        return read_golden_image(path)
+    except ImageError as exc:
+        log.warning("pack self-test: %s", exc)
+        return None
 
 
 def verify_pack(pack_file: Path | str, *, public_key: Any = None, threads: int = 2,
@@ -306,7 +320,7 @@ def _check_cards(report: VerifyReport, manifest: PackManifest, dest: Path,
 
 def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, threads: int) -> None:
     """Run every golden image through this device's interpreter (see module docstring)."""
-    golden = read_golden(report, manifest, dest)
+    golden = read_golden_set(report, manifest, dest)
     if golden is None:
         return
     tol = manifest.selftest_tolerance
@@ -324,7 +338,7 @@ def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, th
             continue
         failed, worst, wrong_grade = 0, 0.0, 0
         for case in cases:
-            image = read_rgb(dest / case.image) if case.image in manifest.files else None
+            image = _golden_or_none(dest / case.image) if case.image in manifest.files else None
             if image is None or image.shape != (*model.input_size, 3):
                 report.problems.append(f"{case.image}: golden image missing from the manifest, "
                                        f"unreadable or not {model.input_size}; rebuild the pack")
@@ -349,7 +363,7 @@ def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, th
                 "outputs, so it will not run it; rebuild the pack or check the interpreter")
 
 
-def read_golden(report: VerifyReport, manifest: PackManifest, dest: Path) -> GoldenSet | None:
+def read_golden_set(report: VerifyReport, manifest: PackManifest, dest: Path) -> GoldenSet | None:
     try:
         return GoldenSet.model_validate_json((dest / manifest.golden).read_bytes())
     except (OSError, ValidationError, ValueError) as exc:

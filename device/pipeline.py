@@ -27,19 +27,25 @@ import device
 from device.cameras.base import Camera
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import CropError, CropResult, choose_crop, cut, shrink
+from device.errors import InvalidInput, NoPackInstalled
+from device.imageio import MAX_PIXELS, ImageError, read_image
 from device.models import ModelSet
 from device.quality import MEASURE_SIDE, QualityReport, check_quality
 from device.vocab import Grade, Sign
 
 log = logging.getLogger(__name__)
 
-#: Largest image accepted, in pixels (a 48 MP phone photo fits; bigger is a mistake).
-MAX_IMAGE_PIXELS = 64_000_000
+#: Largest image accepted, in pixels: the one limit of ``device.imageio``.
+MAX_IMAGE_PIXELS = MAX_PIXELS
 STAGES = ("capture", "quality", "crop", "resize", "invoke", "total")
 
 
-class ScanError(ValueError):
+class ScanError(InvalidInput):
     """A scan could not run: a bad image or no model pack. The message says what to do."""
+
+
+class NoPackError(ScanError, NoPackInstalled):
+    """No model pack is installed, so the scan cannot grade (a 503 on the web)."""
 
 
 @dataclass
@@ -135,18 +141,10 @@ def check_image(image: np.ndarray, origin: str = "image") -> np.ndarray:
 def load_image_file(path: Path | str) -> np.ndarray:
     """Read an image file to RGB uint8, or raise ScanError saying what is wrong with it."""
     path = Path(path)
-    if not path.is_file():
-        raise ScanError(f"{path}: no such image file")
-    data = np.fromfile(str(path), dtype=np.uint8)
-    decoded = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
-    if decoded is None:
-        raise ScanError(f"{path}: not a readable image (corrupt, empty or an unknown format)")
-    if decoded.dtype == np.uint16:  # 16-bit PNG/TIFF: scale to 8 bits
-        decoded = (decoded / 257).round().astype(np.uint8)
-    if decoded.ndim == 3 and decoded.shape[2] == 4:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGRA2RGBA)
-    elif decoded.ndim == 3 and decoded.shape[2] == 3:
-        decoded = cv2.cvtColor(decoded, cv2.COLOR_BGR2RGB)
+    try:
+        decoded = read_image(path, allow_grey=False)
+    except ImageError as exc:
+        raise ScanError(str(exc)) from exc
     return check_image(decoded, str(path))
 
 
@@ -184,7 +182,7 @@ class Scanner:
             timings["total"] = _ms_since(start)
             return result
         if models is None:
-            raise ScanError("no model pack is installed; install one with "
+            raise NoPackError("no model pack is installed; install one with "
                             "python -m device flash PACK")
 
         t = time.perf_counter()

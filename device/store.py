@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
 import re
 import sqlite3
 import threading
@@ -26,15 +25,17 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
+from device.atomic import atomic_write_bytes
 from device.easi import EasiResult, RegionRecord, compute_easi, validate_area, validate_grade
+from device.imageio import encode_jpeg, encode_png
 from device.storemodel import (
     SCHEMA,
     SCHEMA_VERSION,
     Capture,
     Patient,
+    RecordNotFoundError,
     RegionScan,
     StoreError,
     Visit,
@@ -71,40 +72,16 @@ def _iso(when: dt.datetime) -> str:
     return when.astimezone(dt.timezone.utc).isoformat(timespec="seconds")
 
 
-def write_file_atomic(path: Path, data: bytes) -> None:
-    """Temp file in the same folder, fsync, rename, fsync the folder."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 def encode_image(image: np.ndarray | bytes, *, lossless: bool = False) -> tuple[bytes, str]:
     """Encoded bytes and suffix: bytes are kept as given (JPEG/PNG); RGB arrays become
     PNG when ``lossless`` (the graded crop: its pixels are training data), else JPEG."""
     if isinstance(image, (bytes, bytearray)):
         suffix = ".png" if bytes(image[:8]) == b"\x89PNG\r\n\x1a\n" else ".jpg"
         return bytes(image), suffix
-    arr = np.asarray(image)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise StoreError(f"image must be uint8 RGB HxWx3, got {arr.shape} {arr.dtype}")
-    bgr = cv2.cvtColor(arr, cv2.COLOR_RGB2BGR)
-    suffix = ".png" if lossless else ".jpg"
-    ok, buf = cv2.imencode(suffix, bgr, [] if lossless else [cv2.IMWRITE_JPEG_QUALITY, 92])
-    if not ok:
-        raise StoreError(f"could not encode the scan image as {suffix[1:].upper()}")
-    return buf.tobytes(), suffix
+    try:
+        return (encode_png(image), ".png") if lossless else (encode_jpeg(image, 92), ".jpg")
+    except ValueError as exc:
+        raise StoreError(f"scan image: {exc}") from exc
 
 
 class Store:
@@ -212,7 +189,7 @@ class Store:
     def get_patient(self, patient_id: str) -> Patient:
         row = self._conn().execute("SELECT * FROM patients WHERE id = ?", (patient_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no patient {patient_id!r}")
+            raise RecordNotFoundError(f"no patient {patient_id!r}")
         return Patient(**dict(row))
 
     def list_patients(self, search: str | None = None) -> list[Patient]:
@@ -242,7 +219,7 @@ class Store:
     def get_visit(self, visit_id: int) -> Visit:
         row = self._conn().execute("SELECT * FROM visits WHERE id = ?", (visit_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no visit {visit_id}")
+            raise RecordNotFoundError(f"no visit {visit_id}")
         return Visit(**{**dict(row), "status": VisitStatus(row["status"])})
 
     def list_visits(self, patient_id: str) -> list[Visit]:
@@ -259,7 +236,7 @@ class Store:
                 cur = conn.execute("UPDATE visits SET status = ?, updated = ? WHERE id = ?",
                                    (status.value, self._now(), visit_id))
                 if cur.rowcount == 0:
-                    raise StoreError(f"no visit {visit_id}")
+                    raise RecordNotFoundError(f"no visit {visit_id}")
         except sqlite3.IntegrityError as exc:
             raise StoreError(f"visit {visit_id}: the patient already has an open visit that day") from exc
         return self.get_visit(visit_id)
@@ -267,7 +244,7 @@ class Store:
     def _open_visit_row(self, conn: sqlite3.Connection, visit_id: int) -> sqlite3.Row:
         row = conn.execute("SELECT * FROM visits WHERE id = ?", (visit_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no visit {visit_id}")
+            raise RecordNotFoundError(f"no visit {visit_id}")
         if row["status"] != VisitStatus.OPEN.value:
             raise StoreError(f"visit {visit_id} is {row['status']}; reopen it before changing it")
         return row
@@ -344,13 +321,13 @@ class Store:
             return None
         data, suffix = encode_image(image, lossless=lossless)
         rel = f"{IMAGES_DIR}/{visit_id}/{uuid.uuid4().hex}{suffix}"
-        write_file_atomic(self.data_dir / rel, data)
+        atomic_write_bytes(self.data_dir / rel, data)
         return rel
 
     def get_scan(self, scan_id: int) -> RegionScan:
         row = self._conn().execute("SELECT * FROM region_scans WHERE id = ?", (scan_id,)).fetchone()
         if row is None:
-            raise StoreError(f"no scan {scan_id}")
+            raise RecordNotFoundError(f"no scan {scan_id}")
         return scan_from_row(row)
 
     def list_scans(self, visit_id: int) -> list[RegionScan]:
@@ -376,7 +353,7 @@ class Store:
         with self._tx() as conn:
             row = conn.execute("SELECT * FROM region_scans WHERE id = ?", (scan_id,)).fetchone()
             if row is None:
-                raise StoreError(f"no scan {scan_id}")
+                raise RecordNotFoundError(f"no scan {scan_id}")
             self._open_visit_row(conn, row["visit_id"])
             now = self._now()
             sets = ", ".join(f"{k} = ?" for k in updates)

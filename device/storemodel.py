@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from device.errors import InvalidInput, NotFound
 from device.vocab import MODEL_SIGNS, Region, Sign
 
 #: PRAGMA user_version of the database this code writes; a newer one is refused.
@@ -16,9 +17,13 @@ from device.vocab import MODEL_SIGNS, Region, Sign
 SCHEMA_VERSION = 2
 
 
-class StoreError(ValueError):
+class StoreError(InvalidInput):
     """A store request that cannot be done (unknown id, closed visit, bad value); the
     message says which and what to do."""
+
+
+class RecordNotFoundError(StoreError, NotFound):
+    """No patient, visit or scan with that id (a 404 on the web)."""
 
 
 class VisitStatus(str, Enum):

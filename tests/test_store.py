@@ -313,3 +313,16 @@ def test_kill_9_mid_save_leaves_previous_state(tmp_path, op):
     assert reopened.image_file(scans[0]) is not None
     # the store still takes writes after the crash
     assert reopened.override_grade(scan.id, Sign.ERYTHEMA, 1, "after").final_grades[Sign.ERYTHEMA] == 1
+
+
+def test_unknown_ids_are_typed_not_found(store):
+    from device.errors import NotFound, http_status
+    from device.storemodel import StoreError
+
+    for call in (lambda: store.get_patient("nobody"), lambda: store.get_visit(999)):
+        with pytest.raises(NotFound) as err:
+            call()
+        assert isinstance(err.value, StoreError) and http_status(err.value) == 404
+    with pytest.raises(StoreError) as bad:
+        store.create_patient("bad id!", 1990)
+    assert not isinstance(bad.value, NotFound) and http_status(bad.value) == 400

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from device.atomic import atomic_write_json
+from device.imageio import read_image
 from device.vocab import NUM_GRADES, Sign, parse_sign
 
 log = logging.getLogger(__name__)
@@ -54,7 +55,8 @@ def load_image(path: Path | str, image_size: int | tuple[int, int],
     """Decode an image file to uint8 RGB of ``image_size`` (int for square, or (H, W)).
 
     The one preprocessing for training, evaluation, calibration and the gate:
-    OpenCV decode, BGR -> RGB, optional lesion ``box`` crop (x, y, w, h; full photos
+    ``device.imageio.read_image`` (RGB, EXIF orientation applied, as on the device),
+    optional lesion ``box`` crop (x, y, w, h; full photos
     of the manifest layout), resize with INTER_AREA (the device resizes its crops the
     same way, so train and device pixels agree).
     """
@@ -63,14 +65,7 @@ def load_image(path: Path | str, image_size: int | tuple[int, int],
     h, w = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
     if isinstance(path, bytes):  # from tf.numpy_function
         path = path.decode("utf-8")
-    try:
-        raw = np.fromfile(str(path), dtype=np.uint8)  # np.fromfile: non-ASCII paths work
-    except OSError as exc:
-        raise ValueError(f"{path}: cannot read image file ({exc})") from exc
-    bgr = cv2.imdecode(raw, cv2.IMREAD_COLOR) if raw.size else None
-    if bgr is None:
-        raise ValueError(f"{path}: not a decodable image (JPEG/PNG expected); remove or replace it")
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+    rgb = read_image(Path(path))  # an ImageError (a ValueError) names the file
     if box is not None and box[2] > 0 and box[3] > 0:
         x, y, bw, bh = (int(v) for v in box)
         x, y = max(x, 0), max(y, 0)
@@ -101,10 +96,7 @@ def is_synthetic(data_root: Path) -> bool:
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (a killed run never leaves half a file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=_json_default) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write_json(path, obj, default=_json_default)
 
 
 def _json_default(obj: Any) -> Any:

@@ -34,6 +34,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from device.imageio import encode_jpeg
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign
 from trainer.data import BOX_COLUMNS, FOLDERS, MANIFEST, MANIFEST_COLUMNS, MANIFEST_NAME
 from trainer.synth_render import (
@@ -95,11 +96,7 @@ def plan_dataset(n: int, seed: int) -> list[ImageSpec]:
 
 
 def _encode(rgb: np.ndarray, quality: int) -> bytes:
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
-    if not ok:
-        raise RuntimeError("OpenCV could not encode a JPEG")
-    return buf.tobytes()
+    return encode_jpeg(rgb, quality)
 
 
 def _render_job(job: tuple[int, ImageSpec, int, bool]) -> tuple[bytes, tuple | None]:

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import device
+from device.atomic import atomic_path
 from device.vocab import MODEL_SIGNS, Sign, parse_sign
 from trainer.run import (
     CKPT_DIR,
@@ -117,9 +118,8 @@ class TrainConfig:
 
 
 def _atomic_save(model, path: Path) -> None:
-    tmp = path.with_name(".tmp-" + path.name)  # keeps the .keras suffix Keras insists on
-    model.save(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # the temp name keeps the .keras suffix Keras insists on
+        model.save(tmp)
 
 
 def _score(logs: dict) -> tuple[float, float]:

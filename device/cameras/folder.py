@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from device.cameras.base import CameraError, CameraState, CameraStatus
+from device.imageio import ImageError, read_image
 
 log = logging.getLogger(__name__)
 
@@ -16,12 +16,12 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
 def read_rgb(path: Path) -> np.ndarray | None:
-    """Decode an image file to RGB uint8, or None when it is not a readable image."""
-    data = np.fromfile(str(path), dtype=np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
-    if image is None:
+    """Decode an image file to RGB uint8 (``read_image``), or None when it is not usable."""
+    try:
+        return read_image(path)
+    except ImageError as exc:
+        log.debug("folder camera: %s", exc)
         return None
-    return cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 class FolderCamera:

@@ -8,6 +8,8 @@ from typing import Any, NoReturn
 
 from flask import abort, current_app
 
+from device.errors import http_status
+
 log = logging.getLogger(__name__)
 
 
@@ -21,9 +23,8 @@ def store() -> Any:
 
 
 def abort_store(exc: Exception) -> NoReturn:
-    """A StoreError (or EasiError) as an HTTP error: 'no X' is 404, anything else 400."""
-    message = str(exc)
-    abort(404 if message.startswith("no ") else 400, description=message)
+    """A StoreError (or EasiError) as an HTTP error, by type: NotFound 404, else 400."""
+    abort(http_status(exc), description=str(exc))
 
 
 def form_float(value: Any, what: str, *, allow_empty: bool = True) -> float | None:

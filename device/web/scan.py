@@ -18,7 +18,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import cv2
 import numpy as np
 from flask import (
     Blueprint,
@@ -36,6 +35,8 @@ from werkzeug.exceptions import BadRequest
 from device.cameras import CameraError
 from device.crop import guide_box
 from device.easi import VALID_GRADES, EasiError
+from device.errors import http_status
+from device.imageio import encode_jpeg
 from device.models import ModelSetError
 from device.pipeline import ScanError, ScanResult
 from device.storemodel import Capture, StoreError
@@ -75,7 +76,7 @@ class LiveState:
             return
         self.results[scan_id] = result.to_dict()
         if result.crop_image is not None:
-            self.crops[scan_id] = encode_jpeg(result.crop_image, 480)
+            self.crops[scan_id] = encode_jpeg(result.crop_image, max_side=480)
         for cache in (self.results, self.crops):
             while len(cache) > 20:
                 cache.popitem(last=False)
@@ -87,19 +88,6 @@ def live() -> LiveState:
 
 def cached_crop(scan_id: int) -> bytes | None:
     return live().crops.get(scan_id)
-
-
-def encode_jpeg(rgb: np.ndarray, max_side: int | None = None, quality: int = 85) -> bytes:
-    h, w = rgb.shape[:2]
-    if max_side and max(h, w) > max_side:
-        scale = max_side / max(h, w)
-        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                         interpolation=cv2.INTER_AREA)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, quality])
-    if not ok:
-        raise RuntimeError("JPEG encoding failed")
-    return buf.tobytes()
 
 
 def read_camera() -> tuple[int, np.ndarray]:
@@ -129,8 +117,7 @@ def run_scan(image: np.ndarray | None = None, frame_id: int | None = None) -> Sc
     try:
         return service.scanner.scan(image=image)
     except ScanError as exc:
-        status = 503 if "no model pack" in str(exc) else 400
-        abort(status, description=str(exc))
+        abort(http_status(exc), description=str(exc))
     except CameraError as exc:
         abort(503, description=f"camera: {exc}")
     except ModelSetError as exc:
@@ -226,7 +213,7 @@ def scan_page() -> Any:
 def preview() -> Response:
     frame_id, frame = read_camera()
     h, w = frame.shape[:2]
-    resp = Response(encode_jpeg(frame, PREVIEW_SIDE, 75), mimetype="image/jpeg")
+    resp = Response(encode_jpeg(frame, 75, max_side=PREVIEW_SIDE), mimetype="image/jpeg")
     resp.headers["X-Frame-Id"] = str(frame_id)
     resp.headers["X-Frame-Size"] = f"{w}x{h}"
     return resp
@@ -264,7 +251,7 @@ def encode_preview_data(image: np.ndarray | None) -> str | None:
         return None
     import base64
 
-    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(image, 320, 70)).decode()
+    return "data:image/jpeg;base64," + base64.b64encode(encode_jpeg(image, 70, max_side=320)).decode()
 
 
 def _result_page(scan_id: int, status: int = 200) -> Any:

@@ -1,0 +1,166 @@
+"""The studio's web app through Flask's test client: login, queue, boxes and grades through
+the API, errors, adjudication, and a save killed with SIGKILL half-way."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+from label_support import PASSWORD, add_users, make_project
+
+from trainer.label.annotations import all_photos, get_answer
+
+
+@pytest.fixture
+def studio(tmp_path):
+    from trainer.label.web import create_app
+
+    project, db = make_project(tmp_path, overlap=1.0, n_patients=2, per_patient=1)
+    add_users(db)
+    app = create_app(project)
+    app.config["TESTING"] = True
+    return app, db
+
+
+def login(app, name):
+    client = app.test_client()
+    resp = client.post("/login", data={"username": name, "password": PASSWORD})
+    assert resp.status_code == 302, resp.data
+    page = client.get("/label" if name != "carol" else "/adjudicate")
+    token = page.data.decode().split('name="csrf-token" content="')[1].split('"')[0]
+    client.environ_base["HTTP_X_CSRF_TOKEN"] = token
+    return client, token
+
+
+BOX = {"x": 10, "y": 12, "w": 50, "h": 50, "erythema": 2, "excoriation": 1, "lichenification": 0}
+
+
+def test_login_required_and_wrong_password(studio):
+    app, _ = studio
+    client = app.test_client()
+    assert client.get("/label").status_code == 302
+    assert client.get("/api/queue").status_code == 401
+    resp = client.post("/login", data={"username": "alice", "password": "nope-nope"})
+    assert resp.status_code == 401 and b"wrong name or password" in resp.data
+
+
+def test_rater_saves_boxes_and_never_sees_the_other_rater(studio):
+    app, db = studio
+    alice, _ = login(app, "alice")
+    q = alice.get("/api/queue").get_json()
+    assert q["progress"] == {"done": 0, "remaining": 2, "total": 2}
+    pid = q["next"]
+    resp = alice.put(f"/api/photos/{pid}/answer", json={"boxes": [BOX, {**BOX, "x": 90}]})
+    assert resp.status_code == 200, resp.get_json()
+    assert resp.get_json()["progress"]["done"] == 1
+    got = alice.get(f"/api/photos/{pid}").get_json()
+    assert [b["x"] for b in got["boxes"]] == [10, 90] and got["boxes"][0]["erythema"] == 2
+    bob, _ = login(app, "bob")
+    seen = bob.get(f"/api/photos/{pid}").get_json()
+    assert seen["boxes"] == [] and seen["status"] is None
+    assert bob.get("/api/queue").get_json()["next"] == pid  # overlap: bob grades it too
+    assert bob.put(f"/api/photos/{pid}/answer", json={"unusable": "blurred"}).status_code == 200
+    assert get_answer(db, pid, "bob").status.value == "unusable"
+    assert len(get_answer(db, pid, "alice").boxes) == 2
+
+
+@pytest.mark.parametrize("body, status, words", [
+    ({"boxes": [{**BOX, "erythema": 4}]}, 422, "boxes.0.erythema"),
+    ({"boxes": [{**BOX, "x": 150}]}, 400, "outside the photo"),
+    ({"boxes": []}, 422, "at least one lesion box"),
+    ({"unusable": " "}, 422, "needs a reason"),
+    ([1, 2], 400, "JSON object"),
+])
+def test_bad_answers_are_refused_and_change_nothing(studio, body, status, words):
+    app, db = studio
+    alice, _ = login(app, "alice")
+    pid = all_photos(db)[0].id
+    assert alice.put(f"/api/photos/{pid}/answer", json={"boxes": [BOX]}).status_code == 200
+    resp = alice.put(f"/api/photos/{pid}/answer", json=body)
+    assert resp.status_code == status and words in resp.get_json()["error"]
+    assert [b.x for b in get_answer(db, pid, "alice").boxes] == [10]
+
+
+def test_csrf_and_roles(studio):
+    app, db = studio
+    alice, _ = login(app, "alice")
+    pid = all_photos(db)[0].id
+    del alice.environ_base["HTTP_X_CSRF_TOKEN"]
+    assert alice.put(f"/api/photos/{pid}/answer", json={"boxes": [BOX]}).status_code == 400
+    carol, _ = login(app, "carol")
+    assert carol.put(f"/api/photos/{pid}/answer", json={"boxes": [BOX]}).status_code == 403
+    assert alice.get("/adjudicate").status_code == 403
+    assert alice.get(f"/api/photos/{pid + 99}").status_code == 404
+    image = alice.get(f"/photos/{pid}/image")
+    assert image.status_code == 200 and image.data[:3] == b"\xff\xd8\xff"
+
+
+def test_adjudicator_decides_a_disputed_grade(studio):
+    from trainer.label.consensus import all_consensus
+
+    app, db = studio
+    pid = all_photos(db)[0].id
+    for name, grade in (("alice", 0), ("bob", 3)):
+        client, _ = login(app, name)
+        resp = client.put(f"/api/photos/{pid}/answer", json={"boxes": [{**BOX, "erythema": grade}]})
+        assert resp.status_code == 200
+    carol, token = login(app, "carol")
+    page = carol.get("/adjudicate").data.decode()
+    (c,) = all_consensus(db)
+    assert f'id="lesion-{c.lesion.anchor}"' in page and "erythema" in page
+    crop = carol.get(f"/photos/{pid}/crop?x=10&y=12&w=50&h=50")
+    assert crop.status_code == 200 and crop.data[:2] == b"\xff\xd8"
+    resp = carol.post("/adjudicate", data={"csrf_token": token, "lesion": c.lesion.anchor,
+                                          "sign": "erythema", "grade": 1})
+    assert resp.status_code == 302
+    assert all_consensus(db)[0].grades[next(iter(c.disputed))] == 1
+    bad = carol.post("/adjudicate", data={"csrf_token": token, "lesion": c.lesion.anchor,
+                                         "sign": "erythema", "grade": 9})
+    assert bad.status_code == 400
+
+
+KILL_SCRIPT = textwrap.dedent("""
+    import sys, time
+    from trainer.label import annotations
+    from trainer.label.db import connect, open_project
+    from trainer.label.models import AnnotationIn, BoxIn
+    db = connect(open_project(sys.argv[1]))
+    ids = [r[0] for r in db.execute("SELECT id FROM photos ORDER BY id")]
+    state = {"n": 0}
+    def hook():
+        state["n"] += 1
+        if state["n"] == 7:       # the second box of the fourth save
+            print("MID-SAVE", flush=True)
+            time.sleep(60)
+    annotations.mid_save_hook = hook
+    for k in range(100):
+        boxes = [BoxIn(x=1, y=1, w=10 + k, h=10, erythema=k % 4, excoriation=0,
+                       lichenification=1) for _ in range(2)]
+        annotations.save_answer(db, ids[k % len(ids)], "alice", AnnotationIn(boxes=boxes))
+""")
+
+
+def test_kill_9_during_a_save_loses_nothing(tmp_path):
+    from trainer.label.db import connect
+
+    project, db = make_project(tmp_path, n_patients=2, per_patient=2)
+    add_users(db)
+    db.close()
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    proc = subprocess.Popen([sys.executable, "-c", KILL_SCRIPT, str(project.root)],
+                            stdout=subprocess.PIPE, text=True, env=env)
+    deadline = time.monotonic() + 60
+    line = proc.stdout.readline()
+    assert line.strip() == "MID-SAVE" and time.monotonic() < deadline
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(10)
+    db = connect(project)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    counts = dict(db.execute("SELECT photo_id, COUNT(*) FROM boxes GROUP BY photo_id"))
+    assert len(counts) == 3 and set(counts.values()) == {2}  # 3 whole saves, not the 4th
+    assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 3

@@ -1,0 +1,63 @@
+"""The studio's Flask app: login, the rater's page and JSON API, the adjudicator's page.
+
+``create_app(project)``; the database is reached through ``get_db()`` (one connection per
+request). Pages and API are thin: the work is in ``annotations`` and ``consensus``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from flask import Flask, g
+
+from trainer.label.db import Project, connect
+
+log = logging.getLogger(__name__)
+
+SECRET_FILE = "secret.key"
+
+
+def load_secret(root: Path) -> bytes:
+    """The session signing key, made once per project with mode 0600."""
+    path = root / SECRET_FILE
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    key = secrets.token_bytes(32)
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(key)
+    return key
+
+
+def get_db():
+    if "db" not in g:
+        from flask import current_app
+
+        g.db = connect(current_app.config["PROJECT"])
+    return g.db
+
+
+def create_app(project: Project, *, hash_method: str | None = None) -> Flask:
+    from trainer.label.web import api, auth, pages
+
+    app = Flask(__name__)
+    app.config.update(PROJECT=project, SECRET_KEY=load_secret(project.root),
+                      SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
+                      HASH_METHOD=hash_method, MAX_CONTENT_LENGTH=1_000_000)
+    project.cache.mkdir(exist_ok=True)
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(pages.bp)
+    app.register_blueprint(api.bp)
+    app.before_request(auth.require_login)
+
+    @app.teardown_appcontext
+    def _close(_exc: BaseException | None) -> None:
+        db = g.pop("db", None)
+        if db is not None:
+            db.close()
+
+    return app

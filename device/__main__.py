@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "rollback": ("device.cli.rollback", "switch back to the previous model pack"),
     "packs": ("device.cli.packs", "list installed model packs"),
     "adduser": ("device.cli.adduser", "add a dashboard user"),
+    "export-dataset": ("device.cli.export_dataset",
+                       "export reviewed scans as a training data set (crops + manifest)"),
 }
 
 

@@ -176,6 +176,17 @@ class StorageConfig(_Section):
         default=365, ge=1, description="Days scanned images are kept before deletion")
 
 
+class MonitorConfig(_Section):
+    window: int = Field(
+        default=50, ge=1, description="Field-agreement monitor: how many recent reviewed scans "
+        "it counts staff changes over")
+    warn_rate: float = Field(
+        default=0.3, gt=0, le=1, description="Warn on the status page when staff changed a "
+        "sign's grade on more than this share of scans")
+    min_scans: int = Field(
+        default=20, ge=1, description="Warn only once at least this many reviewed scans count")
+
+
 class WebConfig(_Section):
     host: str = Field(default="127.0.0.1", description="Address the dashboard listens on")
     port: int = Field(default=8080, ge=1, le=65535, description="Port the dashboard listens on")
@@ -203,6 +214,8 @@ class DeviceConfig(_Section):
     packs: PacksConfig = Field(default_factory=PacksConfig, description="Model packs")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Scan storage")
     web: WebConfig = Field(default_factory=WebConfig, description="The dashboard")
+    monitor: MonitorConfig = Field(
+        default_factory=MonitorConfig, description="How often staff change the models' grades")
     logging: LoggingConfig = Field(default_factory=LoggingConfig, description="Logging")
     #: File this config was read from (set by load_config), None when built in code.
     _source_path: Path | None = PrivateAttr(default=None)

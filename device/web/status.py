@@ -96,7 +96,17 @@ def status_data() -> dict[str, Any]:
         "uptime_s": {"process": round(sysinfo.process_uptime_s()),
                      "system": sysinfo.system_uptime_s()},
         "errors": c.errors.records()[::-1],
+        "field_agreement": field_agreement_data(),
     }
+
+
+def field_agreement_data() -> dict[str, Any]:
+    """The field-agreement monitor (device.monitor) for the pack in use."""
+    from device.monitor import from_config
+
+    c = ctx()
+    models = c.service.models
+    return from_config(c.store, c.config, models.pack_version if models else None).to_dict()
 
 
 @bp.route("/healthz")

@@ -1,0 +1,92 @@
+"""``python -m device export-dataset``: reviewed scans as a training data set (graded
+crops, manifest.csv in the trainer's layout, provenance.json). See
+device/export_dataset.py; the dashboard offers the same export as a .tar.gz."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import getpass
+import os
+from pathlib import Path
+
+from device.cliutil import UserError, load_config_arg
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None,
+                        help="device config YAML (default: the packaged default config)")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write (new or empty)")
+    parser.add_argument("--data-dir", type=Path, default=None,
+                        help="scan store folder (default: the config's storage.data_dir)")
+    parser.add_argument("--since", default=None, metavar="YYYY-MM-DD",
+                        help="only visits on or after this date")
+    parser.add_argument("--until", default=None, metavar="YYYY-MM-DD",
+                        help="only visits on or before this date")
+    parser.add_argument("--include-unreviewed", action="store_true",
+                        help="also scans whose grades nobody confirmed (the model's grades)")
+    parser.add_argument("--full-frames", action="store_true",
+                        help="also the full frames, faces blurred outside the crop")
+    parser.add_argument("--force", action="store_true", help="replace a non-empty --out folder")
+
+
+def parse_date(text: str | None, option: str) -> dt.date | None:
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"{option} {text!r}: expected a date as YYYY-MM-DD") from None
+
+
+def export_clock():
+    """Now, or SOURCE_DATE_EPOCH when set (reproducible exports: same data, same bytes)."""
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    if not epoch:
+        return None
+    try:
+        when = dt.datetime.fromtimestamp(int(epoch), dt.timezone.utc)
+    except ValueError:
+        raise UserError(f"SOURCE_DATE_EPOCH={epoch!r} is not a whole number of seconds") from None
+    return lambda: when
+
+
+def run(args: argparse.Namespace) -> int:
+    import device
+    from device.audit import AuditAction, AuditLog
+    from device.export_dataset import ExportError, export_dataset
+    from device.export_rows import ExportFilter
+    from device.store import DB_NAME, Store
+
+    config = load_config_arg(args.config)
+    flt = ExportFilter(since=parse_date(args.since, "--since"),
+                       until=parse_date(args.until, "--until"),
+                       include_unreviewed=args.include_unreviewed, full_frames=args.full_frames)
+    if flt.since and flt.until and flt.since > flt.until:
+        raise UserError(f"--since {flt.since} is after --until {flt.until}")
+    data_dir = Path(args.data_dir or config.storage.data_dir).expanduser()
+    if not (data_dir / DB_NAME).is_file():
+        raise UserError(f"{data_dir} holds no scan store ({DB_NAME}); give the device's data "
+                        "folder with --data-dir or --config")
+    who = f"cli:{getpass.getuser()}"
+    store = Store(data_dir, keep_images=config.storage.keep_images)
+    try:
+        result = export_dataset(store, args.out, flt, device_name=config.device_name,
+                                software_version=device.__version__, exported_by=who,
+                                force=args.force, clock=export_clock())
+    except ExportError as exc:
+        raise UserError(str(exc)) from exc
+    finally:
+        store.close()
+    counts = result.provenance["counts"]
+    AuditLog(data_dir).record(AuditAction.DATA_EXPORT, who, None, details={
+        "out": str(result.out), "filter": flt.to_dict(), "scans": result.rows,
+        "rows_sha256": result.provenance["rows_sha256"]})
+    print(f"exported {result.rows} scans of {counts['patients']} patients to {result.out}")
+    print(f"  reviewed {counts['reviewed']}, unreviewed {counts['unreviewed']}; overridden: "
+          + ", ".join(f"{k} {v}" for k, v in counts["overridden"].items()))
+    if result.skipped:
+        print(f"  {result.skipped} scans left out: their image was not kept or was purged")
+    if flt.full_frames:
+        print(f"  full frames: {result.faces_blurred} faces blurred outside the crops")
+    return 0

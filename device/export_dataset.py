@@ -33,9 +33,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from device.errors import Conflict, InvalidInput, NotFound
 from device.export_rows import (
     CROPS_DIR,
     FRAMES_DIR,
@@ -48,19 +48,20 @@ from device.export_rows import (
     provenance,
     read_rows,
 )
+from device.imageio import encode_jpeg, encode_png
 
 log = logging.getLogger(__name__)
 
 
-class ExportError(ValueError):
+class ExportError(InvalidInput):
     """The export cannot be made; the message says why and what to do."""
 
 
-class OutputNotEmptyError(ExportError):
+class OutputNotEmptyError(ExportError, Conflict):
     """The output folder holds files already (give --force to replace them)."""
 
 
-class NothingToExportError(ExportError):
+class NothingToExportError(ExportError, NotFound):
     """No scan matches (e.g. none reviewed yet)."""
 
 
@@ -88,13 +89,21 @@ def _crop_bytes(data_dir: Path, row: ExportRow) -> tuple[bytes, str] | None:
         path = data_dir / scan.image_path
         return path.read_bytes(), path.suffix.lower()
     if scan.frame_path and scan.crop_box and (data_dir / scan.frame_path).is_file():
-        frame = cv2.imread(str(data_dir / scan.frame_path), cv2.IMREAD_COLOR)
+        frame = _read(data_dir / scan.frame_path)
         if frame is not None:
             x, y, w, h = scan.crop_box
-            ok, buf = cv2.imencode(".png", frame[y:y + h, x:x + w])
-            if ok:
-                return buf.tobytes(), ".png"
+            return encode_png(np.ascontiguousarray(frame[y:y + h, x:x + w])), ".png"
     return None
+
+
+def _read(path: Path) -> np.ndarray | None:
+    from device.imageio import ImageError, read_image
+
+    try:
+        return read_image(path)
+    except ImageError as exc:
+        log.warning("%s: %s; left out", path, exc)
+        return None
 
 
 def _blurred_frame(data_dir: Path, row: ExportRow) -> tuple[bytes, int] | None:
@@ -104,16 +113,13 @@ def _blurred_frame(data_dir: Path, row: ExportRow) -> tuple[bytes, int] | None:
     scan = row.scan
     if not scan.frame_path or not (data_dir / scan.frame_path).is_file():
         return None
-    bgr = cv2.imread(str(data_dir / scan.frame_path), cv2.IMREAD_COLOR)
-    if bgr is None:
+    rgb = _read(data_dir / scan.frame_path)
+    if rgb is None:
         return None
-    rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
     faces = find_faces(rgb)
     if faces.faces:
         rgb = blur_faces(rgb, scan.crop_box, faces=faces)
-    ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
-                           [cv2.IMWRITE_JPEG_QUALITY, 92])
-    return (buf.tobytes(), len(faces.faces)) if ok else None
+    return encode_jpeg(rgb, 92), len(faces.faces)
 
 
 def _write(path: Path, data: bytes) -> None:

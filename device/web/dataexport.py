@@ -16,7 +16,8 @@ from flask import Blueprint, abort, request, send_file
 
 import device
 from device.audit import AuditAction, AuditLog
-from device.export_dataset import ExportError, NothingToExportError
+from device.errors import http_status
+from device.export_dataset import ExportError
 from device.export_rows import ExportFilter
 from device.web.auth import current_user, roles_required
 from device.web.common import ctx, store
@@ -65,10 +66,8 @@ def download() -> Any:
         handle, result = export_tarball(
             store(), flt, name=name, device_name=c.config.device_name,
             software_version=device.__version__, exported_by=user.username, clock=lambda: now)
-    except NothingToExportError as exc:
-        abort(404, description=str(exc))
-    except ExportError as exc:
-        abort(400, description=str(exc))
+    except ExportError as exc:  # nothing to export: 404 (NotFound), other input: 400
+        abort(http_status(exc), description=str(exc))
     AuditLog(c.data_dir).record(AuditAction.DATA_EXPORT, user.username, user.role.value,
                                 details={"download": f"{name}.tar.gz", "filter": flt.to_dict(),
                                          "scans": result.rows,

@@ -184,7 +184,7 @@ def do_agreement(args: argparse.Namespace) -> int:
         db.close()
     print(format_report(report))
     if args.json:
-        write_json(args.json, report)
+        write_json(args.json, report.to_json())
         print(f"wrote {args.json}")
     return 0
 

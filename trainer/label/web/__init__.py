@@ -41,13 +41,13 @@ def get_db():
     return g.db
 
 
-def create_app(project: Project, *, hash_method: str | None = None) -> Flask:
+def create_app(project: Project) -> Flask:
     from trainer.label.web import api, auth, pages
 
     app = Flask(__name__)
     app.config.update(PROJECT=project, SECRET_KEY=load_secret(project.root),
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
-                      HASH_METHOD=hash_method, MAX_CONTENT_LENGTH=1_000_000)
+                      MAX_CONTENT_LENGTH=1_000_000)
     project.cache.mkdir(exist_ok=True)
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)

@@ -268,3 +268,15 @@ def test_studio_imports_only_the_device_shared_contracts():
     for path in root.rglob("*.py"):
         used |= set(re.findall(r"^\s*(?:from|import) (device[\w.]*)", path.read_text(), re.M))
     assert used and used <= allowed, used - allowed
+
+
+def test_committed_real_box_list_is_coordinates_only_and_inside_each_photo():
+    data = Path(__file__).parent / "data"
+    rows = list(csv.DictReader((data / "real_dev_eczema_boxes.csv").open()))
+    assert list(rows[0]) == ["file", "sha256", "width", "height", "x", "y", "w", "h", "note"]
+    assert len({r["file"] for r in rows}) >= 60
+    for r in rows:
+        x, y, w, h, width, height = (int(r[k]) for k in ("x", "y", "w", "h", "width", "height"))
+        assert r["file"].startswith("eczema/") and len(r["sha256"]) == 64
+        assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= width and y + h <= height, r
+    assert not [p for p in data.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")]

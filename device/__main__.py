@@ -9,6 +9,8 @@ from device.cliutil import main as _main
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("device.cli.scan", "grade one image and print the result as JSON"),
     "bench": ("device.cli.bench", "time each scan stage"),
+    "bench-stream": ("device.cli.bench_stream",
+                     "measure the live preview's frame rate and CPU share"),
     "run": ("device.cli.run", "run the device service and its dashboard"),
     "check-config": ("device.cli.check_config", "validate a configuration file"),
     "flash": ("device.cli.flash", "verify and install a model pack"),

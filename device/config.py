@@ -106,6 +106,15 @@ class CameraConfig(_Section):
         default=2.0, gt=0, le=600,
         description="Seconds to wait before reopening a camera that failed")
     seed: int = Field(default=0, description="Random seed of the synthetic source")
+    scene_seconds: float = Field(
+        default=0.0, ge=0, le=3600,
+        description="synthetic and folder sources: seconds each generated frame or photo stays "
+                    "in front of the camera, so the live preview can be aimed; 0: a new one "
+                    "at every read")
+    preview_width: int = Field(
+        default=640, ge=16, le=4096,
+        description="Live preview width; picamera2 streams it from its low-resolution output")
+    preview_height: int = Field(default=480, ge=16, le=4096, description="Live preview height")
 
     @model_validator(mode="after")
     def _folder_needed(self) -> CameraConfig:

@@ -220,9 +220,9 @@ def test_picamera2_settles_then_locks_exposure_and_white_balance(monkeypatch):
     log = []
 
     class FakePicamera2:
-        def create_still_configuration(self, main):
+        def create_still_configuration(self, main, lores=None, buffer_count=1):
             log.append(("config", main))
-            return {"main": main}
+            return {"main": main, "lores": lores}
 
         def configure(self, cfg):
             log.append("configure")

@@ -9,7 +9,9 @@ from device.cameras.base import (
     CameraState,
     CameraStatus,
     RetryingCamera,
+    SceneHold,
     as_rgb_frame,
+    has_preview_stream,
 )
 from device.cameras.folder import FolderCamera, read_rgb
 from device.cameras.opencv import OpenCVCamera
@@ -19,7 +21,8 @@ from device.config import CameraConfig, CameraSource
 
 __all__ = [
     "Camera", "CameraError", "CameraState", "CameraStatus", "FolderCamera", "OpenCVCamera",
-    "PiCamera2Camera", "RetryingCamera", "SyntheticCamera", "as_rgb_frame", "make_camera",
+    "PiCamera2Camera", "RetryingCamera", "SceneHold", "SyntheticCamera", "as_rgb_frame",
+    "has_preview_stream", "make_camera",
     "read_rgb", "render_skin_frame",
 ]
 
@@ -28,16 +31,18 @@ def make_camera(config: CameraConfig, *, retry: bool = True) -> Camera:
     """The camera the config names; wrapped in RetryingCamera unless ``retry`` is False."""
     camera: Camera
     if config.source is CameraSource.SYNTHETIC:
-        camera = SyntheticCamera(config.width, config.height, seed=config.seed)
+        camera = SyntheticCamera(config.width, config.height, seed=config.seed,
+                                 scene_seconds=config.scene_seconds)
     elif config.source is CameraSource.FOLDER:
         assert config.folder is not None  # the schema requires it for this source
-        camera = FolderCamera(config.folder)
+        camera = FolderCamera(config.folder, scene_seconds=config.scene_seconds)
     elif config.source is CameraSource.OPENCV:
         camera = OpenCVCamera(config.device, width=config.width, height=config.height,
                               settle_seconds=config.settle_seconds)
     else:
         camera = PiCamera2Camera(width=config.width, height=config.height,
-                                 settle_seconds=config.settle_seconds)
+                                 settle_seconds=config.settle_seconds,
+                                 preview_size=(config.preview_width, config.preview_height))
     if not retry:
         return camera
     return RetryingCamera(camera, retry_seconds=config.retry_seconds,

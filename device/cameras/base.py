@@ -67,6 +67,34 @@ def as_rgb_frame(frame: object, origin: str) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
+def has_preview_stream(camera: object) -> bool:
+    """Whether ``camera`` has a separate low-resolution stream for the live preview
+    (``read_preview``), so scans take their own full-resolution still."""
+    inner = getattr(camera, "has_preview_stream", None)
+    if isinstance(inner, bool):
+        return inner
+    return callable(getattr(camera, "read_preview", None))
+
+
+class SceneHold:
+    """Keeps one generated frame or photo "in front of the camera" for ``seconds``, so the
+    demo's synthetic and folder sources can be aimed at like a real lesion; 0 gives a new
+    scene at every read. Each read returns a copy (callers may draw on it)."""
+
+    def __init__(self, seconds: float = 0.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self.clock = clock
+        self._frame: np.ndarray | None = None
+        self._until = 0.0
+
+    def get(self, make: Callable[[], np.ndarray]) -> np.ndarray:
+        now = self.clock()
+        if self._frame is None or self.seconds <= 0 or now >= self._until:
+            self._frame = make()
+            self._until = now + self.seconds
+        return self._frame.copy()
+
+
 class RetryingCamera:
     """Wraps a camera: opens it lazily, reports failures as status, reopens after a pause.
 
@@ -124,12 +152,25 @@ class RetryingCamera:
         self.status.since = time.time()
 
     def read(self) -> np.ndarray:
+        """A full-resolution frame (what a scan grades)."""
+        return self._read("read", "capture")
+
+    @property
+    def has_preview_stream(self) -> bool:
+        return has_preview_stream(self.camera)
+
+    def read_preview(self) -> np.ndarray:
+        """A frame of the camera's low-resolution preview stream, or an ordinary frame
+        when it has none (see ``has_preview_stream``)."""
+        return self._read("read_preview" if self.has_preview_stream else "read", "preview")
+
+    def _read(self, method: str, during: str) -> np.ndarray:
         with self._lock:
             self._open_locked()
             try:
-                frame = as_rgb_frame(self.camera.read(), self.name)
+                frame = as_rgb_frame(getattr(self.camera, method)(), self.name)
             except Exception as exc:
-                raise self._fail(exc, "capture") from exc
+                raise self._fail(exc, during) from exc
             self.status.frames += 1
             return frame
 

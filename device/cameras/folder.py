@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.cameras.base import CameraError, CameraState, CameraStatus
+from device.cameras.base import CameraError, CameraState, CameraStatus, SceneHold
 from device.imageio import ImageError, read_image
 
 log = logging.getLogger(__name__)
@@ -25,8 +25,9 @@ def read_rgb(path: Path) -> np.ndarray | None:
 
 
 class FolderCamera:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, scene_seconds: float = 0.0) -> None:
         self.folder = Path(folder)
+        self._scene = SceneHold(scene_seconds)
         self.status = CameraStatus()
         self.last_path: Path | None = None
         self._files: list[Path] = []
@@ -48,6 +49,11 @@ class FolderCamera:
         log.info("folder camera: %d images in %s", len(self._files), self.folder)
 
     def read(self) -> np.ndarray:
+        frame = self._scene.get(self._next_image)
+        self.status.frames += 1
+        return frame
+
+    def _next_image(self) -> np.ndarray:
         if not self._files:
             self._scan_folder()
         for _ in range(len(self._files)):
@@ -60,7 +66,6 @@ class FolderCamera:
                 log.warning("folder camera: skipping %s (not a readable image)", path)
                 continue
             self.last_path = path
-            self.status.frames += 1
             return image
         raise CameraError(f"camera folder {self.folder}: none of its images could be read")
 

@@ -3,6 +3,11 @@
 Erythema is colour, so colour must be the same from shot to shot: after opening
 we let auto-exposure and auto-white-balance settle, read the values they chose
 from the frame metadata, then switch both off and pin those values.
+
+One configuration serves both uses, so the lock holds for both: the main stream at
+the configured (full) resolution is the still a scan grades (``read``), and the
+ISP's low-resolution output (``lores``, YUV420: the only format it gives on a Pi 4)
+feeds the live preview (``read_preview``) without scaling the full frame on the CPU.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ import logging
 import time
 from typing import Any
 
+import cv2
 import numpy as np
 
 from device.cameras.base import CameraError, CameraState, CameraStatus
@@ -23,8 +29,11 @@ LOCK_FLUSH_FRAMES = 3
 
 class PiCamera2Camera:
     def __init__(self, *, width: int = 1280, height: int = 960,
-                 settle_seconds: float = 1.0) -> None:
+                 settle_seconds: float = 1.0, preview_size: tuple[int, int] = (640, 480)) -> None:
         self.width, self.height = width, height
+        # The ISP's lores output is no larger than main, and YUV420 needs even sides.
+        pw, ph = min(preview_size[0], width), min(preview_size[1], height)
+        self.preview_size = (pw - pw % 2, ph - ph % 2)
         self.settle_seconds = settle_seconds
         self.status = CameraStatus()
         self.locked_controls: dict[str, Any] = {}
@@ -39,8 +48,11 @@ class PiCamera2Camera:
         cam = Picamera2()
         try:
             # picamera2's naming quirk: "BGR888" gives numpy arrays in R, G, B order.
+            # Three buffers: with the still configuration's one, every preview frame
+            # would wait for the next sensor frame.
             config = cam.create_still_configuration(
-                main={"size": (self.width, self.height), "format": "BGR888"})
+                main={"size": (self.width, self.height), "format": "BGR888"},
+                lores={"size": self.preview_size, "format": "YUV420"}, buffer_count=3)
             cam.configure(config)
             cam.start()
             time.sleep(self.settle_seconds)
@@ -75,6 +87,18 @@ class PiCamera2Camera:
             frame = frame[..., :3]
         self.status.frames += 1
         return frame
+
+    def read_preview(self) -> np.ndarray:
+        """A preview frame (RGB) from the lores stream, taken under the same locked controls."""
+        if self._cam is None:
+            raise CameraError("picamera2 camera is not open")
+        w, h = self.preview_size
+        yuv = np.asarray(self._cam.capture_array("lores"))
+        if yuv.ndim != 2 or yuv.shape[0] != h * 3 // 2:
+            raise CameraError(f"picamera2 lores stream gave shape {yuv.shape}, expected "
+                              f"YUV420 ({h * 3 // 2}, {w})")
+        # Rows may be padded to the ISP's stride: drop the padding after converting.
+        return cv2.cvtColor(np.ascontiguousarray(yuv), cv2.COLOR_YUV2RGB_I420)[:, :w]
 
     def close(self) -> None:
         if self._cam is not None:

@@ -10,7 +10,7 @@ import logging
 
 import numpy as np
 
-from device.cameras.base import CameraState, CameraStatus
+from device.cameras.base import CameraState, CameraStatus, SceneHold
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +47,23 @@ def render_skin_frame(rng: np.random.Generator, width: int, height: int
 
 
 class SyntheticCamera:
-    def __init__(self, width: int = 640, height: int = 480, seed: int = 0) -> None:
+    def __init__(self, width: int = 640, height: int = 480, seed: int = 0,
+                 scene_seconds: float = 0.0) -> None:
         self.width, self.height, self.seed = width, height, seed
         self.status = CameraStatus()
         self.last_box: tuple[int, int, int, int] | None = None
         self._rng = np.random.default_rng(seed)
+        self._scene = SceneHold(scene_seconds)
 
     def open(self) -> None:
         self.status.state = CameraState.OK
 
-    def read(self) -> np.ndarray:
+    def _render(self) -> np.ndarray:
         frame, self.last_box = render_skin_frame(self._rng, self.width, self.height)
+        return frame
+
+    def read(self) -> np.ndarray:
+        frame = self._scene.get(self._render)
         self.status.frames += 1
         return frame
 

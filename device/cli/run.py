@@ -21,7 +21,18 @@ from device.cliutil import UserError, load_config_arg
 log = logging.getLogger(__name__)
 
 SETUP_USER = "admin"
-WAITRESS_THREADS = 4
+#: Each open live preview holds two threads (the MJPEG stream and its hints), so a few
+#: viewers and the ordinary pages need more than waitress's default four.
+WAITRESS_THREADS = 16
+#: Bytes waitress may hold for one client before the app's write waits: small, so a slow
+#: preview viewer skips frames (device.preview) instead of queueing seconds of them.
+STREAM_BUFFER_BYTES = 256 * 1024
+
+
+def server_options() -> dict[str, Any]:
+    """waitress.create_server options of the dashboard (tests and the stream bench use them)."""
+    return {"threads": WAITRESS_THREADS, "outbuf_high_watermark": STREAM_BUFFER_BYTES,
+            "ident": "atopiscan"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -130,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         # Bind before saying where we listen, so a busy port is one clear line.
         server = waitress.create_server(prepared.app, host=prepared.host, port=prepared.port,
-                                        threads=WAITRESS_THREADS, ident="atopiscan")
+                                        **server_options())
     except OSError as exc:
         prepared.service.close()
         raise UserError(
@@ -145,5 +156,8 @@ def run(args: argparse.Namespace) -> int:
         server.run()
     finally:
         server.close()
+        preview = prepared.app.extensions.get("atopiscan.preview")
+        if preview is not None:  # ends the open streams and the capture thread
+            preview.close()
         prepared.service.close()
     return 0

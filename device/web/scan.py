@@ -1,9 +1,9 @@
 """The scan page (staff): pick a patient and a region, preview, capture, review, save.
 
-Flow: ``GET /scan`` shows the patient/region choice and the live preview (a
-snapshot JPEG the page refreshes, with the guide square drawn over it in SVG).
-``POST /scan/capture`` grades the frame the staff last saw (or a fresh one, or
-an uploaded photo). A failed quality check shows why to retake and saves
+Flow: ``GET /scan`` shows the patient/region choice and the live preview (the
+MJPEG stream of device.web.stream, with live hints and the crop square drawn over it).
+``POST /scan/capture`` grades the frame on screen (or the camera's full-resolution
+still, or an uploaded photo). A failed quality check shows why to retake and saves
 nothing; a graded scan is saved to today's visit at once (so a power cut loses
 nothing) and ``/scan/result/<id>`` shows the crop, the grades with their
 probability bars and the review flag, with the override / papulation / area form.
@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,8 +37,10 @@ from device.errors import http_status
 from device.imageio import encode_jpeg
 from device.models import ModelSetError
 from device.pipeline import ScanError, ScanResult
+from device.preview import StreamState
 from device.storemodel import Capture, StoreError
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
+from device.web import stream
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, ctx, form_float, store
 from device.web.uploads import UploadError, decode_image
@@ -50,21 +50,12 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("scan", __name__)
 
-PREVIEW_SIDE = 640
-#: A preview frame older than this is not used for a capture: the camera may have moved.
-PREVIEW_MAX_AGE_S = 30.0
-
 
 @dataclass
 class LiveState:
-    """Per-app camera state: a lock around the preview frame (the camera serialises
-    its own reads), the last preview frame (what the staff saw), recent scan details for the result page
-    and stage timings for the status page."""
+    """Per-app scan state: recent scan details for the result page and stage timings
+    for the status page."""
 
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    frame: np.ndarray | None = None
-    frame_id: int = 0
-    frame_time: float = 0.0
     results: collections.OrderedDict = field(default_factory=collections.OrderedDict)
     crops: collections.OrderedDict = field(default_factory=collections.OrderedDict)
     timings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=10))
@@ -90,31 +81,13 @@ def cached_crop(scan_id: int) -> bytes | None:
     return live().crops.get(scan_id)
 
 
-def read_camera() -> tuple[int, np.ndarray]:
-    """A new camera frame (kept as the preview frame); 503 when the camera fails."""
-    state = live()
-    with state.lock:
-        try:
-            frame = ctx().service.camera.read()
-        except CameraError as exc:
-            abort(503, description=f"camera: {exc}")
-        state.frame_id += 1
-        state.frame, state.frame_time = frame, time.monotonic()
-        return state.frame_id, frame
-
-
-def run_scan(image: np.ndarray | None = None, frame_id: int | None = None) -> ScanResult:
-    """Scan an uploaded image, the preview frame ``frame_id`` (if still fresh), or a new frame."""
+def run_scan(image: np.ndarray | None = None) -> ScanResult:
+    """Scan an uploaded image, or the camera's still: the frame on screen in the live
+    preview (device.preview.PreviewHub.still)."""
     service = ctx().service
-    if image is None:
-        state = live()
-        with state.lock:
-            fresh = time.monotonic() - state.frame_time < PREVIEW_MAX_AGE_S
-            if frame_id is not None and frame_id == state.frame_id and fresh:
-                image = state.frame
-        if image is None:
-            _, image = read_camera()
     try:
+        if image is None:
+            image = stream.hub().still()
         return service.scanner.scan(image=image)
     except ScanError as exc:
         abort(http_status(exc), description=str(exc))
@@ -165,9 +138,11 @@ def apply_review(scan_id: int, values: dict[str, Any]) -> Any:
     return scan
 
 
-def _guide(width: int, height: int) -> dict[str, int]:
+def _guide(width: int, height: int) -> dict[str, float]:
+    """The guide square in pixels and as fractions of the frame (the preview's SVG)."""
     x, y, w, h = guide_box(height, width, ctx().config.crop.guide_fraction)
-    return {"width": width, "height": height, "x": x, "y": y, "w": w, "h": h}
+    return {"width": width, "height": height, "x": x, "y": y, "w": w, "h": h,
+            "fx": x / width, "fy": y / height, "fw": w / width, "fh": h / height}
 
 
 def _patient_visit(patient_id: str | None) -> tuple[Any, Any]:
@@ -211,11 +186,15 @@ def scan_page() -> Any:
 @bp.route("/scan/preview.jpg")
 @roles_required(Role.STAFF)
 def preview() -> Response:
-    frame_id, frame = read_camera()
-    h, w = frame.shape[:2]
-    resp = Response(encode_jpeg(frame, 75, max_side=PREVIEW_SIDE), mimetype="image/jpeg")
-    resp.headers["X-Frame-Id"] = str(frame_id)
-    resp.headers["X-Frame-Size"] = f"{w}x{h}"
+    """One frame of the live preview (for pages without the stream, and scripts)."""
+    with stream.hub().watch() as viewer:
+        frame = viewer.next_frame(5.0)
+    if frame is None or frame.state is not StreamState.LIVE:
+        abort(503, description="camera: no frame from the camera; check its cable and the "
+                               "status page")
+    resp = Response(frame.jpeg, mimetype="image/jpeg")
+    resp.headers["X-Frame-Id"] = str(frame.seq)
+    resp.headers["X-Frame-Size"] = f"{frame.width}x{frame.height}"
     return resp
 
 
@@ -235,8 +214,7 @@ def capture() -> Any:
         except UploadError as exc:
             flash(f"Photo refused: {exc}.", "error")
             return _page(exc.status)
-    frame_id = request.form.get("frame_id", type=int)
-    result = run_scan(image, frame_id)
+    result = run_scan(image)
     if not result.quality.ok or not result.graded:
         live().remember(None, result)
         return _page(422, retake=result.quality.reasons or ["the image could not be graded"],

@@ -1,70 +1,96 @@
-// Live preview: fetch a snapshot about once a second, show it, remember its frame id
-// so Capture grades exactly the frame on screen. Tap the preview to pause/resume.
+// Live preview: the MJPEG stream in an <img>, hints and the crop square from the
+// server-sent events of /scan/hints. The stream stops while the page is hidden (the
+// device stops reading the camera when nobody watches). Capture freezes the frame.
 (function () {
   "use strict";
   var box = document.getElementById("preview");
   if (!box) { return; }
+  var BLANK = "data:image/gif;base64,R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7";
   var img = document.getElementById("preview-img");
+  var frozen = document.getElementById("preview-frozen");
   var state = document.getElementById("preview-state");
-  var frameField = document.getElementById("frame-id");
-  var guide = document.getElementById("guide");
-  var rect = document.getElementById("guide-rect");
-  var fraction = rect ? rect.getAttribute("width") / Math.min(
-    guide.viewBox.baseVal.width, guide.viewBox.baseVal.height) : 0.5;
-  var paused = false, busy = false, lastUrl = null, failures = 0;
+  var list = document.getElementById("hints");
+  var crop = document.getElementById("crop-rect");
+  var events = null, retry = null, stopped = false, first = true;
+  window.atopiscanHints = 0;  // hint updates received (the browser test reads it)
 
-  function setGuide(w, h) {
-    var side = Math.round(Math.min(w, h) * fraction);
-    guide.setAttribute("viewBox", "0 0 " + w + " " + h);
-    rect.setAttribute("x", Math.floor((w - side) / 2));
-    rect.setAttribute("y", Math.floor((h - side) / 2));
-    rect.setAttribute("width", side);
-    rect.setAttribute("height", side);
+  function showState(text, bad) {
+    state.textContent = text;
+    state.classList.toggle("bad", !!bad);
   }
 
-  function refresh() {
-    if (paused || busy || document.hidden) { return; }
-    busy = true;
-    fetch(box.dataset.src + "?t=" + Date.now(), {credentials: "same-origin", cache: "no-store"})
-      .then(function (resp) {
-        if (!resp.ok) { throw new Error("camera " + resp.status); }
-        var id = resp.headers.get("X-Frame-Id");
-        var size = (resp.headers.get("X-Frame-Size") || "").split("x");
-        return resp.blob().then(function (blob) { return {blob: blob, id: id, size: size}; });
-      })
-      .then(function (r) {
-        var url = URL.createObjectURL(r.blob);
-        img.src = url;
-        if (lastUrl) { URL.revokeObjectURL(lastUrl); }
-        lastUrl = url;
-        if (frameField) { frameField.value = r.id || ""; }
-        if (r.size.length === 2) { setGuide(+r.size[0], +r.size[1]); }
-        state.textContent = "live";
-        failures = 0;
-      })
-      .catch(function (err) {
-        failures += 1;
-        state.textContent = "camera unavailable, retrying… (" + err.message + ")";
-      })
-      .finally(function () { busy = false; });
+  function showHints(d) {
+    window.atopiscanHints += 1;
+    if (d.state === "camera_lost") {
+      showState("Camera unavailable: retrying by itself…", true);
+    } else if (d.state === "live") {
+      showState("live", false);
+    }
+    list.textContent = "";
+    var items = d.state === "live" ? d.hints : [];
+    if (d.state === "live" && d.ok) { items = [{code: "ready", text: "Ready: press Capture"}]; }
+    items.forEach(function (h) {
+      var li = document.createElement("li");
+      li.className = "hint hint-" + h.code;
+      li.textContent = h.text;
+      list.appendChild(li);
+    });
+    if (d.box) {
+      crop.setAttribute("x", d.box[0]);
+      crop.setAttribute("y", d.box[1]);
+      crop.setAttribute("width", d.box[2]);
+      crop.setAttribute("height", d.box[3]);
+      crop.style.display = "";
+      crop.setAttribute("stroke", d.crop_mode === "auto" ? "#5ce65c" : "#ffffff");
+    } else if (d.state !== "live") {
+      crop.style.display = "none";
+    }
   }
 
-  box.addEventListener("click", function () {
-    paused = !paused;
-    state.textContent = paused ? "paused: tap to resume" : "live";
-    if (!paused) { refresh(); }
+  function start() {
+    if (stopped) { return; }
+    if (!first) { img.src = box.dataset.stream + "?t=" + Date.now(); }  // the page opened it
+    first = false;
+    if (!events) {
+      events = new EventSource(box.dataset.hints);
+      events.onmessage = function (ev) { showHints(JSON.parse(ev.data)); };
+      events.onerror = function () { showState("reconnecting…", true); };
+    }
+  }
+
+  function stop() {
+    img.src = BLANK;
+    if (events) { events.close(); events = null; }
+  }
+
+  img.addEventListener("error", function () {
+    if (stopped || img.src === BLANK) { return; }
+    showState("preview lost: reconnecting…", true);
+    clearTimeout(retry);
+    retry = setTimeout(start, 2000);
   });
+  document.addEventListener("visibilitychange", function () {
+    if (document.hidden) { stop(); } else { start(); }
+  });
+  window.addEventListener("pagehide", stop);
+
   var form = document.getElementById("capture-form");
   if (form) {
     form.addEventListener("submit", function () {
-      paused = true;  // keep the captured frame on screen while it is graded
+      // Freeze what is on screen while the device grades it.
+      try {
+        frozen.width = img.naturalWidth;
+        frozen.height = img.naturalHeight;
+        frozen.getContext("2d").drawImage(img, 0, 0);
+        frozen.hidden = false;
+        img.hidden = true;
+      } catch (e) { /* nothing to freeze yet */ }
+      stopped = true;
+      stop();
+      showState("grading this frame…", false);
       var button = document.getElementById("capture");
       if (button) { button.disabled = true; button.textContent = "Grading…"; }
     });
   }
-  refresh();
-  setInterval(function () {
-    // Back off to one try in five while the camera keeps failing.
-    if (failures < 3 || failures % 5 === 0) { refresh(); } else { failures += 1; }
-  }, 1000);
+  start();
 })();

@@ -1,0 +1,95 @@
+"""The live preview routes (staff): ``/scan/stream.mjpg`` (MJPEG) and ``/scan/hints``
+(server-sent events), both fed by the app's one PreviewHub (device.preview).
+
+Each open stream holds one server thread (``python -m device run`` starts enough), and
+the server's small output buffer makes a slow client skip frames instead of queueing
+them (device.cli.run.STREAM_BUFFER_BYTES).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+from flask import Blueprint, Response, current_app
+
+from device.hints import HintEngine
+from device.preview import PreviewHub, StreamSettings
+from device.web.auth import roles_required
+from device.web.common import ctx
+from device.web.users import Role
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("stream", __name__)
+
+BOUNDARY = "atopiscan-frame"
+_HUB_KEY = "atopiscan.preview"
+_hub_lock = threading.Lock()
+
+
+def hub() -> PreviewHub:
+    """This app's preview hub, made on first use around the service's camera."""
+    found = current_app.extensions.get(_HUB_KEY)
+    if found is None:
+        with _hub_lock:
+            found = current_app.extensions.get(_HUB_KEY)
+            if found is None:
+                config = ctx().config
+                found = PreviewHub(ctx().service.camera,
+                                   HintEngine(config.quality, config.crop),
+                                   StreamSettings(max_side=max(config.camera.preview_width,
+                                                               config.camera.preview_height)))
+                current_app.extensions[_HUB_KEY] = found
+    return found
+
+
+def mjpeg_parts(preview: PreviewHub, *, wait: float = 5.0) -> Iterator[bytes]:
+    """The multipart body: the newest frame each time one is ready (older ones are skipped
+    when this client is slow). Ends when the hub closes or the client goes away."""
+    with preview.watch() as viewer:
+        while True:
+            frame = viewer.next_frame(wait)
+            if frame is None:
+                if preview.closed:
+                    return
+                continue
+            yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
+                   f"Content-Length: {len(frame.jpeg)}\r\nX-Frame-Seq: {frame.seq}\r\n"
+                   f"X-Stream-State: {frame.state.value}\r\n\r\n").encode() + frame.jpeg + b"\r\n"
+
+
+def hint_events(preview: PreviewHub, *, wait: float = 10.0) -> Iterator[bytes]:
+    """Server-sent events: one ``data:`` JSON line per hint update (device.preview.HintUpdate)."""
+    with preview.watch() as viewer:
+        yield b"retry: 2000\n\n"
+        while True:
+            update = viewer.next_hints(wait)
+            if update is None:
+                if preview.closed:
+                    return
+                yield b": keep-alive\n\n"
+                continue
+            yield f"data: {json.dumps(update.to_dict())}\n\n".encode()
+
+
+def _streaming(body: Iterator[bytes], mimetype: str) -> Response:
+    resp = Response(body, mimetype=mimetype, direct_passthrough=True)
+    resp.headers["Cache-Control"] = "no-store"
+    resp.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer the stream
+    return resp
+
+
+@bp.route("/scan/stream.mjpg")
+@roles_required(Role.STAFF)
+def stream() -> Any:
+    return _streaming(mjpeg_parts(hub()), f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+
+
+@bp.route("/scan/hints")
+@roles_required(Role.STAFF)
+def hints() -> Any:
+    return _streaming(hint_events(hub()), "text/event-stream")

@@ -1,0 +1,176 @@
+"""The live preview over HTTP, on waitress with the dashboard's own server options:
+login required, frames counted on the stream at the rate the capture thread
+publishes, two viewers at once, a stalled client that does not slow a fast one,
+a camera that vanishes and returns, and the hint events."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+
+import pytest
+from web_support import FAST_HASH, PASSWORD, fake_models, login, make_config
+
+from device.cameras import RetryingCamera, SyntheticCamera
+from device.service import Service
+from device.store import Store
+from device.streamclient import count_frames, read_events
+from device.web import create_app
+from device.web.users import UserStore
+
+
+class Unpluggable:
+    """A synthetic 640x480 camera that can be unplugged and plugged back in."""
+
+    def __init__(self):
+        self.inner = SyntheticCamera(640, 480, seed=1)
+        self.status = self.inner.status
+        self.present = True
+        self.reads = 0
+
+    def open(self):
+        if not self.present:
+            raise OSError("no such device")
+
+    def read(self):
+        if not self.present:
+            raise OSError("device vanished")
+        self.reads += 1
+        return self.inner.read()
+
+    def close(self):
+        pass
+
+
+@pytest.fixture
+def served(tmp_path):
+    """(base url, session cookie of a staff user, the app, the raw camera)."""
+    from waitress.server import create_server
+
+    from device.cli.run import server_options
+
+    config = make_config(tmp_path)
+    raw = Unpluggable()
+    camera = RetryingCamera(raw, retry_seconds=0.1, name="test camera")
+    users = UserStore.in_data_dir(config.storage.data_dir, hash_method=FAST_HASH)
+    users.add("nurse", PASSWORD, "staff")
+    app = create_app(config, service=Service(config, camera, fake_models()),
+                     store=Store(config.storage.data_dir), users=users)
+    client = app.test_client()
+    assert login(client, "nurse").status_code == 302
+    cookie = f"atopiscan_session={client.get_cookie('atopiscan_session').value}"
+    srv = create_server(app, host="127.0.0.1", port=0, **server_options())
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{srv.effective_port}", cookie, app, raw
+    app.extensions["atopiscan.preview"].close()
+    srv.close()
+    thread.join(5)
+
+
+def _hub(app):
+    return app.extensions["atopiscan.preview"]
+
+
+def test_the_stream_needs_a_login(tmp_path):
+    from web_support import make_app
+
+    client = make_app(tmp_path).test_client()
+    for path in ("/scan/stream.mjpg", "/scan/hints"):
+        resp = client.get(path)
+        assert resp.status_code == 302 and "/login" in resp.location
+        assert b"\xff\xd8" not in resp.data
+
+
+def test_frames_arrive_at_the_rate_the_camera_thread_publishes(served):
+    base, cookie, app, raw = served
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(
+        count=count_frames(f"{base}/scan/stream.mjpg", cookie, 3.0, warmup=0.5)))
+    reader.start()
+    assert _until(lambda: "atopiscan.preview" in app.extensions)
+    time.sleep(0.5)
+    before = _hub(app).stats().frames
+    reader.join(15)
+    published = _hub(app).stats().frames - before
+    count = result["count"]
+    assert count.jpeg_ok and set(count.states) == {"live"}
+    # one fast viewer gets every frame the thread published while it counted
+    assert count.frames >= 0.85 * published * count.seconds / 3.0 - 2
+    assert count.fps >= 5, f"only {count.fps:.1f} frames/s"  # the bench measures the real rate
+
+
+def test_two_viewers_at_once_share_one_capture(served):
+    base, cookie, app, raw = served
+    counts = [None, None]
+
+    def view(i):
+        counts[i] = count_frames(f"{base}/scan/stream.mjpg", cookie, 2.0, warmup=0.5)
+
+    threads = [threading.Thread(target=view, args=(i,)) for i in range(2)]
+    for t in threads:
+        t.start()
+    assert _until(lambda: "atopiscan.preview" in app.extensions
+                  and _hub(app).stats().viewers == 2)
+    for t in threads:
+        t.join(15)
+    a, b = counts
+    assert a.frames > 5 and b.frames > 5 and a.jpeg_ok and b.jpeg_ok
+    assert abs(a.fps - b.fps) <= 0.25 * max(a.fps, b.fps)
+    # the camera was read once per published frame, not once per viewer
+    assert raw.reads <= _hub(app).stats().frames + 1
+
+
+def test_a_stalled_client_does_not_slow_the_others(served):
+    base, cookie, app, raw = served
+    alone = count_frames(f"{base}/scan/stream.mjpg", cookie, 1.5, warmup=0.3)
+    stalled = socket.socket()
+    stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stalled.connect(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+    stalled.sendall(f"GET /scan/stream.mjpg HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n"
+                    .encode())
+    try:
+        time.sleep(1.5)  # it reads nothing: its buffers fill up
+        shared = count_frames(f"{base}/scan/stream.mjpg", cookie, 1.5, warmup=0.3)
+        assert _hub(app).stats().viewers == 2  # the stalled one is still connected
+    finally:
+        stalled.close()
+    assert shared.fps >= 0.7 * alone.fps, (alone.fps, shared.fps)
+
+
+def test_a_camera_that_vanishes_and_returns_mid_stream(served):
+    base, cookie, app, raw = served
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(
+        count=count_frames(f"{base}/scan/stream.mjpg", cookie, 3.0)))
+    reader.start()
+    assert _until(lambda: "atopiscan.preview" in app.extensions
+                  and _hub(app).stats().frames > 3)
+    raw.present = False
+    time.sleep(1.0)
+    raw.present = True
+    reader.join(15)
+    states = result["count"].states
+    lost = states.index("camera_lost")
+    assert "live" in states[:lost] and "live" in states[lost:]  # live, lost, live again
+    assert result["count"].jpeg_ok  # the lost state is a frame too (it says so)
+
+
+def test_hint_events_carry_the_hints_and_the_crop_square(served):
+    base, cookie, app, raw = served
+    events = read_events(f"{base}/scan/hints", cookie, 2.0)
+    live = [e for e in events if e["state"] == "live" and e.get("measures")]
+    assert len(live) >= 3, events
+    assert all(len(e["box"]) == 4 and 0 <= e["box"][0] < 1 for e in live)
+    # the synthetic camera draws a new lesion at every frame: it never holds still
+    assert any(h["code"] == "hold_still" for e in live[1:] for h in e["hints"])
+
+
+def _until(predicate, timeout=5.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False

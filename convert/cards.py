@@ -9,7 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import device
-from device.card import ModelCard, TrainingDataSummary
+from device.card import (
+    GateRecord,
+    HeldOutMetrics,
+    ModelCard,
+    Provenance,
+    QuantMode,
+    TrainingDataSummary,
+)
 from device.pack import sha256_file
 from device.vocab import Sign
 from trainer.evaluate import SYNTHETIC_NOTE
@@ -24,11 +31,9 @@ def card_path_for(tflite_path: Path) -> Path:
     return tflite_path.with_name(tflite_path.stem + ".card.json")
 
 
-def _tag(metrics: dict[str, Any], synthetic: bool, source: str) -> dict[str, Any]:
-    out = dict(metrics, split="held-out (val)", source=source)
-    if synthetic:
-        out["note"] = SYNTHETIC_NOTE
-    return out
+def _tag(metrics: HeldOutMetrics, synthetic: bool, source: str) -> HeldOutMetrics:
+    return metrics.model_copy(update={"split": "held-out (val)", "source": source,
+                                      "note": SYNTHETIC_NOTE if synthetic else metrics.note})
 
 
 def build_card(
@@ -36,13 +41,13 @@ def build_card(
     sign: Sign,
     tflite_path: Path,
     image_size: int | tuple[int, int],
-    mode: str,
+    mode: QuantMode | str,
     backbone: str,
     head: str,
     training_data: TrainingDataSummary,
-    gate: dict[str, Any],
-    metrics_keras: dict[str, Any],
-    metrics_tflite: dict[str, Any],
+    gate: GateRecord | None,
+    metrics_keras: HeldOutMetrics,
+    metrics_tflite: HeldOutMetrics,
     latency: dict[str, Any],
     run_dir: Path | None = None,
 ) -> ModelCard:
@@ -50,19 +55,17 @@ def build_card(
     tflite_path = Path(tflite_path)
     h, w = (image_size, image_size) if isinstance(image_size, int) else image_size
     synthetic = training_data.synthetic
-    gate = dict(gate)
-    if run_dir is not None:
-        gate["run_dir"] = str(run_dir)
     return ModelCard(
         sign=sign,
         input_size=(int(h), int(w)),
-        quantization=mode,
+        quantization=QuantMode(mode),
         backbone=backbone,
         head=head,
         training_data=training_data,
         metrics_keras=_tag(metrics_keras, synthetic, "keras"),
         metrics_tflite=_tag(metrics_tflite, synthetic, "tflite via device.interpreter.GradeModel"),
         gate=gate,
+        provenance=Provenance(run_dir=str(run_dir) if run_dir is not None else None),
         latency=latency,
         sha256=sha256_file(tflite_path),
         file_size=tflite_path.stat().st_size,

@@ -11,29 +11,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from device.card import GateRecord, GateThresholds, HeldOutMetrics, QuantMode
 from device.vocab import GRADES, NUM_GRADES
 
 log = logging.getLogger(__name__)
 
-
-@dataclass(frozen=True)
-class GateThresholds:
-    max_acc_drop: float = 1.0  # percentage points
-    min_agreement: float = 0.98  # fraction of images with the same top-1 grade
-    max_recall_drop: float = 3.0  # percentage points, per grade
+__all__ = ["GateResult", "GateThresholds", "evaluate_gate", "predict_keras", "predict_tflite"]
 
 
 @dataclass
 class GateResult:
-    mode: str
+    mode: QuantMode
     thresholds: GateThresholds
-    metrics_keras: dict
-    metrics_tflite: dict
+    metrics_keras: HeldOutMetrics
+    metrics_tflite: HeldOutMetrics
     acc_drop_points: float
     agreement: float
     recall_change_points: list[float | None]
@@ -45,21 +41,19 @@ class GateResult:
     def passed(self) -> bool:
         return not self.reasons
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "mode": self.mode,
-            "passed": self.passed,
-            "reasons": list(self.reasons),
-            "thresholds": asdict(self.thresholds),
-            "n": self.n,
-            "accuracy_keras": self.metrics_keras["accuracy"],
-            "accuracy_tflite": self.metrics_tflite["accuracy"],
-            "acc_drop_points": round(self.acc_drop_points, 4),
-            "agreement": round(self.agreement, 6),
-            "recall_change_points": [None if r is None else round(r, 4)
-                                     for r in self.recall_change_points],
-            "max_prob_diff": round(self.max_prob_diff, 6),
-        }
+    def record(self) -> GateRecord:
+        """What the model card keeps of this gate."""
+        return GateRecord(
+            mode=self.mode, passed=self.passed, reasons=list(self.reasons),
+            thresholds=self.thresholds, n=self.n,
+            accuracy_keras=self.metrics_keras.accuracy,
+            accuracy_tflite=self.metrics_tflite.accuracy,
+            acc_drop_points=round(self.acc_drop_points, 4),
+            agreement=round(self.agreement, 6),
+            recall_change_points=[None if r is None else round(r, 4)
+                                  for r in self.recall_change_points],
+            max_prob_diff=round(self.max_prob_diff, 6),
+        )
 
     def table(self, *, synthetic: bool = False) -> str:
         """The figures side by side, with the verdict of each check."""
@@ -71,12 +65,12 @@ class GateResult:
 
         rows = [
             ("", "Keras", f"TFLite {self.mode}", "change", "check"),
-            ("accuracy %", f"{100 * k['accuracy']:.2f}", f"{100 * t['accuracy']:.2f}",
+            ("accuracy %", f"{100 * k.accuracy:.2f}", f"{100 * t.accuracy:.2f}",
              f"{0.0 - self.acc_drop_points + 0.0:+.2f}",
              f"{mark(self.acc_drop_points <= th.max_acc_drop)} (drop <= {th.max_acc_drop:g})"),
         ]
         for g, change in zip(GRADES, self.recall_change_points, strict=True):
-            rk, rt = k["recall_per_grade"][g], t["recall_per_grade"][g]
+            rk, rt = k.recall_per_grade[g], t.recall_per_grade[g]
             if change is None:
                 rows.append((f"recall {g.label} %", "-", "-", "-", "(no images)"))
                 continue
@@ -94,7 +88,8 @@ class GateResult:
 
 
 def evaluate_gate(y_true: Sequence[int], keras_probs: np.ndarray, tflite_probs: np.ndarray, *,
-                  mode: str, thresholds: GateThresholds = GateThresholds()) -> GateResult:
+                  mode: QuantMode | str, thresholds: GateThresholds = GateThresholds()
+                  ) -> GateResult:
     """Compare the two models' probabilities on the same held-out images."""
     from trainer.evaluate import compute_metrics
 
@@ -103,13 +98,13 @@ def evaluate_gate(y_true: Sequence[int], keras_probs: np.ndarray, tflite_probs: 
     if kp.shape != tp.shape or kp.shape[1:] != (NUM_GRADES,):
         raise ValueError(f"probability shapes differ: Keras {kp.shape}, TFLite {tp.shape}")
     mk, mt = compute_metrics(y_true, kp), compute_metrics(y_true, tp)
-    drop = 100.0 * (mk["accuracy"] - mt["accuracy"])
+    drop = 100.0 * (mk.accuracy - mt.accuracy)
     agreement = float(np.mean(kp.argmax(1) == tp.argmax(1)))
     changes: list[float | None] = []
-    for rk, rt in zip(mk["recall_per_grade"], mt["recall_per_grade"], strict=True):
+    for rk, rt in zip(mk.recall_per_grade, mt.recall_per_grade, strict=True):
         changes.append(None if rk is None or rt is None else 100.0 * (rt - rk))
     result = GateResult(
-        mode=mode, thresholds=thresholds, metrics_keras=mk, metrics_tflite=mt,
+        mode=QuantMode(mode), thresholds=thresholds, metrics_keras=mk, metrics_tflite=mt,
         acc_drop_points=drop, agreement=agreement, recall_change_points=changes,
         max_prob_diff=float(np.max(np.abs(kp - tp))) if kp.size else 0.0, n=int(kp.shape[0]),
     )

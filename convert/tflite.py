@@ -6,7 +6,7 @@ needing ``SELECT_TF_OPS`` would load on the workstation and fail on the Pi. Ever
 produced file is loaded in ``ai_edge_litert`` and its op list checked before it is
 accepted.
 
-Modes (``device.card.Quantization``):
+Modes (``device.card.QuantMode``):
   float32  no optimisation; the reference.
   float16  weights stored as float16, computed in float32 on CPU.
   dynamic  weights int8, activations quantized on the fly; float input/output.
@@ -26,12 +26,11 @@ from typing import Any
 import numpy as np
 
 from device.atomic import atomic_write_bytes
+from device.card import QuantMode
 
 log = logging.getLogger(__name__)
 
-MODES: tuple[str, ...] = ("int8", "dynamic", "float16", "float32")
-#: ``--fallback``: the smallest model that passes the gate wins.
-FALLBACK_ORDER: tuple[str, ...] = ("int8", "dynamic", "float16")
+MODES: tuple[QuantMode, ...] = tuple(QuantMode)
 DEFAULT_CALIB_N = 200
 
 
@@ -39,10 +38,12 @@ class ConversionError(RuntimeError):
     """The converter failed or produced a file the device could not run."""
 
 
-def check_mode(mode: str) -> str:
-    if mode not in MODES:
-        raise ValueError(f"unknown quantization mode {mode!r}; choose one of {', '.join(MODES)}")
-    return mode
+def check_mode(mode: QuantMode | str) -> QuantMode:
+    try:
+        return QuantMode(mode)
+    except ValueError:
+        raise ValueError(f"unknown quantization mode {mode!r}; "
+                         f"choose one of {', '.join(m.value for m in QuantMode)}") from None
 
 
 def calibration_images(samples: Sequence[Any], image_size: int, *, n: int = DEFAULT_CALIB_N,
@@ -57,22 +58,22 @@ def calibration_images(samples: Sequence[Any], image_size: int, *, n: int = DEFA
     return load_images([samples[i].path for i in order], image_size)
 
 
-def convert_keras(model: Any, mode: str, *, calibration: Iterable[np.ndarray] | None = None) -> bytes:
+def convert_keras(model: Any, mode: QuantMode | str, *, calibration: Iterable[np.ndarray] | None = None) -> bytes:
     """TFLite flatbuffer bytes of ``model`` in ``mode``.
 
     ``calibration`` (int8 only): uint8 images (H, W, 3) at the model's input size.
     """
     import tensorflow as tf
 
-    check_mode(mode)
+    mode = check_mode(mode)
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to ..." per call
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
-    if mode != "float32":
+    if mode is not QuantMode.FLOAT32:
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "float16":
+    if mode is QuantMode.FLOAT16:
         conv.target_spec.supported_types = [tf.float16]
-    if mode == "int8":
+    if mode is QuantMode.INT8:
         images = [np.asarray(x, np.uint8) for x in (calibration if calibration is not None else [])]
         if not images:
             raise ValueError("int8 needs calibration images (a sample of the training split)")

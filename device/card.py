@@ -8,17 +8,33 @@ card from a newer schema is reported rather than silently misread.
 from __future__ import annotations
 
 import json
+from enum import Enum
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from device.atomic import atomic_write_text
+from device.errors import validation_problems
 from device.vocab import MODEL_SIGNS, Sign
 
-CARD_SCHEMA_VERSION = 1
+CARD_SCHEMA_VERSION = 2
 
-Quantization = Literal["float32", "float16", "dynamic", "int8"]
+
+class QuantMode(str, Enum):
+    """TFLite quantization modes: the one list (convert, the card, the CLIs)."""
+
+    INT8 = "int8"
+    DYNAMIC = "dynamic"
+    FLOAT16 = "float16"
+    FLOAT32 = "float32"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+#: The order ``convert --fallback`` tries modes in: smallest and fastest first.
+FALLBACK_ORDER: tuple[QuantMode, ...] = (QuantMode.INT8, QuantMode.DYNAMIC, QuantMode.FLOAT16)
 
 
 class CardError(ValueError):
@@ -37,22 +53,85 @@ class TrainingDataSummary(BaseModel):
     split_sha256: str | None = Field(default=None, description="sha256 of the split file used")
 
 
+class HeldOutMetrics(BaseModel):
+    """One model's figures on a held-out split (``trainer.evaluate.compute_metrics``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    n: int = Field(ge=0, description="Held-out images")
+    accuracy: float = Field(ge=0, le=1, description="Top-1 accuracy")
+    accuracy_ci95: list[float] | None = Field(default=None, min_length=2, max_length=2,
+                                              description="95 % bootstrap CI (low, high)")
+    macro_f1: float | None = Field(default=None, description="Macro-averaged F1")
+    qwk: float | None = Field(default=None, description="Quadratic weighted kappa")
+    mae: float | None = Field(default=None, description="Mean absolute grade error")
+    recall_per_grade: list[float | None] = Field(
+        default_factory=list, description="Recall of grades 0-3 (None: no image of that grade)")
+    ece: float | None = Field(default=None, description="Expected calibration error")
+    confusion: list[list[int]] = Field(default_factory=list,
+                                       description="4x4 counts, rows true grade, columns predicted")
+    split: str | None = Field(default=None, description="Which split, e.g. 'held-out (val)'")
+    source: str | None = Field(default=None, description="Which model produced the figures")
+    note: str | None = Field(default=None, description="e.g. the synthetic-data note")
+
+
+class GateThresholds(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_acc_drop: float = Field(default=1.0, description="Largest accuracy drop, points")
+    min_agreement: float = Field(default=0.98, ge=0, le=1,
+                                 description="Smallest fraction of images with the same top-1 grade")
+    max_recall_drop: float = Field(default=3.0, description="Largest recall drop per grade, points")
+
+
+class GateRecord(BaseModel):
+    """The accuracy gate of one mode (``convert.gate``): TFLite beside Keras."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    mode: QuantMode
+    passed: bool
+    reasons: list[str] = Field(default_factory=list, description="Why it failed (empty: passed)")
+    thresholds: GateThresholds = Field(default_factory=GateThresholds)
+    n: int = Field(ge=0, description="Held-out images compared")
+    accuracy_keras: float
+    accuracy_tflite: float
+    acc_drop_points: float
+    agreement: float
+    recall_change_points: list[float | None] = Field(default_factory=list)
+    max_prob_diff: float
+    tried_before: list[GateRecord] = Field(default_factory=list,
+                                           description="Gates of the modes that failed first")
+    conversion_errors: dict[str, str] = Field(default_factory=dict,
+                                              description="Modes whose conversion failed, and why")
+    calibration_images: int = Field(default=0, ge=0, description="int8 calibration images")
+
+
+class Provenance(BaseModel):
+    """Where the model came from: the workstation's training run (never used on the device)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    run_dir: str | None = Field(default=None, description="Training run folder on the workstation")
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    schema_version: Literal[1] = Field(default=CARD_SCHEMA_VERSION, description="Card schema version")
+    schema_version: Literal[2] = Field(default=CARD_SCHEMA_VERSION, description="Card schema version")
     sign: Sign = Field(description="The sign this model grades")
     grades: list[int] = Field(default=[0, 1, 2, 3], description="Grades of the 4 outputs, in order")
     input_size: tuple[int, int] = Field(description="Input height and width in pixels")
     color_order: Literal["RGB"] = Field(default="RGB", description="Channel order of the uint8 input")
     input_dtype: Literal["uint8"] = Field(default="uint8", description="The model takes raw 0-255 pixels")
-    quantization: Quantization = Field(description="TFLite quantization mode")
+    quantization: QuantMode = Field(description="TFLite quantization mode")
     backbone: str = Field(description="Backbone name from the trainer's registry")
     head: str = Field(default="softmax", description="Classifier head: softmax or ordinal")
     training_data: TrainingDataSummary
-    metrics_keras: dict[str, Any] = Field(description="Keras model on the held-out split")
-    metrics_tflite: dict[str, Any] = Field(description="This .tflite file on the same split")
-    gate: dict[str, Any] = Field(default_factory=dict, description="Accuracy gate thresholds and verdict")
+    metrics_keras: HeldOutMetrics = Field(description="Keras model on the held-out split")
+    metrics_tflite: HeldOutMetrics = Field(description="This .tflite file on the same split")
+    gate: GateRecord | None = Field(default=None, description="The accuracy gate this file passed")
+    provenance: Provenance = Field(default_factory=Provenance, description="Where the model came from")
     latency: dict[str, Any] = Field(default_factory=dict, description="Invoke/predict timings in ms")
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of the .tflite file")
     file_size: int | None = Field(default=None, ge=0, description="Size of the .tflite file in bytes")
@@ -64,8 +143,23 @@ class ModelCard(BaseModel):
             raise CardError(f"model card grades {self.sign.value}, which no model can grade")
 
 
+def migrate_card(raw: Any) -> Any:
+    """A schema-1 card as schema 2: the training run's folder moves out of ``gate``
+    into ``provenance``, an empty gate becomes none. Other input is returned as is."""
+    if not isinstance(raw, dict) or raw.get("schema_version", 1) != 1:
+        return raw
+    out = dict(raw, schema_version=2)
+    gate = dict(out.get("gate") or {})
+    run_dir = gate.pop("run_dir", None) or gate.pop("rundir", None)
+    gate.pop("verdict", None)  # never written by any converter
+    out["gate"] = gate or None
+    out.setdefault("provenance", {"run_dir": run_dir})
+    return out
+
+
 def load_card(path: Path) -> ModelCard:
-    """Read and validate a card, with an error naming the file and the field."""
+    """Read and validate a card (migrating an older schema), with an error naming the
+    file and the field."""
     path = Path(path)
     try:
         raw = json.loads(path.read_text(encoding="utf-8"))
@@ -74,11 +168,9 @@ def load_card(path: Path) -> ModelCard:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CardError(f"{path}: not a readable JSON model card ({exc})") from exc
     try:
-        card = ModelCard.model_validate(raw)
+        card = ModelCard.model_validate(migrate_card(raw))
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(map(str, validation_problems(exc)))
         raise CardError(f"{path}: invalid model card: {problems}") from exc
     card.check_sign()
     return card

@@ -29,6 +29,8 @@ from pydantic import (
     model_validator,
 )
 
+from device.errors import validation_problems
+
 log = logging.getLogger(__name__)
 
 #: The config schema version this software reads.
@@ -296,6 +298,9 @@ def _line_for(loc: tuple, lines: dict) -> int | None:
     return lines.get(loc)
 
 
+UNKNOWN_KEY = "unknown key (misspelt? the known keys are in device/default_config.yaml and the README)"
+
+
 def validate_mapping(data: Any, *, base_dir: Path | None, origin: str,
                      lines: dict | None = None) -> DeviceConfig:
     """Validate an already-parsed mapping; errors carry line numbers when ``lines`` is given."""
@@ -306,16 +311,9 @@ def validate_mapping(data: Any, *, base_dir: Path | None, origin: str,
         return DeviceConfig.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
         problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            field = ".".join(str(p) for p in loc) or "<top>"
-            line = _line_for(loc, lines or {})
-            where = f"{origin}:{line}" if line else origin
-            msg = err["msg"].removeprefix("Value error, ")
-            if err["type"] == "extra_forbidden":
-                msg = ("unknown key (misspelt? the known keys are in device/default_config.yaml "
-                       "and the README)")
-            problems.append(f"{where}: {field}: {msg}")
+        for problem in validation_problems(exc, unknown_key=UNKNOWN_KEY):
+            line = _line_for(problem.loc, lines or {})
+            problems.append(f"{origin}:{line}: {problem}" if line else f"{origin}: {problem}")
         raise ConfigError(problems) from exc
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +72,31 @@ def http_status(exc: BaseException, default: int = 400) -> int:
         if isinstance(exc, kind):
             return code
     return default
+
+
+class Problem(NamedTuple):
+    """One field a pydantic model refused: where (``loc``) and why, readable."""
+
+    loc: tuple[Any, ...]
+    message: str
+
+    @property
+    def field(self) -> str:
+        return ".".join(str(p) for p in self.loc) or "<top>"
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def validation_problems(exc: Any, *, unknown_key: str | None = None) -> list[Problem]:
+    """The one formatter of a pydantic ``ValidationError``: a ``Problem`` per refused field.
+
+    ``unknown_key`` replaces pydantic's "Extra inputs are not permitted" (e.g. with where
+    the known keys are listed)."""
+    problems = []
+    for err in exc.errors():
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden" and unknown_key:
+            message = unknown_key
+        problems.append(Problem(tuple(err["loc"]), message))
+    return problems

@@ -16,6 +16,7 @@ import numpy as np
 from pydantic import ValidationError
 
 from device.card import CardError, ModelCard, load_card
+from device.errors import validation_problems
 from device.interpreter import GradeModel, InterpreterError
 from device.pack import MANIFEST_NAME, PackManifest, safe_member_name, sha256_file
 from device.vocab import MODEL_SIGNS, Sign
@@ -116,7 +117,6 @@ def read_manifest(pack_dir: Path) -> PackManifest:
     try:
         return PackManifest.model_validate(raw)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}"
-                             for e in exc.errors())
+        problems = "; ".join(map(str, validation_problems(exc)))
         raise ModelSetError(f"{path}: invalid pack manifest: {problems}") from exc
 

@@ -36,6 +36,7 @@ from pydantic import ValidationError
 
 import device
 from device.card import CardError, load_card
+from device.errors import validation_problems
 from device.imageio import ImageError, read_image
 from device.interpreter import GradeModel, InterpreterError
 from device.pack import (
@@ -224,9 +225,7 @@ def _manifest(report: VerifyReport, dest: Path, extracted: dict[str, str]) -> Pa
         report.problems.append(f"{MANIFEST_NAME}: not valid JSON ({exc}); rebuild the pack")
         return None
     except ValidationError as exc:
-        for err in exc.errors():
-            loc = ".".join(str(p) for p in err["loc"]) or "<root>"
-            report.problems.append(f"{MANIFEST_NAME}: {loc}: {err['msg']}")
+        report.problems += [f"{MANIFEST_NAME}: {p}" for p in validation_problems(exc)]
         return None
     report.manifest = manifest
     report.pack_id = f"{manifest.pack_version}-{hashlib.sha256(raw).hexdigest()[:12]}"

@@ -116,8 +116,8 @@ def test_each_mode_converts_a_trained_model_and_passes_the_gate(runs, mode, tmp_
     assert card.quantization == mode and card.sign is Sign.ERYTHEMA
     assert card.input_size == (SIZE, SIZE) and card.file_size == tflite.stat().st_size
     assert card.training_data.synthetic is True and card.training_data.n_val > 0
-    assert card.metrics_keras["accuracy"] > 0.9  # the model learned the colours
-    assert card.gate["passed"] is True and card.gate["agreement"] >= 0.98
+    assert card.metrics_keras.accuracy > 0.9  # the model learned the colours
+    assert card.gate.passed is True and card.gate.agreement >= 0.98
     assert card.latency["tflite"]["median_ms"] > 0 and card.latency["keras"]["median_ms"] > 0
     assert card.latency["tflite"]["threads"] == 2 and card.latency["speedup_vs_keras"] > 0
     interp = Interpreter(model_path=str(tflite))

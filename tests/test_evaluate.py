@@ -23,34 +23,34 @@ def one_hot(pred, n=4):
 def test_perfect_predictions():
     y = [0, 1, 2, 3, 3, 2]
     m = compute_metrics(y, one_hot(y))
-    assert m["accuracy"] == 1.0 and m["accuracy_ci95"] == [1.0, 1.0]
-    assert m["qwk"] == 1.0 and m["mae"] == 0.0 and m["macro_f1"] == 1.0
-    assert m["recall_per_grade"] == [1.0, 1.0, 1.0, 1.0]
-    assert m["ece"] == pytest.approx(0.0)
-    assert m["confusion"] == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 0], [0, 0, 0, 2]]
-    assert m["n"] == 6
-    json.dumps(m)  # JSON-safe
+    assert m.accuracy == 1.0 and m.accuracy_ci95 == [1.0, 1.0]
+    assert m.qwk == 1.0 and m.mae == 0.0 and m.macro_f1 == 1.0
+    assert m.recall_per_grade == [1.0, 1.0, 1.0, 1.0]
+    assert m.ece == pytest.approx(0.0)
+    assert m.confusion == [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 0], [0, 0, 0, 2]]
+    assert m.n == 6
+    json.dumps(m.model_dump())  # JSON-safe
 
 
 def test_all_wrong_predictions():
     y, pred = [0, 0, 3, 3], [3, 3, 0, 0]
     m = compute_metrics(y, one_hot(pred))
-    assert m["accuracy"] == 0.0 and m["accuracy_ci95"] == [0.0, 0.0]
-    assert m["mae"] == 3.0
+    assert m.accuracy == 0.0 and m.accuracy_ci95 == [0.0, 0.0]
+    assert m.mae == 3.0
     # Hand-computed: observed sum w*O = 4, expected sum w*E = 2 -> kappa = 1 - 4/2 = -1
-    assert m["qwk"] == pytest.approx(-1.0)
-    assert m["recall_per_grade"] == [0.0, None, None, 0.0]  # grades 1, 2 absent: undefined
-    assert m["ece"] == pytest.approx(1.0)
+    assert m.qwk == pytest.approx(-1.0)
+    assert m.recall_per_grade == [0.0, None, None, 0.0]  # grades 1, 2 absent: undefined
+    assert m.ece == pytest.approx(1.0)
 
 
 def test_known_kappa_and_recall():
     # Hand-computed: sum w*O = 1/9, sum w*E = 32/36 -> kappa = 1 - 4/32 = 0.875
     m = compute_metrics([0, 1, 2, 3], one_hot([0, 1, 2, 2]))
-    assert m["qwk"] == pytest.approx(0.875)
-    assert m["accuracy"] == pytest.approx(0.75)
-    assert m["mae"] == pytest.approx(0.25)
-    assert m["recall_per_grade"] == [1.0, 1.0, 1.0, 0.0]
-    assert m["confusion"][3] == [0, 0, 1, 0]
+    assert m.qwk == pytest.approx(0.875)
+    assert m.accuracy == pytest.approx(0.75)
+    assert m.mae == pytest.approx(0.25)
+    assert m.recall_per_grade == [1.0, 1.0, 1.0, 0.0]
+    assert m.confusion[3] == [0, 0, 1, 0]
 
 
 def test_ece_and_bootstrap_interval():
@@ -61,8 +61,8 @@ def test_ece_and_bootstrap_interval():
     y = rng.integers(0, 4, 400)
     pred = np.where(rng.random(400) < 0.8, y, (y + 1) % 4)
     m = compute_metrics(y, one_hot(pred))
-    lo, hi = m["accuracy_ci95"]
-    assert lo < m["accuracy"] < hi and hi - lo < 0.1 and lo > 0.7
+    lo, hi = m.accuracy_ci95
+    assert lo < m.accuracy < hi and hi - lo < 0.1 and lo > 0.7
 
 
 def test_bad_inputs_are_explained():
@@ -77,7 +77,7 @@ def test_confusion_png_and_json(tmp_path):
     save_confusion(m, tmp_path / "c.png", tmp_path / "c.json")
     assert cv2.imread(str(tmp_path / "c.png")) is not None
     saved = json.loads((tmp_path / "c.json").read_text())
-    assert saved["matrix"] == m["confusion"] and saved["labels"][3] == "severe"
+    assert saved["matrix"] == m.confusion and saved["labels"][3] == "severe"
 
 
 def test_load_image_is_rgb_resized_and_crops_box(tmp_path):

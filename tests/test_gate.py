@@ -65,8 +65,8 @@ def test_improvement_passes_and_absent_grade_is_skipped():
     assert g.passed and g.acc_drop_points < 0
     assert g.recall_change_points[3] is None
     assert g.max_prob_diff == pytest.approx(0.9 - 0.1 / 3)
-    d = g.to_dict()
-    assert d["passed"] is True and d["recall_change_points"][3] is None
+    d = g.record()
+    assert d.passed is True and d.recall_change_points[3] is None
 
 
 def test_shape_mismatch_is_refused():

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from device.card import HeldOutMetrics
 from device.vocab import GRADES, NUM_GRADES, Sign
 
 log = logging.getLogger(__name__)
@@ -46,7 +47,7 @@ def bootstrap_accuracy_ci(correct: np.ndarray, *, n_boot: int = 1000, seed: int 
 
 
 def compute_metrics(y_true: Sequence[int] | np.ndarray, probs: np.ndarray, *,
-                    n_boot: int = 1000, seed: int = 0) -> dict:
+                    n_boot: int = 1000, seed: int = 0) -> HeldOutMetrics:
     """Accuracy (+95 % bootstrap CI), macro-F1, quadratic weighted kappa, mean absolute
     grade error, per-grade recall (None for a grade absent from y_true), expected
     calibration error and the 4x4 confusion matrix (rows true grade, columns predicted)."""
@@ -79,20 +80,26 @@ def compute_metrics(y_true: Sequence[int] | np.ndarray, probs: np.ndarray, *,
     row = cm.sum(axis=1)
     recall = [float(cm[i, i] / row[i]) if row[i] else None for i in range(NUM_GRADES)]
     correct = (pred == y).astype(np.float64)
-    return {
-        "n": int(y.size),
-        "accuracy": float(accuracy_score(y, pred)),
-        "accuracy_ci95": bootstrap_accuracy_ci(correct, n_boot=n_boot, seed=seed),
-        "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0)),
-        "qwk": qwk,
-        "mae": float(mean_absolute_error(y, pred)),
-        "recall_per_grade": recall,
-        "ece": expected_calibration_error(y, p),
-        "confusion": cm.astype(int).tolist(),
-    }
+    return HeldOutMetrics(
+        n=int(y.size),
+        accuracy=float(accuracy_score(y, pred)),
+        accuracy_ci95=bootstrap_accuracy_ci(correct, n_boot=n_boot, seed=seed),
+        macro_f1=float(f1_score(y, pred, average="macro", zero_division=0)),
+        qwk=qwk,
+        mae=float(mean_absolute_error(y, pred)),
+        recall_per_grade=recall,
+        ece=expected_calibration_error(y, p),
+        confusion=cm.astype(int).tolist(),
+    )
 
 
-def save_confusion(metrics: dict, png: Path, json_path: Path | None = None, *, title: str = "") -> None:
+def metrics_of(block: dict) -> HeldOutMetrics:
+    """The held-out figures of one block of metrics.json (which adds run facts beside them)."""
+    return HeldOutMetrics.model_validate({k: v for k, v in block.items()
+                                          if k in HeldOutMetrics.model_fields})
+
+
+def save_confusion(metrics: HeldOutMetrics, png: Path, json_path: Path | None = None, *, title: str = "") -> None:
     """Confusion matrix as JSON (with the grade labels) and as a PNG (matplotlib Agg)."""
     import matplotlib
 
@@ -101,7 +108,7 @@ def save_confusion(metrics: dict, png: Path, json_path: Path | None = None, *, t
 
     from trainer.run import write_json
 
-    cm = np.asarray(metrics["confusion"])
+    cm = np.asarray(metrics.confusion)
     names = [g.label for g in GRADES]
     if json_path is not None:
         write_json(json_path, {"rows": "true grade", "columns": "predicted grade",
@@ -117,7 +124,7 @@ def save_confusion(metrics: dict, png: Path, json_path: Path | None = None, *, t
         for j in range(NUM_GRADES):
             ax.text(j, i, str(cm[i, j]), ha="center", va="center",
                     color="white" if cm[i, j] > vmax / 2 else "black")
-    ax.set_title(title or f"accuracy {metrics['accuracy']:.3f} (n={metrics['n']})", fontsize=9)
+    ax.set_title(title or f"accuracy {metrics.accuracy:.3f} (n={metrics.n})", fontsize=9)
     fig.tight_layout()
     fig.savefig(png)
     plt.close(fig)
@@ -168,7 +175,7 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
             graded = [i for i, s in enumerate(val) if sign in s.grades]
             probs = all_probs[sign.value][graded]
             m = compute_metrics([int(val[i].grades[sign]) for i in graded], probs)
-            result["per_sign"][sign.value] = m
+            result["per_sign"][sign.value] = m.model_dump()
             if write:
                 save_confusion(m, run.dir / f"confusion_{sign.value}.png",
                                run.dir / f"confusion_{sign.value}.json", title=_title(run, sign, m))
@@ -176,7 +183,7 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
         sign: Sign = run.sign
         probs = predict_samples(model, val, run.image_size)
         m = compute_metrics([int(s.grades[sign]) for s in val], probs)
-        result = dict(header, **m)
+        result = dict(header, **m.model_dump())
         if write:
             save_confusion(m, run.dir / CONFUSION_PNG, run.dir / CONFUSION_JSON,
                            title=_title(run, sign, m))
@@ -186,25 +193,25 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
     return result
 
 
-def _title(run, sign: Sign, m: dict) -> str:
-    lo, hi = m["accuracy_ci95"]
+def _title(run, sign: Sign, m: HeldOutMetrics) -> str:
+    lo, hi = m.accuracy_ci95 or (float("nan"), float("nan"))
     tag = " [synthetic]" if run.synthetic else ""
-    return f"{sign.value} / {run.backbone}{tag}\nacc {m['accuracy']:.3f} ({lo:.3f}-{hi:.3f}), n={m['n']}"
+    return f"{sign.value} / {run.backbone}{tag}\nacc {m.accuracy:.3f} ({lo:.3f}-{hi:.3f}), n={m.n}"
 
 
 def print_run_metrics(metrics: dict, backbone: str) -> None:
     """The CLI's report of a run's metrics.json: one block per sign, then the synthetic note."""
     blocks = metrics.get("per_sign") or {metrics.get("sign"): metrics}
     for name, m in blocks.items():
-        print(f"{name} / {backbone}, held-out split: {format_metrics(m)}")
+        print(f"{name} / {backbone}, held-out split: {format_metrics(metrics_of(m))}")
     if metrics.get("synthetic"):
         print(f"NOTE: {SYNTHETIC_NOTE}")
 
 
-def format_metrics(m: dict) -> str:
+def format_metrics(m: HeldOutMetrics) -> str:
     """One human-readable line per figure, for the CLI."""
-    lo, hi = m["accuracy_ci95"]
-    rec = ", ".join("-" if r is None else f"{r:.2f}" for r in m["recall_per_grade"])
-    return (f"accuracy {m['accuracy']:.4f} (95% CI {lo:.4f}-{hi:.4f}), macro-F1 {m['macro_f1']:.4f}, "
-            f"QWK {m['qwk']:.4f}, MAE {m['mae']:.4f}, ECE {m['ece']:.4f}, n={m['n']}\n"
+    lo, hi = m.accuracy_ci95 or (float("nan"), float("nan"))
+    rec = ", ".join("-" if r is None else f"{r:.2f}" for r in m.recall_per_grade)
+    return (f"accuracy {m.accuracy:.4f} (95% CI {lo:.4f}-{hi:.4f}), macro-F1 {m.macro_f1:.4f}, "
+            f"QWK {m.qwk:.4f}, MAE {m.mae:.4f}, ECE {m.ece:.4f}, n={m.n}\n"
             f"recall per grade 0-3: {rec}")

@@ -16,8 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from convert.tflite import MODES
-from device.card import ModelCard, save_card
+from device.card import FALLBACK_ORDER, ModelCard, QuantMode, save_card
 from device.cliutil import UserError
 
 log = logging.getLogger(__name__)
@@ -31,12 +30,13 @@ class Outcome:
     tflite: Path | None
     card: ModelCard | None
     gates: list[Any] = field(default_factory=list)  # convert.gate.GateResult
-    errors: dict[str, str] = field(default_factory=dict)  # mode -> conversion error
+    errors: dict[QuantMode, str] = field(default_factory=dict)  # mode -> conversion error
 
 
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``convert model`` and ``convert pack``."""
-    parser.add_argument("--mode", choices=MODES, default="int8", help="quantization (default int8)")
+    parser.add_argument("--mode", type=QuantMode, choices=list(QuantMode), default=QuantMode.INT8,
+                        help="quantization (default int8)")
     parser.add_argument("--fallback", action="store_true",
                         help="try int8, then dynamic, then float16; keep the first that passes")
     parser.add_argument("--calib-n", type=int, default=200, metavar="N",
@@ -60,9 +60,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_gate_arguments(parser)
 
 
-def modes_to_try(mode: str, fallback: bool) -> list[str]:
-    from convert.tflite import FALLBACK_ORDER
-
+def modes_to_try(mode: QuantMode | str, fallback: bool) -> list[QuantMode]:
+    mode = QuantMode(mode)
     if not fallback:
         return [mode]
     order = list(FALLBACK_ORDER)
@@ -91,7 +90,7 @@ def open_run(rundir: Path, data: Path | None = None):
     return run
 
 
-def convert_run(run: Any, out_dir: Path, *, modes: Sequence[str], thresholds: Any,
+def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], thresholds: Any,
                 calib_n: int = 200, bench_runs: int = 50, threads: int = 2,
                 echo: Any = print) -> Outcome:
     """Convert ``run`` (trainer.run.Run) in each of ``modes`` until one passes the gate;
@@ -117,12 +116,13 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[str], thresholds: An
     calib = None
     with tempfile.TemporaryDirectory(prefix="convert-") as tmp:
         for mode in modes:
-            if mode == "int8" and calib is None:
+            if mode is QuantMode.INT8 and calib is None:
                 calib = calibration_images(run.train_samples(), run.image_size, n=calib_n,
                                            seed=int(run.config.get("seed", 0)))
             log.info("%s: converting to %s", sign.value, mode)
             try:
-                flat = convert_keras(model, mode, calibration=calib if mode == "int8" else None)
+                flat = convert_keras(model, mode,
+                                     calibration=calib if mode is QuantMode.INT8 else None)
             except ConversionError as exc:
                 outcome.errors[mode] = str(exc)
                 echo(f"{sign.value} {mode}: conversion failed: {exc}")
@@ -137,10 +137,10 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[str], thresholds: An
                 continue
             latency = measure(candidate, model, images[0], runs=bench_runs, threads=threads)
             echo(format_latency(latency))
-            gate_info = gate.to_dict()
-            gate_info["tried_before"] = [g.to_dict() for g in outcome.gates[:-1]]
-            gate_info["conversion_errors"] = dict(outcome.errors)
-            gate_info["calibration_images"] = len(calib) if mode == "int8" else 0
+            gate_info = gate.record().model_copy(update={
+                "tried_before": [g.record() for g in outcome.gates[:-1]],
+                "conversion_errors": {m.value: e for m, e in outcome.errors.items()},
+                "calibration_images": len(calib) if mode is QuantMode.INT8 else 0})
             final = write_tflite(flat, Path(out_dir) / f"{sign.value}.tflite")
             card = build_card(
                 sign=sign, tflite_path=final, image_size=run.image_size, mode=mode,

@@ -72,7 +72,7 @@ def sources_from_sweep(sweep_dir: Path) -> dict[Sign, Path]:
             sign = parse_sign(key)
         except ValueError:
             continue  # bookkeeping keys (metric, synthetic, note)
-        run_dir = (entry.get("rundir") or entry.get("run_dir")) if isinstance(entry, dict) else entry
+        run_dir = entry.get("rundir") if isinstance(entry, dict) else entry
         if not run_dir:
             raise UserError(f"{best}: {key} names no rundir")
         run_dir = Path(run_dir)
@@ -146,7 +146,7 @@ def run(args: argparse.Namespace) -> int:
             tflite, card = converted
             if card.sign != sign:
                 raise UserError(f"{src}: its card grades {card.sign.value}, not {sign.value}")
-            run_dir = card.gate.get("run_dir")
+            run_dir = card.provenance.run_dir
             the_run = open_run(Path(run_dir), args.data) if run_dir and Path(run_dir).is_dir() else None
             print(f"{sign.value}: using converted {tflite} ({card.quantization})")
         else:
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(str(exc)) from exc
     print(f"wrote {pack} (pack version {version}, {'signed' if args.sign_key else 'UNSIGNED'})")
     for sign, (_, card) in models.items():
-        acc = card.metrics_tflite.get("accuracy")
+        acc = card.metrics_tflite.accuracy
         tag = " [synthetic data]" if card.training_data.synthetic else ""
         print(f"  {sign.value}: {card.backbone} {card.quantization}, {card.file_size} bytes, "
               f"held-out accuracy {acc:.4f}{tag}")

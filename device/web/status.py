@@ -15,6 +15,7 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template
 
 import device
+from device.card import HeldOutMetrics, ModelCard
 from device.web import sysinfo
 from device.web.auth import roles_required
 from device.web.common import ctx
@@ -38,13 +39,17 @@ def _number(value: Any) -> Any:
     return value
 
 
-def card_summary(card: Any) -> dict[str, Any]:
+def _figures(metrics: HeldOutMetrics) -> dict[str, Any]:
+    values = metrics.model_dump()
+    return {key: _number(values[key]) for key, _ in FIGURES if values.get(key) is not None}
+
+
+def card_summary(card: ModelCard) -> dict[str, Any]:
     """What the status and models pages show of one model card."""
     data = card.training_data
-    metrics = card.metrics_tflite or {}
-    figures = {key: _number(metrics[key]) for key, _ in FIGURES if key in metrics}
-    if "accuracy_ci95" in metrics:
-        figures["accuracy_ci95"] = [_number(x) for x in metrics["accuracy_ci95"]]
+    figures = _figures(card.metrics_tflite)
+    if card.metrics_tflite.accuracy_ci95 is not None:
+        figures["accuracy_ci95"] = [_number(x) for x in card.metrics_tflite.accuracy_ci95]
     if data.synthetic:
         label = SYNTHETIC_LABEL
     else:
@@ -56,10 +61,9 @@ def card_summary(card: Any) -> dict[str, Any]:
         "training_data": {"source": data.source, "synthetic": data.synthetic,
                           "n_train": data.n_train, "n_val": data.n_val},
         "held_out": figures,
-        "held_out_keras": {k: _number(card.metrics_keras[k]) for k, _ in FIGURES
-                           if k in (card.metrics_keras or {})},
+        "held_out_keras": _figures(card.metrics_keras),
         "figures_label": label,
-        "gate": card.gate.get("passed", card.gate.get("verdict")) if card.gate else None,
+        "gate": card.gate.passed if card.gate else None,
         "latency": card.latency,
     }
 

@@ -74,7 +74,7 @@ def test_bad_cards_name_the_field(tmp_path, change, field):
 def test_quant_modes_are_one_list():
     from convert.tflite import MODES, check_mode
 
-    assert MODES == tuple(QuantMode)
+    assert tuple(QuantMode) == MODES
     assert check_mode("float16") is QuantMode.FLOAT16
     with pytest.raises(ValueError, match="int8, dynamic, float16, float32"):
         check_mode("int4")

@@ -280,3 +280,15 @@ def test_committed_real_box_list_is_coordinates_only_and_inside_each_photo():
         assert r["file"].startswith("eczema/") and len(r["sha256"]) == 64
         assert w > 0 and h > 0 and x >= 0 and y >= 0 and x + w <= width and y + h <= height, r
     assert not [p for p in data.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png")]
+
+
+def test_changing_the_overlap_share_reassigns_every_photo(tmp_path, capsys):
+    photos = tmp_path / "photos"
+    for k in range(6):
+        skin_photo(photos / f"p{k}.jpg", seed=k)
+    assert label("init", tmp_path / "proj", "--photos", photos, "--overlap", "0") == 0
+    assert "0 of them for several raters" in capsys.readouterr().out
+    assert label("init", tmp_path / "proj", "--photos", photos, "--overlap", "1") == 0
+    assert "6 of them for several raters" in capsys.readouterr().out
+    assert label("agreement", tmp_path / "nowhere") == 2
+    assert "not a labelling project" in capsys.readouterr().err

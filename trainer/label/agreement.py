@@ -4,7 +4,8 @@ Units are lesions (boxes matched across raters by IoU, ``matching``) on photos a
 two or more raters. Per sign: exact agreement (share of rater pairs giving the same grade),
 linear and quadratic weighted Cohen's kappa per pair of raters (scikit-learn),
 Krippendorff's alpha, ordinal, across all raters (the ``krippendorff`` package), the
-confusion between each pair, and each rater's mean difference from the consensus. The boxes
+confusion between each pair, and each rater's mean difference from the consensus (the
+raters' unrounded median, or the adjudicator's grade). The boxes
 themselves: mean IoU of each pair's matched boxes, and how many boxes found no partner.
 Every figure carries a 95 % percentile bootstrap interval, resampling lesions.
 """
@@ -21,7 +22,7 @@ from itertools import combinations
 import numpy as np
 
 from device.vocab import MODEL_SIGNS, NUM_GRADES, Sign
-from trainer.label.consensus import adjudications, lesions_by_photo, median_grade
+from trainer.label.consensus import adjudications, lesions_by_photo
 from trainer.label.matching import Lesion, iou
 
 log = logging.getLogger(__name__)
@@ -185,9 +186,9 @@ def sign_agreement(lesions: Sequence[Lesion], raters: list[str], sign: Sign,
         lin[key] = bootstrap(_kappa(a, b, "linear"), len(a), resamples, rng)
         quad[key] = bootstrap(_kappa(a, b, "quadratic"), len(a), resamples, rng)
         conf[key] = confusion_matrix(a, b, labels=GRADE_LABELS).tolist()
-    consensus = np.array([
-        adjudicated.get(les.anchor, {}).get(sign, median_grade(
-            [int(v) for v in m[:, j] if not np.isnan(v)])) for j, les in enumerate(units)])
+    # The unrounded median: with two raters, rounding would put both below the consensus.
+    consensus = np.array([adjudicated.get(les.anchor, {}).get(sign, float(np.nanmedian(m[:, j])))
+                          for j, les in enumerate(units)])
     bias = {}
     for i, rater in enumerate(raters):
         has = ~np.isnan(m[i])

@@ -89,7 +89,7 @@ def _open(project: Path):
 
 def do_init(args: argparse.Namespace) -> int:
     from trainer.label.db import connect, create_project, set_setting, transaction
-    from trainer.label.photos import import_photos, read_patients_csv
+    from trainer.label.photos import import_photos, read_patients_csv, reassign_overlap
 
     photos = args.photos.expanduser()
     if not photos.is_dir():
@@ -105,6 +105,7 @@ def do_init(args: argparse.Namespace) -> int:
         with transaction(db):
             if args.overlap is not None:
                 set_setting(db, "overlap_share", str(args.overlap))
+                reassign_overlap(db)
             if args.overlap_raters is not None:
                 set_setting(db, "overlap_raters", str(args.overlap_raters))
         report = import_photos(db, photos.resolve(), patients)

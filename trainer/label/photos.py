@@ -99,6 +99,16 @@ def is_overlap(sha256: str, share: float) -> bool:
     return share >= 1.0 or int(sha256[:8], 16) / 0x1_0000_0000 < share
 
 
+def reassign_overlap(db: sqlite3.Connection) -> int:
+    """Re-apply the overlap share to every photo (after ``init --overlap`` changed it);
+    returns how many photos are overlap photos now. Call inside a transaction."""
+    share = float(get_setting(db, "overlap_share") or 0.2)
+    rows = db.execute("SELECT id, sha256 FROM photos").fetchall()
+    db.executemany("UPDATE photos SET overlap = ? WHERE id = ?",
+                   [(int(is_overlap(r["sha256"], share)), r["id"]) for r in rows])
+    return sum(is_overlap(r["sha256"], share) for r in rows)
+
+
 def import_photos(db: sqlite3.Connection, photos: Path,
                   patients: dict[str, PatientInfo] | None = None) -> ImportReport:
     """Add the photos under ``photos`` that are not in the project yet."""

@@ -98,6 +98,10 @@ def test_csrf_and_roles(studio):
     assert alice.get(f"/api/photos/{pid + 99}").status_code == 404
     image = alice.get(f"/photos/{pid}/image")
     assert image.status_code == 200 and image.data[:3] == b"\xff\xd8\xff"
+    other = all_photos(db)[1]
+    (app.config["PROJECT"].root.parent / "photos" / other.relpath).unlink()
+    gone = alice.get(f"/photos/{other.id}/image")
+    assert gone.status_code == 404 and other.relpath.encode() in gone.data
 
 
 def test_adjudicator_decides_a_disputed_grade(studio):

@@ -13,18 +13,19 @@ import csv
 import io
 import json
 import logging
-import os
 import re
 import shutil
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from device.atomic import atomic_write_text
+from device.imageio import encode_jpeg
 from device.vocab import MODEL_SIGNS
 from trainer.label.consensus import ConsensusBox, all_consensus
 from trainer.label.db import photos_dir
-from trainer.label.images import encode_jpeg, read_rgb, resize_max
 from trainer.label.models import GRADED_SIGNS, LabelError
+from trainer.label.photos import read_rgb
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +57,6 @@ def square_crop(box: tuple[int, int, int, int], context: float, width: int,
     x0 = min(max(round(cx - side / 2), 0), width - side)
     y0 = min(max(round(cy - side / 2), 0), height - side)
     return x0, y0, side
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
 
 
 def prepare_out(out: Path, force: bool) -> None:
@@ -109,10 +101,8 @@ def export_crops(db: sqlite3.Connection, out: Path, *, context: float = 0.0, siz
         for k, c in enumerate(keep, start=1):
             x0, y0, side = square_crop(c.box, context, photo.width, photo.height)
             crop = rgb[y0:y0 + side, x0:x0 + side]
-            if size:
-                crop = resize_max(crop, size)
             name = f"{CROPS}/{stem}-{photo.sha256[:8]}-{k:02d}.jpg"
-            (out / name).write_bytes(encode_jpeg(crop, JPEG_QUALITY))
+            (out / name).write_bytes(encode_jpeg(crop, JPEG_QUALITY, max_side=size or None))
             rows.append([name, photo.patient_id, photo.region.value if photo.region else "",
                          *(_cell(c.grades[s]) for s in GRADED_SIGNS), str(c.n_raters),
                          _cell(c.agreement()), ",".join(s.value for s in c.adjudicated),

@@ -19,9 +19,11 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
+from device.imageio import ImageError, read_image
 from device.vocab import Region, parse_region
 from trainer.label.db import get_setting, transaction
-from trainer.label.images import read_rgb
 from trainer.label.models import LabelError
 
 log = logging.getLogger(__name__)
@@ -52,6 +54,14 @@ class ImportReport:
 
 def now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def read_rgb(path: Path) -> np.ndarray:
+    """The photo's pixels as displayed (EXIF orientation applied), or LabelError."""
+    try:
+        return read_image(path)
+    except ImageError as exc:
+        raise LabelError(str(exc)) from exc
 
 
 def read_patients_csv(path: Path) -> dict[str, PatientInfo]:

@@ -17,12 +17,14 @@ from flask import (
     url_for,
 )
 
+from device.atomic import atomic_write_bytes
+from device.imageio import encode_jpeg
 from trainer.label.annotations import get_photo
 from trainer.label.consensus import adjudicate as record_adjudication
 from trainer.label.consensus import adjudication_queue
 from trainer.label.db import photos_dir
-from trainer.label.images import encode_jpeg, read_rgb, resize_max
 from trainer.label.models import GRADED_SIGNS, LabelError, NotFoundError, Role
+from trainer.label.photos import read_rgb
 from trainer.label.web import get_db
 from trainer.label.web.auth import home_for, role_required
 
@@ -32,6 +34,12 @@ bp = Blueprint("pages", __name__)
 #: Longest side of the photo sent to the browser (boxes stay in the original's pixels).
 DISPLAY_SIDE = 1600
 CROP_SIDE = 240
+
+
+@bp.errorhandler(LabelError)
+def _label_error(exc: LabelError) -> Any:
+    """A photo gone from disk or unreadable since init: say which, no traceback."""
+    return Response(str(exc), status=404, mimetype="text/plain")
 
 
 @bp.get("/")
@@ -86,9 +94,7 @@ def photo_image(photo_id: int) -> Response:
     cached = current_app.config["PROJECT"].cache / f"{photo.sha256}.jpg"
     if not cached.exists():
         rgb = read_rgb(photos_dir(db) / photo.relpath)
-        tmp = cached.with_suffix(".tmp")
-        tmp.write_bytes(encode_jpeg(resize_max(rgb, DISPLAY_SIDE), 90))
-        tmp.replace(cached)
+        atomic_write_bytes(cached, encode_jpeg(rgb, 90, max_side=DISPLAY_SIDE))
     return _jpeg(cached.read_bytes())
 
 
@@ -107,4 +113,4 @@ def photo_crop(photo_id: int) -> Response:
     if w <= 0 or h <= 0 or x < 0 or y < 0 or x + w > photo.width or y + h > photo.height:
         abort(400, f"box {x},{y},{w},{h} is not inside the {photo.width}x{photo.height} photo")
     rgb = read_rgb(photos_dir(db) / photo.relpath)[y:y + h, x:x + w]
-    return _jpeg(encode_jpeg(resize_max(rgb, CROP_SIDE), 88))
+    return _jpeg(encode_jpeg(rgb, 88, max_side=CROP_SIDE))

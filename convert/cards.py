@@ -17,7 +17,7 @@ from device.card import (
     QuantMode,
     TrainingDataSummary,
 )
-from device.pack import sha256_file
+from device.packs.manifest import sha256_file
 from device.vocab import Sign
 from trainer.evaluate import SYNTHETIC_NOTE
 

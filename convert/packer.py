@@ -1,4 +1,4 @@
-"""Write a model pack (layout in device/pack.py): one tar with a model and card per
+"""Write a model pack (layout in device/packs/manifest.py): one tar with a model and card per
 sign, golden images with the outputs this pack gives them, a manifest of sha256
 sums and an optional Ed25519 signature of the manifest.
 
@@ -25,7 +25,8 @@ from device.atomic import atomic_path
 from device.card import ModelCard
 from device.imageio import ImageError, encode_png
 from device.interpreter import GradeModel
-from device.pack import (
+from device.packs.check import read_golden_image
+from device.packs.manifest import (
     GOLDEN_NAME,
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -36,7 +37,6 @@ from device.pack import (
     sha256_file,
     version_tuple,
 )
-from device.packcheck import read_golden_image
 from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)

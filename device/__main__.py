@@ -16,6 +16,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "flash": ("device.cli.flash", "verify and install a model pack"),
     "rollback": ("device.cli.rollback", "switch back to the previous model pack"),
     "packs": ("device.cli.packs", "list installed model packs"),
+    "crop-eval": ("device.cli.crop_eval", "measure the auto crop on photos with known boxes"),
     "adduser": ("device.cli.adduser", "add a dashboard user"),
     "export-dataset": ("device.cli.export_dataset",
                        "export reviewed scans as a training data set (crops + manifest)"),

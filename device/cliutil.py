@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from device.errors import AtopiscanError
+
 if TYPE_CHECKING:
     from device.config import DeviceConfig
 
 
-class UserError(Exception):
+class UserError(AtopiscanError):
     """An error a person can act on: printed as one line, exit status 2, no traceback."""
 
 
@@ -41,13 +43,7 @@ def build_parser(prog: str, description: str, commands: dict[str, tuple[str, str
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name, (module_name, help_text) in commands.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            sub.add_parser(name, help=f"{help_text} (not built yet)")
-            continue
+        module = importlib.import_module(module_name)
         cmd = sub.add_parser(name, help=help_text, description=help_text)
         module.add_arguments(cmd)
         cmd.set_defaults(_module=module)
@@ -60,13 +56,9 @@ def main(prog: str, description: str, commands: dict[str, tuple[str, str]],
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    module = getattr(args, "_module", None)
-    if module is None:
-        print(f"{prog} {args.command}: this command is not built yet", file=sys.stderr)
-        return 2
     try:
-        return int(module.run(args) or 0)
-    except UserError as exc:
+        return int(args._module.run(args) or 0)
+    except AtopiscanError as exc:  # UserError and the typed failures: a person can act on these
         print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

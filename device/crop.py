@@ -11,7 +11,7 @@
   says so in the result.
 - box: a box given by the dashboard, validated and clipped to the image.
 
-``python -m device.crop --eval-manifest DIR/manifest.csv`` measures how often the
+``python -m device crop-eval DIR/manifest.csv`` measures how often the
 auto crop overlaps the true lesion box (IoU >= 0.5) on the generator's full photos.
 """
 
@@ -303,24 +303,3 @@ def evaluate_manifest(manifest: str, config: CropConfig | None = None,
             "iou_ge_0.5": float((arr >= 0.5).mean()) if len(arr) else 0.0,
             "mean_iou": float(arr.mean()) if len(arr) else 0.0}
 
-
-def _main() -> int:
-    import argparse
-    import json
-
-    parser = argparse.ArgumentParser(prog="python -m device.crop",
-                                     description="measure the auto crop on full photos")
-    parser.add_argument("--eval-manifest", required=True,
-                        help="manifest.csv with box_x, box_y, box_w, box_h columns")
-    parser.add_argument("--limit", type=int, default=None, help="first N rows only")
-    args = parser.parse_args()
-    result = evaluate_manifest(args.eval_manifest, limit=args.limit)
-    print(json.dumps(result))
-    print(f"auto crop IoU >= 0.5 on {result['n']} synthetic full photos: "
-          f"{result['iou_ge_0.5']:.1%} (mean IoU {result['mean_iou']:.2f}, "
-          f"{result['fallbacks']} fell back to guide)")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(_main())

@@ -1,6 +1,6 @@
 """The installed pack's models, loaded once: one GradeModel (interpreter) per sign.
 
-A pack directory is an extracted, verified pack (layout in device/pack.py):
+A pack directory is an extracted, verified pack (layout in device/packs/manifest.py):
 ``manifest.json`` plus ``models/<sign>.tflite`` and ``models/<sign>.card.json``.
 """
 
@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from device.card import CardError, ModelCard, load_card
 from device.errors import validation_problems
 from device.interpreter import GradeModel, InterpreterError
-from device.pack import MANIFEST_NAME, PackManifest, safe_member_name, sha256_file
+from device.packs.manifest import MANIFEST_NAME, PackManifest, safe_member_name, sha256_file
 from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)

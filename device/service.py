@@ -10,8 +10,8 @@ import threading
 
 from device.cameras import Camera, CameraError, make_camera
 from device.config import DeviceConfig
-from device.install import current_pack_dir
 from device.models import ModelSet, ModelSetError
+from device.packs.install import current_pack_dir
 from device.pipeline import Scanner
 
 log = logging.getLogger(__name__)

@@ -15,7 +15,7 @@ import numpy as np
 
 import device
 from device.card import ModelCard, TrainingDataSummary
-from device.pack import sha256_file
+from device.packs.manifest import sha256_file
 from device.vocab import Sign
 
 

@@ -49,7 +49,7 @@ def server(tmp_path):
     from waitress.server import create_server
 
     from device.cli.run import server_options
-    from device.install import install_pack
+    from device.packs.install import install_pack
     from device.service import Service
     from device.store import Store
     from device.web import create_app

@@ -17,7 +17,7 @@ import pytest
 
 from convert.__main__ import main as convert_main
 from device.card import load_card
-from device.pack import MANIFEST_NAME, SIGNATURE_NAME
+from device.packs.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from device.vocab import MODEL_SIGNS, Sign
 
 pytestmark = pytest.mark.slow

@@ -94,7 +94,7 @@ def test_auto_falls_back_to_guide_when_unsure():
 
 @pytest.mark.slow
 def test_auto_crop_hit_rate_on_generated_full_photos(tmp_path):
-    """A floor below the measured rate (~90 % on 200+ photos, see python -m device.crop)."""
+    """A floor below the measured rate (~90 % on 200+ photos, see python -m device crop-eval)."""
     synth = pytest.importorskip("trainer.synth")
     out = synth.generate_dataset(tmp_path / "full", 24, seed=5, layout="manifest",
                                  full_photo=True, workers=1)

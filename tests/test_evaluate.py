@@ -11,7 +11,7 @@ import pytest
 
 from device.vocab import Sign
 from trainer.evaluate import compute_metrics, expected_calibration_error, save_confusion
-from trainer.pipeline import class_weights
+from trainer.input_pipeline import class_weights
 from trainer.run import is_synthetic, load_image
 from trainer.train import TrainError, bn_momentum, plan_strategy
 
@@ -128,7 +128,7 @@ def test_synthetic_marker(tmp_path):
 @pytest.mark.slow
 def test_pipeline_pixels_match_load_image_and_augmentation_keeps_colour(tmp_path):
     from trainer.data import Sample
-    from trainer.pipeline import NO_AUGMENT, Augment, make_dataset
+    from trainer.input_pipeline import NO_AUGMENT, Augment, make_dataset
     from trainer.run import load_images
 
     rng = np.random.default_rng(0)

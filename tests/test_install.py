@@ -14,7 +14,7 @@ import pytest
 from factories import tiny_card, tiny_tflite
 
 from device.__main__ import main as device_main
-from device.install import (
+from device.packs.install import (
     CURRENT,
     PREVIOUS,
     STORE,
@@ -25,7 +25,7 @@ from device.install import (
     rollback,
     verify_pack,
 )
-from device.pack import MANIFEST_NAME, SIGNATURE_NAME
+from device.packs.manifest import MANIFEST_NAME, SIGNATURE_NAME
 from device.vocab import MODEL_SIGNS, Sign
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,7 +238,7 @@ def test_old_packs_are_bounded(make_pack, packs_dir):
 
 
 def test_failure_while_switching_leaves_current_and_cleans_staging(make_pack, packs_dir, monkeypatch):
-    import device.install as install
+    import device.packs.install as install
 
     before = os.readlink(packs_dir / CURRENT)
 
@@ -324,7 +324,7 @@ def test_verify_runs_without_tensorflow(make_pack):
         "import sys\n"
         "for blocked in ('tensorflow', 'keras'):\n"
         "    sys.modules[blocked] = None\n"
-        "from device.install import verify_pack\n"
+        "from device.packs.install import verify_pack\n"
         f"report = verify_pack({str(make_pack())!r})\n"
         "assert report.ok, report.problems\n"
         "print(report.summary())\n"

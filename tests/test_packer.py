@@ -14,7 +14,13 @@ from factories import tiny_card, tiny_tflite
 from convert import signing
 from convert.packer import PackError, decode_png, write_pack
 from device.interpreter import GradeModel
-from device.pack import GOLDEN_NAME, MANIFEST_NAME, SIGNATURE_NAME, GoldenSet, PackManifest
+from device.packs.manifest import (
+    GOLDEN_NAME,
+    MANIFEST_NAME,
+    SIGNATURE_NAME,
+    GoldenSet,
+    PackManifest,
+)
 from device.vocab import MODEL_SIGNS, Sign
 
 

@@ -7,7 +7,7 @@ import io
 import pytest
 from web_support import logged_in, make_app, tiny_pack_file
 
-from device.install import current_pack_dir, list_packs
+from device.packs.install import current_pack_dir, list_packs
 from device.web.users import Role
 
 

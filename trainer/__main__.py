@@ -13,6 +13,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("trainer.cli.train", "train one sign's classifier"),
     "evaluate": ("trainer.cli.evaluate", "re-evaluate a run on its held-out split"),
     "sweep": ("trainer.cli.sweep", "train every (sign, backbone) pair and write a Table 3 report"),
+    "bench-pipeline": ("trainer.cli.bench_pipeline",
+                       "measure the tf.data input pipeline against images in memory"),
     "label": ("trainer.label.cli", "the labelling studio: photos -> boxes, grades -> crops"),
 }
 

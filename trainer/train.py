@@ -306,8 +306,8 @@ def train(cfg: TrainConfig) -> dict:
     import keras
 
     from trainer.evaluate import evaluate_run
+    from trainer.input_pipeline import NO_AUGMENT, class_weights, label_arrays, make_dataset
     from trainer.model import CUSTOM_OBJECTS
-    from trainer.pipeline import NO_AUGMENT, class_weights, label_arrays, make_dataset
 
     rundir = Path(cfg.out).resolve()
     (rundir / CKPT_DIR).mkdir(parents=True, exist_ok=True)

@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
 def _self_check(pack: Path, sign_key: Path | None, threads: int) -> int:
     """Run the device's own checks on the pack just written."""
     from convert.signing import load_private_key
-    from device.install import verify_pack
+    from device.packs.install import verify_pack
 
     public = load_private_key(sign_key).public_key() if sign_key is not None else None
     report = verify_pack(pack, public_key=public, threads=threads)

@@ -1,5 +1,5 @@
 """``python -m convert verify PACK [--public-key KEY]``: the device's own checks
-(device.install.verify_pack: schema, checksums, signature, self-test), printed."""
+(device.packs.install.verify_pack: schema, checksums, signature, self-test), printed."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.install import verify_pack
+    from device.packs.install import verify_pack
 
     if not args.pack.is_file():
         raise UserError(f"{args.pack}: pack file not found")

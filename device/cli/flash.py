@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.install import InstallError, install_pack
+    from device.packs.install import InstallError, install_pack
 
     where = resolve_location(args)
     print(f"checking {args.pack} (schema, checksums, signature, version, self-test)...")

@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.install import list_packs
+    from device.packs.install import list_packs
 
     where = resolve_location(args)
     packs = list_packs(where.packs_dir)

@@ -13,7 +13,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.install import InstallError, rollback
+    from device.packs.install import InstallError, rollback
 
     where = resolve_location(args)
     try:

@@ -25,8 +25,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_models(config, pack: Path | None):
-    from device.install import current_pack_dir
     from device.models import ModelSet, ModelSetError
+    from device.packs.install import current_pack_dir
 
     pack_dir = pack or current_pack_dir(config.packs.dir)
     if pack_dir is None:

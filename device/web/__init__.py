@@ -120,9 +120,9 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
 
 
 def _register(app: Flask) -> None:
-    from device.web import api, dataexport, models, scan, status, stream, visits
+    from device.web import api, dataexport, packs, scan, status, stream, visits
 
-    for module in (status, scan, stream, visits, models, api, dataexport):
+    for module in (status, scan, stream, visits, packs, api, dataexport):
         app.register_blueprint(module.bp)
 
     @app.route("/")

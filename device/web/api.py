@@ -14,7 +14,7 @@ from flask import Blueprint, abort, jsonify, request
 from flask_wtf.csrf import generate_csrf
 
 from device.storemodel import StoreError
-from device.web import models as models_view
+from device.web import packs as packs_view
 from device.web import scan as scan_view
 from device.web import visits as visits_view
 from device.web.auth import current_user, roles_required
@@ -190,20 +190,20 @@ def scan_review(scan_id: int) -> Any:
 def packs() -> Any:
     if request.method == "POST":
         try:
-            result = models_view.install_upload(request.files.get("pack"))
-        except models_view.PackUploadError as exc:
+            result = packs_view.install_upload(request.files.get("pack"))
+        except packs_view.PackUploadError as exc:
             return jsonify(error=str(exc), problems=exc.problems), exc.status
         return jsonify(result), 201
     from device.web.status import pack_status
 
-    return jsonify(running=pack_status(), packs=models_view.packs_data())
+    return jsonify(running=pack_status(), packs=packs_view.packs_data())
 
 
 @bp.route("/packs/rollback", methods=["POST"])
 @roles_required(Role.TECHNICIAN)
 def packs_rollback() -> Any:
     try:
-        result = models_view.do_rollback()
-    except models_view.PackUploadError as exc:
+        result = packs_view.do_rollback()
+    except packs_view.PackUploadError as exc:
         return jsonify(error=str(exc), problems=exc.problems), exc.status
     return jsonify(result)

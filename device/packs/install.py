@@ -9,7 +9,7 @@ Layout of the packs folder (config ``packs.dir``)::
     .lock                                          one install/rollback at a time
 
 An install verifies the pack *while extracting it into staging on the same
-filesystem* (device.packcheck), so what was checked is exactly what runs; it then
+filesystem* (device.packs.check), so what was checked is exactly what runs; it then
 renames staging into store/ and switches ``current`` atomically (a new symlink made
 beside it and ``os.replace``'d over it). Until that rename, the running pack is
 untouched; any failure removes staging. A power cut leaves either the old or the
@@ -33,8 +33,8 @@ from typing import Any
 
 import device
 from device.card import CardError, load_card
-from device.pack import MANIFEST_NAME, PackManifest, sha256_file
-from device.packcheck import VerifyReport, load_public_key, verify_into, verify_pack
+from device.packs.check import VerifyReport, load_public_key, verify_into, verify_pack
+from device.packs.manifest import MANIFEST_NAME, PackManifest, sha256_file
 from device.vocab import Sign
 
 log = logging.getLogger(__name__)

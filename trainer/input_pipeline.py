@@ -6,13 +6,12 @@ Augmentation never touches hue or saturation: erythema IS colour. Brightness and
 contrast move all three channels together around the image's grey mean, so the
 ratios between channels (what "red" is) barely change.
 
-``python -m trainer.pipeline --bench DIR`` prints the pipeline's images/s and the
+``python -m trainer bench-pipeline DIR`` prints the pipeline's images/s and the
 training images/s fed by it versus by the same images already in memory.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import math
 import time
@@ -232,29 +231,3 @@ def _in_memory_dataset(x: np.ndarray, y: np.ndarray, batch: int):
 
     return tf.data.Dataset.from_tensor_slices((x, y)).repeat().batch(batch, drop_remainder=True)
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    from device.vocab import parse_sign
-
-    parser = argparse.ArgumentParser(prog="python -m trainer.pipeline", description=__doc__.split("\n")[0])
-    parser.add_argument("--bench", metavar="DIR", required=True, help="data set to read")
-    parser.add_argument("--sign", default="erythema")
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--batch", type=int, default=32)
-    parser.add_argument("--steps", type=int, default=30, help="timed training steps per figure")
-    parser.add_argument("--backbone", default="mobilenet_v3_small")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO)
-    r = bench(args.bench, parse_sign(args.sign, model_only=True), image_size=args.image_size,
-              batch=args.batch, steps=args.steps, backbone=args.backbone)
-    print(f"{r['n_images']} images at {r['image_size']} px, batch {r['batch']}, {r['backbone']}")
-    print(f"pipeline alone, first pass (decode):  {r['pipeline_first_pass_img_s']:8.1f} images/s")
-    print(f"pipeline alone, cached + augmented:   {r['pipeline_cached_img_s']:8.1f} images/s")
-    print(f"training fed by the tf.data pipeline: {r['train_tfdata_img_s']:8.1f} images/s")
-    print(f"training on the images in memory:     {r['train_in_memory_img_s']:8.1f} images/s")
-    print(f"pipeline/in-memory training ratio:    {r['train_tfdata_img_s'] / r['train_in_memory_img_s']:8.2f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -10,7 +10,7 @@ Layout inside the tar (paths are POSIX, relative, no '..'):
     golden/<sign>/<k>.png       RGB PNG at the model's input size
     golden/expected.json        GoldenSet below
 
-``convert`` writes packs; the device (``device.install``) checks and installs them.
+``convert`` writes packs; the device (``device.packs.install``) checks and installs them.
 """
 
 from __future__ import annotations

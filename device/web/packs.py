@@ -1,6 +1,6 @@
 """Model packs page (technician, admin): installed packs with their cards, upload a
 pack (the same checks, self-test and atomic switch as ``python -m device flash``,
-through ``device.install``), roll back. The running service reloads its models
+through ``device.packs.install``), roll back. The running service reloads its models
 after each switch, so no restart is needed."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
 from device.card import CardError, load_card
-from device.install import InstallError, PackInfo, install_pack, list_packs, rollback
 from device.models import ModelSetError, read_manifest
+from device.packs.install import InstallError, PackInfo, install_pack, list_packs, rollback
 from device.web.auth import current_user, roles_required
 from device.web.common import ctx
 from device.web.status import FIGURES, card_summary, pack_status

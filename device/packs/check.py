@@ -5,7 +5,7 @@ Checks, in order, each problem worded so a person can act on it:
 1. the file is a tar;
 2. its members are safe: relative paths without '..', regular files only (no
    links, devices or fifos), no duplicates, bounded sizes and count;
-3. manifest.json matches device.pack.PackManifest;
+3. manifest.json matches device.packs.manifest.PackManifest;
 4. every listed file is present with its sha256, and no file is unlisted;
 5. the signature (Ed25519 over manifest.json's bytes): required when a public key
    is configured; a signature without a key is noted, not checked;
@@ -39,7 +39,7 @@ from device.card import CardError, load_card
 from device.errors import validation_problems
 from device.imageio import ImageError, read_image
 from device.interpreter import GradeModel, InterpreterError
-from device.pack import (
+from device.packs.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
     GoldenSet,

@@ -151,7 +151,11 @@ def do_serve(args: argparse.Namespace) -> int:
     if args.host not in ("127.0.0.1", "localhost", "::1"):
         log.warning("listening on %s: other computers can reach the studio", args.host)
     print(f"labelling studio on http://{args.host}:{args.port}/ (Ctrl+C to stop)")
-    serve(app, host=args.host, port=args.port, threads=4)
+    try:
+        serve(app, host=args.host, port=args.port, threads=4)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}); "
+                        "choose another --port") from None
     return 0
 
 
@@ -223,7 +227,11 @@ def do_status(args: argparse.Namespace) -> int:
         print(f"{n[0]} photos, {n[1] or 0} for several raters")
         for user in list_users(db):
             p = progress(db, user.name)
-            print(f"  {user.role.value:<12}{user.name:<20}{p.done} done, {p.remaining} waiting")
+            ungraded = db.execute(
+                "SELECT COUNT(*) FROM boxes WHERE rater = ? AND (erythema IS NULL OR"
+                " excoriation IS NULL OR lichenification IS NULL)", (user.name,)).fetchone()[0]
+            print(f"  {user.role.value:<12}{user.name:<20}{p.done} done, {p.remaining} waiting"
+                  + (f", {ungraded} box(es) without all three grades" if ungraded else ""))
         print(f"adjudication queue: {len(adjudication_queue(db))} lesion(s)")
     finally:
         db.close()

@@ -16,7 +16,7 @@ import sqlite3
 from collections import Counter
 from dataclasses import dataclass
 
-from device.storemodel import RegionScan, scan_from_row
+from device.store.model import RegionScan, scan_from_row
 from device.vocab import MODEL_SIGNS
 
 log = logging.getLogger(__name__)

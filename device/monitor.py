@@ -19,7 +19,7 @@ import logging
 import sqlite3
 from dataclasses import dataclass
 
-from device.storemodel import final_col, model_col
+from device.store.model import final_col, model_col
 from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ import pytest
 
 from device.easi import Band
 from device.store import DB_NAME, Store
-from device.storemodel import StoreError, VisitStatus
+from device.store.model import StoreError, VisitStatus
 from device.vocab import REGIONS, Region, Sign
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)
@@ -249,6 +249,7 @@ KILLER = textwrap.dedent("""
     import sys, time
     import numpy as np
     import device.store as st
+    import device.store.db as store_db
     from device.vocab import Region, Sign
 
     def hook(what):
@@ -256,7 +257,7 @@ KILLER = textwrap.dedent("""
         time.sleep(60)
 
     s = st.Store(sys.argv[1])
-    st._mid_save_hook = hook
+    store_db._mid_save_hook = hook
     if sys.argv[2] == "save":
         s.save_region_scan(int(sys.argv[3]), Region.TRUNK, grades={Sign.ERYTHEMA: 3},
                            image=np.zeros((16, 16, 3), np.uint8))
@@ -317,7 +318,7 @@ def test_kill_9_mid_save_leaves_previous_state(tmp_path, op):
 
 def test_unknown_ids_are_typed_not_found(store):
     from device.errors import NotFound, http_status
-    from device.storemodel import StoreError
+    from device.store.model import StoreError
 
     for call in (lambda: store.get_patient("nobody"), lambda: store.get_visit(999)):
         with pytest.raises(NotFound) as err:

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from device.store import DB_NAME, Store
-from device.storemodel import V2_COLUMNS, Capture
+from device.store.model import V2_COLUMNS, Capture
 from device.vocab import Region, Sign
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)

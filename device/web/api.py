@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, request
 from flask_wtf.csrf import generate_csrf
 
-from device.storemodel import StoreError
+from device.store.model import StoreError
 from device.web import packs as packs_view
 from device.web import scan as scan_view
 from device.web import visits as visits_view

@@ -38,7 +38,7 @@ from device.imageio import encode_jpeg
 from device.models import ModelSetError
 from device.pipeline import ScanError, ScanResult
 from device.preview import StreamState
-from device.storemodel import Capture, StoreError
+from device.store.model import Capture, StoreError
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
 from device.web import stream
 from device.web.auth import current_user, roles_required

@@ -19,7 +19,7 @@ from flask import (
 )
 
 from device.easi import EASI_SIGNS
-from device.storemodel import StoreError, VisitStatus
+from device.store.model import StoreError, VisitStatus
 from device.vocab import MODEL_SIGNS, REGIONS, Sign, parse_region
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, form_int, store

@@ -49,13 +49,20 @@ class Sample:
 @dataclass
 class LoadReport:
     root: Path
-    layout: str  # FOLDERS or MANIFEST
+    layout: str  # FOLDERS or MANIFEST (or "mixed": several roots, see trainer.roots)
     samples: list[Sample]
     skipped: list[tuple[Path, str]] = field(default_factory=list)  # (path, reason)
+    roots: tuple[Path, ...] = ()  # every root when several were read together
+
+    @property
+    def key_root(self) -> Path | tuple[Path, ...]:
+        """What split keys are relative to: the root, or all roots (trainer.split)."""
+        return self.roots if len(self.roots) > 1 else self.root
 
     def summary(self, max_listed: int = 20) -> str:
         """Counts per sign x grade, then every skipped path with its reason (up to max_listed)."""
-        lines = [f"{len(self.samples)} images loaded from {self.root} ({self.layout} layout)"]
+        where = f"{len(self.roots)} data roots" if len(self.roots) > 1 else str(self.root)
+        lines = [f"{len(self.samples)} images loaded from {where} ({self.layout} layout)"]
         for sign in MODEL_SIGNS:
             counts = Counter(s.grades[sign] for s in self.samples if sign in s.grades)
             if counts:

@@ -136,7 +136,7 @@ def grade_counts(samples, sign: Sign) -> list[int]:
 class Run:
     dir: Path
     config: dict
-    data_root: Path | None = None  # overrides config["data"] (data moved since training)
+    data_root: Path | list[Path] | None = None  # overrides config["data"] (data moved)
     _split: Any = field(default=None, repr=False)
     _samples: Any = field(default=None, repr=False)
 
@@ -165,7 +165,15 @@ class Run:
 
     @property
     def data(self) -> Path:
-        return Path(self.data_root or self.config["data"])
+        return self.data_roots[0]
+
+    @property
+    def data_roots(self) -> list[Path]:
+        """Every data root the run trained on (several with ``--data A --data B``)."""
+        if self.data_root:
+            return [Path(p) for p in self.data_root] if isinstance(self.data_root, list) else [
+                Path(self.data_root)]
+        return [Path(p) for p in self.config.get("data_roots") or [self.config["data"]]]
 
     @property
     def synthetic(self) -> bool:
@@ -190,11 +198,12 @@ class Run:
 
     def _train_val(self):
         if self._samples is None:
-            from trainer.data import DataError, load_dataset
+            from trainer.data import DataError
+            from trainer.roots import load_roots
             from trainer.split import apply_split
 
             try:
-                report = load_dataset(self.data, check_images=False)
+                report = load_roots(self.data_roots, check_images=False)
             except DataError as exc:
                 raise RunError(f"{self.dir}: cannot read its data at {self.data} ({exc}); "
                                "pass --data DIR if the data set moved") from exc
@@ -224,7 +233,8 @@ class Run:
         split_file = self.dir / self.config.get("split", SPLIT_FILE)
         digest = hashlib.sha256(split_file.read_bytes()).hexdigest() if split_file.exists() else None
         return TrainingDataSummary(
-            source="synthetic" if self.synthetic else str(self.config.get("data_source") or self.data),
+            source="synthetic" if self.synthetic else str(self.config.get("data_source") or " + ".join(
+                str(r) for r in self.data_roots)),
             synthetic=self.synthetic,
             n_train=len(train),
             n_val=len(val),
@@ -237,8 +247,10 @@ class Run:
         return read_json(self.dir / METRICS_FILE)
 
 
-def load_run(rundir: Path | str, *, data_root: Path | str | None = None) -> Run:
-    """Reload a run from its directory alone (``data_root`` if the data set moved)."""
+def load_run(rundir: Path | str, *,
+             data_root: Path | str | list[Path | str] | None = None) -> Run:
+    """Reload a run from its directory alone (``data_root``: where its data root, or
+    roots in the order trained on, are now, if they moved)."""
     rundir = Path(rundir).resolve()
     if not rundir.is_dir():
         raise RunError(f"{rundir}: not a directory; pass the --out folder of a training run")
@@ -246,4 +258,10 @@ def load_run(rundir: Path | str, *, data_root: Path | str | None = None) -> Run:
     for key in ("backbone", "image_size"):
         if key not in config:
             raise RunError(f"{rundir / CONFIG_FILE}: field {key!r} missing")
-    return Run(dir=rundir, config=config, data_root=Path(data_root).resolve() if data_root else None)
+    if isinstance(data_root, (list, tuple)):
+        moved: Path | list[Path] | None = [Path(p).resolve() for p in data_root] or None
+        if moved is not None and len(moved) == 1:
+            moved = moved[0]
+    else:
+        moved = Path(data_root).resolve() if data_root else None
+    return Run(dir=rundir, config=config, data_root=moved)

@@ -1,7 +1,9 @@
 """Grade-stratified train/validation split (the paper's 70/30), grouped by patient.
 
 A split is written to a JSON file so that training, evaluation and conversion all use the same
-held-out images. Paths are stored relative to the data root, sorted.
+held-out images. Paths are stored relative to the data root, sorted; with several roots
+(``--data A --data B``) as ``@<i>/<path>`` relative to the i-th root, and a patient id
+groups its images across roots.
 
 Stratification: for one sign, by that sign's grade; for ``sign=None`` (multi-sign models), by the
 grades of all three model signs jointly (so erythema, the contract's key, is stratified too).
@@ -18,7 +20,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -40,6 +42,7 @@ class Split:
     data_root: str
     train: list[str]  # paths relative to data root, sorted
     val: list[str]
+    data_roots: list[str] = field(default_factory=list)  # all roots, when several
 
     def sha256(self) -> str:
         """Digest of the membership (not of the file's formatting): same sets -> same digest."""
@@ -47,8 +50,19 @@ class Split:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def relative_key(path: Path, root: Path) -> str:
-    """``path`` relative to ``root`` in POSIX form (absolute if outside the root)."""
+def relative_key(path: Path, root: Path | Sequence[Path]) -> str:
+    """``path`` relative to ``root`` in POSIX form (absolute if outside the root); with
+    several roots, ``@<i>/<path>`` for the first root ``i`` that holds it."""
+    if not isinstance(root, (str, Path)):
+        roots = [Path(r) for r in root]
+        if len(roots) != 1:
+            for i, one in enumerate(roots):
+                try:
+                    return f"@{i}/" + Path(path).resolve().relative_to(one.resolve()).as_posix()
+                except ValueError:
+                    continue
+            return Path(path).resolve().as_posix()
+        root = roots[0]
     try:
         return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
     except ValueError:
@@ -67,7 +81,7 @@ def _strata(samples: Sequence[Sample], sign: Sign | None) -> np.ndarray:
 
 
 def make_split(samples: Iterable[Sample], sign: Sign | None, *, seed: int = 0,
-               val_fraction: float = 0.3, root: Path) -> Split:
+               val_fraction: float = 0.3, root: Path | Sequence[Path]) -> Split:
     """Split ``samples`` (only those graded for ``sign`` when a sign is given)."""
     if not 0.0 < val_fraction < 1.0:
         raise ValueError(f"val_fraction must lie strictly between 0 and 1, got {val_fraction}")
@@ -87,8 +101,10 @@ def make_split(samples: Iterable[Sample], sign: Sign | None, *, seed: int = 0,
     for g, name in enumerate(names):
         keys = [relative_key(pool[i].path, root) for i in groups[name]]
         (val if in_val[g] else train).extend(keys)
+    roots = [Path(root)] if isinstance(root, (str, Path)) else [Path(r) for r in root]
     split = Split(sign=sign, seed=seed, val_fraction=val_fraction,
-                  data_root=str(Path(root).resolve()), train=sorted(train), val=sorted(val))
+                  data_root=str(roots[0].resolve()), train=sorted(train), val=sorted(val),
+                  data_roots=[str(r.resolve()) for r in roots] if len(roots) > 1 else [])
     log.info("split %s: %d train, %d val (%d groups)", sign or "all signs",
              len(split.train), len(split.val), len(names))
     if not split.train or not split.val:
@@ -149,7 +165,8 @@ def load_split(path: Path) -> Split:
         sign = parse_sign(data["sign"], model_only=True) if data["sign"] else None
         split = Split(sign=sign, seed=int(data["seed"]), val_fraction=float(data["val_fraction"]),
                       data_root=str(data["data_root"]), train=[str(p) for p in data["train"]],
-                      val=[str(p) for p in data["val"]])
+                      val=[str(p) for p in data["val"]],
+                      data_roots=[str(p) for p in data.get("data_roots") or []])
     except (KeyError, TypeError, ValueError) as exc:
         raise DataError(f"split file {path}: bad or missing field ({exc})") from exc
     overlap = set(split.train) & set(split.val)
@@ -164,9 +181,10 @@ def apply_split(report_or_samples: LoadReport | Iterable[Sample],
     """(train, val) samples in the split's order. Paths are matched relative to the report's
     root (or the split's data_root for a bare sample list), so a moved data set still matches."""
     if isinstance(report_or_samples, LoadReport):
-        root, samples = report_or_samples.root, report_or_samples.samples
+        root, samples = report_or_samples.key_root, report_or_samples.samples
     else:
-        root, samples = Path(split.data_root), list(report_or_samples)
+        root = tuple(Path(r) for r in split.data_roots) or Path(split.data_root)
+        samples = list(report_or_samples)
     by_key = {relative_key(s.path, root): s for s in samples}
     missing = [k for k in split.train + split.val if k not in by_key]
     if missing:

@@ -26,7 +26,7 @@ class SweepError(ValueError):
 
 @dataclass
 class SweepConfig:
-    data: str
+    data: str | list[str]  # one data root or several (trainer.roots)
     out: str
     backbones: list[str]
     signs: list[Sign] = field(default_factory=lambda: list(MODEL_SIGNS))

@@ -94,7 +94,7 @@ def make_strategy(plan: StrategyPlan):
 
 @dataclass
 class TrainConfig:
-    data: str
+    data: str | list[str]  # one data root, or several read together (trainer.roots)
     out: str
     sign: str | None = Sign.ERYTHEMA.value  # None with multi_sign
     backbone: str = "resnet101_v1"
@@ -161,12 +161,17 @@ def _checkpointer(rundir: Path, state: dict, steps_per_epoch: int, patience: int
 
 
 def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool):
-    from trainer.data import MANIFEST, DataError, load_dataset, samples_for_sign
+    from trainer.data import FOLDERS, DataError, samples_for_sign
+    from trainer.roots import load_roots
     from trainer.split import apply_split, load_split, make_split, save_split
 
     try:
-        report = load_dataset(Path(cfg.data))
-        if cfg.multi_sign and report.layout != MANIFEST:
+        report = load_roots(cfg.data)
+        if len(report.roots) > 1:
+            from trainer.roots import format_shares
+
+            log.info("%s", format_shares(report))
+        if cfg.multi_sign and report.layout == FOLDERS:
             raise TrainError(f"{cfg.data}: --multi-sign needs the manifest layout (manifest.csv "
                              "grading several signs per image), found the folder layout")
         pool = report.samples if cfg.multi_sign else samples_for_sign(report.samples, signs[0])
@@ -182,7 +187,7 @@ def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool)
             split = load_split(split_path)
         else:
             split = make_split(pool, None if cfg.multi_sign else signs[0], seed=cfg.seed,
-                               val_fraction=cfg.val_fraction, root=Path(cfg.data))
+                               val_fraction=cfg.val_fraction, root=report.key_root)
         save_split(split, split_path)
         train, val = apply_split(report, split)
     except DataError as exc:
@@ -197,12 +202,16 @@ def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool)
 
 def _resolve(cfg: TrainConfig, rundir: Path, signs: list[Sign], plan: StrategyPlan,
              started: bool) -> dict:
+    from trainer.roots import as_roots
+
+    roots = as_roots(cfg.data)
     resolved = asdict(cfg)
     resolved.update(
-        data=str(Path(cfg.data).resolve()), out=str(rundir), split=SPLIT_FILE,
+        data=str(roots[0].resolve()), data_roots=[str(r.resolve()) for r in roots],
+        out=str(rundir), split=SPLIT_FILE,
         split_source=str(Path(cfg.split).resolve()) if cfg.split else None,
         sign=None if cfg.multi_sign else signs[0].value, signs=[s.value for s in signs],
-        synthetic=is_synthetic(Path(cfg.data)), optimizer="sgd", strategy=plan.kind,
+        synthetic=all(is_synthetic(r) for r in roots), optimizer="sgd", strategy=plan.kind,
         mixed_precision=plan.mixed_precision, software_version=device.__version__)
     old_path = rundir / CONFIG_FILE
     if started and old_path.exists():  # a run with a checkpoint: only the same run continues

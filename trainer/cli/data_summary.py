@@ -1,4 +1,5 @@
-"""``python -m trainer data-summary DIR [--split FILE]``: counts per sign x grade x split.
+"""``python -m trainer data-summary DIR [DIR ...] [--split FILE]``: counts per sign x grade
+x split, and each root's share when several roots are read together.
 
 Without ``--split`` the default split is made in memory (seed 0, 30 % validation, per sign).
 With ``--split FILE``: an existing file is read and applied; a missing one is made (from
@@ -19,7 +20,8 @@ log = logging.getLogger(__name__)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("data", type=Path, metavar="DIR", help="data set root (either layout)")
+    parser.add_argument("data", type=Path, metavar="DIR", nargs="+",
+                        help="data set root (either layout); several are read as one set")
     parser.add_argument("--split", type=Path, metavar="FILE",
                         help="split JSON to apply (made and written there if it does not exist)")
     parser.add_argument("--sign", default=None,
@@ -32,7 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from trainer.data import DataError, load_dataset, samples_for_sign
+    from trainer.data import DataError, samples_for_sign
+    from trainer.roots import format_shares, load_roots
     from trainer.split import apply_split, load_split, make_split, save_split
 
     try:
@@ -42,8 +45,10 @@ def run(args: argparse.Namespace) -> int:
     if not 0.0 < args.val_fraction < 1.0:
         raise UserError(f"--val-fraction must lie between 0 and 1, got {args.val_fraction}")
     try:
-        report = load_dataset(args.data, check_images=not args.no_check_images)
+        report = load_roots(args.data, check_images=not args.no_check_images)
         print(report.summary())
+        if len(report.roots) > 1:
+            print(format_shares(report))
         print()
         if args.split and args.split.exists():
             split = load_split(args.split)
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"split file {args.split} (seed {split.seed}, sha256 {split.sha256()[:12]})")
         elif args.split:
             split = make_split(report.samples, sign, seed=args.seed,
-                               val_fraction=args.val_fraction, root=report.root)
+                               val_fraction=args.val_fraction, root=report.key_root)
             save_split(split, args.split)
             sides = apply_split(report, split)
             splits = {s: sides for s in _signs_of(sign)}
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
                 pool = samples_for_sign(report.samples, s)
                 if pool:
                     one = make_split(pool, s, seed=args.seed, val_fraction=args.val_fraction,
-                                     root=report.root)
+                                     root=report.key_root)
                     splits[s] = apply_split(report, one)
             print(f"default split (seed {args.seed}, {args.val_fraction:.0%} validation, per sign;"
                   " not saved: pass --split FILE to keep one)")

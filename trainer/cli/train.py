@@ -13,7 +13,9 @@ log = logging.getLogger(__name__)
 
 def add_common(parser: argparse.ArgumentParser) -> None:
     """Arguments shared with ``python -m trainer sweep``."""
-    parser.add_argument("--data", required=True, help="data root (folder layout or manifest.csv)")
+    parser.add_argument("--data", required=True, action="append", metavar="DIR",
+                        help="data root (folder layout or manifest.csv); repeat it to train on "
+                        "several roots together (e.g. a device export and synthetic data)")
     parser.add_argument("--image-size", type=int, default=224, help="square input size in pixels")
     parser.add_argument("--steps", type=int, default=10_000, help="most training iterations (paper: 10,000)")
     parser.add_argument("--lr", type=float, default=0.01, help="SGD learning rate (paper: 0.01)")

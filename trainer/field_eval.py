@@ -23,7 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.vocab import NUM_GRADES
+from device.card import HeldOutMetrics
+from device.vocab import NUM_GRADES, Sign
 from trainer.data import MANIFEST_NAME, load_dataset
 from trainer.roots import file_sha256
 
@@ -46,15 +47,29 @@ def is_device_export(root: Path) -> bool:
 
 
 @dataclass(frozen=True)
+class SignFieldEval:
+    """One sign: the candidate run and the pack that graded the scans on the device."""
+
+    n: int
+    candidate: HeldOutMetrics
+    field_pack: HeldOutMetrics | None  # None: the export has no model grades for it
+
+    def to_dict(self) -> dict:
+        return {"n": self.n, "candidate": self.candidate.model_dump(mode="json"),
+                "field_pack": self.field_pack.model_dump(mode="json") if self.field_pack else None}
+
+
+@dataclass(frozen=True)
 class FieldEval:
     export: Path
     n_export: int
     left_out_trained_on: int | None  # None: the run's training data could not be checked
-    per_sign: dict  # sign -> {"candidate": metrics, "field_pack": metrics, "n": ...}
+    per_sign: dict[Sign, SignFieldEval]
 
     def to_dict(self) -> dict:
         return {"export": str(self.export), "n_export": self.n_export,
-                "left_out_trained_on": self.left_out_trained_on, "per_sign": self.per_sign,
+                "left_out_trained_on": self.left_out_trained_on,
+                "per_sign": {s.value: b.to_dict() for s, b in self.per_sign.items()},
                 "note": NOTE}
 
 
@@ -103,14 +118,12 @@ def evaluate_on_export(run, export: Path, *, model=None, write: bool = True) -> 
             continue
         truth = [int(samples[i].grades[sign]) for i in idx]
         p = probs[sign.value][idx] if isinstance(probs, dict) else probs[idx]
-        block = {"n": len(idx), "candidate": compute_metrics(truth, p)}
         fielded = [(t, field[samples[i].path.resolve()].get(f"{sign.value}_model", ""))
                    for t, i in zip(truth, idx, strict=True)]
         fielded = [(t, int(g)) for t, g in fielded if g.strip()]
-        if fielded:
-            block["field_pack"] = compute_metrics([t for t, _ in fielded],
-                                                  _one_hot([g for _, g in fielded]))
-        per_sign[sign.value] = block
+        pack = (compute_metrics([t for t, _ in fielded], _one_hot([g for _, g in fielded]))
+                if fielded else None)
+        per_sign[sign] = SignFieldEval(len(idx), compute_metrics(truth, p), pack)
     result = FieldEval(export, len(samples) + left_out, None if trained is None else left_out,
                        per_sign)
     if write:
@@ -128,10 +141,10 @@ def print_field_eval(result: FieldEval, backbone: str) -> None:
             else f"{result.left_out_trained_on} left out: the run trained on them")
     print(f"device export {result.export}: {result.n_export} images ({left})")
     for sign, block in result.per_sign.items():
-        print(f"{sign} / {backbone} (candidate), staff grades as truth: "
-              f"{format_metrics(block['candidate'])}")
-        if "field_pack" in block:
-            m = block["field_pack"]
-            print(f"{sign}, the pack that graded them on the device: accuracy {m['accuracy']:.4f}, "
-                  f"QWK {m['qwk']:.4f}, MAE {m['mae']:.4f}, n={m['n']}")
+        print(f"{sign.value} / {backbone} (candidate), staff grades as truth: "
+              f"{format_metrics(block.candidate)}")
+        if block.field_pack is not None:
+            m = block.field_pack
+            print(f"{sign.value}, the pack that graded them on the device: accuracy "
+                  f"{m.accuracy:.4f}, QWK {m.qwk:.4f}, MAE {m.mae:.4f}, n={m.n}")
     print(f"NOTE: {NOTE}")

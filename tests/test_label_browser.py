@@ -50,6 +50,15 @@ def _draw_and_grade(page, start, end, grades):
     page.mouse.move(box["x"] + end[0], box["y"] + end[1])
     page.mouse.up()
     expect(page.locator("#box-count")).to_have_text("1")
+    # drag the box by its inside 20 px right, undo that, then drag it 40 px right
+    for dx in (20, None, 40):
+        if dx is None:
+            page.keyboard.press("Control+z")
+            continue
+        page.mouse.move(box["x"] + start[0] + 30, box["y"] + start[1] + 30)
+        page.mouse.down()
+        page.mouse.move(box["x"] + start[0] + 30 + dx, box["y"] + start[1] + 30, steps=4)
+        page.mouse.up()
     for sign, g in grades.items():
         page.click(f"#sign-{sign} button[data-grade='{g}']")
 
@@ -93,6 +102,8 @@ def test_two_raters_adjudicator_agreement_export(chromium, studio, tmp_path):  #
     rows = db.execute("SELECT rater, x, y, w, h, erythema FROM boxes ORDER BY rater").fetchall()
     assert [(r["rater"], r["erythema"]) for r in rows] == [("alice", 0), ("bob", 3)]
     assert all(r["w"] == r["h"] > 30 for r in rows)  # square by default, in photo pixels
+    # canvas scale 640/120 (the 160x120 photo fills the 640 px high canvas): 60+40 px -> 18.75
+    assert abs(rows[0]["x"] - 100 / (640 / 120)) <= 2, tuple(rows[0])
     out = tmp_path / "agreement.json"
     assert trainer_main(["label", "agreement", str(project.root), "--json", str(out),
                          "--bootstrap", "50"]) == 0

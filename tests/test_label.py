@@ -234,6 +234,8 @@ def test_coco_round_trip(tmp_path):
         a = [(b.xywh, b.grades) for b in get_answer(db, p.id, "alice").boxes]
         d = [(b.xywh, b.grades) for b in get_answer(db, p.id, "dave").boxes]
         assert a == d
+    with pytest.raises(LabelError, match="--rater NAME"):
+        read_coco_labels(db, coco, None)
     doc["annotations"][1]["attributes"]["lichenification"] = 7
     coco.write_text(json.dumps(doc))
     with pytest.raises(LabelError, match="annotation 1.*lichenification"):

@@ -127,6 +127,9 @@ def read_csv_labels(db: sqlite3.Connection, path: Path, rater: str | None) -> li
 
 def _row(index: PhotoIndex, values: dict[str, object], rater: str | None, where: str) -> LabelRow:
     name = str(values.get("rater") or rater or "").strip()
+    if not name:
+        raise LabelError(f"{where}: no rater: add a rater column (or attribute) or pass "
+                         "--rater NAME")
     try:
         check_name(name)
     except LabelError as exc:

@@ -170,6 +170,10 @@ def test_consensus_median_and_adjudication(tmp_path):
     adjudicate(db, queued.lesion.anchor, "excoriation", 3, "carol")
     assert adjudication_queue(db) == []
     assert all_consensus(db)[0].grades[Sign.EXCORIATION] == 3
+    # r1 saves the photo again (new grades): the decision on the old ones no longer holds
+    write_labels(db, read_csv_labels(db, write_label_csv(tmp_path / "r1.csv", rows[:1]), None))
+    assert db.execute("SELECT COUNT(*) FROM adjudications").fetchone()[0] == 0
+    assert [c.disputed for c in adjudication_queue(db)] == [(Sign.EXCORIATION,)]
 
 
 def test_median_rounds_half_up():

@@ -118,6 +118,10 @@ def write_answer(db: sqlite3.Connection, photo: Photo, rater: str, answer: Annot
     """The writes of one save; the caller holds the transaction."""
     for n, box in enumerate(answer.boxes, start=1):
         box.check_inside(photo.width, photo.height, f"{where}, box {n}")
+    # A decision on a lesion holding one of these boxes was about grades that are being
+    # replaced: drop it (the lesion returns to the queue if its raters still disagree).
+    db.execute("DELETE FROM adjudications WHERE anchor_box IN"
+               " (SELECT id FROM boxes WHERE photo_id = ? AND rater = ?)", (photo.id, rater))
     db.execute("DELETE FROM boxes WHERE photo_id = ? AND rater = ?", (photo.id, rater))
     db.execute("INSERT OR REPLACE INTO answers VALUES (?, ?, ?, ?, ?)",
                (photo.id, rater, answer.status.value, answer.unusable, now()))

@@ -283,7 +283,8 @@ class PreviewHub:
                                      message, None)
             self._cond.notify_all()
         if was is not StreamState.CAMERA_LOST:
-            log.warning("preview: camera lost (%s); retrying", message)
+            # info, not warning: the camera's own warning is already in the recent errors
+            log.info("preview: camera lost (%s); retrying", message)
 
 
 def fit(rgb: np.ndarray, max_side: int) -> np.ndarray:

@@ -115,7 +115,7 @@ def test_staff_scans_overrides_saves_and_sees_easi(chromium, server, tmp_path):
             # new patient, then region + live preview
             expect(page.locator("#new-id")).to_be_visible()  # open: no patients yet
             page.fill("#new-id", "P-0042")
-            page.fill("#new-year", "1985")
+            page.select_option("#new-year", "1985")
             page.click("form:has(#new-id) button[type=submit]")
             expect(page.locator("#patient")).to_have_value("P-0042")
             page.click("label:has(input[value=trunk])")

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from device.store import DB_NAME, Store
-from device.store.model import V2_COLUMNS, Capture
+from device.store.model import SCHEMA_VERSION, V2_COLUMNS, Capture
 from device.vocab import Region, Sign
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)
@@ -94,7 +94,7 @@ def test_version_1_database_is_migrated(tmp_path):
     conn.commit()
     conn.close()
     s = Store(tmp_path, clock=lambda: T0)
-    assert s._conn().execute("PRAGMA user_version").fetchone()[0] == 2
+    assert s._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert s.get_scan(reviewed.id).reviewed.user == "ann"  # overridden: someone reviewed it
     assert s.get_scan(untouched.id).reviewed is None
     assert s.get_scan(untouched.id).frame_path is None

@@ -17,7 +17,13 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from device.store.model import SCHEMA, SCHEMA_VERSION, StoreError, migrate_v1_to_v2
+from device.store.model import (
+    SCHEMA,
+    SCHEMA_VERSION,
+    StoreError,
+    migrate_to_v3,
+    migrate_v1_to_v2,
+)
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +79,8 @@ class Database:
                     conn.execute(statement)
             if found == 1:
                 migrate_v1_to_v2(conn)
+            if 0 < found < 3:
+                migrate_to_v3(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

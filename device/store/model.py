@@ -14,7 +14,7 @@ from device.vocab import MODEL_SIGNS, Region, Sign
 #: PRAGMA user_version of the database this code writes; a newer one is refused.
 #: 2: the full frame, crop box, crop mode and quality measures of each scan; who
 #: confirmed its grades (reviewed_*) and the role behind each override.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class StoreError(InvalidInput):
@@ -73,6 +73,28 @@ def migrate_v1_to_v2(conn: sqlite3.Connection) -> None:
                  f"reviewed_at = COALESCE({at}) WHERE reviewed_by IS NULL")
 
 
+#: Columns schema 3 added: who moved the crop square on the captured frame, and when.
+V3_COLUMNS: tuple[tuple[str, str], ...] = (("crop_by", "TEXT"), ("crop_at", "TEXT"))
+
+
+def migrate_to_v3(conn: sqlite3.Connection) -> None:
+    """Add schema 3's columns (after migrate_v1_to_v2 for a version-1 file)."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
+    for name, kind in V3_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE region_scans ADD COLUMN {name} {kind}")
+
+
+class CropOrigin(str, Enum):
+    """How a scan's crop square was chosen, as the store records it (``crop_mode``):
+    the crop modes of device.config.CropMode, or moved by staff on the frozen frame."""
+
+    GUIDE = "guide"
+    AUTO = "auto"
+    BOX = "box"
+    MOVED = "moved"
+
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS patients (
     id TEXT PRIMARY KEY,
@@ -109,7 +131,9 @@ CREATE TABLE IF NOT EXISTS region_scans (
     quality TEXT,
     reviewed_by TEXT,
     reviewed_role TEXT,
-    reviewed_at TEXT
+    reviewed_at TEXT,
+    crop_by TEXT,
+    crop_at TEXT
 );
 CREATE INDEX IF NOT EXISTS region_scans_visit ON region_scans(visit_id, region);
 CREATE TABLE IF NOT EXISTS grade_changes (
@@ -197,6 +221,8 @@ class RegionScan:
     crop_mode: str | None = None
     quality: dict[str, float] = field(default_factory=dict)
     reviewed: Review | None = None
+    crop_by: str | None = None  # who moved the crop square (crop_mode "moved"), and when
+    crop_at: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -212,6 +238,7 @@ class RegionScan:
             "crop_box": list(self.crop_box) if self.crop_box else None,
             "crop_mode": self.crop_mode, "quality": dict(self.quality),
             "reviewed": asdict(self.reviewed) if self.reviewed else None,
+            "crop_by": self.crop_by, "crop_at": self.crop_at,
         }
 
 
@@ -235,4 +262,5 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
         quality=json.loads(row["quality"]) if row["quality"] else {},
         reviewed=Review(row["reviewed_by"], row["reviewed_at"], row["reviewed_role"])
         if row["reviewed_by"] else None,
+        crop_by=row["crop_by"], crop_at=row["crop_at"],
     )

@@ -23,6 +23,7 @@ from device.imageio import encode_jpeg, encode_png
 from device.store.db import IMAGES_DIR, NOW, iso
 from device.store.model import (
     Capture,
+    CropOrigin,
     RecordNotFoundError,
     RegionScan,
     StoreError,
@@ -166,6 +167,41 @@ class ScanRecords(PatientRecords):
                 [(scan_id, field, row[col], new, user, now) for field, col, new in audit])
             conn.execute("UPDATE visits SET updated = ? WHERE id = ?", (now, row["visit_id"]))
         return self.get_scan(scan_id)
+
+    def regrade_scan(self, scan_id: int, *, grades: Mapping[Sign, int],
+                     probs: Mapping[Sign, Sequence[float]], review: bool,
+                     image: np.ndarray, box: tuple[int, int, int, int], user: str) -> RegionScan:
+        """Staff moved the crop square on the scan's frame and the models graded it again:
+        the new crop, box (crop mode "moved", by ``user``), model grades, probabilities and
+        review flag replace the old. An overridden sign keeps its override; the others'
+        final grades follow the new model grades. Model grade changes are audited."""
+        old = self.get_scan(scan_id)
+        rel_path = self._keep(old.visit_id, image, lossless=True) if self.keep_images else None
+        updates: dict[str, Any] = {
+            "image_path": rel_path, "review": int(bool(review)), "crop_box": json.dumps(
+                [int(v) for v in box]), "crop_mode": CropOrigin.MOVED.value, "crop_by": user,
+            "crop_at": NOW}
+        audit = []
+        for sign in MODEL_SIGNS:
+            grade = int(grades[Sign(sign)])
+            if not 0 <= grade < NUM_GRADES or len(probs[sign]) != NUM_GRADES:
+                raise StoreError(f"regrade of scan {scan_id}: bad grade or probabilities for "
+                                 f"{sign.value}")
+            updates[model_col(sign)] = grade
+            updates[prob_col(sign)] = json.dumps([float(p) for p in probs[sign]])
+            if sign not in old.overrides:
+                updates[final_col(sign)] = float(grade)
+            if grade != old.model_grades.get(sign):
+                audit.append((f"{sign.value} (model, moved crop)", model_col(sign), grade))
+        try:
+            scan = self._change(scan_id, updates, audit, user, "regrade_scan")
+        except BaseException:
+            if rel_path:
+                (self.data_dir / rel_path).unlink(missing_ok=True)
+            raise
+        if old.image_path and old.image_path != rel_path:
+            (self.data_dir / old.image_path).unlink(missing_ok=True)  # the superseded crop
+        return scan
 
     def override_grade(self, scan_id: int, sign: Sign, grade: float, user: str,
                        role: str | None = None) -> RegionScan:

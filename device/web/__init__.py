@@ -100,7 +100,8 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
 
     @app.context_processor
     def _globals() -> dict[str, Any]:
-        return {"device_name": config.device_name, "software_version": device.__version__}
+        return {"device_name": config.device_name, "software_version": device.__version__,
+                "this_year": dt.date.today().year}
 
     @app.after_request
     def _headers(response: Any) -> Any:
@@ -120,9 +121,9 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
 
 
 def _register(app: Flask) -> None:
-    from device.web import api, dataexport, packs, scan, status, stream, visits
+    from device.web import adjust, api, dataexport, packs, scan, status, stream, visits
 
-    for module in (status, scan, stream, visits, packs, api, dataexport):
+    for module in (status, scan, stream, adjust, visits, packs, api, dataexport):
         app.register_blueprint(module.bp)
 
     @app.route("/")

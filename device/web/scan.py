@@ -40,7 +40,7 @@ from device.pipeline import ScanError, ScanResult
 from device.preview import StreamState
 from device.store.model import Capture, StoreError
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
-from device.web import stream
+from device.web import adjust, stream
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, ctx, form_float, store
 from device.web.uploads import UploadError, decode_image
@@ -110,6 +110,8 @@ def save_scan(visit_id: int, region: Region, result: ScanResult) -> Any:
     except StoreError as exc:
         abort_store(exc)
     live().remember(scan.id, result)
+    if result.image is not None:  # staff may move the crop square on this frame next
+        adjust.frame_cache().put(scan.id, result.image)
     log.info("%s scanned %s for visit %s (scan %s, review %s)", current_user().username,
              region.value, visit_id, scan.id, result.review)
     return scan
@@ -244,7 +246,7 @@ def _result_page(scan_id: int, status: int = 200) -> Any:
     return render_template(
         "result.html", nav="scan", scan=scan, visit=visit, patient=patient, changes=changes,
         details=live().results.get(scan_id), MODEL_SIGNS=MODEL_SIGNS, Grade=Grade, Sign=Sign,
-        valid_grades=VALID_GRADES), status
+        valid_grades=VALID_GRADES, frame_size=adjust.frame_size(scan)), status
 
 
 @bp.route("/scan/result/<int:scan_id>")

@@ -1,0 +1,120 @@
+"""Moving the crop square after Capture (staff): the frozen frame, and "Grade this square".
+
+``GET /scan/result/<id>/frame.jpg`` is the captured frame; ``POST
+/scan/result/<id>/regrade`` (form: box_x, box_y, box_w, box_h in frame pixels) and
+``POST /api/scans/<id>/regrade`` (JSON ``{"box": [x, y, w, h]}``) grade the same
+frame again inside the moved square (device.recrop) and record who moved it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    request,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
+
+from device.errors import AtopiscanError, http_status
+from device.imageio import encode_jpeg
+from device.pipeline import ScanError
+from device.recrop import FrameCache, FrameGone, regrade, scan_frame
+from device.store.model import StoreError
+from device.web.auth import current_user, roles_required
+from device.web.common import abort_store, ctx, store
+from device.web.users import Role
+
+log = logging.getLogger(__name__)
+
+bp = Blueprint("adjust", __name__)
+
+#: Longest side of the frozen frame sent to the page (the square is mapped back to pixels).
+FRAME_SIDE = 960
+
+
+def frame_cache() -> FrameCache:
+    return current_app.extensions.setdefault("atopiscan.frames", FrameCache())
+
+
+def frame_size(scan: Any) -> tuple[int, int] | None:
+    """(width, height) of the scan's captured frame, or None when it is no longer kept."""
+    frame = frame_cache().get(scan.id)
+    if frame is not None:
+        return frame.shape[1], frame.shape[0]
+    if scan.frame_path and (store().data_dir / scan.frame_path).is_file():
+        from PIL import Image
+
+        with Image.open(store().data_dir / scan.frame_path) as image:
+            return image.size
+    return None
+
+
+def _scan(scan_id: int) -> Any:
+    try:
+        return store().get_scan(scan_id)
+    except StoreError as exc:
+        abort_store(exc)
+
+
+@bp.route("/scan/result/<int:scan_id>/frame.jpg")
+@roles_required(Role.STAFF)
+def frame(scan_id: int) -> Response:
+    try:
+        rgb = scan_frame(_scan(scan_id), store(), frame_cache())
+    except FrameGone as exc:
+        abort(404, description=str(exc))
+    return Response(encode_jpeg(rgb, 85, max_side=FRAME_SIDE), mimetype="image/jpeg")
+
+
+def _regrade(scan_id: int, box: Any) -> Any:
+    """Run the regrade; a typed failure becomes its HTTP error with the reason."""
+    if not isinstance(box, (list, tuple)) or len(box) != 4:
+        abort(400, description="box: give four numbers x, y, w, h (pixels of the captured frame)")
+    try:
+        numbers = tuple(float(v) for v in box)
+    except (TypeError, ValueError):
+        abort(400, description=f"box: {box!r} is not four numbers x, y, w, h")
+    try:
+        done = regrade(ctx().service.scanner, store(), frame_cache(), scan_id, numbers,
+                       current_user().username)
+    except (AtopiscanError, StoreError, ScanError) as exc:
+        abort(http_status(exc), description=str(exc))
+    from device.web.scan import live
+
+    live().remember(scan_id, done.result)
+    return done
+
+
+@bp.route("/scan/result/<int:scan_id>/regrade", methods=["POST"])
+@roles_required(Role.STAFF)
+def regrade_form(scan_id: int) -> Any:
+    box = [request.form.get(f"box_{k}") for k in ("x", "y", "w", "h")]
+    try:
+        _regrade(scan_id, box)
+    except HTTPException as exc:  # show the reason on the result page, grades unchanged
+        from device.web.scan import _result_page
+
+        flash(f"Not regraded: {exc.description}", "error")
+        return _result_page(scan_id, exc.code or 400)
+    flash("Graded the square you moved.", "info")
+    return redirect(url_for("scan.result_page", scan_id=scan_id))
+
+
+@bp.route("/api/scans/<int:scan_id>/regrade", methods=["POST"])
+@roles_required(Role.STAFF)
+def regrade_api(scan_id: int) -> Any:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict) or set(body) != {"box"}:
+        abort(400, description='send a JSON object {"box": [x, y, w, h]} (frame pixels)')
+    done = _regrade(scan_id, body["box"])
+    return jsonify(scan=done.scan.to_dict(), result=done.result.to_dict(),
+                   changes=store().grade_changes(scan_id))

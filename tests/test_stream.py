@@ -60,6 +60,7 @@ def served(tmp_path):
     client = app.test_client()
     assert login(client, "nurse").status_code == 302
     cookie = f"atopiscan_session={client.get_cookie('atopiscan_session').value}"
+    app.config["TEST_CLIENT"] = client
     srv = create_server(app, host="127.0.0.1", port=0, **server_options())
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -81,6 +82,27 @@ def test_the_stream_needs_a_login(tmp_path):
         resp = client.get(path)
         assert resp.status_code == 302 and "/login" in resp.location
         assert b"\xff\xd8" not in resp.data
+
+
+def test_an_open_stream_ends_when_its_login_ends(served, monkeypatch):
+    from web_support import csrf_token
+
+    from device.web import stream
+
+    monkeypatch.setattr(stream, "SESSION_CHECK_S", 0.2)
+    base, cookie, app, raw = served
+    result = {}
+    reader = threading.Thread(target=lambda: result.update(
+        count=count_frames(f"{base}/scan/stream.mjpg", cookie, 30.0)))
+    reader.start()
+    assert _until(lambda: "atopiscan.preview" in app.extensions
+                  and _hub(app).stats().frames > 3)
+    client = app.config["TEST_CLIENT"]
+    started = time.monotonic()
+    assert client.post("/logout", data={"csrf_token": csrf_token(client)}).status_code == 302
+    reader.join(10)
+    assert not reader.is_alive() and time.monotonic() - started < 5  # not the 30 s asked
+    assert _until(lambda: _hub(app).stats().viewers == 0)
 
 
 def test_frames_arrive_at_the_rate_the_camera_thread_publishes(served):

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
-from flask import Blueprint, Response, current_app
+from flask import Blueprint, Response, current_app, session
 
 from device.hints import HintEngine
 from device.preview import PreviewHub, StreamSettings
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 bp = Blueprint("stream", __name__)
 
 BOUNDARY = "atopiscan-frame"
+#: An open stream re-checks its login this often: a logout or password change ends it.
+SESSION_CHECK_S = 5.0
 _HUB_KEY = "atopiscan.preview"
 _hub_lock = threading.Lock()
 
@@ -47,11 +50,36 @@ def hub() -> PreviewHub:
     return found
 
 
-def mjpeg_parts(preview: PreviewHub, *, wait: float = 5.0) -> Iterator[bytes]:
+def login_check() -> Callable[[], bool]:
+    """Whether the request's login still holds, for a stream that outlives its request:
+    the session id must stay live (no logout, no password change) and the stream ends
+    after the idle limit, as an untouched page's session would (the page then reloads
+    to the login). Checked at most every SESSION_CHECK_S seconds."""
+    sessions = current_app.extensions["atopiscan.sessions"]
+    sid = session.get("sid")
+    deadline = time.monotonic() + current_app.config["SESSION_MINUTES"] * 60
+    state = {"next": 0.0, "ok": True}
+
+    def check() -> bool:
+        now = time.monotonic()
+        if state["ok"] and now >= state["next"]:
+            state["next"] = now + SESSION_CHECK_S
+            state["ok"] = (isinstance(sid, str) and now < deadline
+                           and sessions.user_of(sid) is not None)
+            if not state["ok"]:
+                log.info("a live stream ended: its login ended")
+        return state["ok"]
+
+    return check
+
+
+def mjpeg_parts(preview: PreviewHub, *, wait: float = 5.0,
+                allowed: Callable[[], bool] = lambda: True) -> Iterator[bytes]:
     """The multipart body: the newest frame each time one is ready (older ones are skipped
-    when this client is slow). Ends when the hub closes or the client goes away."""
+    when this client is slow). Ends when the hub closes, the login ends (``allowed``) or
+    the client goes away."""
     with preview.watch() as viewer:
-        while True:
+        while allowed():
             frame = viewer.next_frame(wait)
             if frame is None:
                 if preview.closed:
@@ -62,11 +90,12 @@ def mjpeg_parts(preview: PreviewHub, *, wait: float = 5.0) -> Iterator[bytes]:
                    f"X-Stream-State: {frame.state.value}\r\n\r\n").encode() + frame.jpeg + b"\r\n"
 
 
-def hint_events(preview: PreviewHub, *, wait: float = 10.0) -> Iterator[bytes]:
+def hint_events(preview: PreviewHub, *, wait: float = 10.0,
+                allowed: Callable[[], bool] = lambda: True) -> Iterator[bytes]:
     """Server-sent events: one ``data:`` JSON line per hint update (device.preview.HintUpdate)."""
     with preview.watch() as viewer:
         yield b"retry: 2000\n\n"
-        while True:
+        while allowed():
             update = viewer.next_hints(wait)
             if update is None:
                 if preview.closed:
@@ -86,10 +115,11 @@ def _streaming(body: Iterator[bytes], mimetype: str) -> Response:
 @bp.route("/scan/stream.mjpg")
 @roles_required(Role.STAFF)
 def stream() -> Any:
-    return _streaming(mjpeg_parts(hub()), f"multipart/x-mixed-replace; boundary={BOUNDARY}")
+    return _streaming(mjpeg_parts(hub(), allowed=login_check()),
+                      f"multipart/x-mixed-replace; boundary={BOUNDARY}")
 
 
 @bp.route("/scan/hints")
 @roles_required(Role.STAFF)
 def hints() -> Any:
-    return _streaming(hint_events(hub()), "text/event-stream")
+    return _streaming(hint_events(hub(), allowed=login_check()), "text/event-stream")

@@ -54,7 +54,12 @@
     if (!events) {
       events = new EventSource(box.dataset.hints);
       events.onmessage = function (ev) { showHints(JSON.parse(ev.data)); };
-      events.onerror = function () { showState("reconnecting…", true); };
+      events.onerror = function () {
+        showState("reconnecting…", true);
+        fetch("/api/me", {credentials: "same-origin"}).then(function (resp) {
+          if (resp.status === 401) { window.location.reload(); }  // the login ended
+        }, function () {});
+      };
     }
   }
 
@@ -67,7 +72,10 @@
     if (stopped || img.src === BLANK) { return; }
     showState("preview lost: reconnecting…", true);
     clearTimeout(retry);
-    retry = setTimeout(start, 2000);
+    // The stream ends with the login: then show the login page instead of retrying.
+    fetch("/api/me", {credentials: "same-origin"}).then(function (resp) {
+      if (resp.status === 401) { window.location.reload(); } else { retry = setTimeout(start, 2000); }
+    }, function () { retry = setTimeout(start, 2000); });
   });
   document.addEventListener("visibilitychange", function () {
     if (document.hidden) { stop(); } else { start(); }

@@ -204,7 +204,7 @@ class PreviewHub:
     def _run(self) -> None:
         log.info("preview: capture thread started")
         s = self.settings
-        next_hint = 0.0
+        next_hint = due = 0.0
         idle_since: float | None = None
         try:
             while True:
@@ -225,7 +225,10 @@ class PreviewHub:
                 ok = self._tick(start >= next_hint)
                 if ok and start >= next_hint:
                     next_hint = max(next_hint + 1.0 / s.hint_hz, start)
-                pause = (1.0 / s.fps if ok else s.retry_pause) - (time.monotonic() - start)
+                # Pace on a fixed grid of ticks, not "period after this one": a wake-up
+                # that comes late (a busy machine) is made up by the next pause.
+                due = max(due + 1.0 / s.fps, start) if ok else start + s.retry_pause
+                pause = due - time.monotonic()
                 if pause > 0:
                     with self._cond:
                         self._cond.wait_for(lambda: self._closed, pause)

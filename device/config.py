@@ -10,6 +10,7 @@ expanded), so a profile can say ``packs: {dir: ../packs}``.
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from collections.abc import Callable
 from enum import Enum
@@ -198,6 +199,41 @@ class MonitorConfig(_Section):
         default=20, ge=1, description="Warn only once at least this many reviewed scans count")
 
 
+class TlsMode(str, Enum):
+    AUTO = "auto"      # HTTPS when the dashboard listens beyond loopback; loopback stays HTTP
+    ALWAYS = "always"  # HTTPS on loopback too
+
+
+def is_loopback(host: str) -> bool:
+    """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class TlsConfig(_Section):
+    mode: TlsMode = Field(
+        default=TlsMode.AUTO,
+        description="auto: serve HTTPS whenever web.host is not a loopback address (loopback "
+                    "stays plain HTTP); always: HTTPS on loopback too")
+    cert: ConfigPath | None = Field(
+        default=None,
+        description="PEM certificate (with its chain) to serve; none: a self-signed one is "
+                    "made at first start in <storage.data_dir>/tls/ and its fingerprint shown")
+    key: ConfigPath | None = Field(
+        default=None, description="PEM private key of tls.cert (unencrypted); needed with cert")
+
+    @model_validator(mode="after")
+    def _pair(self) -> TlsConfig:
+        if (self.cert is None) != (self.key is None):
+            raise ValueError("give both tls.cert and tls.key, or neither (a self-signed "
+                             "certificate is then made)")
+        return self
+
+
 class WebConfig(_Section):
     host: str = Field(default="127.0.0.1", description="Address the dashboard listens on")
     port: int = Field(default=8080, ge=1, le=65535, description="Port the dashboard listens on")
@@ -205,6 +241,16 @@ class WebConfig(_Section):
         default=30, ge=1, description="Minutes of inactivity before a login expires")
     max_upload_mb: float = Field(
         default=20, gt=0, description="Largest image upload accepted, in megabytes")
+    tls: TlsConfig = Field(default_factory=TlsConfig,
+                           description="HTTPS for the dashboard (required beyond loopback)")
+
+    @property
+    def uses_tls(self) -> bool:
+        return self.tls.mode is TlsMode.ALWAYS or not is_loopback(self.host)
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.uses_tls else "http"
 
 
 class LoggingConfig(_Section):
@@ -248,7 +294,7 @@ class DeviceConfig(_Section):
             f"{'required: ' + str(self.packs.public_key) if self.packs.public_key else 'optional'})",
             f"storage: {self.storage.data_dir} (keep images: {self.storage.keep_images}, "
             f"{self.storage.retention_days} days)",
-            f"web: http://{self.web.host}:{self.web.port}",
+            f"web: {self.web.scheme}://{self.web.host}:{self.web.port}",
         ])
 
 

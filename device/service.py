@@ -1,20 +1,42 @@
 """The device service: the camera (with retry), the installed pack's models and the
 scanner, built once from the config. The dashboard and ``python -m device run``
-hold one Service; ``reload_models`` is called after a flash or rollback.
+hold one Service; ``load_or_roll_back`` is called at start and after a flash.
+
+A pack can pass every install check and still fail to load in the running
+service (a model the interpreter refuses at full size, memory). Then, as Home
+Assistant's Supervisor does after a failed health check, the service switches
+the disk back to the previous pack by itself, loads it, and records a
+``RollbackNote`` that the status page shows.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import threading
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from device.cameras import Camera, CameraError, make_camera
 from device.config import DeviceConfig
 from device.models import ModelSet, ModelSetError
-from device.packs.install import current_pack_dir
+from device.packs.install import InstallError, current_pack_dir, rollback
 from device.pipeline import Scanner
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RollbackNote:
+    """An automatic rollback: which pack failed to load, why, and what runs now."""
+
+    time: str
+    failed_pack: str  # the pack id that did not load
+    error: str
+    running: str | None  # the pack version in use after the rollback (None: nothing loads)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 class Service:
@@ -23,6 +45,7 @@ class Service:
         self.camera = camera
         self.scanner = Scanner(config, camera, models)
         self.model_error: str | None = None
+        self.rollback_note: RollbackNote | None = None
         self._lock = threading.Lock()
 
     @property
@@ -41,10 +64,46 @@ class Service:
         service = cls(config, camera or make_camera(config.camera), None)
         if load_models:
             try:
-                service.reload_models()
+                service.load_or_roll_back()
             except ModelSetError as exc:  # reload_models recorded it as model_error
                 log.error("no models loaded: %s", exc)
         return service
+
+    def load_or_roll_back(self) -> str:
+        """Load the current pack; when it fails and a previous pack exists, make that
+        current again, load it and record a RollbackNote. Returns the version in use;
+        raises ModelSetError when nothing could be loaded."""
+        try:
+            version = self.reload_models()
+        except ModelSetError as exc:
+            failed, error = current_pack_dir(self.config.packs.dir), str(exc)
+            try:
+                rollback(self.config.packs.dir)
+            except (InstallError, OSError) as why:
+                log.error("pack %s failed to load and cannot be rolled back: %s",
+                          failed.name if failed else "?", why)
+                raise exc from None  # e.g. no previous pack: nothing to return to
+        else:
+            self.rollback_note = None  # a pack that loads ends the story of the last one
+            return version
+        try:
+            version = self.reload_models()
+        except ModelSetError as again:
+            version = self.models.pack_version if self.models is not None else None
+            if version is None:  # neither loads: leave the disk as the technician left it
+                try:
+                    rollback(self.config.packs.dir)
+                except (InstallError, OSError) as why:
+                    log.error("could not undo the rollback: %s", why)
+                self.model_error = f"{error}; the previous pack did not load either ({again})"
+        self.rollback_note = RollbackNote(
+            dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            failed.name if failed is not None else "?", error, version)
+        log.error("pack %s failed to load (%s); %s", self.rollback_note.failed_pack, error,
+                  f"rolled back to pack {version}" if version else "the previous pack failed too")
+        if version is None:
+            raise ModelSetError(self.model_error or error)
+        return version
 
     def reload_models(self) -> str:
         """Load the current pack and swap it in; the old models stay if this fails.

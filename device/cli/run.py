@@ -1,15 +1,17 @@
-"""``python -m device run``: the device service and its dashboard, served by waitress.
+"""``python -m device run``: the device service and its dashboard (device.web.serve).
 
 Options override the config. The dashboard binds 127.0.0.1 unless the config (or
-``--host``) says otherwise. On a first start with no dashboard users it creates an
-``admin`` with a random one-time password, prints it once on the console and
-asks for a new one at first login: there is never a default password.
+``--host``) says otherwise; beyond loopback it serves HTTPS only (web.tls), with
+the configured certificate or a self-signed one made at first start, whose
+fingerprint is printed here and shown on the status page. On a first start with
+no dashboard users it creates an ``admin`` with a random one-time password,
+prints it once on the console and asks for a new one at first login: there is
+never a default password.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import signal
 from dataclasses import dataclass
@@ -17,8 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from device.cliutil import UserError, load_config_arg
+from device.config import is_loopback
 
 log = logging.getLogger(__name__)
+
+__all__ = ["is_loopback", "load", "prepare", "run", "setup_banner"]
 
 SETUP_USER = "admin"
 #: Each open live preview holds two threads (the MJPEG stream and its hints), so a few
@@ -58,15 +63,6 @@ def load(args: argparse.Namespace) -> Any:
     return config
 
 
-def is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 @dataclass
 class Prepared:
     app: Any
@@ -74,6 +70,12 @@ class Prepared:
     host: str
     port: int
     setup_password: str | None
+    tls: Any = None  # device.web.tls.TlsSetup when serving HTTPS
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{'https' if self.tls else 'http'}://{host}:{self.port}/"
 
 
 def prepare(config: Any) -> Prepared:
@@ -81,6 +83,7 @@ def prepare(config: Any) -> Prepared:
     from device.service import Service
     from device.store import Store
     from device.web import create_app
+    from device.web.tls import ensure_certificate
     from device.web.users import UserStore
 
     data_dir = Path(config.storage.data_dir).expanduser()
@@ -88,9 +91,24 @@ def prepare(config: Any) -> Prepared:
     password = users.ensure_setup_user(SETUP_USER)
     store = Store(data_dir, keep_images=config.storage.keep_images,
                   retention_days=config.storage.retention_days)
+    tls = None
+    if config.web.uses_tls:
+        tls = ensure_certificate(config.web.tls, data_dir, host=config.web.host,
+                                 device_name=config.device_name)
     service = Service.from_config(config)
-    app = create_app(config, service=service, store=store, users=users, data_dir=data_dir)
-    return Prepared(app, service, config.web.host, config.web.port, password)
+    app = create_app(config, service=service, store=store, users=users, data_dir=data_dir,
+                     tls=tls)
+    return Prepared(app, service, config.web.host, config.web.port, password, tls)
+
+
+def tls_banner(tls: Any) -> str:
+    made = "made now, " if tls.generated else ""
+    kind = f"self-signed ({made}{tls.cert})" if tls.self_signed else str(tls.cert)
+    return "\n".join([
+        f"  HTTPS certificate: {kind}",
+        f"  SHA-256 fingerprint: {tls.fingerprint_sha256}",
+        "  Check that a browser shows this fingerprint before you log in (or pin it).",
+    ])
 
 
 def setup_banner(password: str, url: str) -> str:
@@ -122,40 +140,45 @@ def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
 
 
-def run(args: argparse.Namespace) -> int:
-    import waitress
+def _bind(prepared: Prepared) -> Any:
+    """The bound server (device.web.serve): waitress on plain HTTP, cheroot for HTTPS."""
+    from device.web.serve import make_server
 
+    return make_server(prepared.app, prepared.host, prepared.port, prepared.tls,
+                       threads=WAITRESS_THREADS, waitress_options=server_options())
+
+
+def run(args: argparse.Namespace) -> int:
     config = load(args)
     _setup_logging(config)
     try:
         prepared = prepare(config)
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # a TlsError is a ValueError
         raise UserError(f"cannot start: {exc}") from exc
-    url = f"http://{prepared.host}:{prepared.port}/"
     if prepared.setup_password:
-        print(setup_banner(prepared.setup_password, url), flush=True)
-    if not is_loopback(prepared.host):
-        log.warning("the dashboard listens on %s: reachable from the network. Use it only on a "
-                    "trusted network (no TLS here; put a TLS proxy in front otherwise)",
-                    prepared.host)
+        print(setup_banner(prepared.setup_password, prepared.url), flush=True)
     try:
         # Bind before saying where we listen, so a busy port is one clear line.
-        server = waitress.create_server(prepared.app, host=prepared.host, port=prepared.port,
-                                        **server_options())
+        server = _bind(prepared)
     except OSError as exc:
         prepared.service.close()
         raise UserError(
             f"cannot listen on {prepared.host}:{prepared.port} ({exc.strerror or exc}): is another "
             "atopiscan or another server already running there? Stop it, or pick another --port"
         ) from exc
-    print(f"atopiscan dashboard on {url} (Ctrl-C stops it)", flush=True)
+    if not is_loopback(prepared.host):
+        log.info("the dashboard listens on %s: reachable from the network, over HTTPS only",
+                 prepared.host)
+    print(f"atopiscan dashboard on {prepared.url} (Ctrl-C stops it)", flush=True)
+    if prepared.tls:
+        print(tls_banner(prepared.tls), flush=True)
     # systemd stops the service with SIGTERM: leave through the same path as
     # Ctrl-C, so the camera and the store are closed, and exit 0.
     signal.signal(signal.SIGTERM, _exit_cleanly)
     try:
-        server.run()
+        server.serve()
     finally:
-        server.close()
+        server.stop()
         preview = prepared.app.extensions.get("atopiscan.preview")
         if preview is not None:  # ends the open streams and the capture thread
             preview.close()

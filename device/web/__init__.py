@@ -1,4 +1,5 @@
-"""The dashboard: a Flask app served by waitress on the device (``python -m device run``).
+"""The dashboard: a Flask app served on the device by waitress, or by cheroot over HTTPS
+(device.web.serve, ``python -m device run``).
 
 ``create_app(config, service=..., store=...)`` builds the app around the device
 service (camera, scanner, models) and the scan store; tests hand in their own.
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 
 #: Pack uploads may be larger than photos (three models); this caps them.
 MAX_PACK_MB = 512
+#: How long a browser keeps to HTTPS after seeing the dashboard over it (one year).
+HSTS_MAX_AGE_S = 365 * 24 * 3600
 
 
 @dataclass
@@ -39,6 +42,7 @@ class WebContext:
     users: UserStore
     data_dir: Path
     errors: errorlog.RingBufferHandler
+    tls: Any = None  # device.web.tls.TlsSetup when the dashboard is served over HTTPS
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
 
@@ -58,9 +62,11 @@ def _default_store(config: Any, data_dir: Path) -> Any:
 
 def create_app(config: Any, *, service: Any = None, store: Any = None,
                users: UserStore | None = None, data_dir: Path | None = None,
-               limiter: LoginLimiter | None = None, testing: bool = False) -> Flask:
+               limiter: LoginLimiter | None = None, testing: bool = False,
+               tls: Any = None) -> Flask:
     """Build the dashboard. ``config`` is a DeviceConfig; ``data_dir`` overrides
-    ``config.storage.data_dir`` (the secret key and users live there)."""
+    ``config.storage.data_dir`` (the secret key and users live there). ``tls`` (a
+    device.web.tls.TlsSetup) says it is served over HTTPS: Secure cookies and HSTS."""
     data_dir = Path(data_dir or config.storage.data_dir).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
@@ -69,6 +75,7 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
         SESSION_COOKIE_NAME="atopiscan_session",
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
+        SESSION_COOKIE_SECURE=tls is not None,
         PERMANENT_SESSION_LIFETIME=dt.timedelta(minutes=config.web.session_minutes),
         SESSION_MINUTES=config.web.session_minutes,
         MAX_CONTENT_LENGTH=int(config.web.max_upload_mb * 1024 * 1024),
@@ -83,7 +90,7 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
         service = _default_service(config)
     app.extensions["atopiscan"] = WebContext(
         config=config, service=service, store=store, users=users, data_dir=data_dir,
-        errors=errorlog.install(),
+        errors=errorlog.install(), tls=tls,
     )
 
     @app.before_request
@@ -115,6 +122,8 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
         )
         if request.endpoint != "static":
             response.headers.setdefault("Cache-Control", "no-store")
+        if tls is not None:  # browsers that saw HTTPS once never fall back to plain HTTP
+            response.headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE_S}")
         return response
 
     return app

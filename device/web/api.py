@@ -193,6 +193,12 @@ def packs() -> Any:
             result = packs_view.install_upload(request.files.get("pack"))
         except packs_view.PackUploadError as exc:
             return jsonify(error=str(exc), problems=exc.problems), exc.status
+        note = result["rolled_back"]
+        if note is not None:  # installed, failed to load, rolled back by the service
+            return jsonify({**result, "error": (
+                f"pack {result['installed']['version']} passed its checks but failed to load on "
+                f"this device ({note['error']}); rolled back automatically to "
+                f"{note['running'] or 'nothing (the previous pack does not load either)'}")}), 422
         return jsonify(result), 201
     from device.web.status import pack_status
 

@@ -58,10 +58,16 @@ def packs_data() -> list[dict[str, Any]]:
     return [{**p.to_dict(), "cards": pack_cards(p)} for p in list_packs(packs_dir())]
 
 
-def _reload() -> str | None:
-    """Reload the service's models after a switch; the error text when that fails."""
+def _reload(*, roll_back: bool = False) -> str | None:
+    """Reload the service's models after a switch; the error text when that fails.
+    With ``roll_back`` (after an install) a pack that does not load is rolled back
+    by the service itself (``service.rollback_note`` says so)."""
+    service = ctx().service
     try:
-        ctx().service.reload_models()
+        if roll_back:
+            service.load_or_roll_back()
+        else:
+            service.reload_models()
     except ModelSetError as exc:  # the service records it as its model_error
         log.error("models not reloaded after the pack switch: %s", exc)
         return str(exc)
@@ -97,13 +103,15 @@ def install_upload(upload: Any) -> dict[str, Any]:
                                   exc.problems) from exc
     finally:
         tmp.unlink(missing_ok=True)
-    error = _reload()
+    error = _reload(roll_back=True)
     log.info("%s installed pack %s (%s) from the dashboard", current_user().username,
              installed.version, installed.id)
     report = installed.report
+    note = ctx().service.rollback_note
     return {"installed": {"id": installed.id, "version": installed.version,
                           "installed": installed.installed},
-            "report": report.summary() if report else None, "reload_error": error}
+            "report": report.summary() if report else None, "reload_error": error,
+            "rolled_back": note.to_dict() if note is not None else None}
 
 
 def do_rollback() -> dict[str, Any]:
@@ -136,9 +144,15 @@ def upload() -> Any:
     except PackUploadError as exc:
         flash(f"{exc}" + "".join(f" · {p}" for p in exc.problems), "error")
         return _render(exc.status, exc.problems)
-    if result["reload_error"]:
+    note = result["rolled_back"]
+    if note is not None:
+        flash(f"Pack {result['installed']['version']} passed its checks but failed to load "
+              f"({note['error']}); rolled back automatically"
+              + (f" to pack {note['running']}." if note["running"] else
+                 ", but the previous pack does not load either."), "error")
+    elif result["reload_error"]:
         flash(f"Pack {result['installed']['version']} installed, but loading it failed: "
-              f"{result['reload_error']}. Roll back.", "error")
+              f"{result['reload_error']}.", "error")
     else:
         flash(f"Pack {result['installed']['version']} installed, self-test passed, now in use.",
               "info")

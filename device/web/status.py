@@ -71,13 +71,17 @@ def card_summary(card: ModelCard) -> dict[str, Any]:
 def pack_status() -> dict[str, Any]:
     service = ctx().service
     models = service.models
+    note = getattr(service, "rollback_note", None)
+    rolled_back = {"rolled_back": note.to_dict()} if note is not None else {}
     if models is None:
-        return {"loaded": False, "version": None, "error": service.model_error, "models": {}}
+        return {"loaded": False, "version": None, "error": service.model_error, "models": {},
+                **rolled_back}
     return {
         "loaded": True, "version": models.pack_version,
         "dir": str(models.pack_dir) if models.pack_dir else None,
         "error": service.model_error,
         "models": {sm.sign.value: card_summary(sm.card) for sm in models},
+        **rolled_back,
     }
 
 
@@ -101,6 +105,7 @@ def status_data() -> dict[str, Any]:
                      "system": sysinfo.system_uptime_s()},
         "errors": c.errors.records()[::-1],
         "field_agreement": field_agreement_data(),
+        "tls": c.tls.to_dict() if c.tls is not None else None,
     }
 
 

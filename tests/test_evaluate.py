@@ -12,8 +12,10 @@ import pytest
 from device.vocab import Sign
 from trainer.evaluate import compute_metrics, expected_calibration_error, save_confusion
 from trainer.input_pipeline import class_weights
+from trainer.model_setup import bn_momentum
 from trainer.run import is_synthetic, load_image
-from trainer.train import TrainError, bn_momentum, plan_strategy
+from trainer.strategy import plan_strategy
+from trainer.train_config import TrainError
 
 
 def one_hot(pred, n=4):

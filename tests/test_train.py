@@ -106,9 +106,10 @@ def test_killed_run_resumes_then_learns_and_reloads(synth_folders, tiny_backbone
     assert again["steps_done"] == 300
 
     # --weights RUN/model.keras starts a new run from this one's weights.
-    from trainer.train import TrainConfig, _build
+    from trainer.model_setup import build_model
+    from trainer.train import TrainConfig
 
-    warm = _build(TrainConfig(data=str(synth_folders), out=str(tmp_path / "warm"), backbone=TINY_BACKBONE,
+    warm = build_model(TrainConfig(data=str(synth_folders), out=str(tmp_path / "warm"), backbone=TINY_BACKBONE,
                               image_size=TINY_SIZE, weights=str(out / "model.keras")), [Sign.ERYTHEMA])
     src = run.load_model()
     assert all(np.array_equal(a, b) for a, b in zip(warm.get_weights(), src.get_weights(), strict=True))

@@ -236,8 +236,7 @@ def test_fhir_bundle_of_incomplete_visit_validates(app, staff):
     client, token = staff
     client.post("/patients", data={"csrf_token": token, "patient_id": "P2", "birth_year": ""})
     _capture(client, token, patient="P2")
-    export = app.config["TEST_STORE"].export_visit(1)
-    raw = fhir.visit_bundle(export)
+    raw = fhir.visit_bundle(app.config["TEST_STORE"].visit_record(1))
     Bundle.model_validate(raw)
     total = raw["entry"][1]["resource"]
     assert total["status"] == "preliminary" and "valueQuantity" not in total

@@ -175,7 +175,7 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
             graded = [i for i, s in enumerate(val) if sign in s.grades]
             probs = all_probs[sign.value][graded]
             m = compute_metrics([int(val[i].grades[sign]) for i in graded], probs)
-            result["per_sign"][sign.value] = m.model_dump()
+            result["per_sign"][sign.value] = m.model_dump(exclude_none=True)
             if write:
                 save_confusion(m, run.dir / f"confusion_{sign.value}.png",
                                run.dir / f"confusion_{sign.value}.json", title=_title(run, sign, m))
@@ -183,7 +183,7 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
         sign: Sign = run.sign
         probs = predict_samples(model, val, run.image_size)
         m = compute_metrics([int(s.grades[sign]) for s in val], probs)
-        result = dict(header, **m.model_dump())
+        result = dict(header, **m.model_dump(exclude_none=True))
         if write:
             save_confusion(m, run.dir / CONFUSION_PNG, run.dir / CONFUSION_JSON,
                            title=_title(run, sign, m))

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from device.easi import EasiResult, RegionRecord, compute_easi
-from device.store.model import RegionScan, Visit
+from device.store.model import RegionScan, Visit, VisitRecord
 from device.store.scans import ScanRecords
 from device.vocab import MODEL_SIGNS, Region, Sign
 
@@ -53,20 +53,16 @@ class VisitScores(ScanRecords):
                             "missing": [str(m) for m in result.missing], "sign_means": means})
         return history
 
-    def export_visit(self, visit_id: int) -> dict[str, Any]:
-        """Everything about one visit as JSON-safe data (for CSV, JSON or FHIR export)."""
+    def visit_record(self, visit_id: int) -> VisitRecord:
+        """Everything about one visit, typed (the CSV and FHIR exports are built from it)."""
         visit = self.get_visit(visit_id)
-        patient = self.get_patient(visit.patient_id)
         scans = self.list_scans(visit_id)
-        latest = self.latest_scans(visit_id)
-        used = {s.id for s in latest.values()}
-        return {
-            "format": "atopiscan.visit/1",
-            "patient": patient.to_dict(),
-            "visit": visit.to_dict(),
-            "age": self.visit_age(visit),
-            "scans": [{**s.to_dict(), "used_for_easi": s.id in used,
-                       "changes": self.grade_changes(s.id)} for s in scans],
-            "easi": self._easi(visit, latest).to_dict(),
-        }
+        latest = {s.region: s for s in scans}
+        return VisitRecord(
+            patient=self.get_patient(visit.patient_id), visit=visit, age=self.visit_age(visit),
+            scans=scans, latest=latest, changes={s.id: self.grade_changes(s.id) for s in scans},
+            easi=self._easi(visit, latest))
 
+    def export_visit(self, visit_id: int) -> dict[str, Any]:
+        """Everything about one visit as JSON-safe data (the JSON export)."""
+        return self.visit_record(visit_id).to_dict()

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
+from device.easi import EasiResult
 from device.errors import InvalidInput, NotFound
 from device.vocab import MODEL_SIGNS, Region, Sign
 
@@ -264,3 +265,33 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
         if row["reviewed_by"] else None,
         crop_by=row["crop_by"], crop_at=row["crop_at"],
     )
+
+
+@dataclass(frozen=True)
+class VisitRecord:
+    """One visit with everything its exports need (CSV, JSON, FHIR), typed."""
+
+    patient: Patient
+    visit: Visit
+    age: int | None
+    scans: list[RegionScan]  # every scan of the visit, oldest first
+    latest: dict[Region, RegionScan]  # the scan EASI uses for each examined region
+    changes: dict[int, list[dict[str, Any]]]  # scan id -> its grade changes
+    easi: EasiResult
+
+    def missing_for(self, region: Region) -> list[str]:
+        """What the region still needs before EASI can use it."""
+        return [str(m) for m in self.easi.missing if m.region is region]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON export (format ``atopiscan.visit/1``)."""
+        used = {s.id for s in self.latest.values()}
+        return {
+            "format": "atopiscan.visit/1",
+            "patient": self.patient.to_dict(),
+            "visit": self.visit.to_dict(),
+            "age": self.age,
+            "scans": [{**s.to_dict(), "used_for_easi": s.id in used,
+                       "changes": self.changes.get(s.id, [])} for s in self.scans],
+            "easi": self.easi.to_dict(),
+        }

@@ -11,6 +11,7 @@ import io
 import logging
 from typing import Any
 
+from device.store.model import VisitRecord
 from device.vocab import MODEL_SIGNS, Region
 
 log = logging.getLogger(__name__)
@@ -27,38 +28,42 @@ def _columns() -> list[str]:
     return cols
 
 
-def visit_csv(export: dict[str, Any]) -> str:
-    """CSV text for ``Store.export_visit`` output."""
-    patient, visit, easi = export["patient"], export["visit"], export["easi"]
-    base = {"patient_id": patient["id"], "birth_year": patient.get("birth_year"),
-            "visit_id": visit["id"], "visit_date": visit["date"], "visit_status": visit["status"]}
-    used = {s["region"]: s for s in export["scans"] if s.get("used_for_easi")}
+def _region_row(record: VisitRecord, region: Region, base: dict[str, Any]) -> dict[str, Any]:
+    scan = record.latest.get(region)
+    row: dict[str, Any] = {**base, "region": region.value}
+    if scan is None:
+        row["missing"] = "not examined"
+        return row
+    row.update(scan_id=scan.id, taken_at=scan.taken_at, pack_version=scan.pack_version,
+               review=int(bool(scan.review)), papulation=scan.papulation,
+               area_percent=scan.area_percent)
+    for sign in MODEL_SIGNS:
+        over = scan.overrides.get(sign)
+        row[f"{sign.value}_model"] = scan.model_grades.get(sign)
+        row[sign.value] = scan.final_grades.get(sign)
+        row[f"{sign.value}_override_by"] = over.user if over else None
+        row[f"{sign.value}_override_at"] = over.at if over else None
+    part = record.easi.regions.get(region)
+    if part is not None:
+        row.update(area_score=part.area_score, intensity=float(part.intensity),
+                   weight=float(part.weight), region_score=float(part.score))
+    else:
+        row["missing"] = "; ".join(record.missing_for(region))
+    return row
+
+
+def visit_csv(record: VisitRecord) -> str:
+    """CSV text for one visit (``Store.visit_record``)."""
+    patient, visit, easi = record.patient, record.visit, record.easi
+    base = {"patient_id": patient.id, "birth_year": patient.birth_year,
+            "visit_id": visit.id, "visit_date": visit.date, "visit_status": visit.status.value}
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=_columns(), extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for region in Region:
-        scan = used.get(region.value)
-        row: dict[str, Any] = {**base, "region": region.value}
-        if scan is None:
-            row["missing"] = "not examined"
-            writer.writerow(row)
-            continue
-        row.update(scan_id=scan["id"], taken_at=scan["taken_at"],
-                   pack_version=scan.get("pack_version"), review=int(bool(scan.get("review"))),
-                   papulation=scan.get("papulation"), area_percent=scan.get("area_percent"))
-        for sign in MODEL_SIGNS:
-            over = scan.get("overrides", {}).get(sign.value) or {}
-            row[f"{sign.value}_model"] = scan["model_grades"].get(sign.value)
-            row[sign.value] = scan["final_grades"].get(sign.value)
-            row[f"{sign.value}_override_by"] = over.get("user")
-            row[f"{sign.value}_override_at"] = over.get("at")
-        part = easi["regions"].get(region.value)
-        if part:
-            row.update(area_score=part["area_score"], intensity=part["intensity"],
-                       weight=part["weight"], region_score=part["score"])
-        else:
-            row["missing"] = "; ".join(m for m in easi["missing"] if m.startswith(region.label))
-        writer.writerow(row)
-    writer.writerow({**base, "region": "total", "easi_total": easi["total"],
-                     "easi_band": easi["band"], "missing": "; ".join(easi["missing"])})
+        writer.writerow(_region_row(record, region, base))
+    band = easi.band
+    writer.writerow({**base, "region": "total", "easi_total": easi.total,
+                     "easi_band": band.value if band else None,
+                     "missing": "; ".join(str(m) for m in easi.missing)})
     return out.getvalue()

@@ -7,7 +7,7 @@ and whose components are the four sign grades, the area % and the area score.
 
 EASI has no LOINC code we could cite with confidence, so the codes are from a
 local code system (``CODE_SYSTEM``) with readable ``text``; a receiving system
-maps them. Built from ``Store.export_visit`` data only, so it needs no store.
+maps them. Built from the typed ``Store.visit_record`` only, so it needs no store.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import logging
 import uuid
 from typing import Any
 
+from device.store.model import RegionScan, VisitRecord, VisitStatus
 from device.vocab import Region, Sign
 
 log = logging.getLogger(__name__)
@@ -50,81 +51,81 @@ def _component(code: str, display: str, value: float | None, *, unit: str = "sco
     return comp
 
 
-def visit_bundle(export: dict[str, Any]) -> dict[str, Any]:
-    """The FHIR R4 Bundle (a JSON-safe dict) for ``Store.export_visit`` output."""
-    visit, patient, easi = export["visit"], export["patient"], export["easi"]
-    vid = visit["id"]
-    patient_url = _urn("patient", patient["id"])
-    subject = {"reference": patient_url}
-    status = "final" if visit["status"] == "closed" and easi["complete"] else "preliminary"
-    when = visit["date"]
-    used = {s["region"]: s for s in export["scans"] if s.get("used_for_easi")}
+def _region_observation(record: VisitRecord, region: Region, scan: RegionScan, status: str,
+                        subject: dict[str, Any]) -> dict[str, Any]:
+    comps = [
+        _component(sign.value, sign.value.capitalize(),
+                   scan.papulation if sign is Sign.PAPULATION else scan.final_grades.get(sign))
+        for sign in _SIGN_ORDER
+    ]
+    comps.append(_component("area-percent", "Area affected", scan.area_percent,
+                            unit="%", ucum="%"))
+    obs: dict[str, Any] = {
+        "resourceType": "Observation",
+        "status": status,
+        "code": _code(f"easi-region-{region.value}", f"EASI region score: {region.label}"),
+        "subject": subject,
+        "effectiveDateTime": record.visit.date,
+        "bodySite": {"text": region.label},
+        "component": comps,
+    }
+    part = record.easi.regions.get(region)
+    if part is not None:
+        obs["valueQuantity"] = _score(float(part.score))
+        obs["component"].append(_component("area-score", "Area score (0-6)", part.area_score))
+        obs["component"].append(_component("intensity", "Intensity (sum of 4 signs)",
+                                           float(part.intensity)))
+    else:
+        why = "; ".join(record.missing_for(region))
+        obs["dataAbsentReason"] = {"text": f"region incomplete: {why or 'see the visit'}"}
+    return obs
 
+
+def visit_bundle(record: VisitRecord) -> dict[str, Any]:
+    """The FHIR R4 Bundle (a JSON-safe dict) of one visit (``Store.visit_record``)."""
+    visit, patient, easi = record.visit, record.patient, record.easi
+    patient_url = _urn("patient", patient.id)
+    subject = {"reference": patient_url}
+    status = "final" if visit.status is VisitStatus.CLOSED and easi.complete else "preliminary"
     patient_res: dict[str, Any] = {
         "resourceType": "Patient",
-        "identifier": [{"system": PATIENT_SYSTEM, "value": patient["id"]}],
+        "identifier": [{"system": PATIENT_SYSTEM, "value": patient.id}],
     }
-    if patient.get("birth_year"):
-        patient_res["birthDate"] = f"{int(patient['birth_year']):04d}"
+    if patient.birth_year:
+        patient_res["birthDate"] = f"{int(patient.birth_year):04d}"
     entries = [{"fullUrl": patient_url, "resource": patient_res}]
-
     members = []
     for region in Region:
-        scan = used.get(region.value)
-        part = easi["regions"].get(region.value)
+        scan = record.latest.get(region)
         if scan is None:
             continue
-        url = _urn("visit", vid, "region", region.value)
+        url = _urn("visit", visit.id, "region", region.value)
         members.append({"reference": url, "display": region.label})
-        grades = scan.get("final_grades", {})
-        comps = [
-            _component(sign.value, sign.value.capitalize(),
-                       scan.get("papulation") if sign is Sign.PAPULATION else grades.get(sign.value))
-            for sign in _SIGN_ORDER
-        ]
-        comps.append(_component("area-percent", "Area affected", scan.get("area_percent"),
-                                unit="%", ucum="%"))
-        obs: dict[str, Any] = {
-            "resourceType": "Observation",
-            "status": status,
-            "code": _code(f"easi-region-{region.value}", f"EASI region score: {region.label}"),
-            "subject": subject,
-            "effectiveDateTime": when,
-            "bodySite": {"text": region.label},
-            "component": comps,
-        }
-        if part is not None:
-            obs["valueQuantity"] = _score(part["score"])
-            obs["component"].append(_component("area-score", "Area score (0-6)", part["area_score"]))
-            obs["component"].append(_component("intensity", "Intensity (sum of 4 signs)",
-                                               part["intensity"]))
-        else:
-            why = "; ".join(m for m in easi["missing"] if m.startswith(region.label))
-            obs["dataAbsentReason"] = {"text": f"region incomplete: {why or 'see the visit'}"}
-        entries.append({"fullUrl": url, "resource": obs})
-
+        entries.append({"fullUrl": url,
+                        "resource": _region_observation(record, region, scan, status, subject)})
     total: dict[str, Any] = {
         "resourceType": "Observation",
         "status": status,
         "code": _code("easi-total", "Eczema Area and Severity Index (EASI) total"),
         "subject": subject,
-        "effectiveDateTime": when,
+        "effectiveDateTime": visit.date,
         "note": [{"text": "Grades of erythema, excoriation and lichenification are proposed by "
                           "an on-device model and confirmed or overridden by staff; papulation and "
                           "area are entered by the clinician."}],
     }
-    if easi["complete"]:
-        total["valueQuantity"] = _score(easi["total"])
-        total["interpretation"] = [{"text": easi["band_label"]}]
+    if easi.complete and easi.total is not None and easi.band is not None:
+        total["valueQuantity"] = _score(easi.total)
+        total["interpretation"] = [{"text": easi.band.label}]
     else:
-        total["dataAbsentReason"] = {"text": "visit incomplete: " + "; ".join(easi["missing"])}
+        total["dataAbsentReason"] = {
+            "text": "visit incomplete: " + "; ".join(str(m) for m in easi.missing)}
     if members:
         total["hasMember"] = members
-    entries.insert(1, {"fullUrl": _urn("visit", vid, "total"), "resource": total})
+    entries.insert(1, {"fullUrl": _urn("visit", visit.id, "total"), "resource": total})
     return {
         "resourceType": "Bundle",
-        "id": str(uuid.uuid5(_NS, f"bundle/{vid}/{visit['updated']}")),
+        "id": str(uuid.uuid5(_NS, f"bundle/{visit.id}/{visit.updated}")),
         "type": "collection",
-        "timestamp": visit["updated"],
+        "timestamp": visit.updated,
         "entry": entries,
     }

@@ -157,16 +157,17 @@ def set_status(visit_id: int, value: str) -> Any:
 
 def export_response(visit_id: int, fmt: str) -> Response:
     try:
-        data = store().export_visit(visit_id)
+        record = store().visit_record(visit_id)
     except StoreError as exc:
         abort_store(exc)
-    stem = f"visit-{visit_id}-{data['patient']['id']}-{data['visit']['date']}"
+    stem = f"visit-{visit_id}-{record.patient.id}-{record.visit.date}"
     if fmt == "csv":
-        body, mime, name = visit_csv(data), "text/csv", f"{stem}.csv"
+        body, mime, name = visit_csv(record), "text/csv", f"{stem}.csv"
     elif fmt == "json":
-        body, mime, name = json.dumps(data, indent=2), "application/json", f"{stem}.json"
+        body = json.dumps(record.to_dict(), indent=2)
+        mime, name = "application/json", f"{stem}.json"
     elif fmt == "fhir":
-        body = json.dumps(visit_bundle(data), indent=2)
+        body = json.dumps(visit_bundle(record), indent=2)
         mime, name = "application/fhir+json", f"{stem}.fhir.json"
     else:
         abort(404, description=f"unknown export format {fmt!r}: use {', '.join(EXPORT_FORMATS)}")

@@ -1,0 +1,110 @@
+"""Build and compile the model a run trains: the registered backbone with its head,
+batch-norm momentum suited to the run's length, and warm-start weights copied by
+layer name from an earlier ``.keras`` model."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from device.vocab import Sign
+from trainer.train_config import TrainConfig, TrainError
+
+log = logging.getLogger(__name__)
+
+
+def build_model(cfg: TrainConfig, signs: list[Sign]):
+    import keras
+
+    from trainer.model import CUSTOM_OBJECTS, build_classifier, build_multi_sign
+
+    weights = None if cfg.weights in ("none", "", None) else cfg.weights
+    if weights not in (None, "imagenet") and not Path(weights).is_file():
+        raise TrainError(f"--weights {weights}: no such file (give none, imagenet, a backbone "
+                         ".weights.h5 or a .keras model to start from)")
+    # A .keras file (e.g. an earlier run's model.keras) is copied layer by layer after the
+    # build; none/imagenet/a backbone .weights.h5 go to the backbone builder.
+    path = weights if weights and weights.endswith(".keras") else None
+    options = dict(image_size=cfg.image_size, head=cfg.head, weights=None if path else weights)
+    try:
+        if cfg.multi_sign:
+            model = build_multi_sign(cfg.backbone, signs=tuple(signs), **options)
+        else:
+            model = build_classifier(cfg.backbone, **options)
+    except KeyError as exc:  # unknown backbone: the registry's message lists close names
+        raise TrainError(f"--backbone: {exc.args[0] if exc.args else exc}") from exc
+    except ValueError as exc:  # e.g. image size below the backbone's minimum
+        raise TrainError(str(exc)) from exc
+    cap_bn_momentum(model, bn_momentum(cfg.steps))
+    if path:
+        src = keras.models.load_model(path, custom_objects=CUSTOM_OBJECTS, compile=False)
+        copied = copy_weights(src, model)
+        if not copied:
+            raise TrainError(f"--weights {path}: no layer matches {cfg.backbone} at "
+                             f"{cfg.image_size} px; start from a model of the same backbone")
+        log.info("copied weights of %d layers from %s", copied, path)
+    return model
+
+
+def walk_layers(model, seen: set[int] | None = None):
+    """Every layer inside ``model``, nested models opened, each once (public
+    ``Model.layers`` only; a backbone is a nested functional model)."""
+    seen = set() if seen is None else seen
+    for layer in model.layers:
+        if id(layer) in seen:
+            continue
+        seen.add(id(layer))
+        yield layer
+        if hasattr(layer, "layers"):
+            yield from walk_layers(layer, seen)
+
+
+def bn_momentum(steps: int) -> float:
+    """Batch-norm moving-average momentum for a run of ``steps`` iterations.
+
+    keras.applications MobileNets use 0.999: after a few hundred steps their moving
+    statistics are still mostly the initial ones (0.999**300 = 0.74), so the model in
+    inference mode predicts one grade whatever it sees. 0.9 settles in tens of steps;
+    0.99 (Keras' default) is right for the paper's 10,000."""
+    return 0.9 if steps <= 2000 else 0.99
+
+
+def cap_bn_momentum(model, momentum: float) -> int:
+    import keras
+
+    n = 0
+    for layer in walk_layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.momentum > momentum:
+            layer.momentum = momentum
+            n += 1
+    if n:
+        log.info("batch-norm momentum capped at %s in %d layers", momentum, n)
+    return n
+
+
+def copy_weights(src, dst) -> int:
+    by_name = {layer.name: layer for layer in walk_layers(src)}
+    n = 0
+    for layer in walk_layers(dst):
+        other = by_name.get(layer.name)
+        if other is None or not layer.weights:
+            continue
+        weights = other.get_weights()
+        if [w.shape for w in weights] == [w.shape for w in layer.get_weights()]:
+            layer.set_weights(weights)
+            n += 1
+    return n
+
+
+def compile_model(model, cfg: TrainConfig, signs: list[Sign]) -> None:
+    import keras
+
+    from trainer.model import loss_for_head
+
+    opt = keras.optimizers.SGD(learning_rate=cfg.lr, momentum=cfg.momentum)
+    if cfg.multi_sign:
+        loss = {s.value: loss_for_head(cfg.head) for s in signs}
+        metrics = {s.value: ["accuracy"] for s in signs}
+    else:
+        loss, metrics = loss_for_head(cfg.head), ["accuracy"]
+    model.compile(optimizer=opt, loss=loss, metrics=metrics)

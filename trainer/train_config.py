@@ -1,0 +1,49 @@
+"""What a training run is asked to do (``TrainConfig``), and its input error type."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from device.vocab import Sign, parse_sign
+from trainer.model import Head, parse_head
+
+log = logging.getLogger(__name__)
+
+#: Keys that must match for the same command to continue an existing run.
+IDENTITY_KEYS = ("sign", "backbone", "image_size", "head", "multi_sign")
+
+
+class TrainError(ValueError):
+    """Bad training input a person can fix (wrong layout, clashing run directory...)."""
+
+
+@dataclass
+class TrainConfig:
+    data: str | list[str]  # one data root, or several read together (trainer.roots)
+    out: str
+    sign: Sign | None = Sign.ERYTHEMA  # None with multi_sign
+    backbone: str = "resnet101_v1"
+    image_size: int = 224
+    steps: int = 10_000
+    lr: float = 0.01
+    momentum: float = 0.9
+    batch: int = 32
+    weights: str = "none"  # none | imagenet | PATH (.weights.h5 or a .keras to copy from)
+    head: Head = Head.SOFTMAX
+    multi_sign: bool = False
+    seed: int = 0
+    split: str | None = None  # reuse this split file instead of making one
+    val_fraction: float = 0.3
+    patience: int = 10  # evaluations without improvement before stopping
+    eval_every: int = 200
+    augment: bool = True
+    class_weights: bool = True
+    mixed_precision: bool | None = None  # None: on when a GPU is used
+    verbose: int = 1
+
+    def __post_init__(self) -> None:
+        # Strings from the CLI or an old config become the typed values.
+        if self.sign is not None:
+            self.sign = parse_sign(self.sign, model_only=True)
+        self.head = parse_head(self.head)

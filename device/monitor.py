@@ -71,9 +71,13 @@ class AgreementReport:
 
     @property
     def warnings(self) -> list[str]:
-        out = [a.sentence(f"the last {a.scans} scans") for a in self.recent if a.warning]
-        out += [a.sentence(f"the {a.scans} scans since pack {self.pack_version}")
-                for a in self.since_pack if a.warning]
+        """One sentence per sign above the rate: its recent window, else since the pack."""
+        out = []
+        for recent, since in zip(self.recent, self.since_pack, strict=True):
+            if recent.warning:
+                out.append(recent.sentence(f"the last {recent.scans} scans"))
+            elif since.warning:
+                out.append(since.sentence(f"the {since.scans} scans since pack {self.pack_version}"))
         return out
 
     def to_dict(self) -> dict:

@@ -57,6 +57,7 @@ def test_rates_match_hand_counts(tmp_path):
     whole = field_agreement(store, "1.0", window=50, warn_rate=0.5, min_scans=10)
     ery = {a.sign: a for a in whole.recent}[Sign.ERYTHEMA]
     assert (ery.scans, ery.changed, ery.mean_change, ery.warning) == (6, 4, pytest.approx(2.5 / 4), False)
+    assert len(report.warnings) == 1  # one line per sign, its recent window first
     assert report.warnings[0].startswith("staff changed erythema on 75 % of the last 4 scans")
     store.close()
 

@@ -30,6 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from enum import Enum
 from fractions import Fraction
 
+from device.errors import InvalidInput
 from device.vocab import MODEL_SIGNS, REGIONS, Region, Sign
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ CHILD_WEIGHTS: dict[Region, Fraction] = {
 _AREA_BANDS: tuple[tuple[int, int], ...] = ((90, 6), (70, 5), (50, 4), (30, 3), (10, 2), (1, 1))
 
 
-class EasiError(ValueError):
+class EasiError(InvalidInput):
     """A grade, area or age that EASI does not allow; the message names the field."""
 
 

@@ -20,6 +20,7 @@ from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import device
+from device.errors import AtopiscanError, http_status
 from device.web import errorlog
 from device.web.auth import LoginLimiter, current_user, init_auth, load_secret_key, wants_json
 from device.web.users import Role, UserStore
@@ -166,6 +167,10 @@ def _error_handlers(app: Flask) -> None:
             return reply(413, exc.description)
         limit = request.max_content_length or app.config["MAX_CONTENT_LENGTH"]
         return reply(413, f"the upload is larger than {limit / 1024 / 1024:g} MB")
+
+    @app.errorhandler(AtopiscanError)
+    def _typed(exc: AtopiscanError) -> Any:  # decided by type: NotFound 404, InvalidInput 400...
+        return reply(http_status(exc), str(exc))
 
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:

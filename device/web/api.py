@@ -13,12 +13,13 @@ from typing import Any
 from flask import Blueprint, abort, jsonify, request
 from flask_wtf.csrf import generate_csrf
 
+from device import actions
 from device.store.model import StoreError
 from device.web import packs as packs_view
 from device.web import scan as scan_view
 from device.web import visits as visits_view
 from device.web.auth import current_user, roles_required
-from device.web.common import abort_store, store
+from device.web.common import abort_store, actor, store
 from device.web.uploads import UploadError, decode_image
 from device.web.users import Role
 
@@ -37,16 +38,6 @@ def _body() -> dict[str, Any]:
     return request.form.to_dict()
 
 
-def _visit_json(visit_id: int) -> dict[str, Any]:
-    view = visits_view.visit_view(visit_id)
-    return {
-        "visit": view["visit"].to_dict(), "patient": view["patient"].to_dict(),
-        "age": view["age"], "easi": view["easi"].to_dict(),
-        "latest": {r.value: s.to_dict() for r, s in view["latest"].items()},
-        "scans": [s.to_dict() for s in view["scans"]],
-    }
-
-
 @bp.route("/csrf")
 def csrf() -> Any:
     return jsonify(csrf_token=generate_csrf())
@@ -63,8 +54,8 @@ def me() -> Any:
 def patients() -> Any:
     if request.method == "POST":
         body = _body()
-        patient = visits_view.create_patient(str(body.get("patient_id") or ""),
-                                             body.get("birth_year"))
+        patient = actions.create_patient(store(), str(body.get("patient_id") or ""),
+                                         body.get("birth_year"))
         return jsonify(patient.to_dict()), 201
     search = request.args.get("q", "").strip() or None
     return jsonify(patients=[p.to_dict() for p in store().list_patients(search)])
@@ -73,10 +64,10 @@ def patients() -> Any:
 @bp.route("/patients/<patient_id>")
 @roles_required(Role.STAFF)
 def patient(patient_id: str) -> Any:
-    found, history = visits_view.patient_view(patient_id)
+    found, history = actions.patient_view(store(), patient_id)
     return jsonify(patient=found.to_dict(), history=history,
                    sign_changes=[{**row, "sign": row["sign"].value}
-                                 for row in visits_view.sign_changes(history)])
+                                 for row in actions.sign_changes(history)])
 
 
 @bp.route("/patients/<patient_id>/visits", methods=["GET", "POST"])
@@ -96,20 +87,20 @@ def patient_visits(patient_id: str) -> Any:
 @bp.route("/visits/<int:visit_id>")
 @roles_required(Role.STAFF)
 def visit(visit_id: int) -> Any:
-    return jsonify(_visit_json(visit_id))
+    return jsonify(actions.visit_view(store(), visit_id).to_dict())
 
 
 @bp.route("/visits/<int:visit_id>/status", methods=["POST"])
 @roles_required(Role.STAFF)
 def visit_status(visit_id: int) -> Any:
-    changed = visits_view.set_status(visit_id, str(_body().get("status", "")))
+    changed = actions.set_visit_status(store(), visit_id, str(_body().get("status", "")))
     return jsonify(changed.to_dict())
 
 
 @bp.route("/visits/<int:visit_id>/regions/<region>/clear", methods=["POST"])
 @roles_required(Role.STAFF)
 def clear_region(visit_id: int, region: str) -> Any:
-    scan = visits_view.record_clear_region(visit_id, region)
+    scan = actions.clear_region(store(), visit_id, region, actor())
     return jsonify(scan.to_dict()), 201
 
 

@@ -22,32 +22,15 @@ def store() -> Any:
     return ctx().store
 
 
+def actor() -> Any:
+    """The logged-in user as the ``device.actions.Actor`` of a change."""
+    from device.actions import Actor
+    from device.web.auth import current_user
+
+    user = current_user()
+    return Actor(user.username, user.role.value)
+
+
 def abort_store(exc: Exception) -> NoReturn:
     """A StoreError (or EasiError) as an HTTP error, by type: NotFound 404, else 400."""
     abort(http_status(exc), description=str(exc))
-
-
-def form_float(value: Any, what: str, *, allow_empty: bool = True) -> float | None:
-    """A number from a form field or JSON value; None for empty; 400 when not a number."""
-    if value is None or (isinstance(value, str) and not value.strip()):
-        if allow_empty:
-            return None
-        abort(400, description=f"{what}: required")
-    if isinstance(value, bool):
-        abort(400, description=f"{what}: {value!r} is not a number")
-    try:
-        number = float(str(value).strip().replace(",", "."))
-    except ValueError:
-        abort(400, description=f"{what}: {value!r} is not a number")
-    if number != number or number in (float("inf"), float("-inf")):
-        abort(400, description=f"{what}: {value!r} is not a number")
-    return number
-
-
-def form_int(value: Any, what: str) -> int | None:
-    number = form_float(value, what)
-    if number is None:
-        return None
-    if number != int(number):
-        abort(400, description=f"{what}: {value!r} is not a whole number")
-    return int(number)

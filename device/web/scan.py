@@ -30,19 +30,20 @@ from flask import (
 )
 from werkzeug.exceptions import BadRequest
 
+from device import actions
 from device.cameras import CameraError
 from device.crop import guide_box
-from device.easi import VALID_GRADES, EasiError
+from device.easi import VALID_GRADES
 from device.errors import http_status
 from device.imageio import encode_jpeg
 from device.models import ModelSetError
 from device.pipeline import ScanError, ScanResult
 from device.preview import StreamState
-from device.store.model import Capture, StoreError
+from device.store.model import StoreError
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
 from device.web import adjust, stream
-from device.web.auth import current_user, roles_required
-from device.web.common import abort_store, ctx, form_float, store
+from device.web.auth import roles_required
+from device.web.common import abort_store, actor, ctx, store
 from device.web.uploads import UploadError, decode_image
 from device.web.users import Role
 
@@ -98,46 +99,17 @@ def run_scan(image: np.ndarray | None = None) -> ScanResult:
 
 
 def save_scan(visit_id: int, region: Region, result: ScanResult) -> Any:
-    """Store a graded scan in the visit; returns the RegionScan."""
-    try:
-        scan = store().save_region_scan(
-            visit_id, region, grades={s: int(r.grade) for s, r in result.signs.items()},
-            probs={s: r.probs for s, r in result.signs.items()}, review=result.review,
-            pack_version=result.pack_version, image=result.crop_image,
-            capture=Capture(frame=result.image, box=result.crop.box if result.crop else None,
-                            crop_mode=result.crop.mode.value if result.crop else None,
-                            quality=result.quality.measures))
-    except StoreError as exc:
-        abort_store(exc)
+    """Store a graded scan in the visit (``actions.save_scan``); returns the RegionScan."""
+    scan = actions.save_scan(store(), visit_id, region, result, actor())
     live().remember(scan.id, result)
     if result.image is not None:  # staff may move the crop square on this frame next
         adjust.frame_cache().put(scan.id, result.image)
-    log.info("%s scanned %s for visit %s (scan %s, review %s)", current_user().username,
-             region.value, visit_id, scan.id, result.review)
     return scan
 
 
 def apply_review(scan_id: int, values: dict[str, Any]) -> Any:
-    """Apply the staff's final grades (overrides where they differ from the current
-    grade), papulation and area %, and record that this user confirmed the grades.
-    ``values`` holds sign names, 'papulation' and 'area_percent'. Raises 400 with the
-    reason on a bad value."""
-    st = store()
-    user, role = current_user().username, current_user().role.value
-    try:
-        scan = st.get_scan(scan_id)
-        for sign in MODEL_SIGNS:
-            value = form_float(values.get(sign.value), sign.value)
-            if value is not None and value != scan.final_grades.get(sign):
-                scan = st.override_grade(scan_id, sign, value, user, role)
-        pap = form_float(values.get(Sign.PAPULATION.value), "papulation")
-        area = form_float(values.get("area_percent"), "area %")
-        if pap is not None or area is not None:
-            scan = st.set_clinician_entries(scan_id, papulation=pap, area_percent=area, user=user)
-        scan = st.confirm_review(scan_id, user, role)
-    except (StoreError, EasiError) as exc:
-        abort_store(exc)
-    return scan
+    """The staff's final grades, papulation and area % (``actions.apply_review``)."""
+    return actions.apply_review(store(), scan_id, values, actor())
 
 
 def _guide(width: int, height: int) -> dict[str, float]:

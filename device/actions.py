@@ -1,0 +1,162 @@
+"""What the dashboard's pages and its JSON API both do, without Flask.
+
+Each action takes its collaborators (the store, the acting user) as arguments and
+raises the typed failures of ``device.errors`` (``InvalidInput``, ``NotFound``...),
+which the web maps to HTTP answers in one place. Tests call these directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, fields
+from typing import Any
+
+from device.easi import EASI_SIGNS, EasiResult
+from device.errors import InvalidInput, NotFound
+from device.pipeline import ScanResult
+from device.store import Store
+from device.store.model import Capture, Patient, RegionScan, Visit, VisitStatus
+from device.vocab import MODEL_SIGNS, Region, Sign, parse_region
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who acts: the user name recorded beside each change, and their role."""
+
+    username: str
+    role: str | None = None
+
+
+@dataclass(frozen=True)
+class VisitView:
+    """Everything the visit page and ``GET /api/visits/<id>`` show."""
+
+    visit: Visit
+    patient: Patient
+    easi: EasiResult
+    latest: dict[Region, RegionScan]
+    scans: list[RegionScan]
+    age: int | None
+
+    def parts(self) -> dict[str, Any]:
+        """The fields by name, as they are (for a template's keyword arguments)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "visit": self.visit.to_dict(), "patient": self.patient.to_dict(), "age": self.age,
+            "easi": self.easi.to_dict(),
+            "latest": {r.value: s.to_dict() for r, s in self.latest.items()},
+            "scans": [s.to_dict() for s in self.scans],
+        }
+
+
+def parse_number(value: Any, what: str, *, allow_empty: bool = True) -> float | None:
+    """A number from a form field or JSON value (a decimal comma is accepted); None for
+    empty; ``InvalidInput`` naming the field when it is not a finite number."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        if allow_empty:
+            return None
+        raise InvalidInput(f"{what}: required")
+    if isinstance(value, bool):
+        raise InvalidInput(f"{what}: {value!r} is not a number")
+    try:
+        number = float(str(value).strip().replace(",", "."))
+    except ValueError:
+        raise InvalidInput(f"{what}: {value!r} is not a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise InvalidInput(f"{what}: {value!r} is not a number")
+    return number
+
+
+def parse_whole(value: Any, what: str) -> int | None:
+    number = parse_number(value, what)
+    if number is None:
+        return None
+    if number != int(number):
+        raise InvalidInput(f"{what}: {value!r} is not a whole number")
+    return int(number)
+
+
+def create_patient(store: Store, patient_id: str, birth_year: Any) -> Patient:
+    return store.create_patient((patient_id or "").strip(), parse_whole(birth_year, "birth year"))
+
+
+def visit_view(store: Store, visit_id: int) -> VisitView:
+    visit = store.get_visit(visit_id)
+    return VisitView(visit=visit, patient=store.get_patient(visit.patient_id),
+                     easi=store.visit_summary(visit_id), latest=store.latest_scans(visit_id),
+                     scans=store.list_scans(visit_id), age=store.visit_age(visit))
+
+
+def patient_view(store: Store, patient_id: str) -> tuple[Patient, list[dict[str, Any]]]:
+    """The patient and their visit history (``Store.patient_history``)."""
+    return store.get_patient(patient_id), store.patient_history(patient_id)
+
+
+def sign_changes(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each sign's mean grade at the first and latest visit that has it, and the change."""
+    rows = []
+    for sign in EASI_SIGNS:
+        values = [(h["date"], h["sign_means"].get(sign.value)) for h in history]
+        values = [(d, v) for d, v in values if v is not None]
+        if not values:
+            rows.append({"sign": sign, "first": None, "last": None, "change": None})
+            continue
+        (d0, v0), (d1, v1) = values[0], values[-1]
+        rows.append({"sign": sign, "first": v0, "first_date": d0, "last": v1, "last_date": d1,
+                     "change": round(v1 - v0, 2) if len(values) > 1 else None})
+    return rows
+
+
+def clear_region(store: Store, visit_id: int, region_name: str, actor: Actor) -> RegionScan:
+    """Record a region as examined with 0 % area (nothing to scan there)."""
+    try:
+        region = parse_region(region_name)
+    except ValueError as exc:
+        raise NotFound(str(exc)) from exc
+    scan = store.save_region_scan(visit_id, region)
+    return store.set_clinician_entries(scan.id, area_percent=0, user=actor.username)
+
+
+def set_visit_status(store: Store, visit_id: int, value: str) -> Visit:
+    try:
+        status = VisitStatus(value)
+    except ValueError:
+        raise InvalidInput(f"status {value!r}: use open or closed") from None
+    return store.set_visit_status(visit_id, status)
+
+
+def save_scan(store: Store, visit_id: int, region: Region, result: ScanResult,
+              actor: Actor) -> RegionScan:
+    """Store a graded scan (its crop, frame, crop box and quality) in the visit."""
+    crop = result.crop
+    scan = store.save_region_scan(
+        visit_id, region, grades={s: int(r.grade) for s, r in result.signs.items()},
+        probs={s: r.probs for s, r in result.signs.items()}, review=result.review,
+        pack_version=result.pack_version, image=result.crop_image,
+        capture=Capture(frame=result.image, box=crop.box if crop else None,
+                        crop_mode=crop.mode.value if crop else None,
+                        quality=result.quality.measures))
+    log.info("%s scanned %s for visit %s (scan %s, review %s)", actor.username, region.value,
+             visit_id, scan.id, result.review)
+    return scan
+
+
+def apply_review(store: Store, scan_id: int, values: dict[str, Any], actor: Actor) -> RegionScan:
+    """The staff's final grades (overrides where they differ from the current grade),
+    papulation and area %, then the record that this user confirmed the grades.
+    ``values`` holds sign names, 'papulation' and 'area_percent'."""
+    scan = store.get_scan(scan_id)
+    for sign in MODEL_SIGNS:
+        value = parse_number(values.get(sign.value), sign.value)
+        if value is not None and value != scan.final_grades.get(sign):
+            scan = store.override_grade(scan_id, sign, value, actor.username, actor.role)
+    papulation = parse_number(values.get(Sign.PAPULATION.value), "papulation")
+    area = parse_number(values.get("area_percent"), "area %")
+    if papulation is not None or area is not None:
+        scan = store.set_clinician_entries(scan_id, papulation=papulation, area_percent=area,
+                                           user=actor.username)
+    return store.confirm_review(scan_id, actor.username, actor.role)

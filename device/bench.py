@@ -40,11 +40,11 @@ def run_bench(scanner: Scanner, n: int = 50, *, image: np.ndarray | None = None,
         "n": len(rows), "rejected_by_quality": rejected, "stages_ms": stages,
         "invoke_share": invoke_share,
         "pack_version": models.pack_version if models else None,
-        "models": {sm.sign.value: {"input_size": list(sm.model.input_size),
-                                   "backend": sm.model.backend, "threads": sm.model.threads,
-                                   "quantization": sm.card.quantization,
-                                   "backbone": sm.card.backbone}
-                   for sm in models} if models else {},
+        "models": {sign_model.sign.value: {"input_size": list(sign_model.model.input_size),
+                                   "backend": sign_model.model.backend, "threads": sign_model.model.threads,
+                                   "quantization": sign_model.card.quantization,
+                                   "backbone": sign_model.card.backbone}
+                   for sign_model in models} if models else {},
     }
 
 

@@ -41,14 +41,13 @@ EASI_MAX = 72
 #: Age (years) from which the adult weights apply.
 ADULT_AGE = 8
 
-_F = Fraction
 ADULT_WEIGHTS: dict[Region, Fraction] = {
-    Region.HEAD_NECK: _F(1, 10), Region.UPPER_LIMBS: _F(2, 10),
-    Region.TRUNK: _F(3, 10), Region.LOWER_LIMBS: _F(4, 10),
+    Region.HEAD_NECK: Fraction(1, 10), Region.UPPER_LIMBS: Fraction(2, 10),
+    Region.TRUNK: Fraction(3, 10), Region.LOWER_LIMBS: Fraction(4, 10),
 }
 CHILD_WEIGHTS: dict[Region, Fraction] = {
-    Region.HEAD_NECK: _F(2, 10), Region.UPPER_LIMBS: _F(2, 10),
-    Region.TRUNK: _F(3, 10), Region.LOWER_LIMBS: _F(3, 10),
+    Region.HEAD_NECK: Fraction(2, 10), Region.UPPER_LIMBS: Fraction(2, 10),
+    Region.TRUNK: Fraction(3, 10), Region.LOWER_LIMBS: Fraction(3, 10),
 }
 #: Lower bound (inclusive, whole percent) of each area score 1..6.
 _AREA_BANDS: tuple[tuple[int, int], ...] = ((90, 6), (70, 5), (50, 4), (30, 3), (10, 2), (1, 1))

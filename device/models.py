@@ -62,8 +62,8 @@ class ModelSet:
         """One invoke per model on a blank crop, so the first patient's scan does not pay
         for the interpreter's first-run allocations. Returns the time taken in ms."""
         start = time.perf_counter()
-        for sm in self:
-            sm.model.predict(np.zeros((*sm.model.input_size, 3), np.uint8))
+        for sign_model in self:
+            sign_model.model.predict(np.zeros((*sign_model.model.input_size, 3), np.uint8))
         return (time.perf_counter() - start) * 1000.0
 
     @classmethod

@@ -198,19 +198,19 @@ class Scanner:
         timings["crop"] = _ms_since(t)
 
         inputs: dict[tuple[int, int], np.ndarray] = {}
-        for sm in models:
-            h, w = sm.model.input_size
+        for sign_model in models:
+            h, w = sign_model.model.input_size
             t = time.perf_counter()
             if (h, w) not in inputs:  # signs with the same input size share one resize
                 inputs[(h, w)] = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)
             timings["resize"] += _ms_since(t)
             t = time.perf_counter()
-            probs = sm.model.predict(inputs[(h, w)])
+            probs = sign_model.model.predict(inputs[(h, w)])
             invoke = _ms_since(t)
             timings["invoke"] += invoke
             reasons = review_reasons(probs, self.config.grading)
-            result.signs[sm.sign] = SignResult(
-                sm.sign, Grade(int(np.argmax(probs))), [float(p) for p in probs],
+            result.signs[sign_model.sign] = SignResult(
+                sign_model.sign, Grade(int(np.argmax(probs))), [float(p) for p in probs],
                 bool(reasons), reasons, invoke)
         timings["total"] = _ms_since(start)
         return result

@@ -2,7 +2,7 @@
 and feed it (timm-style; see STYLE.md).
 
 A builder returns a *headless* ``keras.Model`` taking float images in the convention
-named by ``preprocess`` (see ``trainer.nets.heads.PREPROCESS_MODES``) and returning its
+named by ``preprocess`` (a ``Preprocess``) and returning its
 last feature map; ``trainer.model`` adds the uint8 input, the in-graph preprocessing,
 pooling and the grade head. ``params`` is the parameter count of that headless
 backbone as built here (independent of input size); the five networks we build from
@@ -16,10 +16,23 @@ import fnmatch
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+class Preprocess(str, Enum):
+    """How a backbone wants its float input (``trainer.nets.heads.ImagePreprocess``)."""
+
+    CAFFE = "caffe"
+    TF = "tf"
+    TORCH = "torch"
+    NONE = "none"
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclass(frozen=True)
@@ -31,7 +44,7 @@ class BackboneSpec:
     min_input: int
     default_input: int
     params: int
-    preprocess: str  # caffe | tf | torch | none
+    preprocess: Preprocess
 
 
 _REGISTRY: dict[str, BackboneSpec] = {}
@@ -129,30 +142,66 @@ def _ours(module: str, function: str = "build") -> Callable[..., Any]:
     return build
 
 
-# name, family, year, builder, min_input, default_input, params (headless), preprocess.
+# params: of the headless backbone as built here.
 # keras.applications' preprocess_input modes: ResNet v1 and VGG "caffe"; InceptionV3,
 # ResNet v2 and MobileNetV2 "tf"; MobileNetV3 and EfficientNet rescale inside the model
 # (their preprocess_input is the identity) -> "none". Our own nets take [-1, 1] ("tf"),
 # except ResNet-200 v1, which follows its family ("caffe").
 for _spec in (
-    BackboneSpec("inception_v1", "inception", 2014, _ours("inception_v1"), 32, 224, 5_995_392, "tf"),
-    BackboneSpec("inception_v2", "inception", 2015, _ours("inception_v2"), 32, 224, 10_280_256, "tf"),
-    BackboneSpec("inception_v3", "inception", 2015, _keras_app("InceptionV3"), 75, 299, 21_802_784, "tf"),
-    BackboneSpec("inception_v4", "inception", 2016, _ours("inception_v4"), 75, 299, 41_205_984, "tf"),
-    BackboneSpec("resnet50_v1", "resnet_v1", 2015, _keras_app("ResNet50"), 32, 224, 23_587_712, "caffe"),
-    BackboneSpec("resnet101_v1", "resnet_v1", 2015, _keras_app("ResNet101"), 32, 224, 42_658_176, "caffe"),
-    BackboneSpec("resnet152_v1", "resnet_v1", 2015, _keras_app("ResNet152"), 32, 224, 58_370_944, "caffe"),
-    BackboneSpec("resnet200_v1", "resnet_v1", 2015, _ours("resnet_deep", "build_v1"), 32, 224, 62_800_832, "caffe"),
-    BackboneSpec("resnet50_v2", "resnet_v2", 2016, _keras_app("ResNet50V2"), 32, 224, 23_564_800, "tf"),
-    BackboneSpec("resnet101_v2", "resnet_v2", 2016, _keras_app("ResNet101V2"), 32, 224, 42_626_560, "tf"),
-    BackboneSpec("resnet152_v2", "resnet_v2", 2016, _keras_app("ResNet152V2"), 32, 224, 58_331_648, "tf"),
-    BackboneSpec("resnet200_v2", "resnet_v2", 2016, _ours("resnet_deep", "build_v2"), 32, 224, 62_785_728, "tf"),
-    BackboneSpec("vgg16", "vgg", 2014, _keras_app("VGG16"), 32, 224, 14_714_688, "caffe"),
-    BackboneSpec("vgg19", "vgg", 2014, _keras_app("VGG19"), 32, 224, 20_024_384, "caffe"),
-    BackboneSpec("mobilenet_v2", "mobilenet", 2018, _keras_app("MobileNetV2", width_arg="alpha"), 32, 224, 2_257_984, "tf"),
-    BackboneSpec("mobilenet_v3_small", "mobilenet", 2019, _keras_app("MobileNetV3Small", width_arg="alpha"), 32, 224, 939_120, "none"),
-    BackboneSpec("mobilenet_v3_large", "mobilenet", 2019, _keras_app("MobileNetV3Large", width_arg="alpha"), 32, 224, 2_996_352, "none"),
-    BackboneSpec("efficientnet_b0", "efficientnet", 2019, _keras_app("EfficientNetB0"), 32, 224, 4_049_571, "none"),
+    BackboneSpec(name="inception_v1", family="inception", year=2014,
+                 builder=_ours("inception_v1"),
+                 min_input=32, default_input=224, params=5_995_392, preprocess=Preprocess.TF),
+    BackboneSpec(name="inception_v2", family="inception", year=2015,
+                 builder=_ours("inception_v2"),
+                 min_input=32, default_input=224, params=10_280_256, preprocess=Preprocess.TF),
+    BackboneSpec(name="inception_v3", family="inception", year=2015,
+                 builder=_keras_app("InceptionV3"),
+                 min_input=75, default_input=299, params=21_802_784, preprocess=Preprocess.TF),
+    BackboneSpec(name="inception_v4", family="inception", year=2016,
+                 builder=_ours("inception_v4"),
+                 min_input=75, default_input=299, params=41_205_984, preprocess=Preprocess.TF),
+    BackboneSpec(name="resnet50_v1", family="resnet_v1", year=2015,
+                 builder=_keras_app("ResNet50"),
+                 min_input=32, default_input=224, params=23_587_712, preprocess=Preprocess.CAFFE),
+    BackboneSpec(name="resnet101_v1", family="resnet_v1", year=2015,
+                 builder=_keras_app("ResNet101"),
+                 min_input=32, default_input=224, params=42_658_176, preprocess=Preprocess.CAFFE),
+    BackboneSpec(name="resnet152_v1", family="resnet_v1", year=2015,
+                 builder=_keras_app("ResNet152"),
+                 min_input=32, default_input=224, params=58_370_944, preprocess=Preprocess.CAFFE),
+    BackboneSpec(name="resnet200_v1", family="resnet_v1", year=2015,
+                 builder=_ours("resnet_deep", "build_v1"),
+                 min_input=32, default_input=224, params=62_800_832, preprocess=Preprocess.CAFFE),
+    BackboneSpec(name="resnet50_v2", family="resnet_v2", year=2016,
+                 builder=_keras_app("ResNet50V2"),
+                 min_input=32, default_input=224, params=23_564_800, preprocess=Preprocess.TF),
+    BackboneSpec(name="resnet101_v2", family="resnet_v2", year=2016,
+                 builder=_keras_app("ResNet101V2"),
+                 min_input=32, default_input=224, params=42_626_560, preprocess=Preprocess.TF),
+    BackboneSpec(name="resnet152_v2", family="resnet_v2", year=2016,
+                 builder=_keras_app("ResNet152V2"),
+                 min_input=32, default_input=224, params=58_331_648, preprocess=Preprocess.TF),
+    BackboneSpec(name="resnet200_v2", family="resnet_v2", year=2016,
+                 builder=_ours("resnet_deep", "build_v2"),
+                 min_input=32, default_input=224, params=62_785_728, preprocess=Preprocess.TF),
+    BackboneSpec(name="vgg16", family="vgg", year=2014,
+                 builder=_keras_app("VGG16"),
+                 min_input=32, default_input=224, params=14_714_688, preprocess=Preprocess.CAFFE),
+    BackboneSpec(name="vgg19", family="vgg", year=2014,
+                 builder=_keras_app("VGG19"),
+                 min_input=32, default_input=224, params=20_024_384, preprocess=Preprocess.CAFFE),
+    BackboneSpec(name="mobilenet_v2", family="mobilenet", year=2018,
+                 builder=_keras_app("MobileNetV2", width_arg="alpha"),
+                 min_input=32, default_input=224, params=2_257_984, preprocess=Preprocess.TF),
+    BackboneSpec(name="mobilenet_v3_small", family="mobilenet", year=2019,
+                 builder=_keras_app("MobileNetV3Small", width_arg="alpha"),
+                 min_input=32, default_input=224, params=939_120, preprocess=Preprocess.NONE),
+    BackboneSpec(name="mobilenet_v3_large", family="mobilenet", year=2019,
+                 builder=_keras_app("MobileNetV3Large", width_arg="alpha"),
+                 min_input=32, default_input=224, params=2_996_352, preprocess=Preprocess.NONE),
+    BackboneSpec(name="efficientnet_b0", family="efficientnet", year=2019,
+                 builder=_keras_app("EfficientNetB0"),
+                 min_input=32, default_input=224, params=4_049_571, preprocess=Preprocess.NONE),
 ):
     register(_spec)
 del _spec

@@ -207,15 +207,15 @@ def bench(data: str, sign: Sign, *, image_size: int, batch: int, steps: int, bac
     x = load_images(samples, image_size)
     y = np.array([int(s.grades[sign]) for s in samples])
 
-    def timed_fit(data_arg, **kw) -> float:
+    def timed_fit(data_arg, **fit_options) -> float:
         keras.utils.set_random_seed(0)
         model = build_classifier(backbone, image_size=image_size)
         model.compile(optimizer=keras.optimizers.SGD(0.01, momentum=0.9),
                       loss="sparse_categorical_crossentropy")
         warm = 3
-        model.fit(data_arg, epochs=1, steps_per_epoch=warm, verbose=0, **kw)  # compile the graph
+        model.fit(data_arg, epochs=1, steps_per_epoch=warm, verbose=0, **fit_options)  # compile the graph
         t = time.perf_counter()
-        model.fit(data_arg, epochs=1, steps_per_epoch=steps, verbose=0, **kw)
+        model.fit(data_arg, epochs=1, steps_per_epoch=steps, verbose=0, **fit_options)
         return steps * batch / (time.perf_counter() - t)
 
     result["train_tfdata_img_s"] = timed_fit(ds)

@@ -75,11 +75,11 @@ def _grid(h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
 
 def smooth_noise(rng: np.random.Generator, h: int, w: int, cells: int) -> np.ndarray:
     """Zero-mean, unit-ish variance noise with about ``cells`` features across the height."""
-    cw = max(2, round(cells * w / h))
-    small = rng.standard_normal((cells + 1, cw + 1), dtype=np.float32)
+    cells_wide = max(2, round(cells * w / h))
+    small = rng.standard_normal((cells + 1, cells_wide + 1), dtype=np.float32)
     # Bicubic to a small grid, then bilinear to full size: as smooth to the eye as one bicubic
     # resize, at a tenth of the cost (cubic resizes were a third of the render time).
-    mid = cv2.resize(small, ((cw + 1) * 6, (cells + 1) * 6), interpolation=cv2.INTER_CUBIC)
+    mid = cv2.resize(small, ((cells_wide + 1) * 6, (cells + 1) * 6), interpolation=cv2.INTER_CUBIC)
     big = cv2.resize(mid, (w + w // cells, h + h // cells), interpolation=cv2.INTER_LINEAR)
     return big[:h, :w]
 

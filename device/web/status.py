@@ -80,7 +80,7 @@ def pack_status() -> dict[str, Any]:
         "loaded": True, "version": models.pack_version,
         "dir": str(models.pack_dir) if models.pack_dir else None,
         "error": service.model_error,
-        "models": {sm.sign.value: card_summary(sm.card) for sm in models},
+        "models": {sign_model.sign.value: card_summary(sign_model.card) for sign_model in models},
         **rolled_back,
     }
 

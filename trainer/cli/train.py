@@ -46,12 +46,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def config_from_args(args: argparse.Namespace, **over):
     from trainer.train import TrainConfig
 
-    kw = dict(data=args.data, image_size=args.image_size, steps=args.steps, lr=args.lr,
+    options = dict(data=args.data, image_size=args.image_size, steps=args.steps, lr=args.lr,
               batch=args.batch, weights=args.weights, head=args.head, seed=args.seed,
               patience=args.patience, eval_every=args.eval_every, augment=not args.no_augment,
               class_weights=not args.no_class_weights, verbose=2 if args.quiet else 1)
-    kw.update(over)
-    return TrainConfig(**kw)
+    options.update(over)
+    return TrainConfig(**options)
 
 
 def check_numbers(args: argparse.Namespace) -> None:

@@ -18,6 +18,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from trainer.backbones import Preprocess
+
 log = logging.getLogger(__name__)
 
 #: How uint8 RGB becomes the float input a backbone was trained on, named as in
@@ -26,7 +28,7 @@ log = logging.getLogger(__name__)
 #:   tf:    x / 127.5 - 1, i.e. [-1, 1] (Inception, ResNet v2, MobileNetV2);
 #:   torch: x / 255, minus mean, divided by std per channel (RGB);
 #:   none:  float 0-255 as is: the network rescales itself (MobileNetV3, EfficientNet).
-PREPROCESS_MODES = ("caffe", "tf", "torch", "none")
+PREPROCESS_MODES = tuple(p.value for p in Preprocess)
 _CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
 _TORCH_MEAN = (0.485, 0.456, 0.406)
 _TORCH_STD = (0.229, 0.224, 0.225)
@@ -40,7 +42,7 @@ class ImagePreprocess(keras.layers.Layer):
         super().__init__(**kwargs)
         if mode not in PREPROCESS_MODES:
             raise ValueError(f"unknown preprocess mode {mode!r}: expected one of {PREPROCESS_MODES}")
-        self.mode = mode
+        self.mode = Preprocess(mode).value  # a plain string in the saved config
 
     def call(self, inputs: Any) -> Any:
         x = ops.cast(inputs, self.compute_dtype)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import time
 
 import pytest
 import yaml
@@ -61,6 +62,12 @@ def test_first_start_creates_admin_with_one_time_password(config_file, tmp_path)
         banner = run_cli.setup_banner(prepared.setup_password, "http://127.0.0.1:8123/")
         assert prepared.setup_password in banner and "one-time" in banner
         assert prepared.app.test_client().get("/healthz").status_code == 200
+        purger = prepared.app.extensions["atopiscan"].purger  # retention runs from the start
+        deadline = time.monotonic() + 10
+        while purger.last is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert purger.last is not None and purger.last.error is None
+        purger.stop()
     finally:
         prepared.service.close()
     again = run_cli.prepare(config)  # users exist now: no new password, nothing printed

@@ -80,24 +80,25 @@ class Prepared:
 
 def prepare(config: Any) -> Prepared:
     """Open the store, users and service and build the app (everything but serving)."""
+    from device.purger import Purger
     from device.service import Service
-    from device.store import Store
-    from device.web import create_app
+    from device.web import create_app, default_store
     from device.web.tls import ensure_certificate
     from device.web.users import UserStore
 
     data_dir = Path(config.storage.data_dir).expanduser()
     users = UserStore.in_data_dir(data_dir)
     password = users.ensure_setup_user(SETUP_USER)
-    store = Store(data_dir, keep_images=config.storage.keep_images,
-                  retention_days=config.storage.retention_days)
+    store = default_store(config, data_dir)  # keep_images, keep_frames, retention_days
+    purger = Purger(store)
+    purger.start()  # storage.retention_days: purge now and then daily
     tls = None
     if config.web.uses_tls:
         tls = ensure_certificate(config.web.tls, data_dir, host=config.web.host,
                                  device_name=config.device_name)
     service = Service.from_config(config)
     app = create_app(config, service=service, store=store, users=users, data_dir=data_dir,
-                     tls=tls)
+                     tls=tls, purger=purger)
     return Prepared(app, service, config.web.host, config.web.port, password, tls)
 
 

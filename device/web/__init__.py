@@ -44,6 +44,7 @@ class WebContext:
     data_dir: Path
     errors: errorlog.RingBufferHandler
     tls: Any = None  # device.web.tls.TlsSetup when the dashboard is served over HTTPS
+    purger: Any = None  # device.purger.Purger when retention runs on a schedule
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
 
@@ -53,7 +54,7 @@ def _default_service(config: Any) -> Any:
     return Service.from_config(config)
 
 
-def _default_store(config: Any, data_dir: Path) -> Any:
+def default_store(config: Any, data_dir: Path) -> Any:
     from device.store import Store
 
     return Store(data_dir, keep_images=config.storage.keep_images,
@@ -64,7 +65,7 @@ def _default_store(config: Any, data_dir: Path) -> Any:
 def create_app(config: Any, *, service: Any = None, store: Any = None,
                users: UserStore | None = None, data_dir: Path | None = None,
                limiter: LoginLimiter | None = None, testing: bool = False,
-               tls: Any = None) -> Flask:
+               tls: Any = None, purger: Any = None) -> Flask:
     """Build the dashboard. ``config`` is a DeviceConfig; ``data_dir`` overrides
     ``config.storage.data_dir`` (the secret key and users live there). ``tls`` (a
     device.web.tls.TlsSetup) says it is served over HTTPS: Secure cookies and HSTS."""
@@ -86,12 +87,12 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
     )
     users = users or UserStore.in_data_dir(data_dir)
     if store is None:
-        store = _default_store(config, data_dir)
+        store = default_store(config, data_dir)
     if service is None:
         service = _default_service(config)
     app.extensions["atopiscan"] = WebContext(
         config=config, service=service, store=store, users=users, data_dir=data_dir,
-        errors=errorlog.install(), tls=tls,
+        errors=errorlog.install(), tls=tls, purger=purger,
     )
 
     @app.before_request

@@ -106,6 +106,10 @@ def status_data() -> dict[str, Any]:
         "errors": c.errors.records()[::-1],
         "field_agreement": field_agreement_data(),
         "tls": c.tls.to_dict() if c.tls is not None else None,
+        "retention": {"days": c.config.storage.retention_days,
+                      "scheduled": c.purger is not None,
+                      "last_purge": c.purger.last.to_dict()
+                      if c.purger is not None and c.purger.last is not None else None},
     }
 
 

@@ -53,6 +53,9 @@ def count_frames(url: str, cookie: str, seconds: float, *, warmup: float = 0.0) 
             if not line:
                 break
             while line not in (b"\r\n", b"\n", b""):
+                if line.startswith(b"--"):  # the boundary before a part
+                    line = resp.readline()
+                    continue
                 name, _, value = line.decode("latin-1").partition(":")
                 headers[name.strip().lower()] = value.strip()
                 line = resp.readline()

@@ -174,6 +174,7 @@ def test_aim_capture_move_the_square_regrade_save(chromium, server, tmp_path):  
             # the camera vanishes mid-stream, then comes back by itself
             camera.present = False
             expect(page.locator("#preview-state")).to_contain_text("Camera unavailable")
+            time.sleep(1.0)  # the stream's own "camera unavailable" frame
             shot("camera-lost")
             camera.present = True
             expect(page.locator("#preview-state")).to_have_text("live")

@@ -290,3 +290,10 @@ def test_closing_the_hub_ends_its_viewers():
     hub.close()
     thread.join(5)
     assert not thread.is_alive()
+
+
+def test_picamera2_preview_keeps_the_still_aspect():
+    assert PiCamera2Camera(width=1280, height=960).preview_size == (640, 480)
+    assert PiCamera2Camera(width=1920, height=1080).preview_size == (640, 360)
+    assert PiCamera2Camera(width=320, height=240).preview_size == (320, 240)  # never larger
+    assert PiCamera2Camera(width=1001, height=751, preview_size=(640, 480)).preview_size == (640, 480)

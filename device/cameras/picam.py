@@ -31,8 +31,10 @@ class PiCamera2Camera:
     def __init__(self, *, width: int = 1280, height: int = 960,
                  settle_seconds: float = 1.0, preview_size: tuple[int, int] = (640, 480)) -> None:
         self.width, self.height = width, height
-        # The ISP's lores output is no larger than main, and YUV420 needs even sides.
-        pw, ph = min(preview_size[0], width), min(preview_size[1], height)
+        # The lores output keeps main's aspect (the preview's square overlays must match the
+        # still), is no larger than main, and YUV420 needs even sides.
+        scale = min(1.0, preview_size[0] / width, preview_size[1] / height)
+        pw, ph = round(width * scale), round(height * scale)
         self.preview_size = (pw - pw % 2, ph - ph % 2)
         self.settle_seconds = settle_seconds
         self.status = CameraStatus()

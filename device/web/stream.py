@@ -79,15 +79,18 @@ def mjpeg_parts(preview: PreviewHub, *, wait: float = 5.0,
     when this client is slow). Ends when the hub closes, the login ends (``allowed``) or
     the client goes away."""
     with preview.watch() as viewer:
+        yield f"--{BOUNDARY}\r\n".encode()
         while allowed():
             frame = viewer.next_frame(wait)
             if frame is None:
                 if preview.closed:
                     return
                 continue
-            yield (f"--{BOUNDARY}\r\nContent-Type: image/jpeg\r\n"
-                   f"Content-Length: {len(frame.jpeg)}\r\nX-Frame-Seq: {frame.seq}\r\n"
-                   f"X-Stream-State: {frame.state.value}\r\n\r\n").encode() + frame.jpeg + b"\r\n"
+            # Each part ends with the next boundary: browsers show a part only once they
+            # see where it ends, so this saves a frame of latency.
+            yield (f"Content-Type: image/jpeg\r\nContent-Length: {len(frame.jpeg)}\r\n"
+                   f"X-Frame-Seq: {frame.seq}\r\nX-Stream-State: {frame.state.value}\r\n\r\n"
+                   ).encode() + frame.jpeg + f"\r\n--{BOUNDARY}\r\n".encode()
 
 
 def hint_events(preview: PreviewHub, *, wait: float = 10.0,

@@ -11,6 +11,7 @@
   var state = document.getElementById("preview-state");
   var list = document.getElementById("hints");
   var crop = document.getElementById("crop-rect");
+  var guide = document.getElementById("guide");
   var events = null, retry = null, stopped = false, first = true;
   window.atopiscanHints = 0;  // hint updates received (the browser test reads it)
 
@@ -26,6 +27,7 @@
     } else if (d.state === "live") {
       showState("live", false);
     }
+    guide.style.display = d.state === "camera_lost" ? "none" : "";
     list.textContent = "";
     var items = d.state === "live" ? d.hints : [];
     if (d.state === "live" && d.ok) { items = [{code: "ready", text: "Ready: press Capture"}]; }

@@ -10,6 +10,7 @@ from typing import Any
 
 import device
 from device.card import (
+    AbstentionInfo,
     GateRecord,
     HeldOutMetrics,
     ModelCard,
@@ -50,6 +51,7 @@ def build_card(
     metrics_tflite: HeldOutMetrics,
     latency: dict[str, Any],
     run_dir: Path | None = None,
+    abstention: AbstentionInfo | None = None,
 ) -> ModelCard:
     """The card for a converted file (sha256 and size read from the file itself)."""
     tflite_path = Path(tflite_path)
@@ -71,12 +73,14 @@ def build_card(
         file_size=tflite_path.stat().st_size,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         software_version=device.__version__,
+        abstention=abstention,
     )
 
 
 def find_converted(directory: Path) -> tuple[Path, ModelCard] | None:
     """A converted model folder (``convert model --out DIR``): its one .tflite and
-    card, or None when the folder holds no card (then it is a training run)."""
+    card (whose ``abstention.stats_file``, when set, lies beside them), or None when
+    the folder holds no card (then it is a training run)."""
     from device.card import load_card
 
     directory = Path(directory)
@@ -89,4 +93,7 @@ def find_converted(directory: Path) -> tuple[Path, ModelCard] | None:
     tflite = cards[0].with_name(cards[0].name[: -len(".card.json")] + ".tflite")
     if not tflite.is_file():
         raise ValueError(f"{cards[0]}: its model {tflite.name} is missing beside it")
+    if card.abstention is not None and not (directory / card.abstention.stats_file).is_file():
+        raise ValueError(f"{cards[0]}: its abstention statistics {card.abstention.stats_file} "
+                         "are missing beside it; convert the model again")
     return tflite, card

@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 
 import device
+from device.abstain import STATS_SUFFIX
 from device.atomic import atomic_path
 from device.card import ModelCard
 from device.imageio import ImageError, encode_png
@@ -119,6 +120,27 @@ def _golden_cases(
     return members, cases
 
 
+def stats_member(sign: Sign) -> str:
+    return f"models/{sign.value}{STATS_SUFFIX}"
+
+
+def _add_stats(sign: Sign, path: Path, card: ModelCard,
+               payload: list[tuple[str, bytes]]) -> str | None:
+    """Append the model's abstention statistics (beside its .tflite, named by its card)
+    to ``payload``; None when the card has none (the model cannot abstain)."""
+    if card.abstention is None:
+        return None
+    stats = path.parent / card.abstention.stats_file
+    if not stats.is_file():
+        raise PackError(f"{stats}: the abstention statistics named by {sign.value}'s card are "
+                        "missing; convert the model again")
+    data = stats.read_bytes()
+    if hashlib.sha256(data).hexdigest() != card.abstention.stats_sha256:
+        raise PackError(f"{stats}: sha256 differs from its card's; convert the model again")
+    payload.append((stats_member(sign), data))
+    return stats_member(sign)
+
+
 def _tarinfo(name: str, size: int, mtime: int) -> tarfile.TarInfo:
     info = tarfile.TarInfo(name)
     info.size = size
@@ -169,7 +191,8 @@ def write_pack(
             )
         payload.append((model_member(sign), path.read_bytes()))
         payload.append((card_member(sign), (card.model_dump_json(indent=2) + "\n").encode()))
-        entries[sign] = PackModelEntry(model=model_member(sign), card=card_member(sign))
+        entries[sign] = PackModelEntry(model=model_member(sign), card=card_member(sign),
+                                       stats=_add_stats(sign, path, card, payload))
         images = list((golden_images or {}).get(sign, ()))
         if not images:
             seed = int(hashlib.sha256(sign.value.encode()).hexdigest()[:8], 16)

@@ -20,6 +20,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "adduser": ("device.cli.adduser", "add a dashboard user"),
     "export-dataset": ("device.cli.export_dataset",
                        "export reviewed scans as a training data set (crops + manifest)"),
+    "evaluate-photos": ("device.cli.evaluate_photos",
+                        "run the scan pipeline on a folder of photos and summarise"),
 }
 
 

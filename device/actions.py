@@ -131,7 +131,8 @@ def set_visit_status(store: Store, visit_id: int, value: str) -> Visit:
 
 def save_scan(store: Store, visit_id: int, region: Region, result: ScanResult,
               actor: Actor) -> RegionScan:
-    """Store a graded scan (its crop, frame, crop box and quality) in the visit."""
+    """Store a graded scan (its crop, frame, crop box and quality) in the visit; one the
+    models abstained on is stored too, without model grades, for staff to grade."""
     crop = result.crop
     scan = store.save_region_scan(
         visit_id, region, grades={s: int(r.grade) for s, r in result.signs.items()},
@@ -139,7 +140,8 @@ def save_scan(store: Store, visit_id: int, region: Region, result: ScanResult,
         pack_version=result.pack_version, image=result.crop_image,
         capture=Capture(frame=result.image, box=crop.box if crop else None,
                         crop_mode=crop.mode.value if crop else None,
-                        quality=result.quality.measures))
+                        quality=result.quality.measures, abstained=result.abstained,
+                        abstention_score=result.abstention.score if result.abstention else None))
     log.info("%s scanned %s for visit %s (scan %s, review %s)", actor.username, region.value,
              visit_id, scan.id, result.review)
     return scan

@@ -2,7 +2,12 @@
 it and how well it graded on its held-out split.
 
 Written by ``convert``, read by the device. Unknown keys are refused so that a
-card from a newer schema is reported rather than silently misread.
+card from a newer schema is reported rather than silently misread; an older card is
+migrated on reading (``MIGRATIONS``).
+
+Schema history: 1, the first; 2, typed gate and metrics, ``provenance``; 3,
+``abstention`` (the statistics file of the pooled features and how its threshold
+was set; None: the model cannot abstain).
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from device.atomic import atomic_write_text
 from device.errors import validation_problems
 from device.vocab import MODEL_SIGNS, Sign
 
-CARD_SCHEMA_VERSION = 2
+CARD_SCHEMA_VERSION = 3
 
 
 class QuantMode(str, Enum):
@@ -115,10 +120,32 @@ class Provenance(BaseModel):
     run_dir: str | None = Field(default=None, description="Training run folder on the workstation")
 
 
+class AbstentionInfo(BaseModel):
+    """How this model abstains on images unlike its training data (device.abstain)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["mahalanobis-shared-covariance"] = Field(
+        description="Class-conditional Gaussians with one shared covariance on the pooled "
+                    "features; score: Mahalanobis distance to the nearest grade mean")
+    stats_file: str = Field(description="Statistics file name beside the model (.ood.npz)")
+    stats_sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="sha256 of that file")
+    feature_dim: int = Field(ge=1, description="Length of the pooled feature vector")
+    classes: list[int] = Field(description="Grades with a mean (those in the training split)")
+    n_fit: int = Field(ge=2, description="Training images the statistics were fitted on")
+    shrinkage: float = Field(ge=0, le=1, description="Ledoit-Wolf shrinkage of the covariance")
+    threshold: float = Field(gt=0, description="Distance above which the model abstains")
+    target_accept: float = Field(gt=0, le=1, description="Share of held-out images the "
+                                 "threshold was set to accept at least")
+    heldout_accepted: float = Field(ge=0, le=1, description="Share of held-out images it accepts")
+    n_heldout: int = Field(ge=1, description="Held-out images the threshold was calibrated on")
+    how: str = Field(description="How the threshold was set, in words")
+
+
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    schema_version: Literal[2] = Field(default=CARD_SCHEMA_VERSION, description="Card schema version")
+    schema_version: Literal[3] = Field(default=CARD_SCHEMA_VERSION, description="Card schema version")
     sign: Sign = Field(description="The sign this model grades")
     grades: list[int] = Field(default=[0, 1, 2, 3], description="Grades of the 4 outputs, in order")
     input_size: tuple[int, int] = Field(description="Input height and width in pixels")
@@ -137,17 +164,17 @@ class ModelCard(BaseModel):
     file_size: int | None = Field(default=None, ge=0, description="Size of the .tflite file in bytes")
     created: str = Field(description="ISO-8601 time the card was written")
     software_version: str = Field(description="atopiscan version that wrote the card")
+    abstention: AbstentionInfo | None = Field(
+        default=None, description="Abstention statistics; None: this model cannot abstain")
 
     def check_sign(self) -> None:
         if self.sign not in MODEL_SIGNS:
             raise CardError(f"model card grades {self.sign.value}, which no model can grade")
 
 
-def migrate_card(raw: Any) -> Any:
-    """A schema-1 card as schema 2: the training run's folder moves out of ``gate``
-    into ``provenance``, an empty gate becomes none. Other input is returned as is."""
-    if not isinstance(raw, dict) or raw.get("schema_version", 1) != 1:
-        return raw
+def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:
+    """The training run's folder moves out of ``gate`` into ``provenance``, an empty gate
+    becomes none."""
     out = dict(raw, schema_version=2)
     gate = dict(out.get("gate") or {})
     run_dir = gate.pop("run_dir", None) or gate.pop("rundir", None)
@@ -155,6 +182,26 @@ def migrate_card(raw: Any) -> Any:
     out["gate"] = gate or None
     out.setdefault("provenance", {"run_dir": run_dir})
     return out
+
+
+def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
+    """No abstention statistics before schema 3: the model cannot abstain."""
+    return dict(raw, schema_version=3, abstention=None)
+
+
+#: Schema version -> the function that brings a card of it one version up.
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
+
+
+def migrate_card(raw: Any) -> Any:
+    """An older card as the current schema (``MIGRATIONS``, one step at a time; a card
+    with no version is a version-1 card). Other input is returned as is, for
+    validation to refuse with the field named."""
+    if isinstance(raw, dict) and "schema_version" not in raw:
+        raw = dict(raw, schema_version=1)
+    while isinstance(raw, dict) and raw.get("schema_version") in MIGRATIONS:
+        raw = MIGRATIONS[raw["schema_version"]](raw)
+    return raw
 
 
 def load_card(path: Path) -> ModelCard:

@@ -150,6 +150,11 @@ class QualityConfig(_Section):
         default=64, ge=1, description="Smallest accepted shorter side of the image, in pixels")
     min_skin_fraction: float = Field(
         default=0.25, ge=0, le=1, description="Smallest share of pixels that must look like skin")
+    max_skin_texture: float = Field(
+        default=12.0, ge=0,
+        description="Largest fine-detail energy of the skin-coloured pixels (per cent of their "
+                    "brightness, measured at 256 px) accepted: fur, food and foliage are "
+                    "rougher than skin")
 
     @model_validator(mode="after")
     def _order(self) -> QualityConfig:
@@ -184,6 +189,9 @@ class StorageConfig(_Section):
     keep_frames: bool = Field(
         default=True, description="Also keep each scan's full camera frame (with keep_images); "
         "python -m device export-dataset --full-frames exports them")
+    blur_faces: bool = Field(
+        default=False, description="Blur the faces detected in a kept full frame, outside the "
+        "crop box (the graded crop is kept exactly as graded)")
     retention_days: int = Field(
         default=365, ge=1, description="Days scanned images are kept before deletion")
 

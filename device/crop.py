@@ -6,9 +6,11 @@
   photo, holes filled, checked to be skin-coloured), then the square whose lesion
   score (redness: a* above the body's median; texture: local energy of fine
   detail) stands out most from the ring of body around it, searched over a few
-  sizes with integral images, then grown to the lesion's extent. When the body is
-  small or not skin, or nothing stands out, it falls back to the guide square and
-  says so in the result.
+  sizes with integral images, then grown to the lesion's extent. A square may not
+  touch a face's eyes, nostrils or lips, hold overlay marks (text, logos, rulers,
+  colour cards) or be less than 80 % skin (device.avoid). When the body is small or
+  not skin, nothing stands out, or no square keeps to those rules, it falls back to
+  the guide square and says so in the result: the auto crop is a suggestion.
 - box: a box given by the dashboard, validated and clipped to the image.
 
 ``python -m device crop-eval DIR/manifest.csv`` measures how often the
@@ -23,7 +25,9 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 
+from device.avoid import MAX_OVERLAY_IN_CROP, MIN_SKIN_IN_CROP, AvoidMasks, avoid_masks
 from device.config import CropConfig, CropMode
+from device.faces import Faces
 
 log = logging.getLogger(__name__)
 
@@ -152,12 +156,16 @@ def _box_sums(integral: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarr
     return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
 
 
-def best_square(score: np.ndarray, body: np.ndarray) -> tuple[Box, float]:
-    """The square (x, y, side, side), mostly on the body, maximising mean(score inside)
-    minus mean(score on the body ring around it)."""
+def best_square(score: np.ndarray, body: np.ndarray,
+                avoid: AvoidMasks | None = None) -> tuple[Box, float]:
+    """The square (x, y, side, side), mostly on the body and keeping to ``avoid``'s
+    rules, maximising mean(score inside) minus mean(score on the body ring around it).
+    The value is -inf when no square qualifies."""
     h, w = score.shape
     integral = cv2.integral(score.astype(np.float64))
     body_int = cv2.integral(body.astype(np.float64))
+    rules = None if avoid is None else [cv2.integral(m.astype(np.float64)) for m in
+                                        (avoid.zones, avoid.overlay, avoid.skin)]
     best, best_val = (0, 0, 1, 1), -np.inf
     short = min(h, w)
     for frac in AUTO_SCALES:
@@ -178,6 +186,10 @@ def best_square(score: np.ndarray, body: np.ndarray) -> tuple[Box, float]:
         ring_body = _box_sums(body_int, ox0, oy0, ox1, oy1) - in_body
         contrast = in_sum / area - ring_sum / np.maximum(ring_body, 1)
         contrast[in_body < MIN_BODY_IN_SQUARE * area] = -np.inf
+        if rules is not None:
+            zones, overlay, skin = (_box_sums(r, x0, y0, x1, y1) for r in rules)
+            contrast[(zones > 0) | (overlay > MAX_OVERLAY_IN_CROP * area)
+                     | (skin < MIN_SKIN_IN_CROP * area)] = -np.inf
         k = int(np.argmax(contrast))
         if contrast.flat[k] > best_val:
             best_val = float(contrast.flat[k])
@@ -213,10 +225,11 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
     return (nx, ny, new, new)
 
 
-def auto_box(rgb: np.ndarray, config: CropConfig, *,
-             preview: np.ndarray | None = None) -> CropResult:
+def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None = None,
+             faces: Faces | None = None) -> CropResult:
     """``preview``: a smaller copy of ``rgb`` (shorter side >= WORK_SIDE) already made for
-    the quality check, so a large frame is not scaled down a second time."""
+    the quality check, so a large frame is not scaled down a second time. ``faces``:
+    device.faces.find_faces of the frame, in its pixels (None: no faces looked for)."""
     h, w = rgb.shape[:2]
     small = shrink(rgb if preview is None else preview, WORK_SIDE)
     scale = small.shape[0] / h
@@ -224,19 +237,27 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *,
     body = body_mask(lab)
     fallback = guide_box(h, w, config.guide_fraction)
     body_fraction = float(body.mean())
-    skin_fraction = float(skin_mask(small)[body].mean()) if body.any() else 0.0
+    skin = skin_mask(small)
+    skin_fraction = float(skin[body].mean()) if body.any() else 0.0
     if body_fraction < MIN_SKIN_FOR_AUTO or skin_fraction < 0.5:
         return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
                           f"auto crop unsure: the body part fills {body_fraction:.0%} of the "
                           f"photo and {skin_fraction:.0%} of it looks like skin; used the "
                           "guide square", None)
     score = lesion_score_map(lab, body)
-    square, value = best_square(score, body)
+    avoid = avoid_masks(lab, skin, faces, scale)
+    square, value = best_square(score, body, avoid)
+    if value == -np.inf:
+        return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
+                          "auto crop unsure: every square on the body touches an eye, nostril "
+                          f"or lip, an overlay, or is under {MIN_SKIN_IN_CROP:.0%} skin; used "
+                          "the guide square", None)
     if value < config.auto_min_score:
         return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
                           f"auto crop unsure: no region stands out (score {value:.2f} < "
                           f"{config.auto_min_score:g}); used the guide square", value)
-    sx, sy, side, _ = refine_square(score, square, value)
+    refined = refine_square(score, square, value)
+    sx, sy, side, _ = refined if avoid.square_ok(refined)[0] else square
     full_side = min(h, w, int(round(side / scale)))
     x = min(max(0, int(round(sx / scale))), w - full_side)
     y = min(max(0, int(round(sy / scale))), h - full_side)
@@ -246,9 +267,9 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *,
 
 def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = None,
                 box: tuple[float, float, float, float] | None = None,
-                preview: np.ndarray | None = None) -> CropResult:
+                preview: np.ndarray | None = None, faces: Faces | None = None) -> CropResult:
     """Pick the crop box for ``rgb`` (H, W, 3). A given ``box`` implies mode box.
-    ``preview`` is passed on to auto_box."""
+    ``preview`` and ``faces`` are passed on to auto_box."""
     mode = mode or (CropMode.BOX if box is not None else config.mode)
     h, w = rgb.shape[:2]
     if mode is CropMode.BOX:
@@ -256,7 +277,7 @@ def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = 
             raise CropError("crop mode is box but no box was given (x, y, w, h)")
         return CropResult(clip_box(box, h, w), CropMode.BOX, CropMode.BOX, reason="box given")
     if mode is CropMode.AUTO:
-        return auto_box(rgb, config, preview=preview)
+        return auto_box(rgb, config, preview=preview, faces=faces)
     return CropResult(guide_box(h, w, config.guide_fraction), CropMode.GUIDE, CropMode.GUIDE,
                       reason="guide square")
 

@@ -3,7 +3,8 @@
 Tries ``ai_edge_litert`` (the maintained LiteRT wheel), then ``tflite_runtime``
 (older Pi images), then ``tf.lite`` (a workstation with TensorFlow). The model
 contract (DESIGN.md): one uint8 RGB image of the card's input size in, four
-grade probabilities out; normalisation lives inside the graph.
+grade probabilities out, and optionally the pooled features as a second output
+(for abstention, ``device.abstain``); normalisation lives inside the graph.
 """
 
 from __future__ import annotations
@@ -68,19 +69,18 @@ class GradeModel:
         self.threads = threads
         inp = self._interp.get_input_details()
         out = self._interp.get_output_details()
-        if len(inp) != 1 or len(out) != 1:
+        if len(inp) != 1 or len(out) not in (1, 2):
             raise InterpreterError(
-                f"{self.path}: expected 1 input and 1 output, found {len(inp)} and {len(out)}"
+                f"{self.path}: expected 1 input and 1 or 2 outputs (grades, pooled features), "
+                f"found {len(inp)} and {len(out)}"
             )
-        self._in, self._out = inp[0], out[0]
+        self._in = inp[0]
+        self._out, self._feat = _grades_and_features(self.path, out)
         shape = tuple(int(d) for d in self._in["shape"])
         if len(shape) != 4 or shape[-1] != 3:
             raise InterpreterError(f"{self.path}: input shape {shape} is not (1, H, W, 3)")
         self.input_size: tuple[int, int] = (shape[1], shape[2])
         self.input_dtype = np.dtype(self._in["dtype"])
-        out_shape = tuple(int(d) for d in self._out["shape"])
-        if out_shape[-1] != NUM_GRADES:
-            raise InterpreterError(f"{self.path}: output shape {out_shape} does not give {NUM_GRADES} grades")
         self._lock = threading.Lock()
         log.debug("loaded %s with %s (%d threads), input %s %s", self.path, self.backend,
                   threads, self.input_size, self.input_dtype)
@@ -103,21 +103,56 @@ class GradeModel:
             batch = image.astype(self.input_dtype)[None]
         return batch
 
+    @property
+    def has_features(self) -> bool:
+        """True when the model also returns its pooled features."""
+        return self._feat is not None
+
+    @property
+    def feature_dim(self) -> int | None:
+        return int(np.prod(self._feat["shape"][1:])) if self._feat is not None else None
+
     def predict(self, image: np.ndarray) -> np.ndarray:
         """Grade probabilities (float32, shape (4,), summing to ~1) for one uint8 RGB crop."""
+        return self.predict_with_features(image)[0]
+
+    def predict_with_features(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Grade probabilities and the pooled features (float32, (D,)); None for a model
+        without the features output."""
         batch = self._prepare(image)
         with self._lock:
             self._interp.set_tensor(self._in["index"], batch)
             self._interp.invoke()
             raw = self._interp.get_tensor(self._out["index"])[0]
-        if np.issubdtype(raw.dtype, np.integer):
-            scale, zero = self._out["quantization"]
-            probs = (raw.astype(np.float32) - zero) * scale
-        else:
-            probs = raw.astype(np.float32)
-        return probs.reshape(NUM_GRADES)
+            feats = (self._interp.get_tensor(self._feat["index"])[0]
+                     if self._feat is not None else None)
+        probs = _dequantize(raw, self._out).reshape(NUM_GRADES)
+        return probs, None if feats is None else _dequantize(feats, self._feat).reshape(-1)
 
     def invoke_only(self) -> None:
         """Invoke on the tensors already set; for latency benchmarks."""
         with self._lock:
             self._interp.invoke()
+
+
+def _dequantize(raw: np.ndarray, detail: dict) -> np.ndarray:
+    if np.issubdtype(raw.dtype, np.integer):
+        scale, zero = detail["quantization"]
+        return (raw.astype(np.float32) - zero) * scale
+    return raw.astype(np.float32)
+
+
+def _grades_and_features(path: Path, outputs: list[dict]) -> tuple[dict, dict | None]:
+    """Which output gives the 4 grades and which (if any) the pooled features. TFLite
+    does not keep Keras' output order, so they are told apart by size."""
+    sizes = [int(np.prod(o["shape"][1:])) for o in outputs]
+    if len(outputs) == 1:
+        if sizes[0] != NUM_GRADES:
+            raise InterpreterError(f"{path}: output shape {tuple(outputs[0]['shape'])} does not "
+                                   f"give {NUM_GRADES} grades")
+        return outputs[0], None
+    grades = [i for i, n in enumerate(sizes) if n == NUM_GRADES]
+    if len(grades) != 1:
+        raise InterpreterError(f"{path}: outputs of sizes {sizes}: expected one of "
+                               f"{NUM_GRADES} grades and one of pooled features")
+    return outputs[grades[0]], outputs[1 - grades[0]]

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
+from device.abstain import FeatureStats, StatsError, load_stats
 from device.card import CardError, ModelCard, load_card
 from device.errors import validation_problems
 from device.interpreter import GradeModel, InterpreterError
@@ -34,6 +35,8 @@ class SignModel:
     model: GradeModel
     card: ModelCard
     path: Path
+    #: Abstention statistics of the pooled features; None: this model cannot abstain.
+    stats: FeatureStats | None = None
 
 
 class ModelSet:
@@ -47,6 +50,11 @@ class ModelSet:
         self.pack_version = pack_version
         self.pack_dir = pack_dir
         self.manifest = manifest
+
+    @property
+    def can_abstain(self) -> bool:
+        """True when every model carries abstention statistics (and returns features)."""
+        return all(sm.stats is not None for sm in self)
 
     @property
     def signs(self) -> tuple[Sign, ...]:
@@ -94,7 +102,8 @@ class ModelSet:
             if tuple(model.input_size) != tuple(card.input_size):
                 raise ModelSetError(f"{model_path}: input {model.input_size} differs from its "
                                     f"card's input_size {tuple(card.input_size)}")
-            models[sign] = SignModel(sign, model, card, model_path)
+            models[sign] = SignModel(sign, model, card, model_path,
+                                     _load_stats(pack_dir, entry.stats, model))
         missing = [s.value for s in MODEL_SIGNS if s not in models]
         if missing:
             log.warning("pack %s has no model for %s; those signs are not graded",
@@ -103,6 +112,21 @@ class ModelSet:
                  ", ".join(s.value for s in models), threads)
         return cls(models, pack_version=manifest.pack_version, pack_dir=pack_dir,
                    manifest=manifest)
+
+
+def _load_stats(pack_dir: Path, member: str | None, model: GradeModel) -> FeatureStats | None:
+    if member is None:
+        return None
+    if not safe_member_name(member):
+        raise ModelSetError(f"{pack_dir / MANIFEST_NAME}: unsafe path {member!r}")
+    try:
+        stats = load_stats(pack_dir / member)
+    except StatsError as exc:
+        raise ModelSetError(f"{exc}; reinstall the pack (python -m device flash)") from exc
+    if model.feature_dim != stats.dim:
+        raise ModelSetError(f"{model.path}: returns {model.feature_dim} features; its abstention "
+                            f"statistics expect {stats.dim}. Reinstall the pack")
+    return stats
 
 
 def read_manifest(pack_dir: Path) -> PackManifest:

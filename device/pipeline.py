@@ -1,4 +1,5 @@
-"""The scan pipeline: capture -> quality -> crop -> resize -> grade each sign.
+"""The scan pipeline: capture -> quality -> crop -> resize -> grade each sign ->
+abstain or not.
 
 ``Scanner.scan`` returns a ``ScanResult``; a failed quality check returns the
 reasons and grades nothing. Errors a person must act on are raised as
@@ -10,6 +11,13 @@ four grade probabilities and t = argmax p:
   2. split:   sum of p[g] over grades |g - t| >= 2 is >= grading.review_max_far_mass,
      i.e. the model also backs a grade that is not a neighbour of its answer
      (e.g. 0.55 "none" with 0.35 "moderate"), which a grader would not do.
+
+Abstention (device.abstain): when the pack carries statistics, each model's pooled
+features are scored; a crop beyond any sign's threshold makes the models abstain:
+the result keeps no model grades (``signs`` is empty, ``abstained`` is True) and
+staff grade the region themselves or retake. Where the photo showed little skin,
+an abstention is reported as the quality check's "not skin" refusal instead
+(device.quality.confirm_skin).
 """
 
 from __future__ import annotations
@@ -24,20 +32,22 @@ import cv2
 import numpy as np
 
 import device
+from device.abstain import Abstention, SignAbstention
 from device.cameras.base import Camera
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
+from device.faces import SCAN_DETECT_SIDE, Faces, find_faces
 from device.imageio import MAX_PIXELS, ImageError, read_image
 from device.models import ModelSet
-from device.quality import MEASURE_SIDE, QualityReport, check_quality
+from device.quality import MEASURE_SIDE, QualityReport, check_quality, confirm_skin
 from device.vocab import Grade, Sign
 
 log = logging.getLogger(__name__)
 
 #: Largest image accepted, in pixels: the one limit of ``device.imageio``.
 MAX_IMAGE_PIXELS = MAX_PIXELS
-STAGES = ("capture", "quality", "crop", "resize", "invoke", "total")
+STAGES = ("capture", "quality", "crop", "resize", "invoke", "abstain", "total")
 
 
 class ScanError(InvalidInput):
@@ -77,6 +87,14 @@ class ScanResult:
     #: The frame and the crop (RGB uint8), for the store and the dashboard; not in to_dict.
     image: np.ndarray | None = field(default=None, repr=False)
     crop_image: np.ndarray | None = field(default=None, repr=False)
+    #: None until the models ran (quality refusal); see device.abstain.
+    abstention: Abstention | None = None
+    #: Faces found in the frame (full-frame pixels), for blurring the stored frame.
+    faces: Faces | None = field(default=None, repr=False)
+
+    @property
+    def abstained(self) -> bool:
+        return self.abstention is not None and self.abstention.abstained
 
     @property
     def graded(self) -> bool:
@@ -93,6 +111,10 @@ class ScanResult:
         return {
             "ok": self.quality.ok and self.graded,
             "graded": self.graded,
+            "abstained": self.abstained,
+            "abstention_score": (None if self.abstention is None or self.abstention.score is None
+                                 else round(self.abstention.score, 4)),
+            "abstention": self.abstention.to_dict() if self.abstention else None,
             "review": self.review,
             "pack_version": self.pack_version,
             "software_version": device.__version__,
@@ -173,11 +195,12 @@ class Scanner:
         t = time.perf_counter()
         # One scaled-down copy of the frame for the quality measures and the auto crop.
         preview = shrink(image, MEASURE_SIDE)
-        quality = check_quality(image, self.config.quality, preview=preview)
+        faces = find_faces(preview, side=SCAN_DETECT_SIDE).scaled(image.shape[0] / preview.shape[0])
+        quality = check_quality(image, self.config.quality, preview=preview, faces=faces)
         timings["quality"] = _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
                             pack_version=models.pack_version if models else None,
-                            image_size=image.shape[:2], image=image)
+                            image_size=image.shape[:2], image=image, faces=faces)
         if not quality.ok:
             timings["total"] = _ms_since(start)
             return result
@@ -189,7 +212,7 @@ class Scanner:
         try:
             crop = choose_crop(image, self.config.crop, mode=mode,
                                box=tuple(box) if box is not None else None,  # type: ignore[arg-type]
-                               preview=preview)
+                               preview=preview, faces=faces)
         except CropError as exc:
             raise ScanError(str(exc)) from exc
         result.crop = crop
@@ -197,7 +220,18 @@ class Scanner:
         result.crop_image = patch
         timings["crop"] = _ms_since(t)
 
+        self._grade(models, patch, result)
+        if result.abstained:
+            result.signs = {}  # the models abstain: no model grades are shown or saved
+            result.quality = confirm_skin(result.quality, self.config.quality)
+        timings["total"] = _ms_since(start)
+        return result
+
+    def _grade(self, models: ModelSet, patch: np.ndarray, result: ScanResult) -> None:
+        """Grade ``patch`` with each sign's model and score its features (abstention)."""
+        timings = result.timings_ms
         inputs: dict[tuple[int, int], np.ndarray] = {}
+        scores: dict[str, SignAbstention] = {}
         for sign_model in models:
             h, w = sign_model.model.input_size
             t = time.perf_counter()
@@ -205,15 +239,23 @@ class Scanner:
                 inputs[(h, w)] = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)
             timings["resize"] += _ms_since(t)
             t = time.perf_counter()
-            probs = sign_model.model.predict(inputs[(h, w)])
+            if sign_model.stats is not None:  # features only where there is something to score
+                probs, feats = sign_model.model.predict_with_features(inputs[(h, w)])
+            else:
+                probs, feats = sign_model.model.predict(inputs[(h, w)]), None
             invoke = _ms_since(t)
             timings["invoke"] += invoke
+            if sign_model.stats is not None and feats is not None:
+                t = time.perf_counter()
+                scores[sign_model.sign.value] = SignAbstention(
+                    sign_model.stats.distance(feats), sign_model.stats.threshold)
+                timings["abstain"] += _ms_since(t)
             reasons = review_reasons(probs, self.config.grading)
             result.signs[sign_model.sign] = SignResult(
                 sign_model.sign, Grade(int(np.argmax(probs))), [float(p) for p in probs],
                 bool(reasons), reasons, invoke)
-        timings["total"] = _ms_since(start)
-        return result
+        result.abstention = Abstention(checked=models.can_abstain, signs=scores,
+                                       pack_version=models.pack_version)
 
 
 def _ms_since(t: float) -> float:

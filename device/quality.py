@@ -1,5 +1,17 @@
 """Image quality check before grading: too dark, too bright, blurred, too small,
-mostly not skin. Each failure is a sentence staff understand, with what to do.
+not skin. Each failure is a sentence staff understand, with what to do.
+
+"Not skin" combines what the device can see, because colour ranges alone pass a
+ginger cat, wood or peppers:
+- skin colour: the share of skin-coloured pixels (``skin_fraction``);
+- skin texture: skin is smooth at this scale, fur and foliage are not. The
+  median fine-detail energy of the skin-coloured pixels, relative to their
+  brightness (``skin_texture``), must stay under ``quality.max_skin_texture``;
+- faces: a cat's face (OpenCV's bundled cat-face detector) refuses the photo; a
+  person's face is skin;
+- the abstention score: when the models abstain and little of the photo is skin
+  (under twice ``min_skin_fraction``, no face), the scan is refused as not skin
+  (``confirm_skin``, called by the pipeline after grading).
 
 Measures are taken on a grey copy whose shorter side is at most MEASURE_SIDE
 pixels, so the blur threshold means the same for a 640x480 USB camera and a
@@ -17,6 +29,7 @@ import numpy as np
 
 from device.config import QualityConfig
 from device.crop import shrink, skin_mask
+from device.faces import Faces
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +57,23 @@ class QualityReport:
                 "measures": {k: round(float(v), 3) for k, v in self.measures.items()}}
 
 
+#: Side of the copy the skin texture is measured on (fur strands are a few pixels here).
+TEXTURE_SIDE = 256
+
+
+def skin_texture(small: np.ndarray) -> float:
+    """Median fine-detail energy of the skin-coloured pixels over their mean brightness
+    (x100); 0 when nothing is skin-coloured."""
+    rgb = shrink(small, TEXTURE_SIDE)
+    skin = skin_mask(rgb)
+    if skin.sum() < 16:
+        return 0.0
+    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    detail = grey - cv2.GaussianBlur(grey, (0, 0), 1.5)
+    energy = np.sqrt(np.maximum(cv2.blur(detail * detail, (5, 5)), 0))
+    return float(100.0 * np.median(energy[skin]) / max(float(grey[skin].mean()), 1.0))
+
+
 def measure(rgb: np.ndarray, *, preview: np.ndarray | None = None) -> dict[str, float]:
     """``preview``: ``shrink(rgb, MEASURE_SIDE)`` when the caller already made it."""
     h, w = rgb.shape[:2]
@@ -54,14 +84,17 @@ def measure(rgb: np.ndarray, *, preview: np.ndarray | None = None) -> dict[str, 
         "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
         "size": float(min(h, w)),
         "skin_fraction": float(skin_mask(small).mean()),
+        "skin_texture": skin_texture(small),
     }
 
 
 def check_quality(rgb: np.ndarray, config: QualityConfig, *,
-                  preview: np.ndarray | None = None) -> QualityReport:
+                  preview: np.ndarray | None = None, faces: Faces | None = None) -> QualityReport:
     """Check one RGB uint8 frame against the configured thresholds (``preview``: see
-    measure)."""
+    measure; ``faces``: device.faces.find_faces of the frame, when looked for)."""
     m = measure(rgb, preview=preview)
+    if faces is not None:
+        m["faces"], m["cat_faces"] = float(len(faces.faces)), float(len(faces.cats))
     issues: list[tuple[QualityIssue, str]] = []
     if m["size"] < config.min_size:
         issues.append((QualityIssue.TOO_SMALL,
@@ -82,10 +115,38 @@ def check_quality(rgb: np.ndarray, config: QualityConfig, *,
                        f"The photo is blurred (sharpness {m['sharpness']:.1f}, at least "
                        f"{config.min_sharpness:g}). Please hold the camera still, let it "
                        "focus and retake it."))
-    if m["skin_fraction"] < config.min_skin_fraction:
-        issues.append((QualityIssue.NOT_SKIN,
-                       f"Only {m['skin_fraction']:.0%} of the photo looks like skin (at least "
-                       f"{config.min_skin_fraction:.0%} needed). Please retake it with the "
-                       "lesion's skin filling the frame."))
+    issues += _not_skin(m, config)
     return QualityReport(ok=not issues, reasons=[r for _, r in issues],
                          issues=[i for i, _ in issues], measures=m)
+
+
+def _not_skin(m: dict[str, float], config: QualityConfig) -> list[tuple[QualityIssue, str]]:
+    """The skin checks (see the module doc); at most one NOT_SKIN issue."""
+    if m.get("cat_faces", 0) > 0 and not m.get("faces", 0):
+        return [(QualityIssue.NOT_SKIN, "This looks like an animal, not a person's skin. "
+                 "Please photograph the patient's lesion.")]
+    if m["skin_fraction"] < config.min_skin_fraction:
+        return [(QualityIssue.NOT_SKIN,
+                 f"Only {m['skin_fraction']:.0%} of the photo looks like skin (at least "
+                 f"{config.min_skin_fraction:.0%} needed). Please retake it with the "
+                 "lesion's skin filling the frame.")]
+    if m["skin_texture"] > config.max_skin_texture and not m.get("faces", 0):
+        return [(QualityIssue.NOT_SKIN,
+                 f"The skin-coloured part of the photo is textured like fur, food or foliage, "
+                 f"not skin (texture {m['skin_texture']:.1f}, at most "
+                 f"{config.max_skin_texture:g}). Please photograph the patient's lesion.")]
+    return []
+
+
+def confirm_skin(report: QualityReport, config: QualityConfig) -> QualityReport:
+    """After the models abstained: a photo with little skin (under twice
+    min_skin_fraction) and no face is refused as not skin rather than handed to staff
+    to grade. Returns ``report`` itself when it stands."""
+    m = report.measures
+    if not report.ok or m.get("faces", 0) or m["skin_fraction"] >= 2 * config.min_skin_fraction:
+        return report
+    reason = (f"This does not look like skin: only {m['skin_fraction']:.0%} of the photo is "
+              "skin-coloured and the models do not recognise it. Please photograph the "
+              "patient's lesion.")
+    return QualityReport(ok=False, reasons=[*report.reasons, reason],
+                         issues=[*report.issues, QualityIssue.NOT_SKIN], measures=dict(m))

@@ -84,7 +84,8 @@ def regrade(scanner: Any, store: Any, cache: FrameCache, scan_id: int,
     """Grade scan ``scan_id``'s frame again inside ``box`` (x, y, w, h in frame pixels)
     and record it as a crop moved by ``user``."""
     scan = store.get_scan(scan_id)
-    if scan.model_grades and all(g is None for g in scan.model_grades.values()):
+    if (scan.model_grades and all(g is None for g in scan.model_grades.values())
+            and not scan.abstained):
         raise Conflict(f"scan {scan_id} was recorded by hand (no photo): nothing to regrade")
     frame = scan_frame(scan, store, cache)
     h, w = frame.shape[:2]
@@ -94,7 +95,9 @@ def regrade(scanner: Any, store: Any, cache: FrameCache, scan_id: int,
         raise RecropRefused(f"{exc}; drag the square onto the photo") from exc
     result = scanner.scan(image=frame, box=tuple(box))
     if not result.graded or result.crop is None or result.crop_image is None:
-        reasons = "; ".join(result.quality.reasons) or "the square could not be graded"
+        reasons = "; ".join(result.quality.reasons) or (
+            result.abstention.message() if result.abstained and result.abstention
+            else "the square could not be graded")
         raise RecropRefused(f"not graded: {reasons}")
     updated = store.regrade_scan(
         scan_id, grades={s: int(r.grade) for s, r in result.signs.items()},

@@ -37,16 +37,17 @@ def test_a_schema_1_card_is_migrated(tmp_path):
     path = tmp_path / "erythema.card.json"
     path.write_text(json.dumps(V1_CARD))
     card = load_card(path)
-    assert card.schema_version == CARD_SCHEMA_VERSION == 2
+    assert card.schema_version == CARD_SCHEMA_VERSION == 3
+    assert card.abstention is None  # no statistics before schema 3: it cannot abstain
     assert card.provenance.run_dir == "/work/runs/ery"
     assert isinstance(card.gate, GateRecord) and card.gate.passed and card.gate.calibration_images == 8
     assert "run_dir" not in card.gate.model_dump()
     assert card.quantization is QuantMode.INT8
     assert isinstance(card.metrics_keras, HeldOutMetrics) and card.metrics_keras.accuracy == 0.75
-    # Saved again it is a schema-2 card that reads back the same.
+    # Saved again it is a current card that reads back the same.
     save_card(card, path)
     saved = json.loads(path.read_text())
-    assert saved["schema_version"] == 2 and saved["provenance"] == {"run_dir": "/work/runs/ery"}
+    assert saved["schema_version"] == 3 and saved["provenance"] == {"run_dir": "/work/runs/ery"}
     assert "run_dir" not in saved["gate"]
     assert load_card(path) == card
 
@@ -62,11 +63,12 @@ def test_an_empty_v1_gate_becomes_none(tmp_path):
     ({"quantization": "int4"}, "quantization"),
     ({"metrics_tflite": {"n": 4, "accuracy": 1.5}}, "metrics_tflite.accuracy"),
     ({"metrics_tflite": {"n": 4, "accuracy": 0.5, "verdict": "ok"}}, "metrics_tflite.verdict"),
-    ({"schema_version": 3}, "schema_version"),
+    ({"schema_version": 4}, "schema_version"),
+    ({"abstention": {"method": "knn"}}, "abstention"),
 ])
 def test_bad_cards_name_the_field(tmp_path, change, field):
     path = tmp_path / "c.card.json"
-    path.write_text(json.dumps({**V1_CARD, "schema_version": 2, "gate": None, **change}))
+    path.write_text(json.dumps({**V1_CARD, "schema_version": 3, "gate": None, **change}))
     with pytest.raises(CardError, match=f"c.card.json: invalid model card: .*{field}"):
         load_card(path)
 
@@ -78,3 +80,10 @@ def test_quant_modes_are_one_list():
     assert check_mode("float16") is QuantMode.FLOAT16
     with pytest.raises(ValueError, match="int8, dynamic, float16, float32"):
         check_mode("int4")
+
+
+def test_a_schema_2_card_is_migrated_and_cannot_abstain(tmp_path):
+    path = tmp_path / "c.card.json"
+    path.write_text(json.dumps({**V1_CARD, "schema_version": 2, "gate": None}))
+    card = load_card(path)
+    assert card.schema_version == 3 and card.abstention is None

@@ -120,6 +120,10 @@ def test_each_mode_converts_a_trained_model_and_passes_the_gate(runs, mode, tmp_
     assert card.gate.passed is True and card.gate.agreement >= 0.98
     assert card.latency["tflite"]["median_ms"] > 0 and card.latency["keras"]["median_ms"] > 0
     assert card.latency["tflite"]["threads"] == 2 and card.latency["speedup_vs_keras"] > 0
+    # The pooled features go out as a second output, with statistics to abstain on.
+    assert card.abstention is not None and card.abstention.heldout_accepted >= 0.99
+    assert (tmp_path / card.abstention.stats_file).is_file()
+    assert f"accepts {card.abstention.heldout_accepted:.1%}" in out
     interp = Interpreter(model_path=str(tflite))
     interp.allocate_tensors()
     ops = {op["op_name"] for op in interp._get_ops_details()}
@@ -204,6 +208,8 @@ def test_pack_round_trips_and_verifies(signed_pack, keys, capsys):
     assert names[:2] == [MANIFEST_NAME, SIGNATURE_NAME]
     for sign in MODEL_SIGNS:
         assert f"models/{sign.value}.tflite" in names
+        assert manifest["models"][sign.value]["stats"] == f"models/{sign.value}.ood.npz"
+        assert f"models/{sign.value}.ood.npz" in manifest["files"]
         assert sum(n.startswith(f"golden/{sign.value}/") for n in names) == 8
     assert manifest["pack_version"] == "1.0.0"
 

@@ -21,7 +21,8 @@ def good():
 def test_a_good_photo_passes(good):
     report = check_quality(good, CONFIG)
     assert report.ok and report.reasons == [] and report.issues == []
-    assert set(report.measures) == {"brightness", "sharpness", "size", "skin_fraction"}
+    assert set(report.measures) == {"brightness", "sharpness", "size", "skin_fraction",
+                                    "skin_texture"}
     d = report.to_dict()
     assert d["ok"] is True and isinstance(d["measures"]["sharpness"], float)
 

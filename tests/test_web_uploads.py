@@ -133,3 +133,31 @@ def test_header_reader_does_not_decode():
     assert err.value.status == 413
     rgb = decode_image(cv2.imencode(".png", np.full((5, 7, 3), (10, 20, 30), np.uint8))[1].tobytes())
     assert rgb.shape == (5, 7, 3) and tuple(rgb[0, 0]) == (30, 20, 10)  # BGR file -> RGB
+
+
+def test_an_abstained_upload_is_saved_without_grades_and_the_page_says_why(tmp_path):
+    from web_support import fake_models, write_frames
+
+    from device.abstain import FeatureStats
+
+    models = fake_models()
+    for sm in models:  # features far from the pack's statistics
+        sm.model.features = np.full(5, 10.0, np.float32)
+        sm.stats = FeatureStats(np.zeros((1, 5), np.float32), (0,), np.eye(5, dtype=np.float32), 3.0)
+    app = make_app(tmp_path, models=models)
+    client, token = logged_in(app, Role.STAFF)
+    client.post("/patients", data={"csrf_token": token, "patient_id": "P1", "birth_year": "1990"})
+    path = write_frames(app.config["TEST_STORE"].data_dir.parent / "extra", n=1, seed=7)[0]
+    resp = client.post("/api/scan", content_type="multipart/form-data",
+                       headers={"X-CSRFToken": token},
+                       data={"patient_id": "P1", "region": "trunk",
+                             "image": (io.BytesIO(path.read_bytes()), "odd.jpg")})
+    assert resp.status_code == 201, resp.get_json()
+    body = resp.get_json()
+    assert body["result"]["abstained"] is True and body["result"]["grades"] == {}
+    assert body["result"]["abstention_score"] == pytest.approx(np.sqrt(500) / 3, rel=1e-3)
+    assert body["scan"]["abstained"] is True
+    assert all(g is None for g in body["scan"]["model_grades"].values())
+    page = client.get(f"/scan/result/{body['scan']['id']}").get_data(as_text=True)
+    assert "The models do not recognise this image" in page
+    assert "outside pack 2025.1.0&#39;s training data" in page or "outside pack 2025.1.0's" in page

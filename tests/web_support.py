@@ -44,9 +44,23 @@ class FakeModel:
         self.input_size = (size, size)
         self.sign = sign
 
+    #: Pooled features returned beside the grades (None: a model without them).
+    features: np.ndarray | None = None
+
+    @property
+    def has_features(self) -> bool:
+        return self.features is not None
+
+    @property
+    def feature_dim(self) -> int | None:
+        return None if self.features is None else int(self.features.size)
+
     def predict(self, image: np.ndarray) -> np.ndarray:
         assert image.shape == (*self.input_size, 3) and image.dtype == np.uint8
         return np.array(FAKE_PROBS[self.sign], dtype=np.float32)
+
+    def predict_with_features(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        return self.predict(image), self.features
 
 
 def fake_card(sign: Sign, *, synthetic: bool = True) -> ModelCard:

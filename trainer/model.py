@@ -15,6 +15,10 @@ its probabilities also works, but CORAL is what the head was designed for.
 
 ``build_multi_sign`` shares one backbone between a head per sign (as EczemaNet does);
 ``split_multi_sign`` cuts one sign's single-output model out of it for conversion.
+
+``with_pooled_features`` adds the pooled features as a second output ("features"),
+which the model contract allows: convert exports that model so the device can score
+how unlike the training images a crop is (device.abstain).
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ OUTPUT_NAME = "grades"
 BACKBONE_LAYER = "backbone"
 PREPROCESS_LAYER = "preprocess"
 POOL_LAYER = "pool"
+FEATURES_NAME = "features"
 
 
 class Head(str, Enum):
@@ -162,3 +167,25 @@ def split_multi_sign(model: Any, sign: Sign | str) -> Any:
         x = model.get_layer(name)(x)
     out = keras.layers.Identity(name=OUTPUT_NAME)(x)
     return keras.Model(inputs, out, name=f"{model.name}_{sign.value}")
+
+
+def with_pooled_features(model: Any) -> Any | None:
+    """``model`` (uint8 image in, grades out) with its pooled features as a second
+    output ("features"), sharing its layers and weights; None when it has no pooling
+    layer (then it cannot abstain). The pool layer is the one named "pool", else the
+    last global average pooling layer. Its output inside ``model`` is used as it is,
+    so the grades are exactly those of ``model``."""
+    import keras
+
+    names = [layer.name for layer in model.layers]
+    if POOL_LAYER in names:
+        pool = model.get_layer(POOL_LAYER)
+    else:
+        pools = [la for la in model.layers if isinstance(la, keras.layers.GlobalAveragePooling2D)]
+        if not pools:
+            log.warning("model %r has no pooling layer: it is converted without features "
+                        "and cannot abstain", model.name)
+            return None
+        pool = pools[-1]
+    feats = keras.layers.Identity(name=FEATURES_NAME)(pool.output)
+    return keras.Model(model.inputs, [model.outputs[0], feats], name=f"{model.name}_features")

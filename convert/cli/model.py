@@ -95,11 +95,13 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
                 echo: Any = print) -> Outcome:
     """Convert ``run`` (trainer.run.Run) in each of ``modes`` until one passes the gate;
     write that one and its card into ``out_dir``. ``echo`` receives the gate tables."""
+    from convert.abstention import fit_for_run
     from convert.cards import build_card, card_path_for
     from convert.gate import evaluate_gate, predict_keras, predict_tflite
     from convert.latency import format_latency, measure
     from convert.tflite import ConversionError, calibration_images, convert_keras, write_tflite
     from device.interpreter import GradeModel
+    from trainer.model import with_pooled_features
     from trainer.run import load_images
 
     sign = run.sign
@@ -112,6 +114,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
     images = load_images([s.path for s in val], run.image_size)
     y_true = [int(s.grades[sign]) for s in val]
     keras_probs = predict_keras(model, images)
+    exported = with_pooled_features(model) or model  # pooled features: abstention
     outcome = Outcome(tflite=None, card=None)
     calib = None
     with tempfile.TemporaryDirectory(prefix="convert-") as tmp:
@@ -121,7 +124,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
                                            seed=int(run.config.get("seed", 0)))
             log.info("%s: converting to %s", sign.value, mode)
             try:
-                flat = convert_keras(model, mode,
+                flat = convert_keras(exported, mode,
                                      calibration=calib if mode is QuantMode.INT8 else None)
             except ConversionError as exc:
                 outcome.errors[mode] = str(exc)
@@ -142,11 +145,16 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
                 "conversion_errors": {m.value: e for m, e in outcome.errors.items()},
                 "calibration_images": len(calib) if mode is QuantMode.INT8 else 0})
             final = write_tflite(flat, Path(out_dir) / f"{sign.value}.tflite")
+            abstention = fit_for_run(run, final, images, threads=threads) \
+                if exported is not model else None
+            if abstention is not None:
+                echo(f"{sign.value}: abstention threshold {abstention.threshold:.3f} accepts "
+                     f"{abstention.heldout_accepted:.1%} of {abstention.n_heldout} held-out images")
             card = build_card(
                 sign=sign, tflite_path=final, image_size=run.image_size, mode=mode,
                 backbone=run.backbone, head=run.head, training_data=summary, gate=gate_info,
                 metrics_keras=gate.metrics_keras, metrics_tflite=gate.metrics_tflite,
-                latency=latency, run_dir=run.dir,
+                latency=latency, run_dir=run.dir, abstention=abstention,
             )
             save_card(card, card_path_for(final))
             outcome.tflite, outcome.card = final, card

@@ -47,6 +47,7 @@ from device.packs.manifest import (
     safe_member_name,
     version_tuple,
 )
+from device.packs.stats import check_stats, features_fit
 from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)
@@ -245,8 +246,8 @@ def _check_files(report: VerifyReport, manifest: PackManifest, extracted: dict[s
     for sign, entry in manifest.models.items():
         if sign not in MODEL_SIGNS:
             report.problems.append(f"{MANIFEST_NAME}: models.{sign.value}: no model grades this sign")
-        for what, name in (("model", entry.model), ("card", entry.card)):
-            if name not in manifest.files:
+        for what, name in (("model", entry.model), ("card", entry.card), ("stats", entry.stats)):
+            if name is not None and name not in manifest.files:
                 report.problems.append(f"{MANIFEST_NAME}: models.{sign.value}.{what}: {name} is not "
                                        "listed in files")
     if manifest.golden not in manifest.files:
@@ -315,6 +316,7 @@ def _check_cards(report: VerifyReport, manifest: PackManifest, dest: Path,
         if card.sha256 != extracted[entry.model]:  # hashed while extracting
             report.problems.append(f"{entry.card}: its sha256 does not match {entry.model}: the card "
                                    "belongs to another build of the model; rebuild the pack")
+        check_stats(report, entry, card, dest, extracted)
 
 
 def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, threads: int) -> None:
@@ -334,6 +336,8 @@ def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, th
         except InterpreterError as exc:
             report.problems.append(f"{entry.model}: this device cannot load it ({exc})".replace(
                 f"{dest}{os.sep}", ""))
+            continue
+        if entry.stats is not None and not features_fit(report, entry, model, dest):
             continue
         failed, worst, wrong_grade = 0, 0.0, 0
         for case in cases:

@@ -7,6 +7,7 @@ Layout inside the tar (paths are POSIX, relative, no '..'):
     manifest.sig                optional: raw 64-byte Ed25519 signature of manifest.json's bytes
     models/<sign>.tflite
     models/<sign>.card.json     device.card.ModelCard
+    models/<sign>.ood.npz       optional: abstention statistics (device.abstain)
     golden/<sign>/<k>.png       RGB PNG at the model's input size
     golden/expected.json        GoldenSet below
 
@@ -57,6 +58,8 @@ class PackModelEntry(BaseModel):
 
     model: str = Field(description="Path of the .tflite inside the pack")
     card: str = Field(description="Path of its model card inside the pack")
+    stats: str | None = Field(default=None, description="Path of its abstention statistics "
+                              "(device.abstain) inside the pack; None: it cannot abstain")
 
 
 class PackManifest(BaseModel):

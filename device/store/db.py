@@ -22,6 +22,7 @@ from device.store.model import (
     SCHEMA_VERSION,
     StoreError,
     migrate_to_v3,
+    migrate_to_v4,
     migrate_v1_to_v2,
 )
 
@@ -57,13 +58,15 @@ class Database:
     """The connection and transaction half of ``Store``; the record mixins build on it."""
 
     def __init__(self, data_dir: Path | str, *, keep_images: bool = True, retention_days: int = 365,
-                 keep_frames: bool = True, clock: Callable[[], dt.datetime] = utcnow) -> None:
+                 keep_frames: bool = True, blur_faces: bool = False,
+                 clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.data_dir = Path(data_dir).expanduser()
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.data_dir / DB_NAME
         self.images_dir = self.data_dir / IMAGES_DIR
         self.keep_images = keep_images
         self.keep_frames = keep_frames
+        self.blur_faces = blur_faces  # blur faces in kept frames outside the crop box
         self.retention_days = retention_days
         self.clock = clock
         self._local = threading.local()
@@ -81,6 +84,8 @@ class Database:
                 migrate_v1_to_v2(conn)
             if 0 < found < 3:
                 migrate_to_v3(conn)
+            if 0 < found < 4:
+                migrate_to_v4(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

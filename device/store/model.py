@@ -15,7 +15,9 @@ from device.vocab import MODEL_SIGNS, Region, Sign
 #: PRAGMA user_version of the database this code writes; a newer one is refused.
 #: 2: the full frame, crop box, crop mode and quality measures of each scan; who
 #: confirmed its grades (reviewed_*) and the role behind each override.
-SCHEMA_VERSION = 3
+#: 3: who moved the crop square on the captured frame (crop_by, crop_at).
+#: 4: whether the models abstained on the scan (device.abstain), and the score.
+SCHEMA_VERSION = 4
 
 
 class StoreError(InvalidInput):
@@ -96,6 +98,20 @@ class CropOrigin(str, Enum):
     MOVED = "moved"
 
 
+#: Columns schema 4 added: whether the models abstained, and the score.
+V4_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("abstained", "INTEGER NOT NULL DEFAULT 0"), ("abstention_score", "REAL"),
+)
+
+
+def migrate_to_v4(conn: sqlite3.Connection) -> None:
+    """Add schema 4's columns: an older scan was graded with no abstention check."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
+    for name, kind in V4_COLUMNS:
+        if name not in have:
+            conn.execute(f"ALTER TABLE region_scans ADD COLUMN {name} {kind}")
+
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS patients (
     id TEXT PRIMARY KEY,
@@ -134,7 +150,9 @@ CREATE TABLE IF NOT EXISTS region_scans (
     reviewed_role TEXT,
     reviewed_at TEXT,
     crop_by TEXT,
-    crop_at TEXT
+    crop_at TEXT,
+    abstained INTEGER NOT NULL DEFAULT 0,
+    abstention_score REAL
 );
 CREATE INDEX IF NOT EXISTS region_scans_visit ON region_scans(visit_id, region);
 CREATE TABLE IF NOT EXISTS grade_changes (
@@ -198,6 +216,10 @@ class Capture:
     box: tuple[int, int, int, int] | None = None
     crop_mode: str | None = None
     quality: dict[str, float] = field(default_factory=dict)
+    #: The models abstained (device.abstain): no model grades; the score (above 1
+    #: abstains), None when the pack could not tell.
+    abstained: bool = False
+    abstention_score: float | None = None
 
 
 @dataclass(frozen=True)
@@ -224,6 +246,8 @@ class RegionScan:
     reviewed: Review | None = None
     crop_by: str | None = None  # who moved the crop square (crop_mode "moved"), and when
     crop_at: str | None = None
+    abstained: bool = False  # the models abstained (device.abstain): no model grades
+    abstention_score: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -240,6 +264,7 @@ class RegionScan:
             "crop_mode": self.crop_mode, "quality": dict(self.quality),
             "reviewed": asdict(self.reviewed) if self.reviewed else None,
             "crop_by": self.crop_by, "crop_at": self.crop_at,
+            "abstained": self.abstained, "abstention_score": self.abstention_score,
         }
 
 
@@ -264,6 +289,7 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
         reviewed=Review(row["reviewed_by"], row["reviewed_at"], row["reviewed_role"])
         if row["reviewed_by"] else None,
         crop_by=row["crop_by"], crop_at=row["crop_at"],
+        abstained=bool(row["abstained"]), abstention_score=row["abstention_score"],
     )
 
 

@@ -80,7 +80,12 @@ class ScanRecords(PatientRecords):
         when = iso(taken_at or self.clock())
         capture = capture or Capture()
         rel_path = self._keep(visit_id, image, lossless=True) if self.keep_images else None
-        frame_path = (self._keep(visit_id, capture.frame, lossless=False)
+        frame = capture.frame
+        if frame is not None and self.blur_faces and self.keep_images and self.keep_frames:
+            from device.faces import blur_faces
+
+            frame = blur_faces(frame, capture.box)  # the crop itself stays as graded
+        frame_path = (self._keep(visit_id, frame, lossless=False)
                       if self.keep_images and self.keep_frames else None)
         cols = {"visit_id": visit_id, "region": region.value, "taken_at": when,
                 "pack_version": pack_version, "review": int(bool(review)), "image_path": rel_path,
@@ -88,7 +93,8 @@ class ScanRecords(PatientRecords):
                 "frame_path": frame_path, "crop_mode": capture.crop_mode,
                 "crop_box": json.dumps([int(v) for v in capture.box]) if capture.box else None,
                 "quality": json.dumps({k: round(float(v), 4) for k, v in sorted(capture.quality.items())})
-                if capture.quality else None}
+                if capture.quality else None,
+                "abstained": int(capture.abstained), "abstention_score": capture.abstention_score}
         for sign in MODEL_SIGNS:
             g = grades.get(sign)
             cols[model_col(sign)] = None if g is None else int(g)

@@ -59,7 +59,7 @@ def default_store(config: Any, data_dir: Path) -> Any:
 
     return Store(data_dir, keep_images=config.storage.keep_images,
                  retention_days=config.storage.retention_days,
-                 keep_frames=config.storage.keep_frames)
+                 keep_frames=config.storage.keep_frames, blur_faces=config.storage.blur_faces)
 
 
 def create_app(config: Any, *, service: Any = None, store: Any = None,

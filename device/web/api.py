@@ -138,7 +138,7 @@ def scan() -> Any:
             abort_store(exc)
     result = scan_view.run_scan(image)
     reply = {"result": result.to_dict(), "saved": False, "scan": None}
-    if not result.quality.ok or not result.graded:
+    if not result.quality.ok or not (result.graded or result.abstained):
         scan_view.live().remember(None, result)
         reasons = result.quality.reasons or ["the image could not be graded"]
         return jsonify({**reply, "error": "retake: " + "; ".join(reasons)}), 422

@@ -99,7 +99,8 @@ def run_scan(image: np.ndarray | None = None) -> ScanResult:
 
 
 def save_scan(visit_id: int, region: Region, result: ScanResult) -> Any:
-    """Store a graded scan in the visit (``actions.save_scan``); returns the RegionScan."""
+    """Store a graded scan (or one the models abstained on: no model grades, staff
+    grade it) in the visit (``actions.save_scan``); returns the RegionScan."""
     scan = actions.save_scan(store(), visit_id, region, result, actor())
     live().remember(scan.id, result)
     if result.image is not None:  # staff may move the crop square on this frame next
@@ -189,7 +190,7 @@ def capture() -> Any:
             flash(f"Photo refused: {exc}.", "error")
             return _page(exc.status)
     result = run_scan(image)
-    if not result.quality.ok or not result.graded:
+    if not result.quality.ok or not (result.graded or result.abstained):
         live().remember(None, result)
         return _page(422, retake=result.quality.reasons or ["the image could not be graded"],
                      retake_preview=encode_preview_data(result.image))

@@ -1,0 +1,89 @@
+"""What the auto crop must keep off: faces' eyes, nostrils and lips, and overlays
+(text, logos, rulers, colour cards) drawn or held over the photo.
+
+An overlay is found as the photo's flat achromatic marks with sharp edges: white
+or black text and logos, a ruler's ticks, a colour card's grey patches. Skin,
+even pale or dark skin, has a hue (a* and b* of several units), and its edges are
+soft at the crop's working size. Masks here are boolean, at the working copy's
+size (device.crop.WORK_SIDE).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from device.faces import Faces
+
+log = logging.getLogger(__name__)
+
+#: Chroma (sqrt(a*^2 + b*^2), CIELAB) below which a pixel is achromatic.
+ACHROMATIC_CHROMA = 9.0
+#: Lightness step (CIELAB L*, per pixel of the working copy) that counts as a sharp edge.
+SHARP_EDGE = 14.0
+#: Largest share of a crop square that may be overlay.
+MAX_OVERLAY_IN_CROP = 0.02
+#: Smallest share of a crop square that must be skin-coloured.
+MIN_SKIN_IN_CROP = 0.8
+
+
+@dataclass(frozen=True)
+class AvoidMasks:
+    """``zones``: face features (no crop may touch them); ``overlay``: overlay marks (a
+    crop may hold at most MAX_OVERLAY_IN_CROP); ``skin``: skin-coloured pixels."""
+
+    zones: np.ndarray
+    overlay: np.ndarray
+    skin: np.ndarray
+
+    def square_ok(self, box: tuple[int, int, int, int]) -> tuple[bool, str]:
+        """Whether one square (x, y, w, h, working-copy pixels) keeps to the rules, and
+        which rule it breaks."""
+        x, y, w, h = box
+        if self.zones[y:y + h, x:x + w].any():
+            return False, "on an eye, nostril or lip"
+        area = max(1, w * h)
+        if self.overlay[y:y + h, x:x + w].sum() > MAX_OVERLAY_IN_CROP * area:
+            return False, "on text, a logo, a ruler or a colour card"
+        if self.skin[y:y + h, x:x + w].sum() < MIN_SKIN_IN_CROP * area:
+            return False, f"less than {MIN_SKIN_IN_CROP:.0%} skin"
+        return True, ""
+
+
+def overlay_mask(lab: np.ndarray) -> np.ndarray:
+    """Achromatic pixels on or next to a sharp lightness edge, grown a little so a
+    crop keeps clear of the whole mark. ``lab``: float CIELAB of the working copy."""
+    light = lab[..., 0]
+    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    gx = cv2.Sobel(light, cv2.CV_32F, 1, 0, ksize=3) / 4
+    gy = cv2.Sobel(light, cv2.CV_32F, 0, 1, ksize=3) / 4
+    sharp = np.hypot(gx, gy) > SHARP_EDGE
+    flat_grey = (chroma < ACHROMATIC_CHROMA).astype(np.uint8)
+    near_grey = cv2.dilate(flat_grey, np.ones((3, 3), np.uint8)).astype(bool)
+    marks = (sharp & near_grey).astype(np.uint8)
+    # A mark is many edges close together (a letter, a tick); a lone edge is an outline.
+    density = cv2.blur(marks.astype(np.float32), (7, 7))
+    dense = (density > 0.12).astype(np.uint8)
+    return cv2.dilate(dense, np.ones((5, 5), np.uint8)).astype(bool)
+
+
+def zones_mask(shape: tuple[int, int], faces: Faces | None, scale: float) -> np.ndarray:
+    """Eyes, nostrils and lips of ``faces`` (full-frame pixels) on the working copy."""
+    mask = np.zeros(shape, bool)
+    if faces is None:
+        return mask
+    h, w = shape
+    for x, y, bw, bh in faces.zones():
+        x0, y0 = max(0, int(x * scale)), max(0, int(y * scale))
+        x1, y1 = min(w, int(np.ceil((x + bw) * scale))), min(h, int(np.ceil((y + bh) * scale)))
+        if x1 > x0 and y1 > y0:
+            mask[y0:y1, x0:x1] = True
+    return mask
+
+
+def avoid_masks(lab: np.ndarray, skin: np.ndarray, faces: Faces | None, scale: float) -> AvoidMasks:
+    return AvoidMasks(zones=zones_mask(skin.shape, faces, scale), overlay=overlay_mask(lab),
+                      skin=skin)

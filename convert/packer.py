@@ -36,7 +36,7 @@ from device.packs.manifest import (
     PackManifest,
     PackModelEntry,
     sha256_file,
-    version_tuple,
+    software_version,
 )
 from device.vocab import MODEL_SIGNS, Sign
 
@@ -63,8 +63,7 @@ def golden_member(sign: Sign, k: int) -> str:
 
 def default_min_device_version() -> str:
     """The numeric part of this software's version: '0.1.0+source' -> '0.1.0'."""
-    nums = version_tuple(device.__version__) or (0,)
-    return ".".join(str(n) for n in nums)
+    return software_version(device.__version__).base_version
 
 
 def random_golden_images(size: tuple[int, int], n: int, seed: int) -> list[np.ndarray]:

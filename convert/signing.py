@@ -12,21 +12,20 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from device.atomic import atomic_write_bytes
+from device.packs.check import SigningKeyError, load_public_key
 
 log = logging.getLogger(__name__)
+
+# The public key is read by the device's own loader (one loader, one set of messages).
+__all__ = ["SigningKeyError", "keygen", "load_private_key", "load_public_key", "sign_bytes"]
 
 PRIVATE_KEY_NAME = "pack_signing_key.pem"
 PUBLIC_KEY_NAME = "pack_signing_key.pub.pem"
 SIGNATURE_SIZE = 64
-
-
-class SigningKeyError(ValueError):
-    """A key file is missing, unreadable or not an Ed25519 key."""
 
 
 def keygen(out_dir: Path, *, overwrite: bool = False) -> tuple[Path, Path]:
@@ -84,34 +83,7 @@ def load_private_key(path: Path) -> Ed25519PrivateKey:
     return key
 
 
-def load_public_key(path: Path) -> Ed25519PublicKey:
-    """An Ed25519 public key in PEM (SubjectPublicKeyInfo) or raw 32-byte form."""
-    data = _read(path, "public key")
-    try:
-        if len(data) == 32:
-            return Ed25519PublicKey.from_public_bytes(data)
-        key = serialization.load_pem_public_key(data)
-    except (ValueError, TypeError) as exc:
-        hint = " (this looks like a PRIVATE key: give the .pub.pem)" if b"PRIVATE" in data else ""
-        raise SigningKeyError(f"{path}: not a PEM public key{hint} ({exc})") from exc
-    if not isinstance(key, Ed25519PublicKey):
-        raise SigningKeyError(f"{path}: is a {type(key).__name__}, not an Ed25519 public key")
-    return key
-
-
 def sign_bytes(data: bytes, private_key: Path | Ed25519PrivateKey) -> bytes:
     """Raw 64-byte Ed25519 signature of ``data``."""
     key = private_key if isinstance(private_key, Ed25519PrivateKey) else load_private_key(private_key)
     return key.sign(data)
-
-
-def verify_bytes(data: bytes, signature: bytes, public_key: Path | Ed25519PublicKey) -> bool:
-    """True when ``signature`` is a valid signature of ``data`` by the key's owner."""
-    key = public_key if isinstance(public_key, Ed25519PublicKey) else load_public_key(public_key)
-    if len(signature) != SIGNATURE_SIZE:
-        return False
-    try:
-        key.verify(signature, data)
-    except InvalidSignature:
-        return False
-    return True

@@ -17,7 +17,7 @@ import threading
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from device.cameras import Camera, CameraError, make_camera
+from device.cameras import Camera, make_camera
 from device.config import DeviceConfig
 from device.models import ModelSet, ModelSetError
 from device.packs.install import InstallError, current_pack_dir, rollback
@@ -126,15 +126,6 @@ class Service:
 
     def camera_status(self) -> dict:
         return self.camera.status.to_dict()
-
-    def open_camera(self) -> bool:
-        """Try to open the camera now; False (and an error status) when it is not there."""
-        try:
-            self.camera.open()
-        except CameraError as exc:
-            log.warning("camera: %s", exc)
-            return False
-        return True
 
     def close(self) -> None:
         try:

@@ -333,3 +333,13 @@ def test_verify_runs_without_tensorflow(make_pack):
                           cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert "OK" in proc.stdout and "self-test lichenification: 8/8" in proc.stdout
+
+
+def test_software_versions_compare_as_pep440():
+    from device.packs.manifest import software_version
+
+    assert software_version("0.10.0") > software_version("0.9.2")
+    assert software_version("0.1.0+source") >= software_version("0.1.0")
+    assert software_version("1.0.0rc1") < software_version("1.0.0")
+    with pytest.raises(ValueError, match="'next tuesday' is not a version like 1.2.3"):
+        software_version("next tuesday")

@@ -133,4 +133,5 @@ def test_service_loads_the_current_pack_and_survives_without_one(tmp_path, confi
     assert bare.models is None and "no model pack is installed" in bare.model_error
     with pytest.raises(ModelSetError):
         bare.reload_models()
-    assert bare.open_camera() and bare.camera_status()["state"] == "ok"
+    bare.camera.open()
+    assert bare.camera_status()["state"] == "ok"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import tarfile
 
 import pytest
 from web_support import logged_in, make_app, tiny_pack_file
@@ -14,6 +15,16 @@ from device.web.users import Role
 @pytest.fixture
 def app(tmp_path):
     return make_app(tmp_path, models=None)
+
+
+def _tar_of(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 def _upload(client, token, data: bytes, name="pack.tar", url="/models/upload"):
@@ -33,7 +44,9 @@ def test_models_page_without_packs(app):
 @pytest.mark.parametrize("data,status,message", [
     (b"", 400, "empty"),
     (b"this is not a tar file at all" * 40, 415, "not a model pack"),
-    (b"\x00" * 257 + b"ustar" + b"\x00" * 800, 400, "refused; nothing changed"),
+    # tar magic but a broken header: tarfile.is_tarfile says no
+    (b"\x00" * 257 + b"ustar" + b"\x00" * 800, 415, "not a model pack"),
+    (_tar_of({"notes.txt": b"hello"}), 400, "refused; nothing changed"),  # a tar, not a pack
 ])
 def test_bad_pack_uploads_change_nothing(app, data, status, message):
     client, token = logged_in(app, Role.ADMIN)

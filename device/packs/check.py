@@ -36,7 +36,7 @@ from pydantic import ValidationError
 
 import device
 from device.card import CardError, load_card
-from device.errors import validation_problems
+from device.errors import InvalidInput, validation_problems
 from device.imageio import ImageError, read_image
 from device.interpreter import GradeModel, InterpreterError
 from device.packs.manifest import (
@@ -45,7 +45,7 @@ from device.packs.manifest import (
     GoldenSet,
     PackManifest,
     safe_member_name,
-    version_tuple,
+    software_version,
 )
 from device.packs.stats import check_stats, features_fit
 from device.vocab import MODEL_SIGNS, Sign
@@ -128,7 +128,7 @@ def verify_into(pack_file: Path, dest: Path, *, public_key: Any = None, threads:
     _check_files(report, manifest, extracted)
     _check_signature(report, dest, extracted, public_key)
     _check_cards(report, manifest, dest, extracted)
-    if version_tuple(device_version) < version_tuple(manifest.min_device_version):
+    if software_version(device_version) < software_version(manifest.min_device_version):
         report.problems.append(
             f"manifest.json: the pack needs device software {manifest.min_device_version} or newer; "
             f"this device runs {device_version}: update the device software first, or use an older pack")
@@ -161,10 +161,12 @@ def _extract(report: VerifyReport, dest: Path, *, fsync: bool) -> dict[str, str]
         digests: dict[str, str] = {}
         root = dest.resolve()
         for member in files:
-            target = (dest / member.name).resolve()
-            if root not in target.parents:  # belt and braces behind safe_member_name
-                report.problems.append(f"{member.name}: would extract outside the pack folder")
+            try:  # tarfile's own "data" filter, behind our checks: paths, links, special files
+                tarfile.data_filter(member, str(root))
+            except tarfile.FilterError as exc:
+                report.problems.append(f"{member.name}: refused by tarfile's data filter ({exc})")
                 return None
+            target = root / member.name
             target.parent.mkdir(parents=True, exist_ok=True)
             src = tar.extractfile(member)
             assert src is not None
@@ -257,18 +259,34 @@ def _check_files(report: VerifyReport, manifest: PackManifest, extracted: dict[s
         report.notes.append(f"no model for {', '.join(absent)}: those signs will not be graded")
 
 
+class SigningKeyError(InvalidInput):
+    """A key file is missing, unreadable or not an Ed25519 key."""
+
+
 def load_public_key(key: Any) -> Any:
-    """An Ed25519 public key from a path (PEM or raw 32 bytes), bytes, or a key object."""
+    """The one Ed25519 public key loader (device and convert): from a path (PEM or raw
+    32 bytes), bytes, or a key object; ``SigningKeyError`` naming the file otherwise."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     if isinstance(key, Ed25519PublicKey):
         return key
-    data = key if isinstance(key, bytes) else Path(key).expanduser().read_bytes()
-    loaded = (Ed25519PublicKey.from_public_bytes(data) if len(data) == 32
-              else serialization.load_pem_public_key(data))
+    where = "public key" if isinstance(key, bytes) else str(key)
+    try:
+        data = key if isinstance(key, bytes) else Path(key).expanduser().read_bytes()
+    except FileNotFoundError as exc:
+        raise SigningKeyError(f"{where}: public key not found; make one with "
+                              "`python -m convert keygen`") from exc
+    except OSError as exc:
+        raise SigningKeyError(f"{where}: cannot read the public key ({exc})") from exc
+    try:
+        loaded = (Ed25519PublicKey.from_public_bytes(data) if len(data) == 32
+                  else serialization.load_pem_public_key(data))
+    except (ValueError, TypeError) as exc:
+        hint = " (this looks like a PRIVATE key: give the .pub.pem)" if b"PRIVATE" in data else ""
+        raise SigningKeyError(f"{where}: not a PEM public key{hint} ({exc})") from exc
     if not isinstance(loaded, Ed25519PublicKey):
-        raise ValueError(f"a {type(loaded).__name__}, not an Ed25519 public key")
+        raise SigningKeyError(f"{where}: is a {type(loaded).__name__}, not an Ed25519 public key")
     return loaded
 
 

@@ -21,6 +21,7 @@ import re
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
+from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from device.vocab import NUM_GRADES, Sign
@@ -82,6 +83,12 @@ class PackManifest(BaseModel):
             raise ValueError(f"{value!r} is not a version like 1.2.3")
         return value
 
+    @field_validator("min_device_version")
+    @classmethod
+    def _device_version(cls, value: str) -> str:
+        software_version(value)  # compared with the device's: must parse as one
+        return value
+
     @field_validator("files")
     @classmethod
     def _files(cls, value: dict[str, str]) -> dict[str, str]:
@@ -107,11 +114,10 @@ class GoldenSet(BaseModel):
     cases: dict[Sign, list[GoldenCase]]
 
 
-def version_tuple(version: str) -> tuple[int, ...]:
-    """Numeric prefix of a version string, for comparisons: '0.1.0+source' -> (0, 1, 0)."""
-    nums = []
-    for part in re.split(r"[.+-]", version):
-        if not part.isdigit():
-            break
-        nums.append(int(part))
-    return tuple(nums)
+def software_version(text: str) -> Version:
+    """An atopiscan software version, for comparisons (PEP 440 via ``packaging``):
+    '0.1.0+source' is newer than '0.1.0'; a pack's minimum compares with it."""
+    try:
+        return Version(text)
+    except InvalidVersion:
+        raise ValueError(f"{text!r} is not a version like 1.2.3") from None

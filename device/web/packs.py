@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,6 @@ log = logging.getLogger(__name__)
 
 bp = Blueprint("models", __name__)
 
-TAR_MAGIC_OFFSET = 257  # "ustar" sits here in every POSIX tar header
 
 
 class PackUploadError(ValueError):
@@ -89,12 +89,10 @@ def install_upload(upload: Any) -> dict[str, Any]:
         size = tmp.stat().st_size
         if size == 0:
             raise PackUploadError("the uploaded pack file is empty (0 bytes)")
-        with open(tmp, "rb") as fh:
-            fh.seek(TAR_MAGIC_OFFSET)
-            if fh.read(5) != b"ustar":
-                raise PackUploadError(
-                    f"{upload.filename} is not a model pack (not a tar file); make one with "
-                    "python -m convert pack", status=415)
+        if not tarfile.is_tarfile(tmp):
+            raise PackUploadError(
+                f"{upload.filename} is not a model pack (not a tar file); make one with "
+                "python -m convert pack", status=415)
         try:
             installed = install_pack(tmp, packs_dir(), public_key=config.packs.public_key,
                                      threads=config.grading.threads)

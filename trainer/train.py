@@ -94,7 +94,8 @@ def _resolve(cfg: TrainConfig, rundir: Path, signs: list[Sign], plan: StrategyPl
         out=str(rundir), split=SPLIT_FILE,
         split_source=str(Path(cfg.split).resolve()) if cfg.split else None,
         sign=None if cfg.multi_sign else signs[0].value, signs=[s.value for s in signs],
-        synthetic=all(is_synthetic(r) for r in roots), optimizer="sgd", strategy=plan.kind,
+        # Any synthetic root makes the held-out figures partly synthetic: say so.
+        synthetic=any(is_synthetic(r) for r in roots), optimizer="sgd", strategy=plan.kind,
         mixed_precision=plan.mixed_precision, software_version=device.__version__)
     old_path = rundir / CONFIG_FILE
     if started and old_path.exists():  # a run with a checkpoint: only the same run continues

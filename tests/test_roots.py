@@ -91,3 +91,46 @@ def test_data_summary_shows_each_roots_share(two_roots, capsys):
     assert "share of each data root:" in out
     assert f"{two_roots[0]}: 24 images (46.2 %), 6 patients" in out
     assert "52 images loaded from 2 data roots" in out
+
+
+def test_a_device_export_and_a_studio_export_read_together(tmp_path):
+    """The two exports of the data loop as one data set: the studio's P1 and the
+    device's P1 are one patient, on one side of the split."""
+    import datetime as dt
+
+    from label_support import make_project, two_rater_rows, write_label_csv
+
+    from device.export_dataset import export_dataset
+    from device.export_rows import ExportFilter
+    from device.store import Store
+    from device.vocab import MODEL_SIGNS, Region
+    from trainer.label.annotations import all_photos
+    from trainer.label.importers import read_csv_labels, write_labels
+
+    project, db = make_project(tmp_path, n_patients=4, per_patient=2)
+    rows = two_rater_rows([p.relpath for p in all_photos(db)])
+    write_labels(db, read_csv_labels(db, write_label_csv(tmp_path / "l.csv", rows), None))
+    assert trainer_main(["label", "export", str(project.root), "--out", str(tmp_path / "studio")]) == 0
+    when = dt.datetime(2026, 6, 1, tzinfo=dt.timezone.utc)
+    store = Store(tmp_path / "device", clock=lambda: when)
+    rng = np.random.default_rng(5)
+    for pid in ("P1", "P7"):
+        store.create_patient(pid, 2000)
+        visit = store.open_visit(pid)
+        for _ in range(3):
+            crop = rng.integers(0, 256, (40, 40, 3), dtype=np.uint8)
+            scan = store.save_region_scan(visit.id, Region.TRUNK, image=crop,
+                                          grades=dict.fromkeys(MODEL_SIGNS, 1))
+            store.confirm_review(scan.id, "ann", "staff")
+    export_dataset(store, tmp_path / "dev", ExportFilter(), device_name="d", software_version="t",
+                   exported_by="t", clock=lambda: when)
+    report = load_roots([tmp_path / "dev", tmp_path / "studio"])
+    assert report.layout == "manifest" and not report.skipped
+    assert [s.images for s in root_shares(report)] == [6, 16]
+    p1_roots = {s.path.is_relative_to(tmp_path / "dev") for s in report.samples if s.patient_id == "P1"}
+    assert p1_roots == {True, False}  # P1 has images in both exports
+    for seed in range(4):
+        split = make_split(report.samples, None, seed=seed, root=report.key_root)
+        train, val = apply_split(report, split)
+        sides = {("train" if s in train else "val") for s in train + val if s.patient_id == "P1"}
+        assert len(sides) == 1

@@ -53,31 +53,47 @@ class VisitView:
         }
 
 
-def parse_number(value: Any, what: str, *, allow_empty: bool = True) -> float | None:
+def to_number(value: Any) -> float | None:
     """A number from a form field or JSON value (a decimal comma is accepted); None for
-    empty; ``InvalidInput`` naming the field when it is not a finite number."""
+    empty; ``ValueError`` saying why when it is not a finite number."""
     if value is None or (isinstance(value, str) and not value.strip()):
-        if allow_empty:
-            return None
-        raise InvalidInput(f"{what}: required")
+        return None
     if isinstance(value, bool):
-        raise InvalidInput(f"{what}: {value!r} is not a number")
+        raise ValueError(f"{value!r} is not a number")
     try:
         number = float(str(value).strip().replace(",", "."))
     except ValueError:
-        raise InvalidInput(f"{what}: {value!r} is not a number") from None
+        raise ValueError(f"{value!r} is not a number") from None
     if number != number or number in (float("inf"), float("-inf")):
-        raise InvalidInput(f"{what}: {value!r} is not a number")
+        raise ValueError(f"{value!r} is not a number")
+    return number
+
+
+def to_whole(value: Any) -> int | None:
+    number = to_number(value)
+    if number is None:
+        return None
+    if number != int(number):
+        raise ValueError(f"{value!r} is not a whole number")
+    return int(number)
+
+
+def parse_number(value: Any, what: str, *, allow_empty: bool = True) -> float | None:
+    """``to_number`` with ``InvalidInput`` naming the field ``what``."""
+    try:
+        number = to_number(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
+    if number is None and not allow_empty:
+        raise InvalidInput(f"{what}: required")
     return number
 
 
 def parse_whole(value: Any, what: str) -> int | None:
-    number = parse_number(value, what)
-    if number is None:
-        return None
-    if number != int(number):
-        raise InvalidInput(f"{what}: {value!r} is not a whole number")
-    return int(number)
+    try:
+        return to_whole(value)
+    except ValueError as exc:
+        raise InvalidInput(f"{what}: {exc}") from None
 
 
 def create_patient(store: Store, patient_id: str, birth_year: Any) -> Patient:

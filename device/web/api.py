@@ -19,6 +19,7 @@ from device.web import packs as packs_view
 from device.web import scan as scan_view
 from device.web import visits as visits_view
 from device.web.auth import current_user, roles_required
+from device.web.bodies import PatientBody, ReviewBody, ScanBody, VisitStatusBody, parse_body
 from device.web.common import abort_store, actor, store
 from device.web.uploads import UploadError, decode_image
 from device.web.users import Role
@@ -26,16 +27,6 @@ from device.web.users import Role
 log = logging.getLogger(__name__)
 
 bp = Blueprint("api", __name__, url_prefix="/api")
-
-
-def _body() -> dict[str, Any]:
-    """JSON object body, or the form fields of a multipart/urlencoded request."""
-    if request.is_json:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            abort(400, description="the request body must be a JSON object")
-        return data
-    return request.form.to_dict()
 
 
 @bp.route("/csrf")
@@ -53,9 +44,8 @@ def me() -> Any:
 @roles_required(Role.STAFF)
 def patients() -> Any:
     if request.method == "POST":
-        body = _body()
-        patient = actions.create_patient(store(), str(body.get("patient_id") or ""),
-                                         body.get("birth_year"))
+        body = parse_body(PatientBody)
+        patient = store().create_patient(body.patient_id or "", body.birth_year)
         return jsonify(patient.to_dict()), 201
     search = request.args.get("q", "").strip() or None
     return jsonify(patients=[p.to_dict() for p in store().list_patients(search)])
@@ -93,7 +83,7 @@ def visit(visit_id: int) -> Any:
 @bp.route("/visits/<int:visit_id>/status", methods=["POST"])
 @roles_required(Role.STAFF)
 def visit_status(visit_id: int) -> Any:
-    changed = actions.set_visit_status(store(), visit_id, str(_body().get("status", "")))
+    changed = store().set_visit_status(visit_id, parse_body(VisitStatusBody).status)
     return jsonify(changed.to_dict())
 
 
@@ -115,7 +105,7 @@ def export(visit_id: int, fmt: str) -> Any:
 def scan() -> Any:
     """Grade an uploaded photo (multipart field ``image``) or a camera frame. With
     ``patient_id`` and ``region`` the graded scan is saved to today's visit."""
-    body = _body()
+    body = parse_body(ScanBody)
     image = None
     upload = request.files.get("image")
     if upload is not None:
@@ -125,15 +115,11 @@ def scan() -> Any:
             abort(exc.status, description=str(exc))
     elif "image" in request.form:
         abort(400, description="send the photo as a file (multipart/form-data field 'image')")
-    patient_id, region_name = body.get("patient_id"), body.get("region")
-    if bool(patient_id) != bool(region_name):
-        abort(400, description="give both patient_id and region to save the scan, or neither "
-                               "to grade only")
     region = visit = None
-    if patient_id:
-        region = scan_view._region(str(region_name))
+    if body.patient_id:
+        region = scan_view._region(body.region)
         try:
-            visit = store().open_visit(str(patient_id))
+            visit = store().open_visit(body.patient_id)
         except StoreError as exc:
             abort_store(exc)
     result = scan_view.run_scan(image)
@@ -167,12 +153,8 @@ def scan_get(scan_id: int) -> Any:
 @roles_required(Role.STAFF)
 def scan_review(scan_id: int) -> Any:
     """Final grades (overrides), papulation and area % for one scan."""
-    body = _body()
-    known = {"erythema", "excoriation", "lichenification", "papulation", "area_percent"}
-    unknown = sorted(set(body) - known)
-    if unknown:
-        abort(400, description=f"unknown field(s) {', '.join(unknown)}; use {', '.join(sorted(known))}")
-    updated = scan_view.apply_review(scan_id, body)
+    body = parse_body(ReviewBody)
+    updated = scan_view.apply_review(scan_id, body.model_dump(exclude_none=True))
     return jsonify(scan=updated.to_dict(), changes=store().grade_changes(scan_id))
 
 

@@ -33,6 +33,7 @@ class ResumeState:
     train_seconds: float = 0.0
     stopped_early: bool = False
     done: bool = False
+    weights_sha256: str | None = None  # the final weights (equal on every worker of a cluster)
 
     @classmethod
     def load(cls, path: Path) -> ResumeState | None:

@@ -96,7 +96,7 @@ def copy_weights(src, dst) -> int:
     return n
 
 
-def compile_model(model, cfg: TrainConfig, signs: list[Sign]) -> None:
+def compile_model(model, cfg: TrainConfig, signs: list[Sign], *, jit_compile: bool = False) -> None:
     import keras
 
     from trainer.model import loss_for_head
@@ -107,4 +107,4 @@ def compile_model(model, cfg: TrainConfig, signs: list[Sign]) -> None:
         metrics = {s.value: ["accuracy"] for s in signs}
     else:
         loss, metrics = loss_for_head(cfg.head), ["accuracy"]
-    model.compile(optimizer=opt, loss=loss, metrics=metrics)
+    model.compile(optimizer=opt, loss=loss, metrics=metrics, jit_compile=jit_compile)

@@ -54,6 +54,11 @@ def collect(sweep_dir: Path, signs: list[Sign], backbones: list[str]) -> dict:
     return found
 
 
+def missing_pairs(sweep_dir: Path, signs: list[Sign], backbones: list[str]) -> list[str]:
+    found = collect(sweep_dir, signs, backbones)
+    return [f"{s.value}/{b}" for b in backbones for s in signs if (s, b) not in found]
+
+
 def _fmt_time(seconds: float | None) -> str:
     if seconds is None:
         return "-"
@@ -106,7 +111,7 @@ def _csv(found: dict, signs: list[Sign], backbones: list[str]) -> str:
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["sign", "backbone", "image_size", "steps_done", "n_val", "accuracy", "ci95_lo",
                 "ci95_hi", "qwk", "macro_f1", "mae", "ece", "params", "train_seconds",
-                "paper_accuracy_clinical", "synthetic", "rundir"])
+                "images_per_second", "paper_accuracy_clinical", "synthetic", "rundir"])
     for backbone in backbones:
         for sign in signs:
             m = found.get((sign, backbone))
@@ -116,7 +121,7 @@ def _csv(found: dict, signs: list[Sign], backbones: list[str]) -> str:
                         f"{m['accuracy']:.4f}", f"{m['accuracy_ci95'][0]:.4f}",
                         f"{m['accuracy_ci95'][1]:.4f}", f"{m['qwk']:.4f}", f"{m['macro_f1']:.4f}",
                         f"{m['mae']:.4f}", f"{m['ece']:.4f}", m.get("params"), m.get("train_seconds"),
-                        paper_accuracy(backbone, sign) or "", bool(m.get("synthetic")), m["rundir"]])
+                        m.get("images_per_second", ""), paper_accuracy(backbone, sign) or "", bool(m.get("synthetic")), m["rundir"]])
     return buf.getvalue()
 
 

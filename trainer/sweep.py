@@ -4,20 +4,25 @@ Table-3 style report (trainer.report).
 A pair whose metrics.json exists is done and skipped, so a rerun finishes an
 interrupted sweep (and a half-trained pair resumes from its checkpoint). ``shard``
 (i, n) takes every n-th pair starting at i, so n machines can share one sweep
-directory (or merge theirs) and any of them can rewrite the report.
+directory (or merge theirs) and any of them can rewrite the report; in a Slurm job
+array the shard comes from the array variables. ``report_sweep`` merges whatever
+the shards finished and names the pairs still missing.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from device.vocab import MODEL_SIGNS, Sign, parse_sign
-from trainer.run import METRICS_FILE
+from trainer.run import METRICS_FILE, read_json, write_json
 
 log = logging.getLogger(__name__)
+
+PLAN_FILE = "sweep.json"
 
 
 class SweepError(ValueError):
@@ -46,6 +51,51 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     if n < 1 or not 0 <= i < n:
         raise SweepError(f"--shard {text!r}: need 0 <= i < n (0-based), e.g. 0/2 and 1/2")
     return (i, n)
+
+
+def shard_from_env(environ: Mapping[str, str]) -> tuple[int, int] | None:
+    """The shard of a Slurm job array task (SLURM_ARRAY_TASK_ID among
+    SLURM_ARRAY_TASK_COUNT tasks, counted from SLURM_ARRAY_TASK_MIN), or None outside
+    an array. ``--array=0-41`` gives 42 shards of one pair each for the paper's table."""
+    task, count = environ.get("SLURM_ARRAY_TASK_ID"), environ.get("SLURM_ARRAY_TASK_COUNT")
+    if task is None or count is None:
+        return None
+    try:
+        i = int(task) - int(environ.get("SLURM_ARRAY_TASK_MIN", "0"))
+        n = int(count)
+    except ValueError as exc:
+        raise SweepError(f"SLURM_ARRAY_TASK_ID={task!r} / SLURM_ARRAY_TASK_COUNT={count!r} are "
+                         "not whole numbers") from exc
+    if n < 1 or not 0 <= i < n:
+        raise SweepError(f"Slurm array task {task} is not one of {count} tasks; submit a "
+                         "contiguous --array (e.g. 0-41) or give --shard i/n")
+    return (i, n)
+
+
+def write_plan(cfg: SweepConfig) -> None:
+    """SWEEPDIR/sweep.json: which pairs make the sweep, so ``--report`` can name the
+    missing ones after the shards finish. Every shard of a sweep writes the same
+    content; a later sweep into the same folder (another metric, more backbones)
+    replaces it."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    plan = {"signs": [s.value for s in cfg.signs], "backbones": cfg.backbones, "metric": cfg.metric}
+    write_json(out / PLAN_FILE, plan)
+
+
+def report_sweep(sweep_dir: Path) -> tuple[dict, list[str]]:
+    """Merge every shard's finished pairs into report.md/.csv and best.json; returns
+    (best.json's dict, the pairs not finished)."""
+    from trainer.report import missing_pairs, write_report
+
+    path = Path(sweep_dir) / PLAN_FILE
+    if not path.exists():
+        raise SweepError(f"{sweep_dir}: no {PLAN_FILE}; is this a sweep directory written by "
+                         "`python -m trainer sweep --out`?")
+    plan = read_json(path)
+    signs = [parse_sign(s, model_only=True) for s in plan["signs"]]
+    best = write_report(Path(sweep_dir), signs, plan["backbones"], metric=plan["metric"])
+    return best, missing_pairs(Path(sweep_dir), signs, plan["backbones"])
 
 
 def resolve_signs(text: str) -> list[Sign]:
@@ -87,7 +137,7 @@ def run_sweep(cfg: SweepConfig, *, train_fn=None) -> dict:
 
     train_fn = train_fn or train
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
+    write_plan(cfg)
     mine = shard_pairs(all_pairs(cfg.signs, cfg.backbones), cfg.shard)
     failures: dict[str, str] = {}
     for k, (sign, backbone) in enumerate(mine, 1):

@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import math
 import os
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import device
@@ -35,15 +35,25 @@ from trainer.run import (
     read_json,
     write_json,
 )
-from trainer.strategy import StrategyPlan, make_strategy, plan_strategy, visible_gpus
+from trainer.strategy import (
+    StrategyKind,
+    StrategyPlan,
+    build_before_fit,
+    make_strategy,
+    plan_strategy,
+    synchronize_batch_norm,
+    visible_gpus,
+    weights_digest,
+    write_dir,
+)
 from trainer.train_config import IDENTITY_KEYS, TrainConfig, TrainError
 
 log = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "TrainError", "train"]
+__all__ = ["TrainConfig", "TrainError", "WorkerResult", "train"]
 
 
-def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool):
+def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool, wdir: Path):
     from trainer.data import FOLDERS, DataError, samples_for_sign
     from trainer.roots import load_roots
     from trainer.split import apply_split, load_split, make_split, save_split
@@ -71,7 +81,7 @@ def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool)
         else:
             split = make_split(pool, None if cfg.multi_sign else signs[0], seed=cfg.seed,
                                val_fraction=cfg.val_fraction, root=report.key_root)
-        save_split(split, split_path)
+        save_split(split, wdir / SPLIT_FILE)
         train, val = apply_split(report, split)
     except DataError as exc:
         raise TrainError(str(exc)) from exc
@@ -95,7 +105,7 @@ def _resolve(cfg: TrainConfig, rundir: Path, signs: list[Sign], plan: StrategyPl
         split_source=str(Path(cfg.split).resolve()) if cfg.split else None,
         sign=None if cfg.multi_sign else signs[0].value, signs=[s.value for s in signs],
         # Any synthetic root makes the held-out figures partly synthetic: say so.
-        synthetic=any(is_synthetic(r) for r in roots), optimizer="sgd", strategy=plan.kind,
+        synthetic=any(is_synthetic(r) for r in roots), optimizer="sgd", strategy=plan.kind.value,
         mixed_precision=plan.mixed_precision, software_version=device.__version__)
     old_path = rundir / CONFIG_FILE
     if started and old_path.exists():  # a run with a checkpoint: only the same run continues
@@ -110,18 +120,31 @@ def _resolve(cfg: TrainConfig, rundir: Path, signs: list[Sign], plan: StrategyPl
     return resolved
 
 
-def train(cfg: TrainConfig) -> dict:
-    """Train (or resume, or report an already finished run); returns metrics.json's dict."""
+@dataclass(frozen=True)
+class WorkerResult:
+    """What a non-chief worker of a cluster returns: the chief evaluates and reports."""
+
+    worker: int
+    steps_done: int
+    weights_sha256: str
+
+
+def train(cfg: TrainConfig) -> dict | WorkerResult:
+    """Train (or resume, or report an already finished run); returns metrics.json's dict
+    (on a non-chief worker of a cluster, a WorkerResult)."""
     import keras
 
     from trainer.evaluate import evaluate_run
     from trainer.model import CUSTOM_OBJECTS
 
     rundir = Path(cfg.out).resolve()
-    (rundir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     signs = list(MODEL_SIGNS) if cfg.multi_sign else [parse_sign(cfg.sign or "", model_only=True)]
-    plan = plan_strategy(visible_gpus(), os.environ.get("TF_CONFIG"),
-                         mixed_precision=cfg.mixed_precision)
+    plan = plan_strategy(visible_gpus(), os.environ.get("TF_CONFIG"), mixed_precision=cfg.mixed_precision,
+                         jit_compile=cfg.jit_compile, cpu_devices=cfg.cpu_devices)
+    # Every worker reads the run directory (shared by all workers of a cluster, so a
+    # restarted cluster resumes from the chief's checkpoint); only the chief writes it.
+    wdir = write_dir(rundir, plan)
+    (wdir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     state_path = rundir / CKPT_DIR / STATE_FILE
     state = ResumeState.load(state_path)
     # Before the first checkpoint nothing is worth keeping: a start that failed (bad
@@ -130,10 +153,10 @@ def train(cfg: TrainConfig) -> dict:
     if state and state.done and (rundir / METRICS_FILE).exists():
         log.info("%s: already finished at step %d; delete it to train again", rundir, state.step)
         return read_json(rundir / METRICS_FILE)
-    train_samples, val_samples = _load_data(cfg, rundir, signs, started=state is not None)
-    write_json(rundir / CONFIG_FILE, resolved)
-
+    train_samples, val_samples = _load_data(cfg, rundir, signs, started=state is not None, wdir=wdir)
     strategy = make_strategy(plan)
+    resolved["replicas"] = int(strategy.num_replicas_in_sync)
+    write_json(wdir / CONFIG_FILE, resolved)
     if plan.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     epochs = max(1, math.ceil(cfg.steps / max(1, min(cfg.eval_every, cfg.steps))))
@@ -150,30 +173,39 @@ def train(cfg: TrainConfig) -> dict:
         if resuming:
             log.info("resuming %s from step %d (best step %d)", rundir, state.step, state.best_step)
             model = keras.models.load_model(rundir / CKPT_DIR / LAST_FILE, custom_objects=CUSTOM_OBJECTS)
-            if int(model.optimizer.iterations) != state.step:
+            # .numpy(): under a strategy the step counter is a MirroredVariable, no int()
+            if int(model.optimizer.iterations.numpy()) != state.step:
                 log.warning("optimizer state is at step %d, run state at %d",
-                            int(model.optimizer.iterations), state.step)
+                            int(model.optimizer.iterations.numpy()), state.step)
         else:
             model = build_model(cfg, signs)
-            compile_model(model, cfg, signs)
+            compile_model(model, cfg, signs, jit_compile=plan.jit_compile)
     train_ds, val_ds = _datasets(cfg, signs, train_samples, val_samples, state)
     callbacks = [
-        make_checkpointer(rundir, state, cfg.patience),
-        keras.callbacks.CSVLogger(str(rundir / HISTORY_FILE), append=True),
+        make_checkpointer(wdir, state, cfg.patience),
+        keras.callbacks.CSVLogger(str(wdir / HISTORY_FILE), append=True),
     ]
     if _have_tensorboard():
-        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(rundir / LOGS_DIR), write_graph=False))
+        callbacks.append(keras.callbacks.TensorBoard(log_dir=str(wdir / LOGS_DIR), write_graph=False))
     else:
         log.warning("tensorboard is not installed: no %s/ logs (pip install tensorboard)", LOGS_DIR)
     if state.epoch < epochs and not state.stopped_early:
+        if plan.kind is not StrategyKind.DEFAULT:
+            log.info("batch norm over the global batch in %d layers", synchronize_batch_norm(model))
+            build_before_fit(model, val_ds)
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=state.epoch,
                   steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=cfg.verbose)
     keras.mixed_precision.set_global_policy("float32")
+    state.weights_sha256 = weights_digest(model)
+    log.info("training ended at step %d; weights sha256 %s", state.step, state.weights_sha256)
+    if not plan.is_chief:
+        return _finish_worker(plan, wdir, state)
 
     run = load_run(rundir)
     best = run.load_model()
     extra = {"steps_done": state.step, "best_step": state.best_step,
              "stopped_early": state.stopped_early, "train_seconds": round(state.train_seconds, 1),
+             "images_per_second": round(state.step * cfg.batch / max(state.train_seconds, 1e-9), 1),
              "params": int(best.count_params())}
     metrics = evaluate_run(run, model=best, extra=extra)
     if cfg.multi_sign:
@@ -181,6 +213,17 @@ def train(cfg: TrainConfig) -> dict:
     state.done = True
     state.save(state_path)
     return metrics
+
+
+def _finish_worker(plan: StrategyPlan, wdir: Path, state: ResumeState) -> WorkerResult:
+    """A non-chief worker's end: its copies are not kept; the chief evaluates."""
+    import shutil
+
+    shutil.rmtree(wdir, ignore_errors=True)
+    log.info("worker %d of %d finished at step %d; the chief writes the run",
+             plan.worker.index, plan.worker.count, state.step)
+    return WorkerResult(worker=plan.worker.index, steps_done=state.step,
+                        weights_sha256=state.weights_sha256 or "")
 
 
 def _datasets(cfg: TrainConfig, signs: list[Sign], train_samples, val_samples, state: ResumeState):

@@ -40,6 +40,8 @@ class TrainConfig:
     augment: bool = True
     class_weights: bool = True
     mixed_precision: bool | None = None  # None: on when a GPU is used
+    jit_compile: bool | None = None  # XLA; None: on when a GPU is used
+    cpu_devices: int = 0  # >1: MirroredStrategy over this many logical CPU devices
     verbose: int = 1
 
     def __post_init__(self) -> None:

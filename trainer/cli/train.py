@@ -11,9 +11,9 @@ from device.cliutil import UserError
 log = logging.getLogger(__name__)
 
 
-def add_common(parser: argparse.ArgumentParser) -> None:
+def add_common(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Arguments shared with ``python -m trainer sweep``."""
-    parser.add_argument("--data", required=True, action="append", metavar="DIR",
+    parser.add_argument("--data", required=required, action="append", metavar="DIR",
                         help="data root (folder layout or manifest.csv); repeat it to train on "
                         "several roots together (e.g. a device export and synthetic data)")
     parser.add_argument("--image-size", type=int, default=224, help="square input size in pixels")
@@ -30,6 +30,13 @@ def add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-augment", action="store_true", help="train without augmentation")
     parser.add_argument("--no-class-weights", action="store_true", help="do not reweight rare grades")
     parser.add_argument("--quiet", action="store_true", help="one log line per evaluation, no progress bar")
+    parser.add_argument("--mixed-precision", action=argparse.BooleanOptionalAction, default=None,
+                        help="float16 compute on GPUs (default: on with a GPU, never on CPU)")
+    parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
+                        help="compile the training step with XLA (default: on with a GPU)")
+    parser.add_argument("--cpu-devices", type=int, default=0, metavar="N",
+                        help="without GPUs, split the CPU into N logical devices and train with "
+                             "MirroredStrategy over them (tests the several-device path)")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,12 +56,16 @@ def config_from_args(args: argparse.Namespace, **over):
     options = dict(data=args.data, image_size=args.image_size, steps=args.steps, lr=args.lr,
               batch=args.batch, weights=args.weights, head=args.head, seed=args.seed,
               patience=args.patience, eval_every=args.eval_every, augment=not args.no_augment,
-              class_weights=not args.no_class_weights, verbose=2 if args.quiet else 1)
+              class_weights=not args.no_class_weights, verbose=2 if args.quiet else 1,
+              mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
+              cpu_devices=args.cpu_devices)
     options.update(over)
     return TrainConfig(**options)
 
 
 def check_numbers(args: argparse.Namespace) -> None:
+    if args.cpu_devices < 0:
+        raise UserError("--cpu-devices must be >= 0")
     if args.steps < 1 or args.batch < 1 or args.eval_every < 1 or args.image_size < 16:
         raise UserError("--steps, --batch and --eval-every must be >= 1 and --image-size >= 16")
     if not args.lr > 0:
@@ -65,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from device.vocab import parse_sign
     from trainer.evaluate import print_run_metrics
     from trainer.run import RunError
-    from trainer.train import TrainError, train
+    from trainer.train import TrainError, WorkerResult, train
 
     check_numbers(args)
     try:
@@ -79,6 +90,10 @@ def run(args: argparse.Namespace) -> int:
         metrics = train(cfg)
     except (TrainError, RunError) as exc:
         raise UserError(str(exc)) from exc
+    if isinstance(metrics, WorkerResult):  # not the chief: the chief reports the run
+        print(f"worker {metrics.worker} finished at step {metrics.steps_done}; "
+              f"weights sha256 {metrics.weights_sha256}; the chief writes {cfg.out}")
+        return 0
     print_run_metrics(metrics, cfg.backbone)
     print(f"run directory: {args.out}")
     return 0

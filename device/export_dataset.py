@@ -116,7 +116,7 @@ def _blurred_frame(data_dir: Path, row: ExportRow) -> tuple[bytes, int] | None:
     rgb = _read(data_dir / scan.frame_path)
     if rgb is None:
         return None
-    faces = find_faces(rgb)
+    faces = find_faces(rgb, side=320, cats=False)  # as blur_faces looks for them
     if faces.faces:
         rgb = blur_faces(rgb, scan.crop_box, faces=faces)
     return encode_jpeg(rgb, 92), len(faces.faces)

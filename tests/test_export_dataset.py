@@ -149,11 +149,26 @@ def test_full_disk_mid_export_leaves_nothing_half_written(saved, tmp_path, monke
     assert list(tmp_path.iterdir()) == []  # no export, no temporary folder
 
 
-def test_full_frames_are_exported(saved, tmp_path):
-    export(saved[0], tmp_path / "out", full_frames=True)
+def test_full_frames_have_faces_blurred_outside_the_crop(saved, tmp_path, monkeypatch):
+    import device.faces
+
+    app, ids = saved
+    store = app.config["TEST_STORE"]
+    scan = store.get_scan(ids[0])
+    x, y, w, h = scan.crop_box
+    face = (max(0, x - 40), max(0, y - 40), w + 80, h + 80)  # a "face" around the crop
+    monkeypatch.setattr(device.faces, "find_faces", lambda rgb, **kw: Faces([face]))
+    result = export(app, tmp_path / "out", full_frames=True)
     got = rows(tmp_path / "out")
-    frame = cv2.imread(str(tmp_path / "out" / got[0]["frame_path"]))
-    assert frame.shape == (360, 480, 3)
+    frame = cv2.imread(str(tmp_path / "out" / got[0]["frame_path"])).astype(int)
+    stored = cv2.imread(str(store.data_dir / scan.frame_path)).astype(int)
+    assert frame.shape == stored.shape == (360, 480, 3)
+    inside = (slice(y + 4, y + h - 4), slice(x + 4, x + w - 4))  # JPEG blocks at the edges
+    assert np.abs(frame[inside] - stored[inside]).mean() < 3  # the crop: as graded
+    ring = (slice(face[1], y), slice(face[0], face[0] + face[2]))
+    assert np.abs(frame[ring] - stored[ring]).mean() > 3 * np.abs(
+        frame[inside] - stored[inside]).mean()  # around it: blurred
+    assert result.faces_blurred == 3 and result.provenance["counts"]["faces_blurred"] == 3
 
 
 def test_blur_faces_keeps_the_crop_exact():

@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import shutil
 import socket
-import subprocess
 import threading
 from pathlib import Path
 
@@ -21,20 +20,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.browser]
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-
-@pytest.fixture(scope="module")
-def chromium() -> Path:
-    if not CHROMIUM.exists():
-        try:
-            subprocess.run(["apt-get", "update"], check=True, capture_output=True, timeout=300)
-            subprocess.run(["apt-get", "install", "-y", "chromium"], check=True,
-                           capture_output=True, timeout=600)
-        except (OSError, subprocess.SubprocessError) as exc:
-            pytest.skip(f"chromium is not installed and apt-get install chromium failed: {exc}")
-    if not CHROMIUM.exists():
-        pytest.skip("apt-get install chromium did not provide /usr/bin/chromium")
-    return CHROMIUM
 
 
 def _free_port() -> int:

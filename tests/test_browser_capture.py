@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from test_browser import ARGS, Shots, _login, chromium  # noqa: F401 (a fixture)
+from test_browser import ARGS, Shots, _login
 from web_support import FAST_HASH, PASSWORD, fake_models, make_config
 
 from device.cameras import RetryingCamera, SyntheticCamera
@@ -95,7 +95,7 @@ def _drag(page, start, end, steps=8):
     page.mouse.up()
 
 
-def test_aim_capture_move_the_square_regrade_save(chromium, server, tmp_path):  # noqa: F811
+def test_aim_capture_move_the_square_regrade_save(chromium, server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     base, camera, app = server

@@ -9,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from trainer_fixtures import TINY_BACKBONE, TINY_SIZE, synth_folders, tiny_backbone  # noqa: F401
+from trainer_fixtures import TINY_BACKBONE, TINY_SIZE
 
 from device.export_dataset import export_dataset
 from device.export_rows import ExportFilter
@@ -52,8 +52,8 @@ def device_export(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_export_and_synthetic_train_together_then_evaluate(device_export, synth_folders,  # noqa: F811
-                                                           tiny_backbone, tmp_path, capsys):  # noqa: F811
+def test_export_and_synthetic_train_together_then_evaluate(device_export, synth_folders,
+                                                           tiny_backbone, tmp_path, capsys):
     from trainer.__main__ import main
     from trainer.run import load_run
 

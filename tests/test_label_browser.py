@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from label_support import PASSWORD, add_users, make_project
-from test_browser import ARGS, Shots, _free_port, chromium  # noqa: F401  (fixture)
+from test_browser import ARGS, Shots, _free_port
 
 from trainer.__main__ import main as trainer_main
 
@@ -63,7 +63,7 @@ def _draw_and_grade(page, start, end, grades):
         page.click(f"#sign-{sign} button[data-grade='{g}']")
 
 
-def test_two_raters_adjudicator_agreement_export(chromium, studio, tmp_path):  # noqa: F811
+def test_two_raters_adjudicator_agreement_export(chromium, studio, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     base, project, db = studio

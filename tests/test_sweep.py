@@ -8,13 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from trainer_fixtures import (  # noqa: F401
-    TINY_BACKBONE,
-    TINY_BACKBONE_WIDE,
-    TINY_SIZE,
-    synth_folders,
-    tiny_backbone,
-)
+from trainer_fixtures import TINY_BACKBONE, TINY_BACKBONE_WIDE, TINY_SIZE
 
 from device.vocab import MODEL_SIGNS, Sign
 from trainer.report import PAPER_TABLE3, paper_accuracy
@@ -103,7 +97,7 @@ def test_sweep_reports_picks_best_and_skips_done_pairs(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_sweep_over_two_tiny_backbones(synth_folders, tiny_backbone, tmp_path, capsys):  # noqa: F811
+def test_real_sweep_over_two_tiny_backbones(synth_folders, tiny_backbone, tmp_path, capsys):
     from trainer.__main__ import main
 
     out = tmp_path / "sweep"

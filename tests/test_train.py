@@ -15,14 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from trainer_fixtures import (  # noqa: F401
-    SUBPROCESS_MAIN,
-    TINY_BACKBONE,
-    TINY_SIZE,
-    synth_folders,
-    synth_manifest,
-    tiny_backbone,
-)
+from trainer_fixtures import SUBPROCESS_MAIN, TINY_BACKBONE, TINY_SIZE
 
 from device.vocab import MODEL_SIGNS, Sign
 
@@ -50,7 +43,7 @@ def _wait_for_step(state: Path, proc, above: int, timeout: float = 240) -> int:
     raise AssertionError(f"no checkpoint past step {above} within {timeout} s")
 
 
-def test_killed_run_resumes_then_learns_and_reloads(synth_folders, tiny_backbone, tmp_path, caplog):  # noqa: F811
+def test_killed_run_resumes_then_learns_and_reloads(synth_folders, tiny_backbone, tmp_path, caplog):
     """One run does three jobs (CPU is scarce): kill -9 mid-run, resume with the same
     command, then check it learned and that its directory alone reloads it."""
     from trainer.__main__ import main
@@ -122,7 +115,7 @@ def test_killed_run_resumes_then_learns_and_reloads(synth_folders, tiny_backbone
     assert main([*args[:-3], "--out", str(out), "--backbone", "mobilenet_v2"]) == 2
 
 
-def test_ordinal_multi_sign_trains_and_splits(synth_manifest, tiny_backbone, tmp_path):  # noqa: F811
+def test_ordinal_multi_sign_trains_and_splits(synth_manifest, tiny_backbone, tmp_path):
     from trainer.run import load_run
     from trainer.train import TrainConfig, train
 
@@ -147,7 +140,7 @@ def test_ordinal_multi_sign_trains_and_splits(synth_manifest, tiny_backbone, tmp
         assert sub.data_summary().n_val == m["n"]
 
 
-def test_failed_start_does_not_bind_the_run_directory(synth_folders, tiny_backbone, tmp_path, capsys):  # noqa: F811
+def test_failed_start_does_not_bind_the_run_directory(synth_folders, tiny_backbone, tmp_path, capsys):
     from trainer.__main__ import main
 
     args = ["train", "--data", str(synth_folders), "--image-size", "16", "--out", str(tmp_path / "r")]

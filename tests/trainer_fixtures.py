@@ -1,8 +1,6 @@
-"""Shared fixtures for the trainer's tests (import them into a test module)."""
+"""Helpers for the trainer's tests: the tiny test backbone (its fixtures are in conftest.py)."""
 
 from __future__ import annotations
-
-import pytest
 
 #: A three-convolution backbone registered for the tests only: graph building for a
 #: real registry net (MobileNetV3 ...) alone takes tens of seconds on a busy 2-core
@@ -45,25 +43,3 @@ SUBPROCESS_MAIN = (
     "import sys; sys.path.insert(0, {tests!r}); import trainer_fixtures as f; "
     "f.register_tiny_backbone(); from trainer.__main__ import main; sys.exit(main(sys.argv[1:]))"
 )
-
-
-@pytest.fixture(scope="session")
-def tiny_backbone():
-    return register_tiny_backbone()
-
-
-@pytest.fixture(scope="session")
-def synth_folders(tmp_path_factory):
-    """400 synthetic lesions (64 px) in the folder layout (every image graded for all signs)."""
-    from trainer.synth import generate_dataset
-
-    return generate_dataset(tmp_path_factory.mktemp("synth") / "folders", 400, seed=3, size=64)
-
-
-@pytest.fixture(scope="session")
-def synth_manifest(tmp_path_factory):
-    """240 synthetic lesions (48 px) in the manifest layout, for multi-sign training."""
-    from trainer.synth import generate_dataset
-
-    return generate_dataset(tmp_path_factory.mktemp("synth") / "manifest", 240, seed=4, size=48,
-                            layout="manifest")

@@ -160,11 +160,22 @@ def check_image(image: np.ndarray, origin: str = "image") -> np.ndarray:
     return np.ascontiguousarray(arr[..., :3])
 
 
+#: What the device grades, from ``device scan --image`` and from an upload alike.
+PHOTO_FORMATS = ("jpeg", "png")
+
+
+def read_photo(source: Path | bytes, what: str) -> np.ndarray:
+    """The one reading of a photo to grade, shared by the CLI and the dashboard: a colour
+    JPEG or PNG, EXIF orientation applied, trailing bytes after a JPEG accepted. Raises
+    ImageError (a format, size or damage refusal, or a greyscale photo)."""
+    return read_image(source, what=what, formats=PHOTO_FORMATS, allow_grey=False)
+
+
 def load_image_file(path: Path | str) -> np.ndarray:
     """Read an image file to RGB uint8, or raise ScanError saying what is wrong with it."""
     path = Path(path)
     try:
-        decoded = read_image(path, allow_grey=False)
+        decoded = read_photo(path, str(path))
     except ImageError as exc:
         raise ScanError(str(exc)) from exc
     return check_image(decoded, str(path))

@@ -303,7 +303,7 @@ def test_cli_flash_packs_rollback(make_pack, tmp_path, capsys):
     assert device_main(["rollback", "--packs-dir", str(folder)]) == 0
     assert "current pack is now 2026.1.0" in capsys.readouterr().out
     bad = tamper(make_pack, tmp_path, _flip_byte)
-    assert device_main(["flash", str(bad), "--packs-dir", str(folder)]) == 1
+    assert device_main(["flash", str(bad), "--packs-dir", str(folder)]) == 2
     assert "sha256 mismatch" in capsys.readouterr().err
     assert device_main(["packs"]) == 2
     assert "--packs-dir" in capsys.readouterr().err
@@ -312,7 +312,7 @@ def test_cli_flash_packs_rollback(make_pack, tmp_path, capsys):
 def test_cli_reads_packs_section_of_config(make_pack, keys, tmp_path, capsys):
     config = tmp_path / "device.yaml"
     config.write_text(f"version: 1\npacks: {{dir: packs, public_key: {keys['public']}}}\n")
-    assert device_main(["flash", str(make_pack()), "--config", str(config)]) == 1
+    assert device_main(["flash", str(make_pack()), "--config", str(config)]) == 2
     assert "manifest.sig: missing" in capsys.readouterr().err
     signed = make_pack("2026.3.0", sign_key=keys["private"])
     assert device_main(["flash", str(signed), "--config", str(config)]) == 0

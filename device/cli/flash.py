@@ -24,9 +24,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         installed = install_pack(args.pack, where.packs_dir, public_key=where.public_key,
                                  threads=where.threads)
-    except InstallError as exc:
+    except InstallError as exc:  # a refused pack is bad input: exit 2, nothing changed
         print(f"python -m device flash: {exc}", file=sys.stderr)
-        return 1
+        return 2
     if installed.report is not None:
         print(installed.report.summary())
     print(f"installed pack {installed.version} ({installed.id}) as current in {where.packs_dir}; "

@@ -2,7 +2,7 @@
 
 Checks, in order, each problem worded so a person can act on it:
 
-1. the file is a tar;
+1. the file is a plain tar (device.packs.container: compressed ones are refused);
 2. its members are safe: relative paths without '..', regular files only (no
    links, devices or fifos), no duplicates, bounded sizes and count;
 3. manifest.json matches device.packs.manifest.PackManifest;
@@ -39,6 +39,7 @@ from device.card import CardError, load_card
 from device.errors import InvalidInput, validation_problems
 from device.imageio import ImageError, read_image
 from device.interpreter import GradeModel, InterpreterError
+from device.packs.container import format_problem
 from device.packs.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
@@ -98,12 +99,20 @@ def read_golden_image(source: Path | bytes) -> np.ndarray:
     return read_image(source, what=what, formats=("png",))
 
 
-def _golden_or_none(path: Path) -> np.ndarray | None:
+def _golden(name: str, manifest: PackManifest, dest: Path,
+            size: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+    """A golden image for the self-test, or why it cannot be one (for the report)."""
+    if name not in manifest.files:
+        return None, f"{name}: golden image not listed in the manifest; rebuild the pack"
     try:
-        return read_golden_image(path)
-    except ImageError as exc:
-        log.warning("pack self-test: %s", exc)
-        return None
+        image = read_golden_image(dest / name)
+    except ImageError as exc:  # a damaged, oversized or non-PNG golden image
+        return None, (f"golden image {exc}; the pack is damaged or was not made by "
+                      "`python -m convert pack`: rebuild it")
+    if image.shape != (*size, 3):
+        return None, (f"{name}: golden image is {image.shape[1]}x{image.shape[0]}, not the "
+                      f"model's input {size[1]}x{size[0]}; rebuild the pack")
+    return image, None
 
 
 def verify_pack(pack_file: Path | str, *, public_key: Any = None, threads: int = 2,
@@ -143,8 +152,12 @@ def _extract(report: VerifyReport, dest: Path, *, fsync: bool) -> dict[str, str]
     if not path.is_file():
         report.problems.append(f"{path}: file not found")
         return None
+    problem = format_problem(path)
+    if problem is not None:  # compressed, empty or not a tar: the same words as an upload
+        report.problems.append(problem.message)
+        return None
     try:
-        tar = tarfile.open(path, "r:*")  # noqa: SIM115 - closed by the `with tar` below
+        tar = tarfile.open(path, "r:")  # noqa: SIM115 - closed by the `with tar` below
     except (tarfile.TarError, OSError) as exc:
         report.problems.append(f"{path}: not a tar file ({exc}); a pack is the .tar that "
                                "`python -m convert pack` writes: re-copy it")
@@ -359,10 +372,9 @@ def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, th
             continue
         failed, worst, wrong_grade = 0, 0.0, 0
         for case in cases:
-            image = _golden_or_none(dest / case.image) if case.image in manifest.files else None
-            if image is None or image.shape != (*model.input_size, 3):
-                report.problems.append(f"{case.image}: golden image missing from the manifest, "
-                                       f"unreadable or not {model.input_size}; rebuild the pack")
+            image, problem = _golden(case.image, manifest, dest, model.input_size)
+            if image is None:
+                report.problems.append(str(problem))
                 failed += 1
                 continue
             probs = model.predict(image)
@@ -387,6 +399,9 @@ def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, th
 def read_golden_set(report: VerifyReport, manifest: PackManifest, dest: Path) -> GoldenSet | None:
     try:
         return GoldenSet.model_validate_json((dest / manifest.golden).read_bytes())
-    except (OSError, ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        why = "; ".join(str(p) for p in validation_problems(exc))
+        report.problems.append(f"{manifest.golden}: not a valid golden set ({why}); rebuild the pack")
+    except (OSError, ValueError) as exc:
         report.problems.append(f"{manifest.golden}: not a valid golden set ({exc}); rebuild the pack")
-        return None
+    return None

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 
 from device.card import CardError, load_card
 from device.models import ModelSetError, read_manifest
+from device.packs.container import FormatIssue, format_problem
 from device.packs.install import InstallError, PackInfo, install_pack, list_packs, rollback
 from device.web.auth import current_user, roles_required
 from device.web.common import ctx
@@ -25,7 +25,6 @@ from device.web.users import Role
 log = logging.getLogger(__name__)
 
 bp = Blueprint("models", __name__)
-
 
 
 class PackUploadError(ValueError):
@@ -86,19 +85,17 @@ def install_upload(upload: Any) -> dict[str, Any]:
     try:
         with os.fdopen(fd, "wb") as fh:
             upload.save(fh)
-        size = tmp.stat().st_size
-        if size == 0:
-            raise PackUploadError("the uploaded pack file is empty (0 bytes)")
-        if not tarfile.is_tarfile(tmp):
-            raise PackUploadError(
-                f"{upload.filename} is not a model pack (not a tar file); make one with "
-                "python -m convert pack", status=415)
+        problem = format_problem(tmp, upload.filename)  # the checks flash makes, early
+        if problem is not None:
+            raise PackUploadError(problem.message,
+                                  status=400 if problem.issue is FormatIssue.EMPTY else 415)
         try:
             installed = install_pack(tmp, packs_dir(), public_key=config.packs.public_key,
                                      threads=config.grading.threads)
-        except InstallError as exc:
+        except InstallError as exc:  # name the upload, not its temporary copy
+            problems = [p.replace(str(tmp), upload.filename) for p in exc.problems]
             raise PackUploadError(f"pack {upload.filename} refused; nothing changed",
-                                  exc.problems) from exc
+                                  problems) from exc
     finally:
         tmp.unlink(missing_ok=True)
     error = _reload(roll_back=True)

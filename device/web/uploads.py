@@ -2,8 +2,8 @@
 
 A photo arrives as bytes from a browser or an API client. ``read_image`` reads
 the size from the header before decoding (so a "decompression bomb" is refused
-first), accepts only JPEG and PNG here, applies the EXIF orientation and refuses
-files cut short. Each refusal is an ``UploadError`` carrying the HTTP status
+first), accepts only colour JPEG and PNG (as the CLI does: device.pipeline.read_photo),
+applies the EXIF orientation and refuses files cut short. Each refusal is an ``UploadError`` carrying the HTTP status
 (413 too large, 415 not a JPEG/PNG, 400 otherwise) and a message a person can act on.
 """
 
@@ -14,12 +14,13 @@ import logging
 import numpy as np
 
 from device.errors import http_status
-from device.imageio import ImageError, ImageSize, read_image
+from device.imageio import ImageError, ImageFormatError, ImageSize
 from device.imageio import image_size as _header_size
+from device.pipeline import PHOTO_FORMATS, read_photo
 
 log = logging.getLogger(__name__)
 
-UPLOAD_FORMATS = ("jpeg", "png")
+UPLOAD_FORMATS = PHOTO_FORMATS
 WHAT = "the uploaded file"
 
 
@@ -40,8 +41,11 @@ def image_size(data: bytes) -> ImageSize:
 
 
 def decode_image(data: bytes) -> np.ndarray:
-    """Check and decode an uploaded photo to uint8 RGB (H, W, 3)."""
+    """Check and decode an uploaded photo to uint8 RGB (H, W, 3): the same reading as
+    ``python -m device scan --image`` (device.pipeline.read_photo)."""
     try:
-        return read_image(data, what=WHAT, formats=UPLOAD_FORMATS)
-    except ImageError as exc:
+        return read_photo(data, WHAT)
+    except ImageFormatError as exc:
         raise UploadError(f"{exc}: upload a photo as .jpg or .png", http_status(exc)) from exc
+    except ImageError as exc:
+        raise UploadError(str(exc), http_status(exc)) from exc

@@ -11,6 +11,11 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any, NamedTuple
 
 log = logging.getLogger(__name__)
@@ -44,13 +49,61 @@ class StorageReadOnly(AtopiscanError, OSError):
     """The data disk is read-only (often a failing SD card): nothing was written. 503."""
 
 
-def storage_error(exc: OSError, what: str) -> OSError:
-    """``exc`` as ``StorageFull``/``StorageReadOnly`` when it is one of those, else as is."""
-    if exc.errno == errno.ENOSPC:
-        return StorageFull(errno.ENOSPC, f"{what}: the disk is full; free space and try again")
-    if exc.errno == errno.EROFS:
-        return StorageReadOnly(errno.EROFS, f"{what}: the disk is read-only; check the SD card")
+#: SQLite's primary result codes for a full disk, a read-only database, a file that
+#: cannot be opened (often a folder that cannot be written) and an I/O error.
+_SQLITE_FULL, _SQLITE_READONLY, _SQLITE_CANTOPEN, _SQLITE_IOERR = 13, 8, 14, 10
+
+
+def _kind(exc: BaseException, folder: Path | None) -> int | None:
+    """ENOSPC, EROFS or EACCES for a full, read-only or unwritable data folder, else None."""
+    if isinstance(exc, sqlite3.Error):
+        code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF  # Python >= 3.11
+        if code == _SQLITE_FULL:
+            return errno.ENOSPC
+        if code == _SQLITE_READONLY:
+            return errno.EROFS
+        if (code in (_SQLITE_CANTOPEN, _SQLITE_IOERR) and folder is not None
+                and not os.access(folder, os.W_OK)):  # False on a read-only mount, even for root
+            return errno.EROFS
+        return None
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return errno.ENOSPC
+    if isinstance(exc, OSError) and exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+        return errno.EROFS
+    return None
+
+
+def storage_error(exc: BaseException, what: str, folder: Path | None = None) -> BaseException:
+    """``exc`` (an OSError, or a SQLite error by its result code) as ``StorageFull`` or
+    ``StorageReadOnly`` when it is one of those, else ``exc`` as it is. ``folder`` is
+    the data folder, named in the message and probed when SQLite's code is ambiguous."""
+    if isinstance(exc, AtopiscanError):
+        return exc  # already typed (an inner guard)
+    kind, where = _kind(exc, folder), f" ({folder})" if folder is not None else ""
+    if kind == errno.ENOSPC:
+        return StorageFull(errno.ENOSPC, (
+            f"{what}: the device's disk is full{where}, so nothing was saved; what was saved "
+            "before is safe. Free space (export and delete old scans, remove old packs) and "
+            "try again"))
+    if kind == errno.EROFS:
+        return StorageReadOnly(errno.EROFS, (
+            f"{what}: the data folder{where} cannot be written (a read-only disk, often a "
+            "failing SD card, or wrong permissions), so nothing was saved; check the card "
+            "and that the folder belongs to the service's user"))
     return exc
+
+
+@contextmanager
+def storage_guard(what: str, folder: Path | None = None) -> Iterator[None]:
+    """Re-raise a full or read-only disk met inside the block as StorageFull or
+    StorageReadOnly (see ``storage_error``); other errors pass unchanged."""
+    try:
+        yield
+    except (OSError, sqlite3.Error) as exc:
+        typed = storage_error(exc, what, folder)
+        if typed is exc:
+            raise
+        raise typed from exc
 
 
 #: HTTP status per failure type, most specific first (the first isinstance match wins).

@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from device.cliutil import UserError, load_config_arg
 from device.config import is_loopback
+from device.errors import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -154,8 +156,10 @@ def run(args: argparse.Namespace) -> int:
     _setup_logging(config)
     try:
         prepared = prepare(config)
-    except (OSError, ValueError) as exc:  # a TlsError is a ValueError
-        raise UserError(f"cannot start: {exc}") from exc
+    except (OSError, ValueError, sqlite3.Error) as exc:  # a TlsError is a ValueError
+        # A read-only or full data folder is said as such (device.errors), not as a traceback.
+        why = storage_error(exc, f"data folder {config.storage.data_dir}")
+        raise UserError(f"cannot start: {why}") from exc
     if prepared.setup_password:
         print(setup_banner(prepared.setup_password, prepared.url), flush=True)
     try:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from device.errors import storage_guard
 from device.store.model import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -61,7 +62,8 @@ class Database:
                  keep_frames: bool = True, blur_faces: bool = False,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.data_dir = Path(data_dir).expanduser()
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        with storage_guard("creating the data folder", self.data_dir.parent):
+            self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db_path = self.data_dir / DB_NAME
         self.images_dir = self.data_dir / IMAGES_DIR
         self.keep_images = keep_images
@@ -106,14 +108,18 @@ class Database:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        conn = self._conn()
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield conn
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        # A full or read-only disk becomes StorageFull / StorageReadOnly (device.errors),
+        # which the dashboard answers with 507 / 503 and the CLIs with one line.
+        with storage_guard("saving to the scan database", self.data_dir):
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:  # SQLite may have rolled back itself (disk full)
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
 
     @contextmanager
     def snapshot(self) -> Iterator[sqlite3.Connection]:

@@ -19,6 +19,7 @@ import numpy as np
 
 from device.atomic import atomic_write_bytes
 from device.easi import validate_area, validate_grade
+from device.errors import storage_guard
 from device.imageio import encode_jpeg, encode_png
 from device.store.db import IMAGES_DIR, NOW, iso
 from device.store.model import (
@@ -81,12 +82,17 @@ class ScanRecords(PatientRecords):
         capture = capture or Capture()
         rel_path = self._keep(visit_id, image, lossless=True) if self.keep_images else None
         frame = capture.frame
-        if frame is not None and self.blur_faces and self.keep_images and self.keep_frames:
-            from device.faces import blur_faces
+        try:
+            if frame is not None and self.blur_faces and self.keep_images and self.keep_frames:
+                from device.faces import blur_faces
 
-            frame = blur_faces(frame, capture.box)  # the crop itself stays as graded
-        frame_path = (self._keep(visit_id, frame, lossless=False)
-                      if self.keep_images and self.keep_frames else None)
+                frame = blur_faces(frame, capture.box)  # the crop itself stays as graded
+            frame_path = (self._keep(visit_id, frame, lossless=False)
+                          if self.keep_images and self.keep_frames else None)
+        except BaseException:  # e.g. the disk filled up between the two files
+            if rel_path:
+                (self.data_dir / rel_path).unlink(missing_ok=True)
+            raise
         cols = {"visit_id": visit_id, "region": region.value, "taken_at": when,
                 "pack_version": pack_version, "review": int(bool(review)), "image_path": rel_path,
                 "image_saved_at": when if rel_path or frame_path else None,
@@ -129,7 +135,8 @@ class ScanRecords(PatientRecords):
             return None
         data, suffix = encode_image(image, lossless=lossless)
         rel = f"{IMAGES_DIR}/{visit_id}/{uuid.uuid4().hex}{suffix}"
-        atomic_write_bytes(self.data_dir / rel, data)
+        with storage_guard("saving the scan image", self.data_dir):
+            atomic_write_bytes(self.data_dir / rel, data)
         return rel
 
     def get_scan(self, scan_id: int) -> RegionScan:

@@ -11,16 +11,23 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from flask import Flask, jsonify, redirect, render_template, request, url_for
+from flask import Flask, current_app, jsonify, redirect, render_template, request, url_for
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import device
-from device.errors import AtopiscanError, http_status
+from device.errors import (
+    AtopiscanError,
+    StorageFull,
+    StorageReadOnly,
+    http_status,
+    storage_error,
+)
 from device.web import errorlog
 from device.web.auth import LoginLimiter, current_user, init_auth, load_secret_key, wants_json
 from device.web.users import Role, UserStore
@@ -147,7 +154,12 @@ def _register(app: Flask) -> None:
 
 _TITLES = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "Not found",
            405: "Method not allowed", 413: "Upload too large", 415: "Unsupported file",
-           429: "Too many attempts"}
+           429: "Too many attempts", 503: "Not available now", 507: "Disk full"}
+
+
+def _data_dir() -> Path | None:
+    context = current_app.extensions.get("atopiscan")
+    return context.data_dir if context is not None else None
 
 
 def _error_handlers(app: Flask) -> None:
@@ -176,3 +188,14 @@ def _error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http(exc: HTTPException) -> Any:
         return reply(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(sqlite3.Error)
+    @app.errorhandler(OSError)
+    def _storage(exc: Exception) -> Any:
+        """A full or read-only data disk, met anywhere (a save, a login, a review): say so
+        (507 / 503) instead of a bare 500. Transactions rolled back: nothing half-saved."""
+        typed = storage_error(exc, "the device could not save", _data_dir())
+        if not isinstance(typed, (StorageFull, StorageReadOnly)):
+            raise exc
+        log.error("%s %s: %s", request.method, request.path, typed)
+        return reply(http_status(typed), str(typed))

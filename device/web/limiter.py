@@ -21,6 +21,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from device.errors import storage_guard
+
 log = logging.getLogger(__name__)
 
 MAX_FAILURES = 5
@@ -43,12 +45,14 @@ class LoginLimiter:
         self._clock = clock  # wall time: the rows outlive the process
         self._lock = threading.Lock()
         # One connection shared by the server's threads, serialised by the lock.
-        self._db = sqlite3.connect(":memory:" if path is None else str(path), timeout=10,
-                                   check_same_thread=False, isolation_level=None)
-        self._db.execute("CREATE TABLE IF NOT EXISTS login_failures ("
-                         " username TEXT NOT NULL, addr TEXT NOT NULL, at REAL NOT NULL)")
-        self._db.execute("CREATE INDEX IF NOT EXISTS login_failures_addr "
-                         "ON login_failures (addr, at)")
+        folder = None if path is None else Path(path).parent
+        with storage_guard("opening the login-limit table", folder):
+            self._db = sqlite3.connect(":memory:" if path is None else str(path), timeout=10,
+                                       check_same_thread=False, isolation_level=None)
+            self._db.execute("CREATE TABLE IF NOT EXISTS login_failures ("
+                             " username TEXT NOT NULL, addr TEXT NOT NULL, at REAL NOT NULL)")
+            self._db.execute("CREATE INDEX IF NOT EXISTS login_failures_addr "
+                             "ON login_failures (addr, at)")
 
     def _times(self, where: str, args: tuple[str, ...]) -> list[float]:
         rows = self._db.execute(f"SELECT at FROM login_failures WHERE {where} ORDER BY at", args)

@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from device.errors import storage_guard
+
 log = logging.getLogger(__name__)
 
 #: ``seen`` is written at most this often per session (not on every request).
@@ -31,11 +33,13 @@ class SessionStore:
         self.max_idle_s = max_idle_s
         self._clock = clock
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(":memory:" if path is None else str(path), timeout=10,
-                                   check_same_thread=False, isolation_level=None)
-        self._db.execute("CREATE TABLE IF NOT EXISTS sessions ("
-                         " id TEXT PRIMARY KEY, username TEXT NOT NULL,"
-                         " created REAL NOT NULL, seen REAL NOT NULL)")
+        folder = None if path is None else Path(path).parent
+        with storage_guard("opening the sessions table", folder):
+            self._db = sqlite3.connect(":memory:" if path is None else str(path), timeout=10,
+                                       check_same_thread=False, isolation_level=None)
+            self._db.execute("CREATE TABLE IF NOT EXISTS sessions ("
+                             " id TEXT PRIMARY KEY, username TEXT NOT NULL,"
+                             " created REAL NOT NULL, seen REAL NOT NULL)")
 
     def create(self, username: str) -> str:
         """A new live session id for ``username`` (and drop ids idle too long)."""

@@ -21,6 +21,8 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
+from device.errors import storage_guard
+
 log = logging.getLogger(__name__)
 
 USERS_FILE = "users.sqlite"
@@ -82,20 +84,22 @@ class UserStore:
         Tests pass a cheap one so that each login does not cost a third of a second."""
         self.path = Path(path)
         self._method = {"method": hash_method} if hash_method else {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        with self._connect() as db:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS users ("
-                " username TEXT PRIMARY KEY,"
-                " password_hash TEXT NOT NULL,"
-                " role TEXT NOT NULL CHECK (role IN ('staff', 'technician', 'admin')),"
-                " created TEXT NOT NULL,"
-                " must_change_password INTEGER NOT NULL DEFAULT 0)"
-            )
-        # Password hashes: readable by the service's user only (WAL/SHM files copy this mode).
-        os.chmod(self.path, 0o600)
+        # A read-only or full data folder is one clear StorageReadOnly/StorageFull.
+        with storage_guard("opening the users database", self.path.parent):
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with self._connect() as db:
+                db.execute("PRAGMA journal_mode=WAL")
+                db.execute(
+                    "CREATE TABLE IF NOT EXISTS users ("
+                    " username TEXT PRIMARY KEY,"
+                    " password_hash TEXT NOT NULL,"
+                    " role TEXT NOT NULL CHECK (role IN ('staff', 'technician', 'admin')),"
+                    " created TEXT NOT NULL,"
+                    " must_change_password INTEGER NOT NULL DEFAULT 0)"
+                )
+            # Password hashes: readable by the service's user only (WAL/SHM copy this mode).
+            os.chmod(self.path, 0o600)
 
     @classmethod
     def in_data_dir(cls, data_dir: Path, *, hash_method: str | None = None) -> UserStore:
@@ -134,7 +138,8 @@ class UserStore:
         role = parse_role(role) if not isinstance(role, Role) else role
         check_password_strength(password)
         user = User(username, role, _now(), must_change_password)
-        with self._lock, self._connect() as db:
+        with (self._lock, storage_guard("adding the user", self.path.parent),
+              self._connect() as db):
             try:
                 db.execute(
                     "INSERT INTO users VALUES (?, ?, ?, ?, ?)",
@@ -148,7 +153,8 @@ class UserStore:
 
     def set_password(self, username: str, password: str) -> None:
         check_password_strength(password)
-        with self._lock, self._connect() as db:
+        with (self._lock, storage_guard("changing the password", self.path.parent),
+              self._connect() as db):
             cur = db.execute(
                 "UPDATE users SET password_hash = ?, must_change_password = 0 WHERE username = ?",
                 (generate_password_hash(password, **self._method), username),

@@ -207,3 +207,20 @@ def _until(predicate, timeout=5.0):
             return True
         time.sleep(0.02)
     return False
+
+
+@pytest.mark.slow
+def test_bench_stream_prints_its_figures_and_the_pause():
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    out = subprocess.run([sys.executable, "-m", "device", "bench-stream", "--seconds", "1",
+                          "--viewers", "1"], capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "viewers=1: each viewer" in out.stdout and "hints" in out.stdout
+    assert "no viewers: capture 0.0 frames/s" in out.stdout  # the preview paused
+    bad = subprocess.run([sys.executable, "-m", "device", "bench-stream", "--viewers", "x"],
+                         capture_output=True, text=True, timeout=60, env=env)
+    assert bad.returncode == 2 and "--viewers" in bad.stderr and "Traceback" not in bad.stderr

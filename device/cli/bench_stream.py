@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--scene-seconds", type=float, default=0.0,
                         help="camera.scene_seconds (default 0: a new frame decoded or drawn "
                              "at every read, the most work)")
+    parser.add_argument("--crop", choices=["guide", "auto"], default="guide",
+                        help="crop mode the hints' square follows (auto costs more; the demo "
+                             "uses it)")
     parser.add_argument("--viewers", default="1,3", help="viewer counts to run (default 1,3)")
     parser.add_argument("--seconds", type=float, default=8.0, help="length of each run")
 
@@ -51,7 +54,8 @@ def _config(args: argparse.Namespace, root: Path) -> Any:
         if not Path(folder).is_dir():
             raise UserError(f"--folder {folder}: no such folder")
         camera["folder"] = str(folder)
-    raw = {"version": 1, "camera": camera, "packs": {"dir": str(root / "packs")},
+    raw = {"version": 1, "camera": camera, "crop": {"mode": args.crop},
+           "packs": {"dir": str(root / "packs")},
            "storage": {"data_dir": str(root / "data")}}
     return validate_mapping(raw, base_dir=root, origin="bench-stream")
 
@@ -120,6 +124,16 @@ def _run_viewers(app: Any, base: str, cookie: str, n: int, seconds: float) -> di
     return {**measured, "viewer_fps_min": min(fps), "viewer_fps_mean": sum(fps) / len(fps)}
 
 
+def _wait_paused(app: Any, timeout: float = 20.0) -> None:
+    """Wait until the capture thread has stopped (it does 2 s after the last viewer)."""
+    end = time.monotonic() + timeout
+    while hub_of(app).stats().running:
+        if time.monotonic() > end:
+            raise UserError(f"the preview did not pause within {timeout:g} s of its viewers "
+                            "leaving")
+        time.sleep(0.1)
+
+
 def hub_of(app: Any) -> Any:
     from device.web.stream import hub
 
@@ -149,7 +163,8 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="atopiscan-bench-stream-") as tmp:
         config = _config(args, Path(tmp))
         app, server, base, cookie = _serve(config)
-        print(f"stream bench: {args.source} camera {args.width}x{args.height}, scene held "
+        print(f"stream bench: {args.source} camera {args.width}x{args.height}, crop {args.crop}, "
+              "scene held "
               f"{args.scene_seconds:g} s, {args.seconds:g} s per run; this machine: "
               f"{os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} (shared: noisy)")
         results = {}
@@ -159,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
                 print(f"viewers={n}: each viewer {r['viewer_fps_mean']:.1f} frames/s (slowest "
                       f"{r['viewer_fps_min']:.1f}), capture {r['capture_fps']:.1f} frames/s, "
                       f"hints {r['hint_rate']:.1f}/s, server CPU {r['cpu_share']:.0%} of one core")
-                time.sleep(3.0)  # the previous viewers' thread winds down
+                _wait_paused(app)  # the next run starts from a stopped capture
             idle = _measure(app, lambda: time.sleep(3.0))
             print(f"no viewers: capture {idle['capture_fps']:.1f} frames/s, server CPU "
                   f"{idle['cpu_share']:.1%} of one core")

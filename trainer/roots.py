@@ -45,6 +45,11 @@ def as_roots(data: str | Path | Sequence[str | Path]) -> list[Path]:
     return roots
 
 
+def describe_roots(data: str | Path | Sequence[str | Path]) -> str:
+    """The root, or the roots joined with ' + ', for messages."""
+    return " + ".join(str(r) for r in as_roots(data))
+
+
 def load_roots(data: str | Path | Sequence[str | Path], *, check_images: bool = True) -> LoadReport:
     """Read one root (exactly ``load_dataset``) or several as one report."""
     roots = as_roots(data)

@@ -55,9 +55,10 @@ __all__ = ["TrainConfig", "TrainError", "WorkerResult", "train"]
 
 def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool, wdir: Path):
     from trainer.data import FOLDERS, DataError, samples_for_sign
-    from trainer.roots import load_roots
+    from trainer.roots import describe_roots, load_roots
     from trainer.split import apply_split, load_split, make_split, save_split
 
+    where = describe_roots(cfg.data)
     try:
         report = load_roots(cfg.data)
         if len(report.roots) > 1:
@@ -65,11 +66,11 @@ def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool,
 
             log.info("%s", format_shares(report))
         if cfg.multi_sign and report.layout == FOLDERS:
-            raise TrainError(f"{cfg.data}: --multi-sign needs the manifest layout (manifest.csv "
+            raise TrainError(f"{where}: --multi-sign needs the manifest layout (manifest.csv "
                              "grading several signs per image), found the folder layout")
         pool = report.samples if cfg.multi_sign else samples_for_sign(report.samples, signs[0])
         if not pool:
-            raise TrainError(f"{cfg.data}: no images graded for {signs[0].value}")
+            raise TrainError(f"{where}: no images graded for {signs[0].value}")
         split_path = rundir / SPLIT_FILE
         if cfg.split:
             split = load_split(Path(cfg.split))
@@ -88,7 +89,7 @@ def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool,
     if not cfg.multi_sign:
         train, val = samples_for_sign(train, signs[0]), samples_for_sign(val, signs[0])
     if not train or not val:
-        raise TrainError(f"{cfg.data}: the split leaves {len(train)} training and {len(val)} "
+        raise TrainError(f"{where}: the split leaves {len(train)} training and {len(val)} "
                          "held-out images; more images are needed")
     return train, val
 

@@ -31,7 +31,8 @@ AGE_BANDS = (0, 2, 8, 12, 18, 40, 65)
 
 BASE_COLUMNS = ("path", "patient_id", "region", *(s.value for s in MODEL_SIGNS))
 INFO_COLUMNS = ("scan_id", "visit_date", "taken_at", "age_band", "reviewed", "reviewed_role",
-                "pack_version", "crop_mode", "crop_box", "frame_path")
+                "pack_version", "abstained", "abstention_score", "crop_mode", "crop_box",
+                "frame_path")
 
 
 def sign_columns() -> tuple[str, ...]:
@@ -127,7 +128,8 @@ def manifest_record(row: ExportRow, path: str, frame_path: str) -> dict[str, str
            "scan_id": str(scan.id), "visit_date": row.visit_date, "taken_at": scan.taken_at,
            "age_band": row.age_band, "reviewed": "1" if scan.reviewed else "0",
            "reviewed_role": (scan.reviewed.role or "") if scan.reviewed else "",
-           "pack_version": scan.pack_version or "", "crop_mode": scan.crop_mode or "",
+           "pack_version": scan.pack_version or "", "abstained": "1" if scan.abstained else "0",
+           "abstention_score": _num(scan.abstention_score), "crop_mode": scan.crop_mode or "",
            "crop_box": " ".join(str(v) for v in scan.crop_box) if scan.crop_box else "",
            "frame_path": frame_path}
     for sign in MODEL_SIGNS:

@@ -220,3 +220,26 @@ def test_download_refuses_staff_and_is_audited(saved):
     assert tech.get("/api/export/dataset.tar.gz?since=soon").status_code == 400
     assert tech.get("/api/export/dataset.tar.gz?since=2999-01-01").status_code == 404
     assert not list((app.config["TEST_STORE"].data_dir / ".exports").iterdir())
+
+
+def test_an_abstained_scan_graded_by_staff_is_exported(tmp_path):
+    """The models abstained (no model grades); staff graded it: training data the pack
+    lacked most, exported with the staff's grades and the abstention."""
+    from device.store import Store
+    from device.store.model import Capture
+    from device.vocab import Region, Sign
+
+    store = Store(tmp_path / "data", clock=lambda: WHEN)
+    store.create_patient("A1", None)
+    visit = store.open_visit("A1")
+    crop = np.random.default_rng(1).integers(0, 256, (30, 30, 3), dtype=np.uint8)
+    scan = store.save_region_scan(visit.id, Region.TRUNK, image=crop, pack_version="2.0",
+                                  capture=Capture(abstained=True, abstention_score=3.25))
+    store.override_grade(scan.id, Sign.ERYTHEMA, 2, "ann", "staff")
+    store.confirm_review(scan.id, "ann", "staff")
+    ex.export_dataset(store, tmp_path / "out", ExportFilter(), device_name="d",
+                      software_version="t", exported_by="t", clock=lambda: WHEN)
+    (row,) = rows(tmp_path / "out")
+    assert (row["erythema"], row["erythema_model"], row["excoriation"]) == ("2", "", "")
+    assert (row["abstained"], row["abstention_score"], row["age_band"]) == ("1", "3.25", "")
+    assert row["erythema_overridden"] == "1" and row["erythema_override_role"] == "staff"

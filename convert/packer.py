@@ -26,7 +26,7 @@ from device.atomic import atomic_path
 from device.card import ModelCard
 from device.imageio import ImageError, encode_png
 from device.interpreter import GradeModel
-from device.packs.check import read_golden_image
+from device.packs.golden import read_golden_image
 from device.packs.manifest import (
     GOLDEN_NAME,
     MANIFEST_NAME,

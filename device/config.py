@@ -214,10 +214,8 @@ class TlsMode(str, Enum):
 
 def is_loopback(host: str) -> bool:
     """True for addresses only this machine can reach (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
     try:
-        return ipaddress.ip_address(host).is_loopback
+        return host == "localhost" or ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
 
@@ -237,8 +235,7 @@ class TlsConfig(_Section):
     @model_validator(mode="after")
     def _pair(self) -> TlsConfig:
         if (self.cert is None) != (self.key is None):
-            raise ValueError("give both tls.cert and tls.key, or neither (a self-signed "
-                             "certificate is then made)")
+            raise ValueError("give both tls.cert and tls.key, or neither (then self-signed)")
         return self
 
 
@@ -255,10 +252,6 @@ class WebConfig(_Section):
     @property
     def uses_tls(self) -> bool:
         return self.tls.mode is TlsMode.ALWAYS or not is_loopback(self.host)
-
-    @property
-    def scheme(self) -> str:
-        return "https" if self.uses_tls else "http"
 
 
 class LoggingConfig(_Section):
@@ -302,7 +295,7 @@ class DeviceConfig(_Section):
             f"{'required: ' + str(self.packs.public_key) if self.packs.public_key else 'optional'})",
             f"storage: {self.storage.data_dir} (keep images: {self.storage.keep_images}, "
             f"{self.storage.retention_days} days)",
-            f"web: {self.web.scheme}://{self.web.host}:{self.web.port}",
+            f"web: {'https' if self.web.uses_tls else 'http'}://{self.web.host}:{self.web.port}",
         ])
 
 

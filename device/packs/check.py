@@ -37,13 +37,12 @@ from pydantic import ValidationError
 import device
 from device.card import CardError, load_card
 from device.errors import InvalidInput, validation_problems
-from device.imageio import ImageError, read_image
 from device.interpreter import GradeModel, InterpreterError
 from device.packs.container import format_problem
+from device.packs.golden import golden_image, read_golden_image, read_golden_set
 from device.packs.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
-    GoldenSet,
     PackManifest,
     safe_member_name,
     software_version,
@@ -52,6 +51,9 @@ from device.packs.stats import check_stats, features_fit
 from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)
+
+__all__ = ["SelfTest", "SigningKeyError", "VerifyReport", "load_public_key", "read_golden_image",
+           "run_selftest", "verify_into", "verify_pack"]
 
 MAX_MEMBERS = 2000
 MAX_MEMBER_BYTES = 512 << 20
@@ -91,28 +93,6 @@ class VerifyReport:
         lines += [f"  self-test {t.sign.value}: {t.cases - t.failed}/{t.cases} golden images match, "
                   f"largest probability difference {t.max_diff:.4f}" for t in self.selftest]
         return "\n".join(lines)
-
-
-def read_golden_image(source: Path | bytes) -> np.ndarray:
-    """A golden image (PNG) as RGB uint8: the packer checks its outputs with this reader."""
-    what = source.name if isinstance(source, Path) else "golden image"
-    return read_image(source, what=what, formats=("png",))
-
-
-def _golden(name: str, manifest: PackManifest, dest: Path,
-            size: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
-    """A golden image for the self-test, or why it cannot be one (for the report)."""
-    if name not in manifest.files:
-        return None, f"{name}: golden image not listed in the manifest; rebuild the pack"
-    try:
-        image = read_golden_image(dest / name)
-    except ImageError as exc:  # a damaged, oversized or non-PNG golden image
-        return None, (f"golden image {exc}; the pack is damaged or was not made by "
-                      "`python -m convert pack`: rebuild it")
-    if image.shape != (*size, 3):
-        return None, (f"{name}: golden image is {image.shape[1]}x{image.shape[0]}, not the "
-                      f"model's input {size[1]}x{size[0]}; rebuild the pack")
-    return image, None
 
 
 def verify_pack(pack_file: Path | str, *, public_key: Any = None, threads: int = 2,
@@ -352,8 +332,9 @@ def _check_cards(report: VerifyReport, manifest: PackManifest, dest: Path,
 
 def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, threads: int) -> None:
     """Run every golden image through this device's interpreter (see module docstring)."""
-    golden = read_golden_set(report, manifest, dest)
+    golden, problem = read_golden_set(manifest, dest)
     if golden is None:
+        report.problems.append(str(problem))
         return
     tol = manifest.selftest_tolerance
     for sign, entry in manifest.models.items():
@@ -372,7 +353,7 @@ def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, th
             continue
         failed, worst, wrong_grade = 0, 0.0, 0
         for case in cases:
-            image, problem = _golden(case.image, manifest, dest, model.input_size)
+            image, problem = golden_image(case.image, manifest, dest, model.input_size)
             if image is None:
                 report.problems.append(str(problem))
                 failed += 1
@@ -394,14 +375,3 @@ def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, th
                 f"(largest probability difference {worst:.4f}, tolerance {tol}; "
                 f"{wrong_grade} with another grade): this device does not reproduce the pack's "
                 "outputs, so it will not run it; rebuild the pack or check the interpreter")
-
-
-def read_golden_set(report: VerifyReport, manifest: PackManifest, dest: Path) -> GoldenSet | None:
-    try:
-        return GoldenSet.model_validate_json((dest / manifest.golden).read_bytes())
-    except ValidationError as exc:
-        why = "; ".join(str(p) for p in validation_problems(exc))
-        report.problems.append(f"{manifest.golden}: not a valid golden set ({why}); rebuild the pack")
-    except (OSError, ValueError) as exc:
-        report.problems.append(f"{manifest.golden}: not a valid golden set ({exc}); rebuild the pack")
-    return None

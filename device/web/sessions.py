@@ -63,7 +63,10 @@ class SessionStore:
                 self._db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
                 return None
             if now - seen > TOUCH_EVERY_S:
-                self._db.execute("UPDATE sessions SET seen = ? WHERE id = ?", (now, sid))
+                try:
+                    self._db.execute("UPDATE sessions SET seen = ? WHERE id = ?", (now, sid))
+                except sqlite3.OperationalError as exc:  # a full or read-only disk: the
+                    log.warning("session activity not recorded: %s", exc)  # pages still read
         return str(username)
 
     def revoke(self, sid: str) -> None:

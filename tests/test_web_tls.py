@@ -162,3 +162,52 @@ def test_https_end_to_end(tmp_path):
     assert f"atopiscan dashboard on {base}/" in output
     assert f"SHA-256 fingerprint: {served_fp}" in output
     assert "Traceback" not in output
+
+
+def test_live_preview_streams_over_https(tmp_path):
+    """The MJPEG preview (a long streamed response) through the HTTPS server."""
+    import threading
+
+    from web_support import FAST_HASH, fake_models, make_config
+
+    from device.cameras import RetryingCamera, SyntheticCamera
+    from device.cli.run import WAITRESS_THREADS, server_options
+    from device.service import Service
+    from device.store import Store
+    from device.web import create_app
+    from device.web.serve import make_server
+
+    config = make_config(tmp_path)
+    tls = ensure_certificate(config.web.tls, tmp_path / "tlsdata", host="127.0.0.1",
+                             device_name="x")
+    users = UserStore.in_data_dir(config.storage.data_dir, hash_method=FAST_HASH)
+    users.add("nurse", PASSWORD, "staff")
+    camera = RetryingCamera(SyntheticCamera(640, 480, seed=1), retry_seconds=0.1)
+    app = create_app(config, service=Service(config, camera, fake_models()),
+                     store=Store(config.storage.data_dir), users=users, tls=tls)
+    srv = make_server(app, "127.0.0.1", 0, tls, threads=WAITRESS_THREADS,
+                      waitress_options=server_options())
+    assert srv.https
+    thread = threading.Thread(target=srv.serve, daemon=True)
+    thread.start()
+    base = f"https://127.0.0.1:{srv.port}"
+    try:
+        with requests.Session() as s:
+            s.verify, s.trust_env = str(tls.cert), False
+            s.headers["Referer"] = f"{base}/login"
+            page = s.get(f"{base}/login").text
+            token = re.search(r'name="csrf-token" content="([^"]+)"', page).group(1)
+            assert s.post(f"{base}/login", allow_redirects=False, data={
+                "username": "nurse", "password": PASSWORD, "csrf_token": token}).status_code == 302
+            frames, start = 0, time.monotonic()
+            with s.get(f"{base}/scan/stream.mjpg", stream=True, timeout=10) as resp:
+                assert resp.status_code == 200
+                for chunk in resp.iter_content(65536):
+                    frames += chunk.count(b"\xff\xd8\xff")
+                    if frames >= 3 or time.monotonic() - start > 8:
+                        break
+        assert frames >= 3
+    finally:
+        app.extensions["atopiscan.preview"].close()
+        srv.stop()
+        thread.join(5)

@@ -41,11 +41,16 @@ class NoPackInstalled(AtopiscanError):
     """No model pack is installed, so nothing can be graded: 503."""
 
 
-class StorageFull(AtopiscanError, OSError):
+class _StorageFailure(AtopiscanError, OSError):
+    def __str__(self) -> str:  # the message a person reads, without "[Errno 28] "
+        return self.strerror or super().__str__()
+
+
+class StorageFull(_StorageFailure):
     """The data disk is full: nothing was written. 507."""
 
 
-class StorageReadOnly(AtopiscanError, OSError):
+class StorageReadOnly(_StorageFailure):
     """The data disk is read-only (often a failing SD card): nothing was written. 503."""
 
 

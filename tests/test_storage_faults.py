@@ -129,6 +129,7 @@ def test_full_disk_is_507_for_staff_and_loses_nothing(disk):
         assert resp.status_code == 507, (what, resp.status_code, resp.get_data(as_text=True)[:300])
         text = resp.get_data(as_text=True)
         assert "disk is full" in text and "nothing was saved" in text, what
+        assert "Errno" not in text, what
     assert "Disk full" in answers["page"].get_data(as_text=True)  # the page's title
 
     # nothing half-saved, nothing lost; once there is space again, saving works

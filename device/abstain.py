@@ -58,7 +58,7 @@ class FeatureStats:
         if f.shape[0] != self.dim:
             raise StatsError(f"features have {f.shape[0]} values; the statistics expect {self.dim}")
         diff = self.means - f[None, :]
-        sq = np.einsum("cd,de,ce->c", diff, self.precision, diff)
+        sq = ((diff @ self.precision) * diff).sum(axis=1)  # BLAS: ~0.1 ms at D = 576
         return float(math.sqrt(max(float(sq.min()), 0.0)))
 
     def distances(self, features: np.ndarray) -> np.ndarray:

@@ -2,7 +2,8 @@
 (text, logos, rulers, colour cards) drawn or held over the photo.
 
 An overlay is found as the photo's flat achromatic marks with sharp edges: white
-or black text and logos, a ruler's ticks, a colour card's grey patches. Skin,
+or black text and logos, a ruler's ticks, a colour card's grey patches; the room
+a watermark's faint emblem takes above and beside its lettering is kept clear too. Skin,
 even pale or dark skin, has a hue (a* and b* of several units), and its edges are
 soft at the crop's working size. Masks here are boolean, at the working copy's
 size (device.crop.WORK_SIDE).
@@ -24,6 +25,9 @@ log = logging.getLogger(__name__)
 ACHROMATIC_CHROMA = 9.0
 #: Lightness step (CIELAB L*, per pixel of the working copy) that counts as a sharp edge.
 SHARP_EDGE = 14.0
+#: Marks at most this tall (share of the photo's height) are lettering, with room
+#: kept above and beside them for an emblem.
+LOGO_MAX_HEIGHT = 0.1
 #: Largest share of a crop square that may be overlay.
 MAX_OVERLAY_IN_CROP = 0.02
 #: Smallest share of a crop square that must be skin-coloured.
@@ -67,7 +71,23 @@ def overlay_mask(lab: np.ndarray) -> np.ndarray:
     # A mark is many edges close together (a letter, a tick); a lone edge is an outline.
     density = cv2.blur(marks.astype(np.float32), (7, 7))
     dense = (density > 0.12).astype(np.uint8)
-    return cv2.dilate(dense, np.ones((5, 5), np.uint8)).astype(bool)
+    return _with_logo_room(cv2.dilate(dense, np.ones((5, 5), np.uint8)))
+
+
+def _with_logo_room(marks: np.ndarray) -> np.ndarray:
+    """Each mark's box grown by its height sideways and three heights upwards: a
+    watermark's faint emblem sits above or beside its lettering, and its soft edges
+    are not found as marks themselves."""
+    out = marks.astype(bool)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(marks)
+    h, w = marks.shape
+    for x, y, bw, bh, _ in stats[1:count]:
+        if bh > LOGO_MAX_HEIGHT * h:
+            continue  # not lettering: an outline or a large object
+        x0, x1 = max(0, x - bh), min(w, x + bw + bh)
+        y0, y1 = max(0, y - 3 * bh), min(h, y + bh)
+        out[y0:y1, x0:x1] = True
+    return out
 
 
 def zones_mask(shape: tuple[int, int], faces: Faces | None, scale: float) -> np.ndarray:

@@ -153,7 +153,7 @@ class QualityConfig(_Section):
     max_skin_texture: float = Field(
         default=12.0, ge=0,
         description="Largest fine-detail energy of the skin-coloured pixels (per cent of their "
-                    "brightness, measured at 256 px) accepted: fur, food and foliage are "
+                    "brightness, measured at 192 px) accepted: fur, food and foliage are "
                     "rougher than skin")
 
     @model_validator(mode="after")

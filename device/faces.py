@@ -28,7 +28,7 @@ CAT_CASCADE = "haarcascade_frontalcatface_extended.xml"
 #: Detection works on a grey copy whose shorter side is at most this: frames kept or
 #: exported (privacy first), and the scan path (speed: it shares the 10 ms budget).
 DETECT_SIDE = 320
-SCAN_DETECT_SIDE = 160
+SCAN_DETECT_SIDE = 120
 #: Smallest face looked for, as a fraction of the copy's shorter side.
 MIN_FACE_FRACTION = 0.2
 #: Feature zones inside a face box (fractions of its width/height: x0, y0, x1, y1):

@@ -58,7 +58,7 @@ class QualityReport:
 
 
 #: Side of the copy the skin texture is measured on (fur strands are a few pixels here).
-TEXTURE_SIDE = 256
+TEXTURE_SIDE = 192
 
 
 def skin_texture(small: np.ndarray) -> float:

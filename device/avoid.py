@@ -82,8 +82,8 @@ def _with_logo_room(marks: np.ndarray) -> np.ndarray:
     count, _, stats, _ = cv2.connectedComponentsWithStats(marks)
     h, w = marks.shape
     for x, y, bw, bh, _ in stats[1:count]:
-        if bh > LOGO_MAX_HEIGHT * h:
-            continue  # not lettering: an outline or a large object
+        if bh > LOGO_MAX_HEIGHT * h or bw < 2 * bh:
+            continue  # not a line of lettering: an outline, an object, a speck
         x0, x1 = max(0, x - bh), min(w, x + bw + bh)
         y0, y1 = max(0, y - 3 * bh), min(h, y + bh)
         out[y0:y1, x0:x1] = True

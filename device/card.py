@@ -193,6 +193,26 @@ def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
 MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
 
 
+def card_mismatches(card: ModelCard, *, sign: Sign | None = None, model_sha256: str | None = None,
+                    model_input_size: tuple[int, int] | None = None, card_where: str = "card",
+                    model_where: str = "model") -> list[str]:
+    """The one check of a card against its model (device load, pack verify, packer): what
+    does not agree, one sentence each; the caller adds what to do. Facts left None are
+    not checked."""
+    problems = []
+    if sign is not None and card.sign != sign:
+        problems.append(f"{card_where}: the card grades {card.sign.value}, but the model is "
+                        f"given for {sign.value}")
+    if model_sha256 is not None and model_sha256 != card.sha256:
+        problems.append(f"{card_where}: its sha256 does not match {model_where} (the model "
+                        "file's sha256 differs: the file does not match its card); it is "
+                        "damaged or from another build")
+    if model_input_size is not None and tuple(model_input_size) != tuple(card.input_size):
+        problems.append(f"{model_where}: input size {tuple(model_input_size)} differs from its "
+                        f"card's input_size {tuple(card.input_size)}")
+    return problems
+
+
 def migrate_card(raw: Any) -> Any:
     """An older card as the current schema (``MIGRATIONS``, one step at a time; a card
     with no version is a version-1 card). Other input is returned as is, for

@@ -6,20 +6,24 @@ A pack directory is an extracted, verified pack (layout in device/packs/manifest
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from pydantic import ValidationError
 
 from device.abstain import FeatureStats, StatsError, load_stats
-from device.card import CardError, ModelCard, load_card
-from device.errors import validation_problems
+from device.card import CardError, ModelCard, card_mismatches, load_card
 from device.interpreter import GradeModel, InterpreterError
-from device.packs.manifest import MANIFEST_NAME, PackManifest, safe_member_name, sha256_file
+from device.packs.manifest import (
+    MANIFEST_NAME,
+    ManifestError,
+    PackManifest,
+    safe_member_name,
+    sha256_file,
+)
+from device.packs.manifest import read_manifest as manifest_of
 from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)
@@ -89,19 +93,15 @@ class ModelSet:
                 card = load_card(card_path)
             except CardError as exc:
                 raise ModelSetError(f"{exc}; reinstall the pack (python -m device flash)") from exc
-            if card.sign is not sign:
-                raise ModelSetError(f"{card_path}: card grades {card.sign.value} but the manifest "
-                                    f"lists it for {sign.value}")
-            if check_sha256 and model_path.is_file() and sha256_file(model_path) != card.sha256:
-                raise ModelSetError(f"{model_path}: sha256 differs from its card; the file is "
-                                    "damaged. Reinstall the pack or roll back")
+            digest = sha256_file(model_path) if check_sha256 and model_path.is_file() else None
+            _refuse(card_mismatches(card, sign=sign, model_sha256=digest,
+                                    card_where=str(card_path), model_where=str(model_path)))
             try:
                 model = GradeModel(model_path, threads=threads)
             except InterpreterError as exc:
                 raise ModelSetError(str(exc)) from exc
-            if tuple(model.input_size) != tuple(card.input_size):
-                raise ModelSetError(f"{model_path}: input {model.input_size} differs from its "
-                                    f"card's input_size {tuple(card.input_size)}")
+            _refuse(card_mismatches(card, model_input_size=model.input_size,
+                                    model_where=str(model_path)))
             models[sign] = SignModel(sign, model, card, model_path,
                                      _load_stats(pack_dir, entry.stats, model))
         missing = [s.value for s in MODEL_SIGNS if s not in models]
@@ -112,6 +112,11 @@ class ModelSet:
                  ", ".join(s.value for s in models), threads)
         return cls(models, pack_version=manifest.pack_version, pack_dir=pack_dir,
                    manifest=manifest)
+
+
+def _refuse(problems: list[str]) -> None:
+    if problems:
+        raise ModelSetError("; ".join(problems) + ". Reinstall the pack or roll back")
 
 
 def _load_stats(pack_dir: Path, member: str | None, model: GradeModel) -> FeatureStats | None:
@@ -130,17 +135,15 @@ def _load_stats(pack_dir: Path, member: str | None, model: GradeModel) -> Featur
 
 
 def read_manifest(pack_dir: Path) -> PackManifest:
+    """The installed pack's manifest (``device.packs.manifest.read_manifest``), its
+    problems as ``ModelSetError``."""
     path = Path(pack_dir) / MANIFEST_NAME
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return manifest_of(pack_dir)
     except FileNotFoundError as exc:
         raise ModelSetError(f"{path}: no pack manifest; is {pack_dir} an installed pack? "
                             "Install one with: python -m device flash PACK") from exc
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except OSError as exc:
         raise ModelSetError(f"{path}: unreadable pack manifest ({exc})") from exc
-    try:
-        return PackManifest.model_validate(raw)
-    except ValidationError as exc:
-        problems = "; ".join(map(str, validation_problems(exc)))
-        raise ModelSetError(f"{path}: invalid pack manifest: {problems}") from exc
-
+    except ManifestError as exc:
+        raise ModelSetError(str(exc)) from exc

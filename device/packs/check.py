@@ -22,7 +22,6 @@ on a pack whose files all check out (a damaged model is never executed).
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import tarfile
@@ -32,18 +31,19 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import ValidationError
 
 import device
-from device.card import CardError, load_card
-from device.errors import InvalidInput, validation_problems
+from device.card import CardError, card_mismatches, load_card
+from device.errors import InvalidInput
 from device.interpreter import GradeModel, InterpreterError
 from device.packs.container import format_problem
 from device.packs.golden import golden_image, read_golden_image, read_golden_set
 from device.packs.manifest import (
     MANIFEST_NAME,
     SIGNATURE_NAME,
+    ManifestError,
     PackManifest,
+    parse_manifest,
     safe_member_name,
     software_version,
 )
@@ -216,12 +216,9 @@ def _manifest(report: VerifyReport, dest: Path, extracted: dict[str, str]) -> Pa
         return None
     raw = (dest / MANIFEST_NAME).read_bytes()
     try:
-        manifest = PackManifest.model_validate(json.loads(raw))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        report.problems.append(f"{MANIFEST_NAME}: not valid JSON ({exc}); rebuild the pack")
-        return None
-    except ValidationError as exc:
-        report.problems += [f"{MANIFEST_NAME}: {p}" for p in validation_problems(exc)]
+        manifest = parse_manifest(raw)
+    except ManifestError as exc:
+        report.problems += exc.problems
         return None
     report.manifest = manifest
     report.pack_id = f"{manifest.pack_version}-{hashlib.sha256(raw).hexdigest()[:12]}"
@@ -321,12 +318,10 @@ def _check_cards(report: VerifyReport, manifest: PackManifest, dest: Path,
         except CardError as exc:
             report.problems.append(str(exc).replace(f"{dest}{os.sep}", ""))
             continue
-        if card.sign != sign:
-            report.problems.append(f"{entry.card}: the card grades {card.sign.value}, but the "
-                                   f"manifest lists it for {sign.value}; rebuild the pack")
-        if card.sha256 != extracted[entry.model]:  # hashed while extracting
-            report.problems.append(f"{entry.card}: its sha256 does not match {entry.model}: the card "
-                                   "belongs to another build of the model; rebuild the pack")
+        report.problems += [  # the model was hashed while it was extracted
+            f"{problem}; rebuild the pack" for problem in card_mismatches(
+                card, sign=sign, model_sha256=extracted[entry.model], card_where=entry.card,
+                model_where=entry.model)]
         check_stats(report, entry, card, dest, extracted)
 
 

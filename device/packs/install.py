@@ -34,7 +34,12 @@ from typing import Any
 import device
 from device.card import CardError, load_card
 from device.packs.check import VerifyReport, load_public_key, verify_into, verify_pack
-from device.packs.manifest import MANIFEST_NAME, PackManifest, sha256_file
+from device.packs.manifest import (
+    MANIFEST_NAME,
+    ManifestError,
+    read_manifest,
+    sha256_file,
+)
 from device.vocab import Sign
 
 log = logging.getLogger(__name__)
@@ -210,8 +215,8 @@ def _read_pack(pack_dir: Path) -> PackInfo:
     info = _installed_info(pack_dir)
     pack = PackInfo(pack_dir.name, info.get("version"), pack_dir, info.get("installed"))
     try:
-        manifest = PackManifest.model_validate_json((pack_dir / MANIFEST_NAME).read_bytes())
-    except (OSError, ValueError) as exc:
+        manifest = read_manifest(pack_dir)
+    except (OSError, ManifestError) as exc:
         pack.problem = f"{MANIFEST_NAME} unreadable ({exc})"
         return pack
     pack.version = manifest.pack_version

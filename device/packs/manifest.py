@@ -17,13 +17,15 @@ Layout inside the tar (paths are POSIX, relative, no '..'):
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from pathlib import Path, PurePosixPath
 from typing import Literal
 
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from device.errors import InvalidInput, validation_problems
 from device.vocab import NUM_GRADES, Sign
 
 PACK_SCHEMA_VERSION = 1
@@ -121,3 +123,29 @@ def software_version(text: str) -> Version:
         return Version(text)
     except InvalidVersion:
         raise ValueError(f"{text!r} is not a version like 1.2.3") from None
+
+
+class ManifestError(InvalidInput):
+    """A pack manifest that is not valid JSON or not the schema; ``problems`` one per field."""
+
+    def __init__(self, where: str, problems: list[str]) -> None:
+        super().__init__(f"{where}: invalid pack manifest: {'; '.join(problems)}")
+        self.problems = [f"{where}: {p}" for p in problems]
+
+
+def parse_manifest(raw: bytes | str, where: str = MANIFEST_NAME) -> PackManifest:
+    """The one reader of a pack's manifest.json (install check, loading, the packs list)."""
+    try:
+        data = json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ManifestError(where, [f"not valid JSON ({exc}); rebuild the pack"]) from None
+    try:
+        return PackManifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError(where, [str(p) for p in validation_problems(exc)]) from None
+
+
+def read_manifest(pack_dir: Path) -> PackManifest:
+    """The manifest of an extracted pack folder; ``ManifestError`` (or ``OSError``)."""
+    path = Path(pack_dir) / MANIFEST_NAME
+    return parse_manifest(path.read_bytes(), str(path))

@@ -242,7 +242,7 @@ class PreviewHub:
         s = self.settings
         try:
             if has_preview_stream(self.camera):
-                small = self.camera.read_preview()  # type: ignore[attr-defined]
+                small = fit(self.camera.read_preview(), s.max_side)  # type: ignore[attr-defined]
                 full = None
             else:
                 full = self.camera.read()  # type: ignore[attr-defined]

@@ -297,3 +297,42 @@ def test_picamera2_preview_keeps_the_still_aspect():
     assert PiCamera2Camera(width=1920, height=1080).preview_size == (640, 360)
     assert PiCamera2Camera(width=320, height=240).preview_size == (320, 240)  # never larger
     assert PiCamera2Camera(width=1001, height=751, preview_size=(640, 480)).preview_size == (640, 480)
+
+
+def test_opencv_preview_reads_without_dropping_a_frame_and_is_scaled(monkeypatch):
+    from device.cameras import OpenCVCamera
+
+    grabs = []
+
+    class FakeCapture:
+        def __init__(self, *args):
+            pass
+
+        def isOpened(self):
+            return True
+
+        def set(self, prop, value):
+            pass
+
+        def grab(self):
+            grabs.append(1)
+            return True
+
+        def read(self):
+            return True, np.full((960, 1280, 3), 90, np.uint8)
+
+        def release(self):
+            pass
+
+    monkeypatch.setattr(cv2, "VideoCapture", FakeCapture)
+    camera = RetryingCamera(OpenCVCamera("0", settle_seconds=0))
+    assert camera.has_preview_stream
+    hub = PreviewHub(camera, None, FAST)
+    try:
+        with hub.watch() as viewer:
+            frame = viewer.next_frame(5)
+            assert (frame.width, frame.height) == (640, 480)  # scaled for the stream
+            assert grabs == []  # the preview drops nothing
+            assert hub.still().shape == (960, 1280, 3) and grabs == [1]  # a fresh still
+    finally:
+        hub.close()

@@ -129,7 +129,7 @@ def test_ordinal_multi_sign_trains_and_splits(synth_manifest, tiny_backbone, tmp
     x = np.random.default_rng(0).integers(0, 256, (3, TINY_SIZE, TINY_SIZE, 3), dtype=np.uint8)
     for sign in MODEL_SIGNS:
         sub = load_run(out / sign.value)
-        assert sub.sign is sign and sub.head == "ordinal" and not sub.config["multi_sign"]
+        assert sub.sign is sign and sub.head == "ordinal" and not sub.config.multi_sign
         m = sub.metrics()
         assert m["n"] == metrics["per_sign"][sign.value]["n"]
         assert m["accuracy"] == pytest.approx(metrics["per_sign"][sign.value]["accuracy"])

@@ -163,12 +163,12 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
     val = run.val_samples()
     if not val:
         raise ValueError("no held-out images to evaluate: the validation split is empty")
-    header = {"sign": run.config.get("sign"), "backbone": run.backbone,
+    header = {"sign": run.config.sign, "backbone": run.backbone,
               "image_size": run.image_size, "head": run.head, "synthetic": run.synthetic,
               "split": "val", "n_train": len(run.train_samples())}
     if run.synthetic:
         header["note"] = SYNTHETIC_NOTE
-    if run.config.get("multi_sign"):
+    if run.config.multi_sign:
         result = dict(header, per_sign={})
         all_probs = predict_samples(model, val, run.image_size)  # every head in one pass
         for sign in run.signs:

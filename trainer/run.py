@@ -25,10 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from device.atomic import atomic_write_json
+from device.errors import validation_problems
 from device.imageio import read_image
-from device.vocab import NUM_GRADES, Sign, parse_sign
+from device.vocab import NUM_GRADES, Sign
 
 log = logging.getLogger(__name__)
 
@@ -132,36 +134,54 @@ def grade_counts(samples, sign: Sign) -> list[int]:
     return counts
 
 
+class RunConfig(BaseModel):
+    """RUNDIR/config.json as the run reads it back. The trainer writes more (the whole
+    TrainConfig, optimizer, strategy, versions); those keys are kept, unread."""
+
+    model_config = ConfigDict(extra="allow")
+
+    backbone: str
+    image_size: int
+    sign: Sign | None = None
+    signs: list[Sign] = Field(default_factory=list)
+    multi_sign: bool = False
+    head: str = "softmax"
+    data: str | None = None
+    data_roots: list[str] = Field(default_factory=list)
+    synthetic: bool = False
+    split: str = SPLIT_FILE
+    seed: int = 0
+
+
 @dataclass
 class Run:
     dir: Path
-    config: dict
+    config: RunConfig
     data_root: Path | list[Path] | None = None  # overrides config["data"] (data moved)
     _split: Any = field(default=None, repr=False)
     _samples: Any = field(default=None, repr=False)
 
     @property
     def sign(self) -> Sign | None:
-        value = self.config.get("sign")
-        return parse_sign(value) if value else None
+        return self.config.sign
 
     @property
     def signs(self) -> list[Sign]:
-        if self.config.get("multi_sign"):
-            return [parse_sign(s) for s in self.config["signs"]]
+        if self.config.multi_sign:
+            return list(self.config.signs)
         return [self.sign]
 
     @property
     def backbone(self) -> str:
-        return self.config["backbone"]
+        return self.config.backbone
 
     @property
     def image_size(self) -> int:
-        return int(self.config["image_size"])
+        return self.config.image_size
 
     @property
     def head(self) -> str:
-        return self.config.get("head", "softmax")
+        return self.config.head
 
     @property
     def data(self) -> Path:
@@ -173,11 +193,11 @@ class Run:
         if self.data_root:
             return [Path(p) for p in self.data_root] if isinstance(self.data_root, list) else [
                 Path(self.data_root)]
-        return [Path(p) for p in self.config.get("data_roots") or [self.config["data"]]]
+        return [Path(p) for p in self.config.data_roots or [self.config.data or "."]]
 
     @property
     def synthetic(self) -> bool:
-        return bool(self.config.get("synthetic", False))
+        return self.config.synthetic
 
     def load_model(self):
         import keras
@@ -193,7 +213,7 @@ class Run:
         from trainer.split import load_split
 
         if self._split is None:
-            self._split = load_split(self.dir / self.config.get("split", SPLIT_FILE))
+            self._split = load_split(self.dir / self.config.split)
         return self._split
 
     def _train_val(self):
@@ -211,7 +231,7 @@ class Run:
         return self._samples
 
     def _for_sign(self, samples):
-        if self.config.get("multi_sign"):
+        if self.config.multi_sign:
             return list(samples)
         from trainer.data import samples_for_sign
 
@@ -230,11 +250,10 @@ class Run:
 
         sign = self.sign or self.signs[0]
         train, val = self.train_samples(), self.val_samples()
-        split_file = self.dir / self.config.get("split", SPLIT_FILE)
+        split_file = self.dir / self.config.split
         digest = hashlib.sha256(split_file.read_bytes()).hexdigest() if split_file.exists() else None
         return TrainingDataSummary(
-            source="synthetic" if self.synthetic else str(self.config.get("data_source") or " + ".join(
-                str(r) for r in self.data_roots)),
+            source="synthetic" if self.synthetic else " + ".join(str(r) for r in self.data_roots),
             synthetic=self.synthetic,
             n_train=len(train),
             n_val=len(val),
@@ -254,10 +273,11 @@ def load_run(rundir: Path | str, *,
     rundir = Path(rundir).resolve()
     if not rundir.is_dir():
         raise RunError(f"{rundir}: not a directory; pass the --out folder of a training run")
-    config = read_json(rundir / CONFIG_FILE)
-    for key in ("backbone", "image_size"):
-        if key not in config:
-            raise RunError(f"{rundir / CONFIG_FILE}: field {key!r} missing")
+    try:
+        config = RunConfig.model_validate(read_json(rundir / CONFIG_FILE))
+    except ValidationError as exc:
+        problems = "; ".join(map(str, validation_problems(exc)))
+        raise RunError(f"{rundir / CONFIG_FILE}: {problems}") from exc
     if isinstance(data_root, (list, tuple)):
         moved: Path | list[Path] | None = [Path(p).resolve() for p in data_root] or None
         if moved is not None and len(moved) == 1:

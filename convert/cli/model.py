@@ -121,7 +121,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
         for mode in modes:
             if mode is QuantMode.INT8 and calib is None:
                 calib = calibration_images(run.train_samples(), run.image_size, n=calib_n,
-                                           seed=int(run.config.get("seed", 0)))
+                                           seed=run.config.seed)
             log.info("%s: converting to %s", sign.value, mode)
             try:
                 flat = convert_keras(exported, mode,

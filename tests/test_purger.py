@@ -72,6 +72,6 @@ def test_status_page_shows_the_last_purge(tmp_path):
     app.extensions["atopiscan"].purger = purger
     purger.run_once()
     html = client.get("/status").get_data(as_text=True)
-    assert "last purge 2026-01-10T09:00:00+00:00" in html and "0 image files deleted" in html
+    assert "last purge 2026-01-10 09:00 UTC" in html and "0 image files deleted" in html
     data = client.get("/api/status").get_json()["retention"]
     assert data["scheduled"] and data["last_purge"]["deleted"] == 0

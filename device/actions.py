@@ -8,14 +8,14 @@ which the web maps to HTTP answers in one place. Tests call these directly.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
-from device.easi import EASI_SIGNS, EasiResult
+from device.easi import EASI_SIGNS
 from device.errors import InvalidInput, NotFound
 from device.pipeline import ScanResult
 from device.store import Store
-from device.store.model import Capture, Patient, RegionScan, Visit, VisitStatus
+from device.store.model import Capture, Patient, RegionScan, Visit, VisitRecord, VisitStatus
 from device.vocab import MODEL_SIGNS, Region, Sign, parse_region
 
 log = logging.getLogger(__name__)
@@ -27,30 +27,6 @@ class Actor:
 
     username: str
     role: str | None = None
-
-
-@dataclass(frozen=True)
-class VisitView:
-    """Everything the visit page and ``GET /api/visits/<id>`` show."""
-
-    visit: Visit
-    patient: Patient
-    easi: EasiResult
-    latest: dict[Region, RegionScan]
-    scans: list[RegionScan]
-    age: int | None
-
-    def parts(self) -> dict[str, Any]:
-        """The fields by name, as they are (for a template's keyword arguments)."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "visit": self.visit.to_dict(), "patient": self.patient.to_dict(), "age": self.age,
-            "easi": self.easi.to_dict(),
-            "latest": {r.value: s.to_dict() for r, s in self.latest.items()},
-            "scans": [s.to_dict() for s in self.scans],
-        }
 
 
 def to_number(value: Any) -> float | None:
@@ -100,11 +76,9 @@ def create_patient(store: Store, patient_id: str, birth_year: Any) -> Patient:
     return store.create_patient((patient_id or "").strip(), parse_whole(birth_year, "birth year"))
 
 
-def visit_view(store: Store, visit_id: int) -> VisitView:
-    visit = store.get_visit(visit_id)
-    return VisitView(visit=visit, patient=store.get_patient(visit.patient_id),
-                     easi=store.visit_summary(visit_id), latest=store.latest_scans(visit_id),
-                     scans=store.list_scans(visit_id), age=store.visit_age(visit))
+def visit_view(store: Store, visit_id: int) -> VisitRecord:
+    """Everything the visit page and ``GET /api/visits/<id>`` show (``summary_dict``)."""
+    return store.visit_record(visit_id)
 
 
 def patient_view(store: Store, patient_id: str) -> tuple[Patient, list[dict[str, Any]]]:

@@ -38,7 +38,7 @@ def test_a_visit_from_patient_to_reviewed_scan(store):
     assert cleared.area_percent == 0
     view = actions.visit_view(store, visit.id)
     assert set(view.latest) == {Region.TRUNK, Region.HEAD_NECK}
-    assert view.to_dict()["patient"]["id"] == "P1" and view.parts()["visit"] == view.visit
+    assert view.summary_dict()["patient"]["id"] == "P1" and view.parts()["visit"] == view.visit
     closed = actions.set_visit_status(store, visit.id, "closed")
     assert closed.status.value == "closed"
 

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import device
+from device.atomic import fsync_dir
 from device.card import CardError, load_card
 from device.packs.check import VerifyReport, load_public_key, verify_into, verify_pack
 from device.packs.manifest import (
@@ -93,14 +94,6 @@ class PackInfo:
                 "models": {s.value: m for s, m in self.models.items()}, "problem": self.problem}
 
 
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 @contextmanager
 def _locked(packs_dir: Path) -> Iterator[None]:
     (packs_dir / STORE).mkdir(parents=True, exist_ok=True)
@@ -129,7 +122,7 @@ def _set_link(packs_dir: Path, name: str, pack_id: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(packs_dir)
+    fsync_dir(packs_dir)
 
 
 def current_pack_dir(packs_dir: Path | str) -> Path | None:
@@ -182,7 +175,7 @@ def install_pack(pack_file: Path | str, packs_dir: Path | str, *, public_key: An
                 os.rename(target, trash)
                 shutil.rmtree(trash, ignore_errors=True)
             os.rename(staging, target)
-            _fsync_dir(store)
+            fsync_dir(store)
         finally:
             if staging.exists():
                 shutil.rmtree(staging, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
@@ -304,6 +304,19 @@ class VisitRecord:
     latest: dict[Region, RegionScan]  # the scan EASI uses for each examined region
     changes: dict[int, list[dict[str, Any]]]  # scan id -> its grade changes
     easi: EasiResult
+
+    def parts(self) -> dict[str, Any]:
+        """The fields by name, as they are (a template's keyword arguments)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def summary_dict(self) -> dict[str, Any]:
+        """What ``GET /api/visits/<id>`` answers."""
+        return {
+            "visit": self.visit.to_dict(), "patient": self.patient.to_dict(), "age": self.age,
+            "easi": self.easi.to_dict(),
+            "latest": {r.value: s.to_dict() for r, s in self.latest.items()},
+            "scans": [s.to_dict() for s in self.scans],
+        }
 
     def missing_for(self, region: Region) -> list[str]:
         """What the region still needs before EASI can use it."""

@@ -77,7 +77,7 @@ def patient_visits(patient_id: str) -> Any:
 @bp.route("/visits/<int:visit_id>")
 @roles_required(Role.STAFF)
 def visit(visit_id: int) -> Any:
-    return jsonify(actions.visit_view(store(), visit_id).to_dict())
+    return jsonify(actions.visit_view(store(), visit_id).summary_dict())
 
 
 @bp.route("/visits/<int:visit_id>/status", methods=["POST"])

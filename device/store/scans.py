@@ -52,6 +52,23 @@ def encode_image(image: np.ndarray | bytes, *, lossless: bool = False) -> tuple[
 
 
 
+def _checked_grades(grades: Mapping[Sign, int] | None, probs: Mapping[Sign, Sequence[float]] | None
+                    ) -> tuple[dict[Sign, int], dict[Sign, list[float]]]:
+    """The model's grades and probabilities keyed by Sign, or StoreError saying what is off."""
+    grades = {Sign(s): g for s, g in (grades or {}).items()}
+    probs = {Sign(s): [float(p) for p in v] for s, v in (probs or {}).items()}
+    for sign, grade in grades.items():
+        if sign not in MODEL_SIGNS:
+            raise StoreError(f"{sign.value} is not graded by a model; enter it with "
+                             "set_clinician_entries")
+        if isinstance(grade, bool) or int(grade) != grade or not 0 <= grade < NUM_GRADES:
+            raise StoreError(f"model grade for {sign.value} is {grade!r}, not 0-3")
+    for sign, p in probs.items():
+        if sign not in MODEL_SIGNS or len(p) != NUM_GRADES:
+            raise StoreError(f"probabilities for {sign.value}: need {NUM_GRADES} values")
+    return grades, probs
+
+
 class ScanRecords(PatientRecords):
     def save_region_scan(
         self, visit_id: int, region: Region, *,
@@ -67,17 +84,7 @@ class ScanRecords(PatientRecords):
         ``image`` is the graded crop (an array is kept lossless); ``capture`` the full
         frame, crop box, crop mode and quality measures."""
         region = Region(region)
-        grades = {Sign(s): g for s, g in (grades or {}).items()}
-        probs = {Sign(s): [float(p) for p in v] for s, v in (probs or {}).items()}
-        for sign, grade in grades.items():
-            if sign not in MODEL_SIGNS:
-                raise StoreError(f"{sign.value} is not graded by a model; enter it with "
-                                 "set_clinician_entries")
-            if isinstance(grade, bool) or int(grade) != grade or not 0 <= grade < NUM_GRADES:
-                raise StoreError(f"model grade for {sign.value} is {grade!r}, not 0-3")
-        for sign, p in probs.items():
-            if sign not in MODEL_SIGNS or len(p) != NUM_GRADES:
-                raise StoreError(f"probabilities for {sign.value}: need {NUM_GRADES} values")
+        grades, probs = _checked_grades(grades, probs)
         when = iso(taken_at or self.clock())
         capture = capture or Capture()
         rel_path = self._keep(visit_id, image, lossless=True) if self.keep_images else None

@@ -205,7 +205,9 @@ def write_pack(
         models=entries,
         files={name: hashlib.sha256(data).hexdigest() for name, data in payload},
     )
-    manifest_bytes = (manifest.model_dump_json(indent=2) + "\n").encode()
+    # A model without statistics has no "stats" key: devices older than abstention
+    # still install a pack that does not use it.
+    manifest_bytes = (manifest.model_dump_json(indent=2, exclude_none=True) + "\n").encode()
     head = [(MANIFEST_NAME, manifest_bytes)]
     if sign_key is not None:
         head.append((SIGNATURE_NAME, sign_bytes(manifest_bytes, Path(sign_key))))

@@ -37,7 +37,7 @@ from device.cameras.base import Camera
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
-from device.faces import SCAN_DETECT_SIDE, Faces, find_faces
+from device.faces import SCAN_DETECT_SIDE, SCAN_FACE_SIDE, Faces, find_faces
 from device.imageio import MAX_PIXELS, ImageError, read_image
 from device.models import ModelSet
 from device.quality import MEASURE_SIDE, QualityReport, check_quality, confirm_skin
@@ -206,7 +206,8 @@ class Scanner:
         t = time.perf_counter()
         # One scaled-down copy of the frame for the quality measures and the auto crop.
         preview = shrink(image, MEASURE_SIDE)
-        faces = find_faces(preview, side=SCAN_DETECT_SIDE).scaled(image.shape[0] / preview.shape[0])
+        faces = find_faces(preview, side=SCAN_DETECT_SIDE, cats=False,
+                           face_side=SCAN_FACE_SIDE).scaled(image.shape[0] / preview.shape[0])
         quality = check_quality(image, self.config.quality, preview=preview, faces=faces)
         timings["quality"] = _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,

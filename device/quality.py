@@ -31,7 +31,7 @@ import numpy as np
 
 from device.config import QualityConfig
 from device.crop import shrink, skin_mask
-from device.faces import Faces
+from device.faces import Faces, find_cats
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +59,9 @@ class QualityReport:
                 "measures": {k: round(float(v), 3) for k, v in self.measures.items()}}
 
 
+#: A photo this share of quality.max_skin_texture or rougher is searched for a cat's
+#: face (the dearest detector, so not on every scan: real skin is smoother).
+FURRY = 0.5
 #: HSV saturation (0-255) above which a skin-coloured pixel is a vivid object instead.
 VIVID_SATURATION = 178  # 0.7
 #: Side of the copy the skin texture is measured on (fur strands are a few pixels here).
@@ -90,12 +93,13 @@ def measure(rgb: np.ndarray, *, preview: np.ndarray | None = None) -> dict[str, 
     h, w = rgb.shape[:2]
     small = shrink(rgb if preview is None else preview, MEASURE_SIDE)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
+    tiny = shrink(small, TEXTURE_SIDE)  # skin share and texture need no more pixels
     return {
         "brightness": float(grey.mean()),
         "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
         "size": float(min(h, w)),
-        "skin_fraction": float(plain_skin_mask(small).mean()),
-        "skin_texture": skin_texture(small),
+        "skin_fraction": float(plain_skin_mask(tiny).mean()),
+        "skin_texture": skin_texture(tiny),
     }
 
 
@@ -106,6 +110,9 @@ def check_quality(rgb: np.ndarray, config: QualityConfig, *,
     m = measure(rgb, preview=preview)
     if faces is not None:
         m["faces"], m["cat_faces"] = float(len(faces.faces)), float(len(faces.cats))
+        if not faces.cats and not faces.faces and m["skin_texture"] > FURRY * config.max_skin_texture:
+            small = shrink(rgb if preview is None else preview, MEASURE_SIDE)
+            m["cat_faces"] = float(len(find_cats(small)))
     issues: list[tuple[QualityIssue, str]] = []
     if m["size"] < config.min_size:
         issues.append((QualityIssue.TOO_SMALL,

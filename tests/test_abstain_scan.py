@@ -50,6 +50,8 @@ def test_the_pack_verifies_and_its_models_can_abstain(models):
 
 
 def test_an_old_pack_without_statistics_still_grades_and_says_it_cannot_abstain(config):
+    manifest = json.loads((tiny_pack_dir() / "manifest.json").read_text())
+    assert all("stats" not in entry for entry in manifest["models"].values())  # old devices read it
     old = ModelSet.from_pack_dir(tiny_pack_dir(), threads=1)
     assert not old.can_abstain
     result = Scanner(config, None, old).scan(frame(1))

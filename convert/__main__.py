@@ -10,6 +10,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("convert.cli.model", "convert a training run to TFLite through the accuracy gate"),
     "pack": ("convert.cli.pack", "build a model pack from three runs or a sweep"),
     "verify": ("convert.cli.verify", "check a model pack as the device will"),
+    "bench": ("convert.cli.bench", "per sign: TFLite vs Keras latency and the pack's figures"),
     "keygen": ("convert.cli.keygen", "make an Ed25519 key pair for signing packs"),
 }
 

@@ -25,7 +25,6 @@ from trainer.evaluate import SYNTHETIC_NOTE
 log = logging.getLogger(__name__)
 
 
-
 def card_path_for(tflite_path: Path) -> Path:
     """``DIR/erythema.tflite`` -> ``DIR/erythema.card.json``."""
     tflite_path = Path(tflite_path)
@@ -52,6 +51,7 @@ def build_card(
     latency: dict[str, Any],
     run_dir: Path | None = None,
     abstention: AbstentionInfo | None = None,
+    float_layers: list[str] | None = None,
 ) -> ModelCard:
     """The card for a converted file (sha256 and size read from the file itself)."""
     tflite_path = Path(tflite_path)
@@ -61,6 +61,7 @@ def build_card(
         sign=sign,
         input_size=(int(h), int(w)),
         quantization=QuantMode(mode),
+        float_layers=list(float_layers or []),
         backbone=backbone,
         head=head,
         training_data=training_data,

@@ -1,8 +1,9 @@
 """``make demo``: from nothing to a running device in one command.
 
 Generates a synthetic data set, trains a small mobile backbone with a head
-per sign, converts each sign's model to int8 through the accuracy gate, packs,
-flashes, and starts the device with the folder camera and the dashboard. It lives in ``convert``
+per sign (the trainer's default ``mobile`` recipe, see trainer/recipe.py),
+converts each sign's model to int8 through the accuracy gate, packs, flashes,
+and starts the device with the folder camera and the dashboard. It lives in ``convert``
 because that is the one package allowed to use both the trainer and the device.
 
 Each step runs the project's own CLI in a subprocess, so what the demo does is
@@ -31,6 +32,7 @@ from device.vocab import MODEL_SIGNS
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "firmware_config" / "desktop-demo.yaml"
 DEMO_USER = "demo"
+N_TRAIN = 2000  # synthetic images: 70 % train, 30 % held out
 
 
 class DemoError(RuntimeError):
@@ -38,15 +40,20 @@ class DemoError(RuntimeError):
 
 
 class Demo:
-    def __init__(self, data: Path, *, n_train: int, image_size: int, steps: int,
-                 backbone: str, host: str | None, port: int | None) -> None:
+    def __init__(self, data: Path, *, n_train: int, image_size: int | None = None,
+                 steps: int | None = None, backbone: str | None = None, host: str | None,
+                 port: int | None, verbose: int = 0) -> None:
+        from trainer.recipe import RECIPES, RecipeName
+
+        recipe = RECIPES[RecipeName.MOBILE]
         self.data = data
         self.n_train = n_train
-        self.image_size = image_size
-        self.steps = steps
-        self.backbone = backbone
+        self.image_size = image_size or recipe.image_size
+        self.steps = steps or recipe.steps
+        self.backbone = backbone or recipe.backbone
         self.host = host
         self.port = port
+        self.verbose = verbose
         self.started = time.monotonic()
 
     # -- helpers ---------------------------------------------------------
@@ -55,7 +62,8 @@ class Demo:
         print(f"[demo {elapsed:6.1f}s] {text}", flush=True)
 
     def cli(self, *args: str, stdin: str | None = None) -> None:
-        cmd = [sys.executable, "-m", *args]
+        cmd = [sys.executable, "-m", args[0], *(["-" + "v" * self.verbose] if self.verbose else []),
+               *args[1:]]
         self.say("$ " + " ".join(_short(a) for a in cmd[1:]))
         proc = subprocess.run(cmd, cwd=ROOT, input=stdin, text=True)
         if proc.returncode != 0:
@@ -89,10 +97,10 @@ class Demo:
         if self.done(run / "metrics.json", "models"):
             return runs
         # Same command after a Ctrl-C: the trainer resumes from its checkpoint.
-        self.cli("trainer", "train", "--multi-sign", "--data", str(train_dir),
+        self.cli("trainer", "train", "--multi-sign", "--recipe", "mobile", "--data", str(train_dir),
                  "--backbone", self.backbone, "--image-size", str(self.image_size),
                  "--steps", str(self.steps), "--eval-every", str(max(self.steps // 3, 1)),
-                 "--batch", "32", "--out", str(run))
+                 "--out", str(run))
         return runs
 
     def pack(self, runs: dict[str, Path]) -> Path:
@@ -174,16 +182,20 @@ def _short(text: str) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m convert.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "demo_data", help="where the demo keeps its files")
-    parser.add_argument("--n-train", type=int, default=800, help="synthetic training images")
-    parser.add_argument("--image-size", type=int, default=96, help="model input size in pixels")
-    parser.add_argument("--steps", type=int, default=600, help="training steps")
-    parser.add_argument("--backbone", default="mobilenet_v3_small", help="trainer backbone name")
+    parser.add_argument("--n-train", type=int, default=N_TRAIN, help="synthetic training images")
+    parser.add_argument("--image-size", type=int, default=None,
+                        help="model input size in pixels (default: the mobile recipe's)")
+    parser.add_argument("--steps", type=int, default=None, help="training steps (default: the recipe's)")
+    parser.add_argument("--backbone", default=None, help="trainer backbone name (default: the recipe's)")
+    parser.add_argument("-v", "--verbose", action="count", default=0,
+                        help="pass -v to every step (shows TensorFlow's own log lines)")
     parser.add_argument("--host", default=None, help="dashboard address (default: the config's)")
     parser.add_argument("--port", type=int, default=None, help="dashboard port (default: the config's)")
     parser.add_argument("--no-serve", action="store_true", help="set everything up, then stop")
     args = parser.parse_args(argv)
     demo = Demo(args.data.resolve(), n_train=args.n_train, image_size=args.image_size,
-                steps=args.steps, backbone=args.backbone, host=args.host, port=args.port)
+                steps=args.steps, backbone=args.backbone, host=args.host, port=args.port,
+                verbose=args.verbose)
     try:
         return demo.run(serve=not args.no_serve)
     except DemoError as exc:

@@ -11,6 +11,8 @@ Modes (``device.card.QuantMode``):
   float16  weights stored as float16, computed in float32 on CPU.
   dynamic  weights int8, activations quantized on the fly; float input/output.
   int8     full integer, calibrated on training images; uint8 input and output.
+  int8_selective  int8 except the few layers with the largest quantization error,
+           which stay float (convert.selective); uint8 input, float output.
 """
 
 from __future__ import annotations
@@ -48,14 +50,15 @@ def check_mode(mode: QuantMode | str) -> QuantMode:
 
 def calibration_images(samples: Sequence[Any], image_size: int, *, n: int = DEFAULT_CALIB_N,
                        seed: int = 0) -> np.ndarray:
-    """A shuffled sample of ``n`` training images, preprocessed exactly as at inference
-    (``trainer.run.load_image``), as a uint8 array (n, size, size, 3)."""
+    """A shuffled sample of ``n`` training images as the device will see them: the
+    lesion crop where the manifest gives a box, resized to the model's input exactly
+    as at inference (``trainer.run.load_image``), as a uint8 array (n, size, size, 3)."""
     from trainer.run import load_images
 
     if not samples:
         raise ValueError("the run's training split is empty: nothing to calibrate int8 on")
     order = np.random.default_rng(seed).permutation(len(samples))[:n]
-    return load_images([samples[i].path for i in order], image_size)
+    return load_images([samples[i] for i in order], image_size)
 
 
 def convert_keras(model: Any, mode: QuantMode | str, *, calibration: Iterable[np.ndarray] | None = None) -> bytes:
@@ -67,6 +70,9 @@ def convert_keras(model: Any, mode: QuantMode | str, *, calibration: Iterable[np
 
     mode = check_mode(mode)
     logging.getLogger("tensorflow").setLevel(logging.WARNING)  # "Assets written to ..." per call
+    if mode is QuantMode.INT8_SELECTIVE:
+        raise ValueError("selective int8 is made by convert.selective.convert_selective, which "
+                         "also names the layers it keeps in float")
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if mode is not QuantMode.FLOAT32:
@@ -133,6 +139,8 @@ def check_builtins_only(flat: bytes, mode: str) -> None:
         raise ConversionError(f"the {mode} model needs ops the device lacks: {', '.join(bad)}")
     interp = Interpreter(model_content=flat)
     ins, outs = interp.get_input_details(), interp.get_output_details()
+    if mode == QuantMode.INT8_SELECTIVE and np.dtype(ins[0]["dtype"]) != np.uint8:
+        raise ConversionError(f"selective int8 model takes {ins[0]['dtype']}, not uint8 pixels")
     if mode == "int8":
         kinds = {np.dtype(d["dtype"]) for d in ins + outs}
         if kinds != {np.dtype(np.uint8)}:

@@ -30,6 +30,7 @@ class QuantMode(str, Enum):
     """TFLite quantization modes: the one list (convert, the card, the CLIs)."""
 
     INT8 = "int8"
+    INT8_SELECTIVE = "int8_selective"  # int8 but the worst few layers float (convert.selective)
     DYNAMIC = "dynamic"
     FLOAT16 = "float16"
     FLOAT32 = "float32"
@@ -38,8 +39,12 @@ class QuantMode(str, Enum):
         return self.value
 
 
-#: The order ``convert --fallback`` tries modes in: smallest and fastest first.
-FALLBACK_ORDER: tuple[QuantMode, ...] = (QuantMode.INT8, QuantMode.DYNAMIC, QuantMode.FLOAT16)
+#: The order ``convert --fallback`` tries modes in: smallest and fastest first. Selective
+#: int8 (a few layers float) comes before dynamic range, which runs every layer in float.
+FALLBACK_ORDER: tuple[QuantMode, ...] = (QuantMode.INT8, QuantMode.INT8_SELECTIVE,
+                                         QuantMode.DYNAMIC, QuantMode.FLOAT16)
+#: Modes calibrated on training images.
+CALIBRATED_MODES: tuple[QuantMode, ...] = (QuantMode.INT8, QuantMode.INT8_SELECTIVE)
 
 
 class CardError(ValueError):
@@ -152,6 +157,9 @@ class ModelCard(BaseModel):
     color_order: Literal["RGB"] = Field(default="RGB", description="Channel order of the uint8 input")
     input_dtype: Literal["uint8"] = Field(default="uint8", description="The model takes raw 0-255 pixels")
     quantization: QuantMode = Field(description="TFLite quantization mode")
+    float_layers: list[str] = Field(
+        default_factory=list,
+        description="int8_selective: the layers kept in float (largest quantization error)")
     backbone: str = Field(description="Backbone name from the trainer's registry")
     head: str = Field(default="softmax", description="Classifier head: softmax or ordinal")
     training_data: TrainingDataSummary

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from device.errors import AtopiscanError
+from device.nativelog import filtered_stderr
 
 if TYPE_CHECKING:
     from device.config import DeviceConfig
@@ -57,7 +58,8 @@ def main(prog: str, description: str, commands: dict[str, tuple[str, str]],
     level = logging.WARNING - 10 * min(args.verbose, 2) if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        return int(args._module.run(args) or 0)
+        with filtered_stderr(enabled=not args.verbose):
+            return int(args._module.run(args) or 0)
     except AtopiscanError as exc:  # UserError and the typed failures: a person can act on these
         print(f"{prog} {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -78,7 +78,7 @@ def test_quant_modes_are_one_list():
 
     assert tuple(QuantMode) == MODES
     assert check_mode("float16") is QuantMode.FLOAT16
-    with pytest.raises(ValueError, match="int8, dynamic, float16, float32"):
+    with pytest.raises(ValueError, match="int8, int8_selective, dynamic, float16, float32"):
         check_mode("int4")
 
 

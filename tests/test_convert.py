@@ -102,7 +102,7 @@ def keys(tmp_path_factory):
     return keygen(tmp_path_factory.mktemp("keys"))
 
 
-@pytest.mark.parametrize("mode", ["int8", "dynamic", "float16", "float32"])
+@pytest.mark.parametrize("mode", ["int8", "int8_selective", "dynamic", "float16", "float32"])
 def test_each_mode_converts_a_trained_model_and_passes_the_gate(runs, mode, tmp_path, capsys):
     from ai_edge_litert.interpreter import Interpreter
 
@@ -134,6 +134,15 @@ def test_each_mode_converts_a_trained_model_and_passes_the_gate(runs, mode, tmp_
         assert in_dtype == np.uint8 and out_dtype == np.uint8
     else:
         assert out_dtype == np.float32
+    if mode == "int8_selective":
+        # The debugger named the layers kept in float, and the card records them; the rest
+        # of the network is integer.
+        assert in_dtype == np.uint8
+        assert 1 <= len(card.float_layers) <= 8, card.float_layers
+        details = interp.get_tensor_details()
+        assert any(d["dtype"] == np.int8 for d in details)
+    else:
+        assert card.float_layers == []
 
 
 def test_scrambled_weights_fail_the_gate_and_write_no_model(runs, tmp_path, capsys, monkeypatch):
@@ -238,3 +247,25 @@ def test_missing_signature_fails_verify(signed_pack, keys, tmp_path, capsys):
     bad = _rewrite(signed_pack, tmp_path / "unsigned.pack", drop_sig=True)
     rc, out = _verify(capsys, bad, keys[1])
     assert rc == 1 and "signature" in out.lower(), out
+
+
+def test_bench_prints_each_signs_latencies_and_ratio_from_one_run(signed_pack, capsys):
+    rc = convert_main(["bench", str(signed_pack), "--runs", "3"])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("sign"))
+    assert "TFLite ms" in lines[header] and "Keras/TFLite" in lines[header]
+    rows = {line.split()[0]: line.split() for line in lines[header + 1:header + 4]}
+    assert set(rows) == {s.value for s in MODEL_SIGNS}
+    for cells in rows.values():
+        tflite_ms, keras_ms, ratio = float(cells[-3]), float(cells[-2]), float(cells[-1][1:])
+        assert tflite_ms > 0 and keras_ms > 0
+        assert ratio > 1  # even a tiny model: invoke() beats Keras' per-call overhead
+        assert ratio == pytest.approx(keras_ms / tflite_ms, rel=0.25)  # printed ms are rounded
+    assert "not clinical accuracy" in out
+
+
+def test_bench_refuses_a_missing_pack(tmp_path, capsys):
+    assert convert_main(["bench", str(tmp_path / "none.pack")]) == 2
+    assert "no such pack file" in capsys.readouterr().err

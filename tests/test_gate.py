@@ -75,7 +75,8 @@ def test_shape_mismatch_is_refused():
 
 
 def test_fallback_order():
-    assert modes_to_try("int8", True) == ["int8", "dynamic", "float16"]
+    assert modes_to_try("int8", True) == ["int8", "int8_selective", "dynamic", "float16"]
+    assert modes_to_try("int8_selective", True) == ["int8_selective", "dynamic", "float16"]
     assert modes_to_try("dynamic", True) == ["dynamic", "float16"]
     assert modes_to_try("float32", True) == ["float32"]
     assert modes_to_try("int8", False) == ["int8"]

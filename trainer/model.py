@@ -60,21 +60,31 @@ def parse_head(head: str | Head) -> Head:
 def __getattr__(name: str) -> Any:
     # CUSTOM_OBJECTS needs Keras; built on first use so `import trainer.model` stays light.
     if name == "CUSTOM_OBJECTS":
-        from trainer.nets.heads import ImagePreprocess, OrdinalHead, coral_loss
+        from trainer.nets.heads import (
+            ImagePreprocess,
+            OrdinalHead,
+            SmoothedSparseCrossentropy,
+            coral_loss,
+        )
 
         return {"ImagePreprocess": ImagePreprocess, "OrdinalHead": OrdinalHead,
-                "coral_loss": coral_loss}
+                "coral_loss": coral_loss, "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def loss_for_head(head: str | Head) -> Any:
-    """The loss to compile a model of this head with (labels: integer grades)."""
+def loss_for_head(head: str | Head, *, label_smoothing: float = 0.0) -> Any:
+    """The loss to compile a model of this head with (labels: integer grades).
+    ``label_smoothing`` applies to the softmax head; CORAL's binary events are left sharp."""
     import keras
 
     if parse_head(head) is Head.ORDINAL:
         from trainer.nets.heads import coral_loss
 
         return coral_loss
+    if label_smoothing > 0:
+        from trainer.nets.heads import SmoothedSparseCrossentropy
+
+        return SmoothedSparseCrossentropy(label_smoothing)
     return keras.losses.SparseCategoricalCrossentropy()
 
 

@@ -97,14 +97,16 @@ def copy_weights(src, dst) -> int:
 
 
 def compile_model(model, cfg: TrainConfig, signs: list[Sign], *, jit_compile: bool = False) -> None:
-    import keras
-
+    """Optimizer, schedule and loss from the run's recipe (trainer.recipe)."""
     from trainer.model import loss_for_head
+    from trainer.recipe import make_optimizer, parse_recipe
 
-    opt = keras.optimizers.SGD(learning_rate=cfg.lr, momentum=cfg.momentum)
+    recipe = parse_recipe(cfg.recipe)
+    opt = make_optimizer(recipe, cfg.lr, cfg.steps, momentum=cfg.momentum)
+    smoothing = recipe.label_smoothing
     if cfg.multi_sign:
-        loss = {s.value: loss_for_head(cfg.head) for s in signs}
+        loss = {s.value: loss_for_head(cfg.head, label_smoothing=smoothing) for s in signs}
         metrics = {s.value: ["accuracy"] for s in signs}
     else:
-        loss, metrics = loss_for_head(cfg.head), ["accuracy"]
+        loss, metrics = loss_for_head(cfg.head, label_smoothing=smoothing), ["accuracy"]
     model.compile(optimizer=opt, loss=loss, metrics=metrics, jit_compile=jit_compile)

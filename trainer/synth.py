@@ -149,7 +149,8 @@ def _progress(iterable, total: int, desc: str):
                     log.info("%s: %d/%d", desc, i, total)
                 yield item
         return plain()
-    return tqdm(iterable, total=total, desc=desc, unit="img", leave=False)
+    # disable=None: a bar on a terminal only; a log file gets the summary line alone.
+    return tqdm(iterable, total=total, desc=desc, unit="img", leave=False, disable=None)
 
 
 def generate_dataset(out: Path, n: int, seed: int, size: int = 256, layout: str = FOLDERS,

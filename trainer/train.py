@@ -1,8 +1,9 @@
 """Train one sign's classifier (or one shared backbone with a head per sign) into a
 run directory (layout in trainer.run).
 
-Paper defaults: SGD with momentum 0.9, learning rate 0.01, at most 10,000
-iterations. Every ``eval_every`` steps the held-out split is evaluated; the best
+The optimizer, schedule, loss and augmentation come from the run's recipe
+(trainer.recipe: ``mobile``, or ``paper``: SGD with momentum 0.9, learning rate 0.01,
+at most 10,000 iterations). Every ``eval_every`` steps the held-out split is evaluated; the best
 model so far is model.keras, and training stops after ``patience`` evaluations
 without improvement. The resume state (weights + optimizer, step, best score,
 wait) is written atomically to RUNDIR/ckpt after each evaluation, so the same
@@ -22,6 +23,7 @@ import device
 from device.vocab import MODEL_SIGNS, Sign, parse_sign
 from trainer.checkpoint import LAST_FILE, STATE_FILE, ResumeState, make_checkpointer, save_model
 from trainer.model_setup import build_model, compile_model
+from trainer.recipe import parse_recipe
 from trainer.run import (
     CKPT_DIR,
     CONFIG_FILE,
@@ -106,7 +108,8 @@ def _resolve(cfg: TrainConfig, rundir: Path, signs: list[Sign], plan: StrategyPl
         split_source=str(Path(cfg.split).resolve()) if cfg.split else None,
         sign=None if cfg.multi_sign else signs[0].value, signs=[s.value for s in signs],
         # Any synthetic root makes the held-out figures partly synthetic: say so.
-        synthetic=any(is_synthetic(r) for r in roots), optimizer="sgd", strategy=plan.kind.value,
+        synthetic=any(is_synthetic(r) for r in roots),
+        optimizer=parse_recipe(cfg.recipe).optimizer.value, strategy=plan.kind.value,
         mixed_precision=plan.mixed_precision, software_version=device.__version__)
     old_path = rundir / CONFIG_FILE
     if started and old_path.exists():  # a run with a checkpoint: only the same run continues
@@ -195,7 +198,8 @@ def train(cfg: TrainConfig) -> dict | WorkerResult:
             log.info("batch norm over the global batch in %d layers", synchronize_batch_norm(model))
             build_before_fit(model, val_ds)
         model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=state.epoch,
-                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=cfg.verbose)
+                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=cfg.verbose,
+                  shuffle=False)  # the dataset shuffles itself
     keras.mixed_precision.set_global_policy("float32")
     state.weights_sha256 = weights_digest(model)
     log.info("training ended at step %d; weights sha256 %s", state.step, state.weights_sha256)
@@ -237,7 +241,8 @@ def _datasets(cfg: TrainConfig, signs: list[Sign], train_samples, val_samples, s
     weights = {s: w for s, w in weights.items() if w is not None} or None
     train_ds = make_dataset(train_samples, signs, cfg.image_size, cfg.batch, training=True,
                             seed=cfg.seed + 1000 * state.epoch, weights=weights,
-                            multi_output=cfg.multi_sign, augment=None if cfg.augment else NO_AUGMENT)
+                            multi_output=cfg.multi_sign,
+                            augment=parse_recipe(cfg.recipe).augment if cfg.augment else NO_AUGMENT)
     val_ds = make_dataset(val_samples, signs, cfg.image_size, cfg.batch, training=False,
                           multi_output=cfg.multi_sign)
     return train_ds, val_ds

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from device.vocab import Sign, parse_sign
 from trainer.model import Head, parse_head
+from trainer.recipe import RecipeName, parse_recipe
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,9 @@ class TrainConfig:
     lr: float = 0.01
     momentum: float = 0.9
     batch: int = 32
+    #: trainer.recipe: optimizer, schedule, loss and augmentation (the fields above are
+    #: the paper's, so a TrainConfig built with its defaults follows the paper).
+    recipe: RecipeName = RecipeName.PAPER
     weights: str = "none"  # none | imagenet | PATH (.weights.h5 or a .keras to copy from)
     head: Head = Head.SOFTMAX
     multi_sign: bool = False
@@ -49,3 +53,7 @@ class TrainConfig:
         if self.sign is not None:
             self.sign = parse_sign(self.sign, model_only=True)
         self.head = parse_head(self.head)
+        try:
+            self.recipe = parse_recipe(self.recipe).name
+        except ValueError as exc:
+            raise TrainError(f"--recipe: {exc}") from exc

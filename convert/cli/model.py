@@ -3,7 +3,9 @@ gated TFLite model with its card (DIR/<sign>.tflite, DIR/<sign>.card.json).
 
 The gate runs the TFLite file through the device's interpreter wrapper on the
 run's held-out split beside the Keras model. A failing gate prints the table,
-writes no model and exits 1. ``--fallback`` tries int8, dynamic, float16 in turn.
+writes no model and exits 1. ``--fallback`` tries int8, selective int8 (the layers with
+the largest quantization error kept in float; convert.selective), dynamic, float16 in
+turn.
 """
 
 from __future__ import annotations
@@ -36,9 +38,10 @@ class Outcome:
 def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by ``convert model`` and ``convert pack``."""
     parser.add_argument("--mode", type=QuantMode, choices=list(QuantMode), default=QuantMode.INT8,
-                        help="quantization (default int8)")
+                        help="quantization (default int8; int8_selective keeps the worst layers float)")
     parser.add_argument("--fallback", action="store_true",
-                        help="try int8, then dynamic, then float16; keep the first that passes")
+                        help="try int8, then selective int8, then dynamic, then float16; keep the "
+                             "first that passes")
     parser.add_argument("--calib-n", type=int, default=200, metavar="N",
                         help="training images to calibrate int8 on (default 200)")
     parser.add_argument("--max-acc-drop", type=float, default=1.0, metavar="POINTS",
@@ -99,7 +102,8 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
     from convert.cards import build_card, card_path_for
     from convert.gate import evaluate_gate, predict_keras, predict_tflite
     from convert.latency import format_latency, measure
-    from convert.tflite import ConversionError, calibration_images, convert_keras, write_tflite
+    from convert.tflite import ConversionError, calibration_images, write_tflite
+    from device.card import CALIBRATED_MODES
     from device.interpreter import GradeModel
     from trainer.model import with_pooled_features
     from trainer.run import load_images
@@ -111,7 +115,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
         raise UserError(f"{run.dir}: the held-out split is empty; the gate has nothing to compare on")
     summary = run.data_summary()
     log.info("%s: loading %d held-out images at %d px", run.dir.name, len(val), run.image_size)
-    images = load_images([s.path for s in val], run.image_size)
+    images = load_images(val, run.image_size)  # the lesion crop where a box is given
     y_true = [int(s.grades[sign]) for s in val]
     keras_probs = predict_keras(model, images)
     exported = with_pooled_features(model) or model  # pooled features: abstention
@@ -119,13 +123,12 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
     calib = None
     with tempfile.TemporaryDirectory(prefix="convert-") as tmp:
         for mode in modes:
-            if mode is QuantMode.INT8 and calib is None:
+            if mode in CALIBRATED_MODES and calib is None:
                 calib = calibration_images(run.train_samples(), run.image_size, n=calib_n,
                                            seed=run.config.seed)
             log.info("%s: converting to %s", sign.value, mode)
             try:
-                flat = convert_keras(exported, mode,
-                                     calibration=calib if mode is QuantMode.INT8 else None)
+                flat, float_layers = _convert(exported, mode, calib)
             except ConversionError as exc:
                 outcome.errors[mode] = str(exc)
                 echo(f"{sign.value} {mode}: conversion failed: {exc}")
@@ -143,7 +146,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
             gate_info = gate.record().model_copy(update={
                 "tried_before": [g.record() for g in outcome.gates[:-1]],
                 "conversion_errors": {m.value: e for m, e in outcome.errors.items()},
-                "calibration_images": len(calib) if mode is QuantMode.INT8 else 0})
+                "calibration_images": len(calib) if mode in CALIBRATED_MODES else 0})
             final = write_tflite(flat, Path(out_dir) / f"{sign.value}.tflite")
             abstention = fit_for_run(run, final, images, threads=threads) \
                 if exported is not model else None
@@ -155,11 +158,26 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
                 backbone=run.backbone, head=run.head, training_data=summary, gate=gate_info,
                 metrics_keras=gate.metrics_keras, metrics_tflite=gate.metrics_tflite,
                 latency=latency, run_dir=run.dir, abstention=abstention,
+                float_layers=float_layers,
             )
             save_card(card, card_path_for(final))
             outcome.tflite, outcome.card = final, card
             return outcome
     return outcome
+
+
+def _convert(model: Any, mode: QuantMode, calib: Any) -> tuple[bytes, list[str]]:
+    """(flatbuffer, layers kept in float) of ``model`` in ``mode``."""
+    from convert.tflite import check_builtins_only, convert_keras
+    from device.card import CALIBRATED_MODES
+
+    if mode is QuantMode.INT8_SELECTIVE:
+        from convert.selective import convert_selective
+
+        result = convert_selective(model, calib)
+        check_builtins_only(result.flatbuffer, mode)
+        return result.flatbuffer, list(result.float_layers)
+    return convert_keras(model, mode, calibration=calib if mode in CALIBRATED_MODES else None), []
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from trainer.cli.train import add_common, check_numbers, config_from_args
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_common(parser, required=False)  # not with --report
-    parser.set_defaults(quiet=True)
+    parser.set_defaults(quiet=True, recipe="paper")  # Table 3 is trained the paper's way
     parser.add_argument("--backbones", default="paper",
                         help="paper (the 14 of Table 3), mobile, all, or NAME,NAME,...")
     parser.add_argument("--signs", default="all", help="all or erythema,excoriation,...")

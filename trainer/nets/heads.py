@@ -173,3 +173,27 @@ def coral_loss(y_true: Any, y_pred: Any) -> Any:
         tail = ops.clip(tail, 0.0, 1.0)
         bce = -(events * ops.log(tail + eps) + (1.0 - events) * ops.log(1.0 - tail + eps))
     return ops.mean(bce, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="atopiscan")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Cross-entropy on integer grades with label smoothing: the target puts
+    ``1 - smoothing`` on the true grade and spreads ``smoothing`` evenly over all grades.
+    (Keras' sparse cross-entropy has no smoothing; its categorical one wants one-hot
+    labels.) With a softmax output Keras computes it from the logits, so it stays stable."""
+
+    def __init__(self, smoothing: float = 0.1, name: str = "smoothed_sparse_crossentropy",
+                 **kwargs: Any) -> None:
+        super().__init__(name=name, **kwargs)
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"label smoothing must lie in [0, 1), got {smoothing}")
+        self.smoothing = float(smoothing)
+
+    def call(self, y_true: Any, y_pred: Any) -> Any:
+        k = y_pred.shape[-1]
+        target = ops.one_hot(ops.cast(ops.reshape(y_true, (-1,)), "int32"), k)
+        return keras.losses.categorical_crossentropy(target, y_pred,
+                                                     label_smoothing=self.smoothing)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "smoothing": self.smoothing}

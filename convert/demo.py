@@ -107,7 +107,7 @@ class Demo:
         pack = self.data / "demo.pack"
         if self.done(pack, "model pack"):
             return pack
-        args = ["convert", "pack", "--out", str(pack), "--mode", "int8", "--fallback"]
+        args = ["convert", "pack", "--out", str(pack), "--mode", "int8", "--fallback", "--brief"]
         for sign, run in runs.items():
             args += [f"--{sign}", str(run)]
         self.cli(*args)

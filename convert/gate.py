@@ -55,6 +55,13 @@ class GateResult:
             max_prob_diff=round(self.max_prob_diff, 6),
         )
 
+    def summary(self) -> str:
+        """One line: the verdict and the figures the gate checked."""
+        verdict = "PASSED" if self.passed else "FAILED: " + "; ".join(self.reasons)
+        return (f"gate {self.mode.value} {verdict} (accuracy {100 * self.metrics_keras.accuracy:.2f} "
+                f"-> {100 * self.metrics_tflite.accuracy:.2f} %, top-1 agreement "
+                f"{100 * self.agreement:.2f} %, {self.n} held-out images)")
+
     def table(self, *, synthetic: bool = False) -> str:
         """The figures side by side, with the verdict of each check."""
         t, k = self.metrics_tflite, self.metrics_keras

@@ -80,3 +80,18 @@ def test_fallback_order():
     assert modes_to_try("dynamic", True) == ["dynamic", "float16"]
     assert modes_to_try("float32", True) == ["float32"]
     assert modes_to_try("int8", False) == ["int8"]
+
+
+def test_one_line_summary_gives_the_verdict_and_the_checked_figures():
+    keras = _onehot(Y)
+    pred = Y.copy()
+    pred[0] = 1
+    g = evaluate_gate(Y, keras, _onehot(pred), mode="int8",
+                      thresholds=GateThresholds(max_recall_drop=5.0))
+    line = g.summary()
+    assert "\n" not in line
+    assert line.startswith("gate int8 PASSED") and "agreement 99.00 %" in line
+    assert "100.00 -> 99.00 %" in line and "100 held-out images" in line
+    worse = Y.copy()
+    worse[:5] = 1
+    assert "FAILED: " in evaluate_gate(Y, keras, _onehot(worse), mode="int8").summary()

@@ -53,6 +53,8 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bench-runs", type=int, default=50, metavar="N",
                         help="timed runs for the latency figures (default 50)")
     parser.add_argument("--threads", type=int, default=2, help="interpreter threads (device default 2)")
+    parser.add_argument("--brief", action="store_true",
+                        help="one line per gate that passes (the full table only for a failure)")
     parser.add_argument("--data", type=Path, default=None,
                         help="data root, when the data set moved since training")
 
@@ -95,7 +97,7 @@ def open_run(rundir: Path, data: Path | None = None):
 
 def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], thresholds: Any,
                 calib_n: int = 200, bench_runs: int = 50, threads: int = 2,
-                echo: Any = print) -> Outcome:
+                echo: Any = print, brief: bool = False) -> Outcome:
     """Convert ``run`` (trainer.run.Run) in each of ``modes`` until one passes the gate;
     write that one and its card into ``out_dir``. ``echo`` receives the gate tables."""
     from convert.abstention import fit_for_run
@@ -138,7 +140,8 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
             gate = evaluate_gate(y_true, keras_probs, predict_tflite(grade_model, images),
                                  mode=mode, thresholds=thresholds)
             outcome.gates.append(gate)
-            echo(gate.table(synthetic=summary.synthetic))
+            echo(f"{sign.value}: {gate.summary()}" if brief and gate.passed
+                 else gate.table(synthetic=summary.synthetic))
             if not gate.passed:
                 continue
             latency = measure(candidate, model, images[0], runs=bench_runs, threads=threads)
@@ -185,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     the_run = open_run(args.rundir, args.data)
     modes = modes_to_try(args.mode, args.fallback)
     outcome = convert_run(the_run, args.out, modes=modes, thresholds=thresholds,
-                          calib_n=args.calib_n, bench_runs=args.bench_runs, threads=args.threads)
+                          calib_n=args.calib_n, bench_runs=args.bench_runs, threads=args.threads,
+                          brief=args.brief)
     if outcome.tflite is None:
         print(f"no model written: {', '.join(modes)} failed the gate or conversion "
               f"(thresholds can be changed with --max-acc-drop, --min-agreement, --max-recall-drop)")

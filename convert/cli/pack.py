@@ -155,7 +155,8 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"{src}: this run grades {the_run.sign.value}, not {sign.value}")
             outcome = convert_run(the_run, work / sign.value, modes=modes_to_try(args.mode, args.fallback),
                                   thresholds=thresholds, calib_n=args.calib_n,
-                                  bench_runs=args.bench_runs, threads=args.threads)
+                                  bench_runs=args.bench_runs, threads=args.threads,
+                                  brief=args.brief)
             if outcome.tflite is None:
                 print(f"no pack written: {sign.value} failed the accuracy gate")
                 return 1

@@ -32,7 +32,7 @@ from device.vocab import MODEL_SIGNS
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "firmware_config" / "desktop-demo.yaml"
 DEMO_USER = "demo"
-N_TRAIN = 2000  # synthetic images: 70 % train, 30 % held out
+N_TRAIN = 3000  # synthetic images: 70 % train, 30 % held out
 
 
 class DemoError(RuntimeError):

@@ -21,3 +21,22 @@ def test_selective_int8_ranks_layers_by_error_in_quantization_steps():
     assert pick_float_layers(ranked) == ("swish_b", "mean_c")  # above 0.7 steps
     assert pick_float_layers(ranked, max_layers=1) == ("swish_b",)
     assert pick_float_layers(ranked, threshold=5.0) == ("swish_b",)  # at least the worst
+
+
+def test_int8_calibrates_on_the_lesion_crop_as_the_device_sees_it(tmp_path):
+    """A full photo with a lesion box: the calibration image is the box, resized to the
+    model's input with the device's interpolation, not the whole photo squashed."""
+    import cv2
+    import numpy as np
+
+    from convert.tflite import calibration_images
+    from trainer.data import Sample
+
+    photo = np.zeros((200, 300, 3), np.uint8)
+    photo[50:130, 100:180] = (200, 40, 40)  # the lesion: red, inside the box
+    path = tmp_path / "photo.png"
+    cv2.imwrite(str(path), cv2.cvtColor(photo, cv2.COLOR_RGB2BGR))
+    sample = Sample(path=path, grades={}, box=(100, 50, 80, 80))
+    (calib,) = calibration_images([sample], 32, n=1)
+    expected = cv2.resize(photo[50:130, 100:180], (32, 32), interpolation=cv2.INTER_AREA)
+    assert np.array_equal(calib, expected)  # all lesion, no black surround

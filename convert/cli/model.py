@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from convert.tflite import DEFAULT_CALIB_N
 from device.card import FALLBACK_ORDER, ModelCard, QuantMode, save_card
 from device.cliutil import UserError
 
@@ -42,8 +43,9 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fallback", action="store_true",
                         help="try int8, then selective int8, then dynamic, then float16; keep the "
                              "first that passes")
-    parser.add_argument("--calib-n", type=int, default=200, metavar="N",
-                        help="training images to calibrate int8 on (default 200)")
+    parser.add_argument("--calib-n", type=int, default=DEFAULT_CALIB_N, metavar="N",
+                        help=f"training images to calibrate int8 on (default {DEFAULT_CALIB_N}; "
+                             "fewer leave more held-out activations outside the calibrated range)")
     parser.add_argument("--max-acc-drop", type=float, default=1.0, metavar="POINTS",
                         help="fail when accuracy drops more than this (default 1.0 point)")
     parser.add_argument("--min-agreement", type=float, default=0.98, metavar="FRACTION",
@@ -96,7 +98,7 @@ def open_run(rundir: Path, data: Path | None = None):
 
 
 def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], thresholds: Any,
-                calib_n: int = 200, bench_runs: int = 50, threads: int = 2,
+                calib_n: int = DEFAULT_CALIB_N, bench_runs: int = 50, threads: int = 2,
                 echo: Any = print, brief: bool = False) -> Outcome:
     """Convert ``run`` (trainer.run.Run) in each of ``modes`` until one passes the gate;
     write that one and its card into ``out_dir``. ``echo`` receives the gate tables."""

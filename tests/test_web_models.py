@@ -93,6 +93,7 @@ def test_install_and_roll_back_from_the_dashboard(app):
     html = client.get("/models").get_data(as_text=True)
     assert 'id="rollback"' in html and "tiny_test" in html  # the cards' backbone
     assert "measured on synthetic data" in html
+    assert "Unfamiliar images: cannot abstain (no statistics in this pack)" in html
     packs = client.get("/api/packs").get_json()["packs"]
     assert [(p["version"], p["current"], p["previous"]) for p in packs] == [
         ("2025.2.0", True, False), ("2025.1.0", False, True)]

@@ -65,6 +65,10 @@ def card_summary(card: ModelCard) -> dict[str, Any]:
         "figures_label": label,
         "gate": card.gate.passed if card.gate else None,
         "latency": card.latency,
+        "abstention": (f"abstains past {card.abstention.threshold:.3g} (accepts "
+                       f"{card.abstention.heldout_accepted:.1%} of {card.abstention.n_heldout} "
+                       "held-out images)") if card.abstention else
+                      "cannot abstain (no statistics in this pack)",
     }
 
 

@@ -35,7 +35,7 @@ import device
 from device.abstain import Abstention, SignAbstention
 from device.cameras.base import Camera
 from device.config import CropMode, DeviceConfig, GradingConfig
-from device.crop import CropError, CropResult, choose_crop, cut, shrink
+from device.crop import WORK_SIDE, CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
 from device.faces import SCAN_DETECT_SIDE, SCAN_FACE_SIDE, Faces, find_faces
 from device.imageio import MAX_PIXELS, ImageError, read_image
@@ -206,9 +206,12 @@ class Scanner:
         t = time.perf_counter()
         # One scaled-down copy of the frame for the quality measures and the auto crop.
         preview = shrink(image, MEASURE_SIDE)
-        faces = find_faces(preview, side=SCAN_DETECT_SIDE, cats=False,
-                           face_side=SCAN_FACE_SIDE).scaled(image.shape[0] / preview.shape[0])
-        quality = check_quality(image, self.config.quality, preview=preview, faces=faces)
+        # ... and a smaller one still for faces, skin share, texture and the auto crop.
+        tiny = shrink(preview, WORK_SIDE)
+        faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False,
+                           face_side=SCAN_FACE_SIDE).scaled(image.shape[0] / tiny.shape[0])
+        quality = check_quality(image, self.config.quality, preview=preview, tiny=tiny,
+                                faces=faces)
         timings["quality"] = _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
                             pack_version=models.pack_version if models else None,
@@ -224,7 +227,7 @@ class Scanner:
         try:
             crop = choose_crop(image, self.config.crop, mode=mode,
                                box=tuple(box) if box is not None else None,  # type: ignore[arg-type]
-                               preview=preview, faces=faces)
+                               preview=tiny, faces=faces)
         except CropError as exc:
             raise ScanError(str(exc)) from exc
         result.crop = crop

@@ -88,12 +88,14 @@ def skin_texture(small: np.ndarray) -> float:
     return float(100.0 * np.median(energy[skin]) / max(float(grey[skin].mean()), 1.0))
 
 
-def measure(rgb: np.ndarray, *, preview: np.ndarray | None = None) -> dict[str, float]:
-    """``preview``: ``shrink(rgb, MEASURE_SIDE)`` when the caller already made it."""
+def measure(rgb: np.ndarray, *, preview: np.ndarray | None = None,
+            tiny: np.ndarray | None = None) -> dict[str, float]:
+    """``preview``: ``shrink(rgb, MEASURE_SIDE)`` and ``tiny``: ``shrink(preview,
+    TEXTURE_SIDE)``, when the caller already made them."""
     h, w = rgb.shape[:2]
     small = shrink(rgb if preview is None else preview, MEASURE_SIDE)
     grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    tiny = shrink(small, TEXTURE_SIDE)  # skin share and texture need no more pixels
+    tiny = shrink(small if tiny is None else tiny, TEXTURE_SIDE)  # enough for skin share, texture
     return {
         "brightness": float(grey.mean()),
         "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
@@ -103,11 +105,11 @@ def measure(rgb: np.ndarray, *, preview: np.ndarray | None = None) -> dict[str, 
     }
 
 
-def check_quality(rgb: np.ndarray, config: QualityConfig, *,
-                  preview: np.ndarray | None = None, faces: Faces | None = None) -> QualityReport:
+def check_quality(rgb: np.ndarray, config: QualityConfig, *, preview: np.ndarray | None = None,
+                  tiny: np.ndarray | None = None, faces: Faces | None = None) -> QualityReport:
     """Check one RGB uint8 frame against the configured thresholds (``preview``: see
     measure; ``faces``: device.faces.find_faces of the frame, when looked for)."""
-    m = measure(rgb, preview=preview)
+    m = measure(rgb, preview=preview, tiny=tiny)
     if faces is not None:
         m["faces"], m["cat_faces"] = float(len(faces.faces)), float(len(faces.cats))
         if not faces.cats and not faces.faces and m["skin_texture"] > FURRY * config.max_skin_texture:

@@ -75,6 +75,23 @@ class Demo:
             return True
         return False
 
+    def config(self) -> Path:
+        """The device configuration: the desktop-demo profile, its photo folder, packs and
+        store moved into ``--data`` when that is not the default ``demo_data/``."""
+        if self.data == (ROOT / "demo_data").resolve():
+            return CONFIG
+        import yaml
+
+        path = self.data / "device.yaml"
+        if not path.exists():
+            config = yaml.safe_load(CONFIG.read_text(encoding="utf-8"))
+            # Relative to the written file, like the profile's own paths.
+            config["camera"]["folder"] = "photos"
+            config["packs"]["dir"] = "device/packs"
+            config["storage"]["data_dir"] = "device"
+            path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
+        return path
+
     # -- steps -------------------------------------------------------------
     def synth(self, name: str, *extra: str) -> Path:
         out = self.data / name
@@ -119,7 +136,7 @@ class Demo:
         if stamp.exists() and stamp.read_text().strip() == digest:
             self.say("model pack: already installed")
             return
-        self.cli("device", "flash", str(pack), "--config", str(CONFIG))
+        self.cli("device", "flash", str(pack), "--config", str(self.config()))
         stamp.parent.mkdir(parents=True, exist_ok=True)
         stamp.write_text(digest + "\n")
 
@@ -130,13 +147,13 @@ class Demo:
         # A random password made on this machine, never a default one.
         password = secrets.token_urlsafe(9)
         self.cli("device", "adduser", DEMO_USER, "--role", "admin", "--password-stdin",
-                 "--config", str(CONFIG), stdin=password + "\n")
+                 "--config", str(self.config()), stdin=password + "\n")
         secret.write_text(password + "\n")
         os.chmod(secret, 0o600)
         return password
 
     def serve(self, password: str) -> int:
-        args = [sys.executable, "-m", "device", "run", "--config", str(CONFIG)]
+        args = [sys.executable, "-m", "device", "run", "--config", str(self.config())]
         if self.host:
             args += ["--host", self.host]
         if self.port:

@@ -259,10 +259,14 @@ def test_bench_prints_each_signs_latencies_and_ratio_from_one_run(signed_pack, c
     rows = {line.split()[0]: line.split() for line in lines[header + 1:header + 4]}
     assert set(rows) == {s.value for s in MODEL_SIGNS}
     for cells in rows.values():
-        tflite_ms, keras_ms, ratio = float(cells[-3]), float(cells[-2]), float(cells[-1][1:])
-        assert tflite_ms > 0 and keras_ms > 0
+        tflite_ms, keras_ms, ratio = float(cells[-5]), float(cells[-4]), float(cells[-3][1:])
+        int8_ms, int8_ratio = float(cells[-2]), float(cells[-1][1:])
+        assert tflite_ms > 0 and keras_ms > 0 and int8_ms > 0
         assert ratio > 1  # even a tiny model: invoke() beats Keras' per-call overhead
         assert ratio == pytest.approx(keras_ms / tflite_ms, rel=0.25)  # printed ms are rounded
+        assert int8_ratio == pytest.approx(keras_ms / int8_ms, rel=0.25)
+        if cells[1] == "int8":  # the pack's own int8 model is the one timed
+            assert int8_ms == tflite_ms
     assert "not clinical accuracy" in out
 
 

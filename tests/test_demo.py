@@ -117,3 +117,20 @@ def test_every_command_the_demo_runs_parses_with_the_real_cli(tmp_path):
         commands = importlib.import_module(f"{call[0]}.__main__").COMMANDS
         args = build_parser(call[0], "", commands).parse_args(list(call[1:]))
         assert args.command == call[1] and args._module is not None
+
+
+def test_a_data_folder_of_its_own_holds_the_device_too(tmp_path):
+    """--data DIR: the device's photos, packs and store live in DIR, not in demo_data/."""
+    from device.config import load_config
+
+    demo, fake = _demo(tmp_path)
+    demo.run(serve=False)
+    flash = next(c for c in fake.calls if c[:2] == ("device", "flash"))
+    config_path = Path(flash[flash.index("--config") + 1])
+    assert config_path == demo.data / "device.yaml"
+    config = load_config(config_path)  # the device's own schema accepts it
+    assert Path(config.camera.folder).resolve() == (demo.data / "photos").resolve()
+    assert Path(config.storage.data_dir).resolve() == (demo.data / "device").resolve()
+    assert Path(config.packs.dir).resolve() == (demo.data / "device" / "packs").resolve()
+    adduser = next(c for c in fake.calls if c[:2] == ("device", "adduser"))
+    assert adduser[adduser.index("--config") + 1] == str(config_path)

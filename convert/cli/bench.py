@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from device.card import QuantMode
 from device.cliutil import UserError
 
 log = logging.getLogger(__name__)
@@ -36,10 +37,15 @@ class BenchRow:
     acc_change_points: float | None
     tflite_ms: float
     keras_ms: float
+    int8_ms: float  # the pack's model when it is int8, else a full-int8 copy timed here
 
     @property
     def ratio(self) -> float:
         return self.keras_ms / self.tflite_ms if self.tflite_ms > 0 else float("inf")
+
+    @property
+    def int8_ratio(self) -> float:
+        return self.keras_ms / self.int8_ms if self.int8_ms > 0 else float("inf")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -62,7 +68,12 @@ def _row(sign: str, card: Any, tflite: Path, runs: int, threads: int, data: Path
     run = open_run(Path(run_dir), data)
     val = run.val_samples()
     image = load_image(val[0].path, card.input_size, val[0].box)
-    lat = measure(tflite, run.load_model(), image, runs=runs, threads=threads)
+    model = run.load_model()
+    lat = measure(tflite, model, image, runs=runs, threads=threads)
+    if card.quantization is QuantMode.INT8:
+        int8_ms = float(lat["tflite"]["median_ms"])
+    else:
+        int8_ms = _int8_latency(model, run, image, runs=runs, threads=threads)
     m = card.metrics_tflite
     metrics_file = run.dir / "metrics.json"
     train_s = run.metrics().get("train_seconds") if metrics_file.is_file() else None
@@ -74,12 +85,25 @@ def _row(sign: str, card: Any, tflite: Path, runs: int, threads: int, data: Path
                     agreement=None if gate is None else gate.agreement,
                     acc_change_points=None if gate is None else -gate.acc_drop_points,
                     tflite_ms=float(lat["tflite"]["median_ms"]),
-                    keras_ms=float(lat["keras"]["median_ms"]))
+                    keras_ms=float(lat["keras"]["median_ms"]), int8_ms=int8_ms)
+
+
+def _int8_latency(model: Any, run: Any, image: Any, *, runs: int, threads: int) -> float:
+    """Median invoke time of a full-int8 copy of ``model`` (calibrated as convert does,
+    on fewer images: it is timed, not gated)."""
+    from convert.latency import tflite_latency
+    from convert.tflite import calibration_images, convert_keras, write_tflite
+
+    calib = calibration_images(run.train_samples(), run.image_size, n=100)
+    with tempfile.TemporaryDirectory(prefix="convert-bench-int8-") as tmp:
+        path = write_tflite(convert_keras(model, QuantMode.INT8, calibration=calib),
+                            Path(tmp) / "int8.tflite")
+        return float(tflite_latency(path, image, runs=runs, threads=threads)["median_ms"])
 
 
 def format_table(rows: list[BenchRow]) -> str:
     head = ("sign", "mode", "accuracy % (95% CI)", "QWK", "train s", "agreement %",
-            "acc change", "TFLite ms", "Keras ms", "Keras/TFLite")
+            "acc change", "TFLite ms", "Keras ms", "Keras/TFLite", "int8 ms", "Keras/int8")
     body = []
     for r in rows:
         lo, hi = r.ci95
@@ -88,7 +112,8 @@ def format_table(rows: list[BenchRow]) -> str:
             "-" if r.train_seconds is None else f"{r.train_seconds:.0f}",
             "-" if r.agreement is None else f"{100 * r.agreement:.2f}",
             "-" if r.acc_change_points is None else f"{r.acc_change_points:+.2f}",
-            f"{r.tflite_ms:.3f}", f"{r.keras_ms:.3f}", f"x{r.ratio:.1f}"))
+            f"{r.tflite_ms:.3f}", f"{r.keras_ms:.3f}", f"x{r.ratio:.1f}",
+            f"{r.int8_ms:.3f}", f"x{r.int8_ratio:.1f}"))
     widths = [max(len(str(x[i])) for x in [head, *body]) for i in range(len(head))]
     return "\n".join("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip()
                      for line in [head, *body])
@@ -118,7 +143,8 @@ def run(args: argparse.Namespace) -> int:
           "threads, this machine (not the device)")
     print(format_table(rows))
     print("accuracy, QWK: the TFLite model on the held-out split; agreement and change: against "
-          "its Keras model (the gate); train s: the run's training time")
+          "its Keras model (the gate); train s: the run's training time; int8 ms: the pack's "
+          "model when it is int8, else a full-int8 copy converted here for timing only (not gated)")
     if synthetic:
         from trainer.evaluate import SYNTHETIC_NOTE
 

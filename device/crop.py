@@ -159,14 +159,19 @@ def _box_sums(integral: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarr
 def best_square(score: np.ndarray, body: np.ndarray,
                 avoid: AvoidMasks | None = None) -> tuple[Box, float]:
     """The square (x, y, side, side), mostly on the body and keeping to ``avoid``'s
-    rules, maximising mean(score inside) minus mean(score on the body ring around it).
-    The value is -inf when no square qualifies."""
+    rules, whose contrast (mean score inside minus mean score on the body ring around it)
+    stands out most. Squares of different sizes are compared by contrast x side, the
+    scan statistic: a mean difference over n pixels stands out from pixel noise by
+    sqrt(n) = side times its size, so a whole inflamed patch beats a dark speck or a
+    hair's edge whose few pixels score higher. Returns the square and its contrast
+    (what auto_min_score is compared with); the contrast is -inf when no square
+    qualifies."""
     h, w = score.shape
     integral = cv2.integral(score.astype(np.float64))
     body_int = cv2.integral(body.astype(np.float64))
     rules = None if avoid is None else [cv2.integral(m.astype(np.float64)) for m in
                                         (avoid.zones, avoid.overlay, avoid.skin)]
-    best, best_val = (0, 0, 1, 1), -np.inf
+    best, best_val, best_w = (0, 0, 1, 1), -np.inf, -np.inf
     short = min(h, w)
     for frac in AUTO_SCALES:
         side = max(4, int(round(short * frac)))
@@ -191,8 +196,9 @@ def best_square(score: np.ndarray, body: np.ndarray,
             contrast[(zones > 0) | (overlay > MAX_OVERLAY_IN_CROP * area)
                      | (skin < MIN_SKIN_IN_CROP * area)] = -np.inf
         k = int(np.argmax(contrast))
-        if contrast.flat[k] > best_val:
-            best_val = float(contrast.flat[k])
+        weighted = contrast.flat[k] * side  # the scan statistic: see best_square's doc
+        if weighted > best_w:
+            best_w, best_val = weighted, float(contrast.flat[k])
             best = (int(x0.flat[k]), int(y0.flat[k]), side, side)
     return best, best_val
 

@@ -18,13 +18,7 @@ from pathlib import Path
 
 import pytest
 from test_sweep import fake_train
-from trainer_fixtures import (  # noqa: F401
-    SUBPROCESS_MAIN,
-    TINY_BACKBONE,
-    TINY_SIZE,
-    synth_folders,
-    tiny_backbone,
-)
+from trainer_fixtures import SUBPROCESS_MAIN, TINY_BACKBONE, TINY_SIZE
 
 from device.vocab import MODEL_SIGNS, Sign
 from trainer.strategy import StrategyError, StrategyKind, parse_tf_config, plan_strategy
@@ -160,7 +154,7 @@ def _state(out: Path) -> dict:
 
 
 @pytest.mark.slow
-def test_two_workers_train_one_model_and_only_the_chief_writes(synth_folders, tmp_path):  # noqa: F811
+def test_two_workers_train_one_model_and_only_the_chief_writes(synth_folders, tmp_path):
     outs, logs = [tmp_path / "R0", tmp_path / "R1"], [tmp_path / "w0.log", tmp_path / "w1.log"]
     _finish(_workers(synth_folders, outs, logs), logs)
     assert (outs[0] / "metrics.json").exists() and (outs[0] / "model.keras").exists()
@@ -172,7 +166,7 @@ def test_two_workers_train_one_model_and_only_the_chief_writes(synth_folders, tm
 
 
 @pytest.mark.slow
-def test_a_killed_cluster_resumes_from_the_chiefs_checkpoint(synth_folders, tmp_path):  # noqa: F811
+def test_a_killed_cluster_resumes_from_the_chiefs_checkpoint(synth_folders, tmp_path):
     shared = tmp_path / "run"  # one directory both workers see, as on a shared filesystem
     logs = [tmp_path / "w0.log", tmp_path / "w1.log"]
     procs = _workers(synth_folders, [shared, shared], logs, steps=8)
@@ -197,7 +191,7 @@ def test_a_killed_cluster_resumes_from_the_chiefs_checkpoint(synth_folders, tmp_
 
 
 @pytest.mark.slow
-def test_mirrored_over_two_logical_cpus_checkpoints_and_resumes(synth_folders, tmp_path):  # noqa: F811
+def test_mirrored_over_two_logical_cpus_checkpoints_and_resumes(synth_folders, tmp_path):
     out = tmp_path / "run"
     args = [*_train_args(synth_folders, out, steps=8), "--cpu-devices", "2"]
     first = _start(args, tmp_path / "first.log")
@@ -218,7 +212,7 @@ def test_mirrored_over_two_logical_cpus_checkpoints_and_resumes(synth_folders, t
 
 
 @pytest.mark.slow
-def test_slurm_script_runs_locally_as_two_array_tasks(synth_folders, tmp_path):  # noqa: F811
+def test_slurm_script_runs_locally_as_two_array_tasks(synth_folders, tmp_path):
     sweep = tmp_path / "sweep"
     # The script's own command line, run by a PYTHON that also registers the tiny test
     # backbone (a real one would take minutes to build on this machine).

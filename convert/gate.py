@@ -129,7 +129,7 @@ def evaluate_gate(y_true: Sequence[int], keras_probs: np.ndarray, tflite_probs: 
     if len(set(kp.argmax(1).tolist())) == 1 and kp.shape[0] > 1:
         log.warning("the Keras model gives the same grade to all %d held-out images: the gate "
                     "compares two models that learned nothing; train longer", kp.shape[0])
-    log.info("gate %s: %s", mode, "passed" if result.passed else "; ".join(result.reasons))
+    log.debug("gate %s: %s", mode, "passed" if result.passed else "; ".join(result.reasons))
     return result
 
 

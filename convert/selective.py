@@ -119,5 +119,5 @@ def convert_selective(model: Any, images: Sequence[np.ndarray], *,
     except Exception as exc:  # the converter raises ConverterError, ValueError, RuntimeError...
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ConversionError(f"selective int8 conversion failed: {first}") from exc
-    log.info("selective int8: %d layers kept in float (%s)", len(chosen), ", ".join(chosen))
+    log.debug("selective int8: %d layers kept in float (%s)", len(chosen), ", ".join(chosen))
     return SelectiveResult(flatbuffer=flat, float_layers=chosen, worst=tuple(ranked[:10]))

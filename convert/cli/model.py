@@ -56,7 +56,7 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="timed runs for the latency figures (default 50)")
     parser.add_argument("--threads", type=int, default=2, help="interpreter threads (device default 2)")
     parser.add_argument("--brief", action="store_true",
-                        help="one line per gate that passes (the full table only for a failure)")
+                        help="one line per gate (verdict, accuracy, agreement) instead of its table")
     parser.add_argument("--data", type=Path, default=None,
                         help="data root, when the data set moved since training")
 
@@ -118,7 +118,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
     if not val:
         raise UserError(f"{run.dir}: the held-out split is empty; the gate has nothing to compare on")
     summary = run.data_summary()
-    log.info("%s: loading %d held-out images at %d px", run.dir.name, len(val), run.image_size)
+    log.debug("%s: loading %d held-out images at %d px", run.dir.name, len(val), run.image_size)
     images = load_images(val, run.image_size)  # the lesion crop where a box is given
     y_true = [int(s.grades[sign]) for s in val]
     keras_probs = predict_keras(model, images)
@@ -130,7 +130,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
             if mode in CALIBRATED_MODES and calib is None:
                 calib = calibration_images(run.train_samples(), run.image_size, n=calib_n,
                                            seed=run.config.seed)
-            log.info("%s: converting to %s", sign.value, mode)
+            log.debug("%s: converting to %s", sign.value, mode)
             try:
                 flat, float_layers = _convert(exported, mode, calib)
             except ConversionError as exc:
@@ -142,7 +142,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
             gate = evaluate_gate(y_true, keras_probs, predict_tflite(grade_model, images),
                                  mode=mode, thresholds=thresholds)
             outcome.gates.append(gate)
-            echo(f"{sign.value}: {gate.summary()}" if brief and gate.passed
+            echo(f"{sign.value}: {gate.summary()}" if brief
                  else gate.table(synthetic=summary.synthetic))
             if not gate.passed:
                 continue

@@ -1,6 +1,13 @@
 """What the auto crop must keep off: faces' eyes, nostrils and lips, and overlays
 (text, logos, rulers, colour cards) drawn or held over the photo.
 
+Lips are also found by colour (``lip_zones``), because the face detector misses the
+close-ups where they matter most: an infant's cheeks and mouth filling the frame, the
+face running past its edges. Lips are the reddest skin in such a photo, a region
+wider than tall, barely darker than the skin (a pigmented mole is much darker), with
+the dark line between them (the mouth's slit) across their middle. The zone kept clear
+takes in the philtrum and nostrils above them.
+
 An overlay is found as the photo's flat achromatic marks with sharp edges: white
 or black text and logos, a ruler's ticks, a colour card's grey patches; the room
 a watermark's faint emblem takes above and beside its lettering is kept clear too. Skin,
@@ -32,6 +39,17 @@ LOGO_MAX_HEIGHT = 0.1
 MAX_OVERLAY_IN_CROP = 0.02
 #: Smallest share of a crop square that must be skin-coloured.
 MIN_SKIN_IN_CROP = 0.8
+#: Lips by colour: a* above the skin's median by at least LIP_SPAN of the way to the
+#: skin's top a* (its 99.5th percentile), which must itself stand LIP_MIN_RED above.
+LIP_SPAN = 0.6
+LIP_MIN_RED = 12.0
+#: Lips this wide (share of the photo's shorter side) or wider: smaller ones belong to a
+#: face the face detector sees whole.
+LIP_MIN_WIDTH = 0.15
+#: The slit is this much darker (L*) than the lips; lips at most LIP_MAX_DARKER darker
+#: than the skin.
+LIP_SLIT = 6.0
+LIP_MAX_DARKER = 20.0
 
 
 @dataclass(frozen=True)
@@ -104,6 +122,39 @@ def zones_mask(shape: tuple[int, int], faces: Faces | None, scale: float) -> np.
     return mask
 
 
+def lip_zones(lab: np.ndarray, skin: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Lips found by colour (see the module doc), as boxes (x, y, w, h) on the working
+    copy grown to take in the lips' outline, the philtrum and the nostrils."""
+    if skin.sum() < 100:
+        return []
+    light, a_star = lab[..., 0], lab[..., 1]
+    ref, top = (float(v) for v in np.percentile(a_star[skin], (50, 99.5)))
+    if top - ref < LIP_MIN_RED:
+        return []
+    red = (a_star > ref + LIP_SPAN * (top - ref)).astype(np.uint8)
+    red = cv2.morphologyEx(red, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(red)
+    h, w = red.shape
+    skin_light = float(np.median(light[skin]))
+    out = []
+    for i in range(1, count):
+        x, y, bw, bh, area = (int(v) for v in stats[i])
+        if (bw < LIP_MIN_WIDTH * min(h, w) or bw > 0.7 * w or bw < 1.8 * bh
+                or area < 0.35 * bw * bh or y == 0 or y + bh >= h):
+            continue  # not lip-shaped, or cut by the photo's edge (its slit unseen)
+        lips_light = float(light[labels == i].mean())
+        rows = light[y:y + bh, x + bw // 4:x + 3 * bw // 4].mean(axis=1)
+        k = int(np.argmin(rows))
+        if (skin_light - lips_light > LIP_MAX_DARKER or not 0.2 * bh <= k <= 0.8 * bh
+                or lips_light - rows[k] < LIP_SLIT):
+            continue
+        x0, y0 = max(0, x - bw // 6), max(0, y - bh)
+        out.append((x0, y0, min(w, x + bw + bw // 6) - x0, min(h, y + bh + bh // 3) - y0))
+    return out
+
+
 def avoid_masks(lab: np.ndarray, skin: np.ndarray, faces: Faces | None, scale: float) -> AvoidMasks:
-    return AvoidMasks(zones=zones_mask(skin.shape, faces, scale), overlay=overlay_mask(lab),
-                      skin=skin)
+    zones = zones_mask(skin.shape, faces, scale)
+    for x, y, bw, bh in lip_zones(lab, skin):
+        zones[y:y + bh, x:x + bw] = True
+    return AvoidMasks(zones=zones, overlay=overlay_mask(lab), skin=skin)

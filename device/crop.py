@@ -4,8 +4,8 @@
   the shorter side).
 - auto: find the body part (the region whose colour matches the middle of the
   photo, holes filled, checked to be skin-coloured), then the square whose lesion
-  score (redness: a* above the body's median; texture: local energy of fine
-  detail) stands out most from the ring of body around it, searched over a few
+  score (redness: a* above the body's median; texture: a rough, scaly surface,
+  see rough_surface) stands out most from the ring of body around it, searched over a few
   sizes with integral images, then grown to the lesion's extent. A square may not
   touch a face's eyes, nostrils or lips, hold overlay marks (text, logos, rulers,
   colour cards) or be less than 80 % skin (device.avoid). When the body is small or
@@ -40,6 +40,9 @@ AUTO_SCALES = (0.12, 0.16, 0.2, 0.25, 0.3, 0.36, 0.43, 0.5, 0.6)
 #: a* units that count as one unit of redness (erythema is a few a* units redder).
 REDNESS_UNIT = 6.0
 TEXTURE_WEIGHT = 1.0
+#: L* detail is coded as uint8 in steps of 1/ROUGH_CODE for the median filter (16 steps
+#: per unit; detail above 16 units, a hard edge, saturates).
+ROUGH_CODE = 16.0
 MIN_SKIN_FOR_AUTO = 0.15
 #: A candidate square must lie at least this much on the body.
 MIN_BODY_IN_SQUARE = 0.9
@@ -137,16 +140,25 @@ def body_mask(lab: np.ndarray) -> np.ndarray:
     return cv2.erode(filled, kernel, iterations=2).astype(bool)
 
 
+def rough_surface(light: np.ndarray) -> np.ndarray:
+    """Per-pixel roughness of the surface: the median, over a 7x7 window, of the fine
+    detail's size (L* minus its blur). A scaly or lichenified surface has fine detail
+    everywhere in the window; an eyelash, a nostril's rim, a hair, a lip's outline or a
+    mole's edge is a thin line or a speck, whose few pixels the median ignores."""
+    detail = np.abs(light - cv2.GaussianBlur(light, (0, 0), 2.0))
+    coded = np.clip(detail * ROUGH_CODE, 0, 255).astype(np.uint8)  # medianBlur wants 8 bits
+    return cv2.medianBlur(coded, 7).astype(np.float32) / ROUGH_CODE
+
+
 def lesion_score_map(lab: np.ndarray, body: np.ndarray) -> np.ndarray:
     """Per-pixel lesion score inside the body: redness (a* above the body's median)
-    plus texture (local energy of fine detail above the body's median); 0 outside."""
+    plus texture (rough_surface above the body's median); 0 outside."""
     light, a_star = lab[..., 0], lab[..., 1]
     ref = float(np.median(a_star[body]))
     redness = np.clip((a_star - ref) / REDNESS_UNIT, 0, 4)
-    detail = light - cv2.GaussianBlur(light, (0, 0), 2.0)
-    energy = np.sqrt(cv2.blur(detail * detail, (7, 7)))
-    tex_ref = float(np.median(energy[body]))
-    texture = np.clip((energy - tex_ref) / (tex_ref + 0.5), 0, 4)
+    roughness = rough_surface(light)
+    tex_ref = float(np.median(roughness[body]))
+    texture = np.clip((roughness - tex_ref) / (tex_ref + 0.5), 0, 4)
     score = cv2.GaussianBlur(redness + TEXTURE_WEIGHT * texture, (5, 5), 0)
     return score * body
 

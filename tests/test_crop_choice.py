@@ -7,8 +7,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from device.avoid import lip_zones
 from device.config import CropConfig, CropMode
-from device.crop import auto_box, iou
+from device.crop import WORK_SIDE, auto_box, iou, shrink, skin_mask
 
 AUTO = CropConfig(mode=CropMode.AUTO)
 SKIN = np.array([225, 180, 150], np.float32)
@@ -39,3 +40,57 @@ def test_a_whole_mild_patch_beats_a_small_dark_spot():
     result = auto_box(np.clip(img, 0, 255).astype(np.uint8), AUTO)
     assert not result.fallback, result.reason
     assert iou(result.box, patch) >= 0.5, result.box
+
+
+def drawn_face(rng: np.random.Generator, lesion_rough: float = 9.0):
+    """A close-up of a face running past the frame (no face detector fires on it): two
+    eyes with dark lashes, a nose with nostrils, red lips with the mouth's dark slit,
+    and an eczema-like patch on the cheek, rough and less red than the lips. Returns
+    the image, the lips' box and the patch's box."""
+    img = plain_skin(rng, 360, 480)
+    for cx in (150, 330):  # eyes: white, iris, lash line
+        cv2.ellipse(img, (cx, 70), (42, 18), 0, 0, 360, (240, 235, 230), -1, cv2.LINE_AA)
+        cv2.circle(img, (cx, 70), 13, (70, 50, 40), -1, cv2.LINE_AA)
+        cv2.ellipse(img, (cx, 70), (44, 19), 0, 180, 360, (40, 30, 25), 3, cv2.LINE_AA)
+    for cx in (222, 258):  # nostrils
+        cv2.ellipse(img, (cx, 190), (11, 6), 0, 0, 360, (120, 70, 60), -1, cv2.LINE_AA)
+    cv2.ellipse(img, (240, 270), (75, 28), 0, 0, 360, (210, 120, 120), -1, cv2.LINE_AA)
+    cv2.line(img, (170, 270), (310, 270), (110, 45, 50), 3, cv2.LINE_AA)
+    lips = (165, 242, 150, 56)
+    patch = add_patch(img, rng, (400, 250), 45, (2, -20, -12), rough=lesion_rough)
+    return np.clip(img, 0, 255).astype(np.uint8), lips, patch
+
+
+def test_on_a_face_close_up_the_crop_takes_the_patch_not_the_lips():
+    rng = np.random.default_rng(3)
+    img, lips, patch = drawn_face(rng)
+    result = auto_box(img, AUTO)  # no faces handed in: the detector missed this face
+    assert not result.fallback, result.reason
+    assert not _overlap(result.box, lips), (result.box, lips)
+    assert iou(result.box, patch) >= 0.3, (result.box, patch)
+
+
+def test_lips_are_found_by_colour_and_a_dark_mole_is_not():
+    rng = np.random.default_rng(4)
+    img, lips, _ = drawn_face(rng)
+    small = shrink(img, WORK_SIDE)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    s = small.shape[0] / img.shape[0]
+    found = lip_zones(lab, skin_mask(small))
+    assert len(found) == 1
+    scaled = tuple(int(v * s) for v in lips)
+    x, y, w, h = found[0]
+    assert x <= scaled[0] + 2 and x + w >= scaled[0] + scaled[2] - 2  # the whole lips ...
+    assert y < scaled[1] - scaled[3] // 2  # ... and the philtrum above them
+    # The same shape painted as a brown mole (much darker than the skin) is no lips.
+    mole = plain_skin(rng, 360, 480)
+    cv2.ellipse(mole, (240, 270), (75, 28), 0, 0, 360, (120, 70, 50), -1, cv2.LINE_AA)
+    cv2.line(mole, (170, 270), (310, 270), (60, 35, 25), 3, cv2.LINE_AA)
+    small = shrink(np.clip(mole, 0, 255).astype(np.uint8), WORK_SIDE)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    assert lip_zones(lab, skin_mask(small)) == []
+
+
+def _overlap(a, b) -> bool:
+    return (min(a[0] + a[2], b[0] + b[2]) > max(a[0], b[0])
+            and min(a[1] + a[3], b[1] + b[3]) > max(a[1], b[1]))

@@ -128,7 +128,8 @@ def lip_zones(lab: np.ndarray, skin: np.ndarray) -> list[tuple[int, int, int, in
     if skin.sum() < 100:
         return []
     light, a_star = lab[..., 0], lab[..., 1]
-    ref, top = (float(v) for v in np.percentile(a_star[skin], (50, 99.5)))
+    grid = skin[::2, ::2]  # every other pixel is plenty for two percentiles
+    ref, top = (float(v) for v in np.percentile(a_star[::2, ::2][grid], (50, 99.5)))
     if top - ref < LIP_MIN_RED:
         return []
     red = (a_star > ref + LIP_SPAN * (top - ref)).astype(np.uint8)

@@ -141,13 +141,13 @@ def body_mask(lab: np.ndarray) -> np.ndarray:
 
 
 def rough_surface(light: np.ndarray) -> np.ndarray:
-    """Per-pixel roughness of the surface: the median, over a 7x7 window, of the fine
+    """Per-pixel roughness of the surface: the median, over a 5x5 window, of the fine
     detail's size (L* minus its blur). A scaly or lichenified surface has fine detail
     everywhere in the window; an eyelash, a nostril's rim, a hair, a lip's outline or a
     mole's edge is a thin line or a speck, whose few pixels the median ignores."""
     detail = np.abs(light - cv2.GaussianBlur(light, (0, 0), 2.0))
     coded = np.clip(detail * ROUGH_CODE, 0, 255).astype(np.uint8)  # medianBlur wants 8 bits
-    return cv2.medianBlur(coded, 7).astype(np.float32) / ROUGH_CODE
+    return cv2.medianBlur(coded, 5).astype(np.float32) * (1 / ROUGH_CODE)
 
 
 def lesion_score_map(lab: np.ndarray, body: np.ndarray) -> np.ndarray:

@@ -2,6 +2,12 @@
 threshold: features of the training split fit the Gaussians, features of the
 held-out split set the threshold. Both are read from the converted .tflite through
 the device's own interpreter wrapper, so the device scores exactly these features.
+
+The second space (device.imagestats) is fitted the same way on the crops as the model
+is fed: one Gaussian on the training split's descriptors (each crop also described
+at the acquisition-blur variants ``ACQUISITION_BLURS``), threshold on the held-out
+split. Each space's threshold accepts at least 1 - (1 - accept) / 2 of the held-out
+split, so that together they accept at least ``accept`` (99 %).
 """
 
 from __future__ import annotations
@@ -13,8 +19,16 @@ from typing import Any
 
 import numpy as np
 
-from device.abstain import DEFAULT_ACCEPT, METHOD, STATS_SUFFIX, calibrate_threshold, fit_stats
-from device.card import AbstentionInfo
+from device.abstain import (
+    DEFAULT_ACCEPT,
+    METHOD,
+    STATS_SUFFIX,
+    FeatureStats,
+    calibrate_threshold,
+    fit_stats,
+)
+from device.card import AbstentionInfo, ImageSpaceInfo
+from device.imagestats import DESCRIPTOR_VERSION, DIM, describe_many, fit_image_stats, variants
 from device.interpreter import GradeModel
 from device.packs.manifest import sha256_file
 
@@ -45,31 +59,60 @@ def model_features(model: GradeModel, images: Sequence[np.ndarray] | np.ndarray)
 
 def fit_abstention(tflite: Path, train_images: np.ndarray, train_grades: Sequence[int],
                    val_images: np.ndarray, *, accept: float = DEFAULT_ACCEPT,
-                   threads: int = 2) -> AbstentionInfo:
-    """Write ``<sign>.ood.npz`` beside ``tflite`` and return the card's section for it."""
+                   threads: int = 2, image_space: bool = True) -> AbstentionInfo:
+    """Write ``<sign>.ood.npz`` beside ``tflite`` and return the card's section for it.
+    ``image_space=False`` fits the pooled features only (as packs before it)."""
     if len(train_images) < 2 or len(val_images) < 1:
         raise AbstentionFitError(f"abstention needs training and held-out images; got "
                                  f"{len(train_images)} and {len(val_images)}")
+    each = 1 - (1 - accept) / 2 if image_space else accept
     model = GradeModel(tflite, threads=threads)
     stats, shrink = fit_stats(model_features(model, train_images), np.asarray(train_grades))
     val_dist = stats.distances(model_features(model, val_images))
-    threshold, accepted = calibrate_threshold(val_dist, accept)
+    threshold, accepted = calibrate_threshold(val_dist, each)
     stats = stats.with_threshold(threshold)
+    image_info, combined = None, None
+    if image_space:
+        stats, image_info, image_ok = _fit_image_space(stats, train_images, val_images, each)
+        combined = float(((val_dist <= threshold) & image_ok).mean())
     path = stats_path_for(tflite)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(stats.to_bytes())
     tmp.replace(path)
     log.info("%s: abstention threshold %.3f accepts %.1f %% of %d held-out images", tflite.name,
              threshold, 100 * accepted, len(val_images))
+    how = (f"Mahalanobis distance to the nearest grade mean (shared Ledoit-Wolf covariance, "
+           f"fitted on {len(train_images)} training images through this .tflite); the "
+           f"threshold is the smallest distance accepting at least {each:.1%} of the "
+           f"{len(val_images)} held-out images")
+    if image_info is not None:
+        how += (f". Second space: Mahalanobis distance of the crop's image statistics (colour, "
+                f"band energies, gradients, LBP, saturation) to the training crops' mean, "
+                f"threshold set by the same rule; past either threshold abstains; together "
+                f"they accept {combined:.1%} of the held-out images")
     return AbstentionInfo(
         method=METHOD, stats_file=path.name, stats_sha256=sha256_file(path),
         feature_dim=stats.dim, classes=list(stats.classes), n_fit=len(train_images),
         shrinkage=round(float(shrink), 6), threshold=threshold, target_accept=accept,
-        heldout_accepted=accepted, n_heldout=len(val_images),
-        how=(f"Mahalanobis distance to the nearest grade mean (shared Ledoit-Wolf covariance, "
-             f"fitted on {len(train_images)} training images through this .tflite); the "
-             f"threshold is the smallest distance accepting at least {accept:.0%} of the "
-             f"{len(val_images)} held-out images"))
+        heldout_accepted=accepted, n_heldout=len(val_images), how=how,
+        image_space=image_info, combined_heldout_accepted=combined)
+
+
+def _fit_image_space(stats: FeatureStats, train_images: np.ndarray, val_images: np.ndarray,
+                     each: float) -> tuple[FeatureStats, ImageSpaceInfo, np.ndarray]:
+    """Fit and calibrate device.imagestats; returns the statistics with it, its card
+    section and which held-out images it accepts."""
+    fit_rows = describe_many([v for im in train_images for v in variants(im)])
+    image, shrink = fit_image_stats(fit_rows)
+    val_dist = image.distances(describe_many(val_images))
+    threshold, accepted = calibrate_threshold(val_dist, each)
+    image = image.with_threshold(threshold)
+    log.info("image statistics: threshold %.3f accepts %.1f %% of %d held-out images",
+             threshold, 100 * accepted, len(val_images))
+    info = ImageSpaceInfo(descriptor_version=DESCRIPTOR_VERSION, dim=DIM, n_fit=len(fit_rows),
+                          shrinkage=round(float(shrink), 6), threshold=threshold,
+                          heldout_accepted=accepted)
+    return stats.with_image(image), info, val_dist <= threshold
 
 
 def fit_for_run(run: Any, tflite: Path, val_images: np.ndarray, *, threads: int = 2) -> AbstentionInfo:

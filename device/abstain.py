@@ -25,6 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
+from device.imagestats import DESCRIPTOR_VERSION, DIM, ImageStats
+
 log = logging.getLogger(__name__)
 
 METHOD = "mahalanobis-shared-covariance"
@@ -32,6 +34,8 @@ METHOD = "mahalanobis-shared-covariance"
 DEFAULT_ACCEPT = 0.99
 STATS_SUFFIX = ".ood.npz"
 _KEYS = ("means", "classes", "precision", "threshold")
+#: The optional second space (device.imagestats), in the same file; packs before it lack them.
+_IMAGE_KEYS = ("image_mean", "image_precision", "image_threshold", "image_version")
 
 
 class StatsError(ValueError):
@@ -41,12 +45,14 @@ class StatsError(ValueError):
 @dataclass(frozen=True)
 class FeatureStats:
     """Grade means (C, D), the shared precision matrix (D, D) and the threshold on the
-    Mahalanobis distance (not squared)."""
+    Mahalanobis distance (not squared); ``image``: the second, model-independent space
+    (device.imagestats), None in packs fitted before it."""
 
     means: np.ndarray
     classes: tuple[int, ...]
     precision: np.ndarray
     threshold: float
+    image: ImageStats | None = None
 
     @property
     def dim(self) -> int:
@@ -72,14 +78,23 @@ class FeatureStats:
         return np.sqrt(np.maximum(sq.min(axis=1), 0.0))
 
     def with_threshold(self, threshold: float) -> FeatureStats:
-        return FeatureStats(self.means, self.classes, self.precision, float(threshold))
+        return FeatureStats(self.means, self.classes, self.precision, float(threshold), self.image)
+
+    def with_image(self, image: ImageStats | None) -> FeatureStats:
+        return FeatureStats(self.means, self.classes, self.precision, self.threshold, image)
 
     def to_bytes(self) -> bytes:
+        arrays = {"means": self.means.astype(np.float32),
+                  "classes": np.asarray(self.classes, np.int32),
+                  "precision": self.precision.astype(np.float32),
+                  "threshold": np.float64(self.threshold)}
+        if self.image is not None:
+            arrays.update(image_mean=self.image.mean.astype(np.float64),
+                          image_precision=self.image.precision.astype(np.float64),
+                          image_threshold=np.float64(self.image.threshold),
+                          image_version=np.int32(self.image.version))
         buf = io.BytesIO()
-        np.savez(buf, means=self.means.astype(np.float32),
-                 classes=np.asarray(self.classes, np.int32),
-                 precision=self.precision.astype(np.float32),
-                 threshold=np.float64(self.threshold))
+        np.savez(buf, **arrays)
         return buf.getvalue()
 
 
@@ -94,6 +109,7 @@ def load_stats(path: Path | str) -> FeatureStats:
                                  "rebuild the pack")
             means, classes = data["means"], data["classes"]
             precision, threshold = data["precision"], float(data["threshold"])
+            image = _read_image_stats(path, data)
     except (OSError, ValueError, EOFError) as exc:
         if isinstance(exc, StatsError):
             raise
@@ -105,7 +121,29 @@ def load_stats(path: Path | str) -> FeatureStats:
     if not (math.isfinite(threshold) and threshold > 0):
         raise StatsError(f"{path}: abstention threshold {threshold} is not a positive number")
     return FeatureStats(means.astype(np.float32), tuple(int(c) for c in classes),
-                        precision.astype(np.float32), threshold)
+                        precision.astype(np.float32), threshold, image)
+
+
+def _read_image_stats(path: Path, data: np.lib.npyio.NpzFile) -> ImageStats | None:
+    """The image-statistics space when the file has it (all four arrays, or none)."""
+    present = [k for k in _IMAGE_KEYS if k in data.files]
+    if not present:
+        return None
+    if len(present) != len(_IMAGE_KEYS):
+        raise StatsError(f"{path}: image statistics lack "
+                         f"{', '.join(k for k in _IMAGE_KEYS if k not in present)}; rebuild the pack")
+    version, threshold = int(data["image_version"]), float(data["image_threshold"])
+    if version != DESCRIPTOR_VERSION:
+        raise StatsError(f"{path}: image statistics of descriptor version {version}; this "
+                         f"software computes version {DESCRIPTOR_VERSION}: rebuild the pack "
+                         "or update the device")
+    mean, precision = data["image_mean"], data["image_precision"]
+    if mean.shape != (DIM,) or precision.shape != (DIM, DIM):
+        raise StatsError(f"{path}: image statistics have shapes {mean.shape} and "
+                         f"{precision.shape}, expected ({DIM},) and ({DIM}, {DIM}); rebuild the pack")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise StatsError(f"{path}: image-statistics threshold {threshold} is not a positive number")
+    return ImageStats(mean.astype(np.float64), precision.astype(np.float64), threshold, version)
 
 
 def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
@@ -155,19 +193,37 @@ def calibrate_threshold(distances: np.ndarray, accept: float = DEFAULT_ACCEPT) -
 
 @dataclass(frozen=True)
 class SignAbstention:
+    """One sign's scores: the feature space's distance and threshold, and the image
+    space's (None for packs fitted before it). Past either threshold abstains."""
+
     distance: float
     threshold: float
+    image_distance: float | None = None
+    image_threshold: float | None = None
+
+    @property
+    def image_ratio(self) -> float | None:
+        if self.image_distance is None or not self.image_threshold:
+            return None
+        return self.image_distance / self.image_threshold
 
     @property
     def ratio(self) -> float:
-        return self.distance / self.threshold
+        return max(self.distance / self.threshold, self.image_ratio or 0.0)
 
     @property
     def abstained(self) -> bool:
-        return self.distance > self.threshold
+        image_past = (self.image_distance is not None and self.image_threshold is not None
+                      and self.image_distance > self.image_threshold)
+        return self.distance > self.threshold or image_past
 
-    def to_dict(self) -> dict[str, float | bool]:
+    def to_dict(self) -> dict[str, float | bool | None]:
+        image = self.image_ratio
         return {"distance": round(self.distance, 4), "threshold": round(self.threshold, 4),
+                "feature_score": round(self.distance / self.threshold, 4),
+                "image_distance": None if self.image_distance is None else round(self.image_distance, 4),
+                "image_threshold": None if self.image_threshold is None else round(self.image_threshold, 4),
+                "image_score": None if image is None else round(image, 4),
                 "score": round(self.ratio, 4), "abstained": self.abstained}
 
 

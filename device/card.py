@@ -125,6 +125,26 @@ class Provenance(BaseModel):
     run_dir: str | None = Field(default=None, description="Training run folder on the workstation")
 
 
+class ImageSpaceInfo(BaseModel):
+    """The second, model-independent abstention space (device.imagestats): one Gaussian
+    over low-level statistics of the crop as the model is fed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["mahalanobis-image-statistics"] = Field(
+        default="mahalanobis-image-statistics",
+        description="One Gaussian (Ledoit-Wolf covariance) over colour, band-energy, gradient, "
+                    "LBP and saturation statistics; score: Mahalanobis distance to its mean")
+    descriptor_version: int = Field(ge=1, description="device.imagestats.DESCRIPTOR_VERSION used")
+    dim: int = Field(ge=1, description="Length of the descriptor")
+    n_fit: int = Field(ge=2, description="Descriptors fitted on (training crops, with the "
+                       "acquisition-blur variants)")
+    shrinkage: float = Field(ge=0, le=1, description="Ledoit-Wolf shrinkage of the covariance")
+    threshold: float = Field(gt=0, description="Distance above which the model abstains")
+    heldout_accepted: float = Field(ge=0, le=1, description="Share of held-out images this "
+                                    "space alone accepts")
+
+
 class AbstentionInfo(BaseModel):
     """How this model abstains on images unlike its training data (device.abstain)."""
 
@@ -145,6 +165,12 @@ class AbstentionInfo(BaseModel):
     heldout_accepted: float = Field(ge=0, le=1, description="Share of held-out images it accepts")
     n_heldout: int = Field(ge=1, description="Held-out images the threshold was calibrated on")
     how: str = Field(description="How the threshold was set, in words")
+    image_space: ImageSpaceInfo | None = Field(
+        default=None, description="The image-statistics space, in the same stats file (None: "
+                                  "the pooled features only, as packs before it)")
+    combined_heldout_accepted: float | None = Field(
+        default=None, ge=0, le=1, description="Share of held-out images that both spaces accept "
+                                              "(None without an image space)")
 
 
 class ModelCard(BaseModel):

@@ -13,7 +13,9 @@ four grade probabilities and t = argmax p:
      (e.g. 0.55 "none" with 0.35 "moderate"), which a grader would not do.
 
 Abstention (device.abstain): when the pack carries statistics, each model's pooled
-features are scored; a crop beyond any sign's threshold makes the models abstain:
+features are scored, and (packs fitted with them) the image statistics of the crop as
+the model is fed (device.imagestats); a crop beyond either threshold of any sign makes
+the models abstain:
 the result keeps no model grades (``signs`` is empty, ``abstained`` is True) and
 staff grade the region themselves or retake. Where the photo showed little skin,
 an abstention is reported as the quality check's "not skin" refusal instead
@@ -32,13 +34,14 @@ import cv2
 import numpy as np
 
 import device
-from device.abstain import Abstention, SignAbstention
+from device.abstain import Abstention, FeatureStats, SignAbstention
 from device.cameras.base import Camera
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import WORK_SIDE, CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
 from device.faces import SCAN_DETECT_SIDE, SCAN_FACE_SIDE, Faces, find_faces
 from device.imageio import MAX_PIXELS, ImageError, read_image
+from device.imagestats import describe
 from device.models import ModelSet
 from device.quality import MEASURE_SIDE, QualityReport, check_quality, confirm_skin
 from device.vocab import Grade, Sign
@@ -246,6 +249,7 @@ class Scanner:
         """Grade ``patch`` with each sign's model and score its features (abstention)."""
         timings = result.timings_ms
         inputs: dict[tuple[int, int], np.ndarray] = {}
+        described: dict[tuple[int, int], np.ndarray] = {}  # device.imagestats, once per input
         scores: dict[str, SignAbstention] = {}
         for sign_model in models:
             h, w = sign_model.model.input_size
@@ -262,8 +266,8 @@ class Scanner:
             timings["invoke"] += invoke
             if sign_model.stats is not None and feats is not None:
                 t = time.perf_counter()
-                scores[sign_model.sign.value] = SignAbstention(
-                    sign_model.stats.distance(feats), sign_model.stats.threshold)
+                scores[sign_model.sign.value] = _score(sign_model.stats, feats, inputs[(h, w)],
+                                                       described, (h, w))
                 timings["abstain"] += _ms_since(t)
             reasons = review_reasons(probs, self.config.grading)
             result.signs[sign_model.sign] = SignResult(
@@ -271,6 +275,19 @@ class Scanner:
                 bool(reasons), reasons, invoke)
         result.abstention = Abstention(checked=models.can_abstain, signs=scores,
                                        pack_version=models.pack_version)
+
+
+def _score(stats: FeatureStats, feats: np.ndarray, model_input: np.ndarray,
+           described: dict[tuple[int, int], np.ndarray], size: tuple[int, int]) -> SignAbstention:
+    """Both spaces' distances of one sign: the pooled features, and (packs that carry
+    them) the image statistics of the crop exactly as the model was fed."""
+    image = stats.image
+    if image is None:
+        return SignAbstention(stats.distance(feats), stats.threshold)
+    if size not in described:
+        described[size] = describe(model_input)
+    return SignAbstention(stats.distance(feats), stats.threshold,
+                          image.distance_of(described[size]), image.threshold)
 
 
 def _ms_since(t: float) -> float:

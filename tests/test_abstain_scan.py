@@ -47,6 +47,10 @@ def test_the_pack_verifies_and_its_models_can_abstain(models):
         assert sm.model.has_features and sm.stats.dim == sm.model.feature_dim
         assert sm.card.abstention.heldout_accepted >= 0.99
         assert sm.stats.threshold == pytest.approx(sm.card.abstention.threshold)
+        image = sm.card.abstention.image_space  # the second space travels in the same file
+        assert image is not None and sm.stats.image is not None
+        assert sm.stats.image.threshold == pytest.approx(image.threshold)
+        assert sm.card.abstention.combined_heldout_accepted >= 0.99
 
 
 def test_an_old_pack_without_statistics_still_grades_and_says_it_cannot_abstain(config):
@@ -79,24 +83,32 @@ def test_familiar_skin_is_graded_and_a_far_image_makes_the_models_abstain(config
     assert f"outside pack {PACK_VERSION}'s training data" in data["abstention"]["message"]
 
 
+def _set_thresholds(models, feature: float | None, image: float | None) -> None:
+    """Feature and image-space thresholds (None: the card's own)."""
+    for sm in models:
+        info = sm.card.abstention
+        sm.stats = sm.stats.with_threshold(info.threshold if feature is None else feature)
+        sm.stats = sm.stats.with_image(sm.stats.image.with_threshold(
+            info.image_space.threshold if image is None else image))
+
+
 def test_thresholds_decide(config, models):
     image = frame(7)
-    for sm in models:
-        sm.stats = sm.stats.with_threshold(1e-6)
     try:
+        _set_thresholds(models, 1e-6, 1e9)
         result = Scanner(config, None, models).scan(image)
         assert result.abstained and result.signs == {} and result.abstention.score > 1
-    finally:
-        for sm in models:
-            sm.stats = sm.stats.with_threshold(sm.card.abstention.threshold)
-    for sm in models:
-        sm.stats = sm.stats.with_threshold(1e9)
-    try:
+        _set_thresholds(models, 1e9, 1e9)
         result = Scanner(config, None, models).scan(image)
         assert not result.abstained and result.graded and result.abstention.score < 1
+        # Features accept it, the image statistics do not: the models abstain.
+        _set_thresholds(models, 1e9, 1e-6)
+        result = Scanner(config, None, models).scan(image)
+        assert result.abstained and result.signs == {}
+        sign = result.to_dict()["abstention"]["signs"]["erythema"]
+        assert sign["feature_score"] < 1 < sign["image_score"] and sign["abstained"] is True
     finally:
-        for sm in models:
-            sm.stats = sm.stats.with_threshold(sm.card.abstention.threshold)
+        _set_thresholds(models, None, None)
 
 
 def _rewrite(src, dst, flip):

@@ -156,8 +156,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
             abstention = fit_for_run(run, final, images, threads=threads) \
                 if exported is not model else None
             if abstention is not None:
-                echo(f"{sign.value}: abstention threshold {abstention.threshold:.3f} accepts "
-                     f"{abstention.heldout_accepted:.1%} of {abstention.n_heldout} held-out images")
+                echo(_abstention_summary(sign.value, abstention))
             card = build_card(
                 sign=sign, tflite_path=final, image_size=run.image_size, mode=mode,
                 backbone=run.backbone, head=run.head, training_data=summary, gate=gate_info,
@@ -200,3 +199,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"wrote {outcome.tflite} ({card.file_size} bytes, {card.quantization}) and its card "
           f"{outcome.tflite.with_name(outcome.tflite.stem + '.card.json')}")
     return 0
+
+
+def _abstention_summary(sign: str, info: Any) -> str:
+    """One line: each space's threshold and the held-out share accepted (card.AbstentionInfo)."""
+    line = (f"{sign}: abstention threshold {info.threshold:.3f} accepts "
+            f"{info.heldout_accepted:.1%} of {info.n_heldout} held-out images")
+    if info.image_space is not None and info.combined_heldout_accepted is not None:
+        line += (f"; image statistics {info.image_space.threshold:.3f} accepts "
+                 f"{info.image_space.heldout_accepted:.1%}; together "
+                 f"{info.combined_heldout_accepted:.1%}")
+    return line

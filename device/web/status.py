@@ -65,11 +65,19 @@ def card_summary(card: ModelCard) -> dict[str, Any]:
         "figures_label": label,
         "gate": card.gate.passed if card.gate else None,
         "latency": card.latency,
-        "abstention": (f"abstains past {card.abstention.threshold:.3g} (accepts "
-                       f"{card.abstention.heldout_accepted:.1%} of {card.abstention.n_heldout} "
-                       "held-out images)") if card.abstention else
-                      "cannot abstain (no statistics in this pack)",
+        "abstention": _abstention_line(card.abstention),
     }
+
+
+def _abstention_line(info: Any) -> str:
+    if info is None:
+        return "cannot abstain (no statistics in this pack)"
+    if info.image_space is None or info.combined_heldout_accepted is None:
+        return (f"abstains past {info.threshold:.3g} (accepts {info.heldout_accepted:.1%} of "
+                f"{info.n_heldout} held-out images)")
+    return (f"abstains past {info.threshold:.3g} on its features or {info.image_space.threshold:.3g} "
+            f"on image statistics (together accepts {info.combined_heldout_accepted:.1%} of "
+            f"{info.n_heldout} held-out images)")
 
 
 def pack_status() -> dict[str, Any]:

@@ -138,9 +138,6 @@ def train(cfg: TrainConfig) -> dict | WorkerResult:
     (on a non-chief worker of a cluster, a WorkerResult)."""
     import keras
 
-    from trainer.evaluate import evaluate_run
-    from trainer.model import CUSTOM_OBJECTS
-
     rundir = Path(cfg.out).resolve()
     signs = list(MODEL_SIGNS) if cfg.multi_sign else [parse_sign(cfg.sign or "", model_only=True)]
     plan = plan_strategy(visible_gpus(), os.environ.get("TF_CONFIG"), mixed_precision=cfg.mixed_precision,
@@ -149,8 +146,7 @@ def train(cfg: TrainConfig) -> dict | WorkerResult:
     # restarted cluster resumes from the chief's checkpoint); only the chief writes it.
     wdir = write_dir(rundir, plan)
     (wdir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
-    state_path = rundir / CKPT_DIR / STATE_FILE
-    state = ResumeState.load(state_path)
+    state = ResumeState.load(rundir / CKPT_DIR / STATE_FILE)
     # Before the first checkpoint nothing is worth keeping: a start that failed (bad
     # backbone, bad size) leaves no config or split that binds the next attempt.
     resolved = _resolve(cfg, rundir, signs, plan, started=state is not None)
@@ -164,27 +160,61 @@ def train(cfg: TrainConfig) -> dict | WorkerResult:
     if plan.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_float16")
     epochs = max(1, math.ceil(cfg.steps / max(1, min(cfg.eval_every, cfg.steps))))
-    steps_per_epoch = math.ceil(cfg.steps / epochs)
-    resuming = state is not None and (rundir / CKPT_DIR / LAST_FILE).exists()
-    if state is None or not resuming:
-        state = ResumeState(steps_per_epoch=steps_per_epoch)
-    elif state.steps_per_epoch != steps_per_epoch:
-        raise TrainError(f"{rundir}: the run was started with {state.steps_per_epoch} steps "
-                         f"per evaluation, now {steps_per_epoch}; keep --steps and --eval-every "
-                         "as they were")
+    state, resuming = _resume_state(rundir, state, math.ceil(cfg.steps / epochs))
     keras.utils.set_random_seed(cfg.seed + state.epoch)
     with strategy.scope():
         if resuming:
-            log.info("resuming %s from step %d (best step %d)", rundir, state.step, state.best_step)
-            model = keras.models.load_model(rundir / CKPT_DIR / LAST_FILE, custom_objects=CUSTOM_OBJECTS)
-            # .numpy(): under a strategy the step counter is a MirroredVariable, no int()
-            if int(model.optimizer.iterations.numpy()) != state.step:
-                log.warning("optimizer state is at step %d, run state at %d",
-                            int(model.optimizer.iterations.numpy()), state.step)
+            model = _load_checkpoint(rundir, state)
         else:
             model = build_model(cfg, signs)
             compile_model(model, cfg, signs, jit_compile=plan.jit_compile)
     train_ds, val_ds = _datasets(cfg, signs, train_samples, val_samples, state)
+    if state.epoch < epochs and not state.stopped_early:
+        if plan.kind is not StrategyKind.DEFAULT:
+            log.info("batch norm over the global batch in %d layers", synchronize_batch_norm(model))
+            build_before_fit(model, val_ds)
+        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=state.epoch,
+                  steps_per_epoch=state.steps_per_epoch, callbacks=_callbacks(wdir, state, cfg),
+                  verbose=cfg.verbose, shuffle=False)  # the dataset shuffles itself
+    keras.mixed_precision.set_global_policy("float32")
+    state.weights_sha256 = weights_digest(model)
+    log.info("training ended at step %d; weights sha256 %s", state.step, state.weights_sha256)
+    if not plan.is_chief:
+        return _finish_worker(plan, wdir, state)
+    return _finish_chief(cfg, rundir, state, resolved)
+
+
+def _resume_state(rundir: Path, state: ResumeState | None,
+                  steps_per_epoch: int) -> tuple[ResumeState, bool]:
+    """The state to continue from and whether a checkpoint is there to resume."""
+    resuming = state is not None and (rundir / CKPT_DIR / LAST_FILE).exists()
+    if state is None or not resuming:
+        return ResumeState(steps_per_epoch=steps_per_epoch), False
+    if state.steps_per_epoch != steps_per_epoch:
+        raise TrainError(f"{rundir}: the run was started with {state.steps_per_epoch} steps "
+                         f"per evaluation, now {steps_per_epoch}; keep --steps and --eval-every "
+                         "as they were")
+    return state, True
+
+
+def _load_checkpoint(rundir: Path, state: ResumeState):
+    """The checkpointed model with its optimizer (call inside the strategy's scope)."""
+    import keras
+
+    from trainer.model import CUSTOM_OBJECTS
+
+    log.info("resuming %s from step %d (best step %d)", rundir, state.step, state.best_step)
+    model = keras.models.load_model(rundir / CKPT_DIR / LAST_FILE, custom_objects=CUSTOM_OBJECTS)
+    # .numpy(): under a strategy the step counter is a MirroredVariable, no int()
+    if int(model.optimizer.iterations.numpy()) != state.step:
+        log.warning("optimizer state is at step %d, run state at %d",
+                    int(model.optimizer.iterations.numpy()), state.step)
+    return model
+
+
+def _callbacks(wdir: Path, state: ResumeState, cfg: TrainConfig) -> list:
+    import keras
+
     callbacks = [
         make_checkpointer(wdir, state, cfg.patience),
         keras.callbacks.CSVLogger(str(wdir / HISTORY_FILE), append=True),
@@ -193,18 +223,12 @@ def train(cfg: TrainConfig) -> dict | WorkerResult:
         callbacks.append(keras.callbacks.TensorBoard(log_dir=str(wdir / LOGS_DIR), write_graph=False))
     else:
         log.warning("tensorboard is not installed: no %s/ logs (pip install tensorboard)", LOGS_DIR)
-    if state.epoch < epochs and not state.stopped_early:
-        if plan.kind is not StrategyKind.DEFAULT:
-            log.info("batch norm over the global batch in %d layers", synchronize_batch_norm(model))
-            build_before_fit(model, val_ds)
-        model.fit(train_ds, validation_data=val_ds, epochs=epochs, initial_epoch=state.epoch,
-                  steps_per_epoch=steps_per_epoch, callbacks=callbacks, verbose=cfg.verbose,
-                  shuffle=False)  # the dataset shuffles itself
-    keras.mixed_precision.set_global_policy("float32")
-    state.weights_sha256 = weights_digest(model)
-    log.info("training ended at step %d; weights sha256 %s", state.step, state.weights_sha256)
-    if not plan.is_chief:
-        return _finish_worker(plan, wdir, state)
+    return callbacks
+
+
+def _finish_chief(cfg: TrainConfig, rundir: Path, state: ResumeState, resolved: dict) -> dict:
+    """Evaluate the best model on the held-out split and mark the run done."""
+    from trainer.evaluate import evaluate_run
 
     run = load_run(rundir)
     best = run.load_model()
@@ -216,7 +240,7 @@ def train(cfg: TrainConfig) -> dict | WorkerResult:
     if cfg.multi_sign:
         _write_per_sign_runs(run, best, resolved, extra)
     state.done = True
-    state.save(state_path)
+    state.save(rundir / CKPT_DIR / STATE_FILE)
     return metrics
 
 

@@ -169,21 +169,21 @@ def _box_sums(integral: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarr
 
 
 def best_square(score: np.ndarray, body: np.ndarray,
-                avoid: AvoidMasks | None = None) -> tuple[Box, float]:
+                avoid: AvoidMasks | None = None) -> tuple[Box, float, float]:
     """The square (x, y, side, side), mostly on the body and keeping to ``avoid``'s
     rules, whose contrast (mean score inside minus mean score on the body ring around it)
     stands out most. Squares of different sizes are compared by contrast x side, the
     scan statistic: a mean difference over n pixels stands out from pixel noise by
     sqrt(n) = side times its size, so a whole inflamed patch beats a dark speck or a
-    hair's edge whose few pixels score higher. Returns the square and its contrast
-    (what auto_min_score is compared with); the contrast is -inf when no square
-    qualifies."""
+    hair's edge whose few pixels score higher. Returns the square, its contrast and the
+    highest contrast of any qualifying square (what auto_min_score is compared with:
+    whether anything stands out); both are -inf when no square qualifies."""
     h, w = score.shape
     integral = cv2.integral(score.astype(np.float64))
     body_int = cv2.integral(body.astype(np.float64))
     rules = None if avoid is None else [cv2.integral(m.astype(np.float64)) for m in
                                         (avoid.zones, avoid.overlay, avoid.skin)]
-    best, best_val, best_w = (0, 0, 1, 1), -np.inf, -np.inf
+    best, best_val, best_w, peak = (0, 0, 1, 1), -np.inf, -np.inf, -np.inf
     short = min(h, w)
     for frac in AUTO_SCALES:
         side = max(4, int(round(short * frac)))
@@ -208,11 +208,12 @@ def best_square(score: np.ndarray, body: np.ndarray,
             contrast[(zones > 0) | (overlay > MAX_OVERLAY_IN_CROP * area)
                      | (skin < MIN_SKIN_IN_CROP * area)] = -np.inf
         k = int(np.argmax(contrast))
+        peak = max(peak, float(contrast.flat[k]))
         weighted = contrast.flat[k] * side  # the scan statistic: see best_square's doc
         if weighted > best_w:
             best_w, best_val = weighted, float(contrast.flat[k])
             best = (int(x0.flat[k]), int(y0.flat[k]), side, side)
-    return best, best_val
+    return best, best_val, peak
 
 
 def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
@@ -264,16 +265,16 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None 
                           "guide square", None)
     score = lesion_score_map(lab, body)
     avoid = avoid_masks(lab, skin, faces, scale)
-    square, value = best_square(score, body, avoid)
-    if value == -np.inf:
+    square, value, peak = best_square(score, body, avoid)
+    if peak == -np.inf:
         return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
                           "auto crop unsure: every square on the body touches an eye, nostril "
                           f"or lip, an overlay, or is under {MIN_SKIN_IN_CROP:.0%} skin; used "
                           "the guide square", None)
-    if value < config.auto_min_score:
+    if peak < config.auto_min_score:
         return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
-                          f"auto crop unsure: no region stands out (score {value:.2f} < "
-                          f"{config.auto_min_score:g}); used the guide square", value)
+                          f"auto crop unsure: no region stands out (score {peak:.2f} < "
+                          f"{config.auto_min_score:g}); used the guide square", peak)
     refined = refine_square(score, square, value)
     sx, sy, side, _ = refined if avoid.square_ok(refined)[0] else square
     full_side = min(h, w, int(round(side / scale)))

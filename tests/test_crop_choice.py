@@ -9,7 +9,7 @@ import numpy as np
 
 from device.avoid import lip_zones
 from device.config import CropConfig, CropMode
-from device.crop import WORK_SIDE, auto_box, iou, shrink, skin_mask
+from device.crop import WORK_SIDE, auto_box, best_square, iou, shrink, skin_mask
 
 AUTO = CropConfig(mode=CropMode.AUTO)
 SKIN = np.array([225, 180, 150], np.float32)
@@ -94,3 +94,15 @@ def test_lips_are_found_by_colour_and_a_dark_mole_is_not():
 def _overlap(a, b) -> bool:
     return (min(a[0] + a[2], b[0] + b[2]) > max(a[0], b[0])
             and min(a[1] + a[3], b[1] + b[3]) > max(a[1], b[1]))
+
+
+def test_best_square_takes_the_wide_patch_and_reports_the_sharpest_contrast():
+    """The chosen square is the wide patch (contrast x side); whether anything stands
+    out at all is judged by the most contrasted square, the small spot's."""
+    score = np.zeros((192, 256), np.float32)
+    score[40:140, 20:120] = 1.0   # a wide, mild patch
+    score[150:170, 200:220] = 4.0  # a small, sharp spot
+    body = np.ones_like(score, bool)
+    box, value, peak = best_square(score, body)
+    assert iou(box, (20, 40, 100, 100)) >= 0.5, box
+    assert peak > 2.0 and value < peak

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.faces import Faces
+from device.faces import Faces, dark_eye_pairs, face_from_eyes
 
 log = logging.getLogger(__name__)
 
@@ -156,6 +156,10 @@ def lip_zones(lab: np.ndarray, skin: np.ndarray) -> list[tuple[int, int, int, in
 
 def avoid_masks(lab: np.ndarray, skin: np.ndarray, faces: Faces | None, scale: float) -> AvoidMasks:
     zones = zones_mask(skin.shape, faces, scale)
+    pairs = dark_eye_pairs(lab[..., 0], skin)
+    if pairs:  # eyes the cascades missed: their face's features, from its proportions
+        zones |= zones_mask(skin.shape, Faces([face_from_eyes(*p) for p in pairs],
+                                              [e for p in pairs for e in p]), 1.0)
     for x, y, bw, bh in lip_zones(lab, skin):
         zones[y:y + bh, x:x + bw] = True
     return AvoidMasks(zones=zones, overlay=overlay_mask(lab), skin=skin)

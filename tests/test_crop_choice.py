@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
+import pytest
 
 from device.avoid import lip_zones
 from device.config import CropConfig, CropMode
 from device.crop import WORK_SIDE, auto_box, best_square, iou, shrink, skin_mask
+from device.faces import dark_eye_pairs
 
 AUTO = CropConfig(mode=CropMode.AUTO)
 SKIN = np.array([225, 180, 150], np.float32)
@@ -106,3 +108,52 @@ def test_best_square_takes_the_wide_patch_and_reports_the_sharpest_contrast():
     box, value, peak = best_square(score, body)
     assert iou(box, (20, 40, 100, 100)) >= 0.5, box
     assert peak > 2.0 and value < peak
+
+
+def closed_eyes_face(rng: np.random.Generator):
+    """A close-up with closed eyes (dark lash lines under inflamed, rough lids) and a
+    milder patch on the cheek; no face detector fires on it. Returns the image, the
+    two eyes' boxes (lids and lashes) and the patch's box."""
+    img = plain_skin(rng, 360, 480)
+    eyes = []
+    for cx in (140, 340):
+        add_patch(img, rng, (cx, 70), 50, (0, -32, -20), rough=12)  # eyelid eczema
+        cv2.ellipse(img, (cx, 100), (48, 12), 0, 0, 180, (85, 45, 35), 3, cv2.LINE_AA)
+        eyes.append((cx - 50, 20, 100, 95))
+    patch = add_patch(img, rng, (400, 285), 45, (1, -12, -8), rough=7)
+    return np.clip(img, 0, 255).astype(np.uint8), eyes, patch
+
+
+@pytest.mark.parametrize("face", ["open", "closed"])
+def test_eyes_are_found_by_darkness_when_no_detector_fires(face):
+    rng = np.random.default_rng(6)
+    img, eyes = (drawn_face(rng)[0], [(105, 50, 90, 40), (285, 50, 90, 40)]) if face == "open" \
+        else closed_eyes_face(rng)[:2]
+    small = shrink(img, WORK_SIDE)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    pairs = dark_eye_pairs(lab[..., 0], skin_mask(small))
+    assert len(pairs) == 1
+    s = small.shape[0] / img.shape[0]
+    for found, truth in zip(pairs[0], eyes, strict=True):
+        assert _overlap(found, tuple(int(v * s) for v in truth))
+
+
+def test_dark_scratches_and_crusts_are_not_eyes():
+    rng = np.random.default_rng(7)
+    img = plain_skin(rng, 360, 480)
+    for _ in range(40):  # short dark scratches and crusts, any direction
+        x, y = (int(v) for v in rng.integers((20, 20), (460, 340)))
+        angle, length = rng.uniform(0, np.pi), rng.uniform(5, 30)
+        end = (int(x + length * np.cos(angle)), int(y + length * np.sin(angle)))
+        cv2.line(img, (x, y), end, (110, 60, 50), int(rng.integers(2, 5)), cv2.LINE_AA)
+    small = shrink(np.clip(img, 0, 255).astype(np.uint8), WORK_SIDE)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    assert dark_eye_pairs(lab[..., 0], skin_mask(small)) == []
+
+
+def test_the_crop_keeps_off_closed_eyes_with_inflamed_lids():
+    img, eyes, patch = closed_eyes_face(np.random.default_rng(8))
+    result = auto_box(img, AUTO)
+    assert not result.fallback, result.reason
+    assert not any(_overlap(result.box, e) for e in eyes), (result.box, eyes)
+    assert iou(result.box, patch) >= 0.3, (result.box, patch)

@@ -136,7 +136,27 @@ def paint_lesion(rng: np.random.Generator, grades: Mapping[Sign, float | int], *
     cy, cx = (float(v) for v in rng.uniform(-0.25, 0.25, 2))  # NumPy 2: keep float32
     r2 = ((y - cy) ** 2 + (x - cx) ** 2) / rng.uniform(0.5, 0.9)
     blob = 1.2 - r2 + 0.45 * smooth_noise(rng, h, w, 3) + 0.2 * smooth_noise(rng, h, w, 7)
-    # --- lichenification: deepened criss-cross skin lines, plateau highlights, thickening
+    img, thick = _lichenification(rng, img, blob, f_lic, y, x, scale)
+    # --- erythema: diffuse irregular redness, extent and strength rise; subtler on dark skin
+    ery_mask = _sigmoid((blob - 0.9 + 0.8 * f_ery + 0.25 * smooth_noise(rng, h, w, 11)) * 5.0)
+    strength = min(f_ery, 1.15) ** 0.9 * (1.0 - 0.25 * float(np.clip(tone, 0, 1)))
+    dark = 0.6 * float(np.clip(tone, 0, 1))  # on dark skin erythema looks violaceous / dusky
+    red = _ch([0.97 - 0.15 * dark, 0.58 + 0.05 * dark, 0.62 + 0.15 * dark])
+    k = strength * ery_mask
+    img = img * (1.0 - k + k * red) + k * _ch([0.04 * (1 - dark), 0, 0])
+    # --- excoriation: thin scratches (parallel clusters) and punctate erosions
+    img, scratch_alpha = _scratches(rng, img, f_exc, y.shape, scale)
+    if masks is not None:
+        visible = (k > 0.06) | (thick > 0.12) | (scratch_alpha > 0.25)
+        masks["lesion"] = visible if visible.any() else blob > 0.5
+    # --- hair (grade-independent)
+    return _hairs(rng, img, hair, scale)
+
+
+def _lichenification(rng, img, blob, f_lic: float, y, x, scale: float):
+    """Deepened criss-cross skin lines, plateau highlights and thickening over the
+    lesion blob; returns the image and the thickening mask."""
+    h, w = y.shape
     theta = rng.uniform(0, np.pi)
     cross = theta + rng.uniform(0.9, 1.6)
     spacing = (0.035 + 0.05 * f_lic) * rng.uniform(0.85, 1.15)
@@ -155,20 +175,7 @@ def paint_lesion(rng: np.random.Generator, grades: Mapping[Sign, float | int], *
     thick = lic_mask * min(f_lic, 1.15)
     img = img * shade * (1.0 - 0.18 * thick * _ch([0.9, 1.0, 1.0]))
     img = img + 0.08 * thick * (0.5 + 0.5 * smooth_noise(rng, h, w, 20).clip(0, 1))
-    # --- erythema: diffuse irregular redness, extent and strength rise; subtler on dark skin
-    ery_mask = _sigmoid((blob - 0.9 + 0.8 * f_ery + 0.25 * smooth_noise(rng, h, w, 11)) * 5.0)
-    strength = min(f_ery, 1.15) ** 0.9 * (1.0 - 0.25 * float(np.clip(tone, 0, 1)))
-    dark = 0.6 * float(np.clip(tone, 0, 1))  # on dark skin erythema looks violaceous / dusky
-    red = _ch([0.97 - 0.15 * dark, 0.58 + 0.05 * dark, 0.62 + 0.15 * dark])
-    k = strength * ery_mask
-    img = img * (1.0 - k + k * red) + k * _ch([0.04 * (1 - dark), 0, 0])
-    # --- excoriation: thin scratches (parallel clusters) and punctate erosions
-    img, scratch_alpha = _scratches(rng, img, f_exc, y.shape, scale)
-    if masks is not None:
-        visible = (k > 0.06) | (thick > 0.12) | (scratch_alpha > 0.25)
-        masks["lesion"] = visible if visible.any() else blob > 0.5
-    # --- hair (grade-independent)
-    return _hairs(rng, img, hair, scale)
+    return img, thick
 
 
 def _scratches(rng, img, f, shape, scale) -> np.ndarray:

@@ -102,13 +102,8 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
         errors=errorlog.install(), tls=tls, purger=purger,
     )
 
-    @app.before_request
-    def _pack_upload_limit() -> None:
-        # Packs hold three models: let their two upload endpoints take more than a photo.
-        # Registered before CSRFProtect, whose check reads (and so size-checks) the body.
-        if request.endpoint in ("models.upload", "api.packs") and request.method == "POST":
-            request.max_content_length = MAX_PACK_MB * 1024 * 1024
-
+    # Registered before CSRFProtect, whose check reads (and so size-checks) the body.
+    app.before_request(_pack_upload_limit)
     init_auth(app, users, limiter)  # login check before the CSRF check: 401 before 400
     CSRFProtect(app)
     _register(app)
@@ -119,6 +114,17 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
         return {"device_name": config.device_name, "software_version": device.__version__,
                 "this_year": dt.date.today().year}
 
+    _security_headers(app, https=tls is not None)
+    return app
+
+
+def _pack_upload_limit() -> None:
+    # Packs hold three models: let their two upload endpoints take more than a photo.
+    if request.endpoint in ("models.upload", "api.packs") and request.method == "POST":
+        request.max_content_length = MAX_PACK_MB * 1024 * 1024
+
+
+def _security_headers(app: Flask, *, https: bool) -> None:
     @app.after_request
     def _headers(response: Any) -> Any:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
@@ -131,11 +137,9 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
         )
         if request.endpoint != "static":
             response.headers.setdefault("Cache-Control", "no-store")
-        if tls is not None:  # browsers that saw HTTPS once never fall back to plain HTTP
+        if https:  # browsers that saw HTTPS once never fall back to plain HTTP
             response.headers.setdefault("Strict-Transport-Security", f"max-age={HSTS_MAX_AGE_S}")
         return response
-
-    return app
 
 
 def _register(app: Flask) -> None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.faces import Faces, dark_eye_pairs, face_from_eyes
+from device.faces import Faces, dark_eye_pairs, face_from_eyes, regions
 
 log = logging.getLogger(__name__)
 
@@ -134,16 +134,16 @@ def lip_zones(lab: np.ndarray, skin: np.ndarray) -> list[tuple[int, int, int, in
         return []
     red = (a_star > ref + LIP_SPAN * (top - ref)).astype(np.uint8)
     red = cv2.morphologyEx(red, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(red)
     h, w = red.shape
-    skin_light = float(np.median(light[skin]))
+    skin_light = float(np.median(light[::2, ::2][grid]))
     out = []
-    for i in range(1, count):
-        x, y, bw, bh, area = (int(v) for v in stats[i])
+    for (x, y, bw, bh), outline in regions(red):
         if (bw < LIP_MIN_WIDTH * min(h, w) or bw > 0.7 * w or bw < 1.8 * bh
-                or area < 0.35 * bw * bh or y == 0 or y + bh >= h):
+                or cv2.contourArea(outline) < 0.35 * bw * bh or y == 0 or y + bh >= h):
             continue  # not lip-shaped, or cut by the photo's edge (its slit unseen)
-        lips_light = float(light[labels == i].mean())
+        inside = np.zeros((h, w), np.uint8)
+        cv2.drawContours(inside, [outline], -1, 1, thickness=cv2.FILLED)
+        lips_light = float(light[inside.astype(bool) & (red > 0)].mean())
         rows = light[y:y + bh, x + bw // 4:x + 3 * bw // 4].mean(axis=1)
         k = int(np.argmin(rows))
         if (skin_light - lips_light > LIP_MAX_DARKER or not 0.2 * bh <= k <= 0.8 * bh

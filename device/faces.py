@@ -121,6 +121,15 @@ def eye_pairs(eyes: list[Box]) -> list[tuple[Box, Box]]:
     return pairs
 
 
+def regions(mask: np.ndarray) -> list[tuple[Box, np.ndarray]]:
+    """The separate regions of a boolean mask (8-connected, holes filled), each as its
+    box and its outline. Outlines, not connectedComponentsWithStats: its statistics cost
+    ten times the labelling on the scan path."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL,
+                                   cv2.CHAIN_APPROX_SIMPLE)
+    return [(tuple(int(v) for v in cv2.boundingRect(c)), c) for c in contours]  # type: ignore[misc]
+
+
 def dark_eye_pairs(light: np.ndarray, skin: np.ndarray) -> list[tuple[Box, Box]]:
     """Pairs of eyes found by darkness on a small copy (``light``: its CIELAB L*;
     ``skin``: its skin mask): a closed eye's lash line or an open eye's lid and iris is
@@ -131,10 +140,9 @@ def dark_eye_pairs(light: np.ndarray, skin: np.ndarray) -> list[tuple[Box, Box]]
         return []
     local = cv2.blur(light, (15, 15))
     dark = (light < local - DARK_EYE_LOCAL) & (light < float(np.median(light[skin])) - DARK_EYE_BELOW_SKIN)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(dark.astype(np.uint8))
     h, w = light.shape
     lo, hi = (f * min(h, w) for f in DARK_EYE_WIDTH)
-    marks = [(int(x), int(y), int(bw), int(bh)) for x, y, bw, bh, _ in stats[1:count]
+    marks = [(x, y, bw, bh) for (x, y, bw, bh), _ in regions(dark)
              if lo <= bw <= hi and bw >= 1.8 * bh and x > 0 and y > 0 and x + bw < w]
     pairs = []
     for i, a in enumerate(marks):

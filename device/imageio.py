@@ -87,7 +87,7 @@ def _read_bytes(source: Path | bytes, what: str) -> bytes:
 def _guess_format(data: bytes) -> str:
     if data.startswith(PNG_MAGIC):
         return "PNG"
-    return "JPEG" if data.startswith(b"\xff\xd8\xff") else "image"
+    return "JPEG" if data.startswith(b"\xff\xd8") else "image"  # SOI marker
 
 
 def _open(data: bytes, what: str, formats: tuple[str, ...] | None):
@@ -98,7 +98,13 @@ def _open(data: bytes, what: str, formats: tuple[str, ...] | None):
     try:
         image = pil_image.open(io.BytesIO(data), formats=[f.upper() for f in formats] if formats else None)
     except unidentified as exc:
-        kind = f"not a {wanted} image" if wanted else "not a readable image (an unknown format)"
+        if _guess_format(data) != "image":  # JPEG or PNG magic, then nothing Pillow can read
+            kind = (f"not a readable image: it starts like a {_guess_format(data)} but is "
+                    "damaged; use the whole, original file")
+        elif wanted:
+            kind = f"not a {wanted} image"
+        else:
+            kind = "not a readable image (an unknown format)"
         raise ImageFormatError(f"{what}: {kind}") from exc
     except (OSError, SyntaxError, ValueError) as exc:  # a header cut short or damaged
         raise ImageDamagedError(f"{what}: corrupt {_guess_format(data)} (truncated or damaged "

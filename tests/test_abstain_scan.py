@@ -177,3 +177,13 @@ def test_evaluate_photos_bad_boxes_and_empty_folder_are_clear_errors(tmp_path, c
     empty.mkdir()
     assert device_main(["evaluate-photos", str(empty)]) == 2
     assert "no photos found" in capsys.readouterr().err
+
+
+def test_the_models_page_line_names_both_spaces(models):
+    from device.web.status import _abstention_line
+
+    info = next(iter(models)).card.abstention
+    line = _abstention_line(info)
+    assert f"{info.image_space.threshold:.3g} on image statistics" in line
+    assert f"together accepts {info.combined_heldout_accepted:.1%}" in line
+    assert "image statistics" not in _abstention_line(info.model_copy(update={"image_space": None}))

@@ -14,11 +14,11 @@ colours from real light. So each crop is described by:
 - gradient-magnitude quantiles 50 / 90 / 99 % (Sobel on the lightness), as logs (3);
 - a rotation-invariant uniform LBP histogram (8 neighbours, radius 1; 10 bins, the
   last dropped since they sum to one) (9);
-- saturation mean and spread, and the achromatic share (saturation < 0.1) (3);
-- how colour goes with lightness: the correlations L-a, L-b and a-b over the crop, and
-  the energy of a and b in the middle band relative to L's, as logs (5). Real light on
-  real skin ties shading, blood and pigment together; a render paints them as
-  separate fields.
+- saturation mean and spread, and the achromatic share (saturation < 0.1) (3).
+
+(Version 1 also had five colour-with-lightness values. They were added after seeing
+their effect on the third-party development photos, which may not select anything a
+pack ships with, so version 2 leaves them out.)
 
 At conversion one Gaussian (Ledoit-Wolf shrunk covariance, on standardised
 descriptors) is fitted to the training split's crops; the threshold is the smallest
@@ -38,7 +38,7 @@ import numpy as np
 log = logging.getLogger(__name__)
 
 #: Bumped when ``describe`` changes; a pack's statistics name the version they were fitted with.
-DESCRIPTOR_VERSION = 1
+DESCRIPTOR_VERSION = 2
 DESCRIPTOR_NAMES: tuple[str, ...] = (
     *(f"lab_{c}_{m}" for c in "Lab" for m in ("mean", "std", "skew")),
     "band1_log_energy", "band2_log_energy", "band3_log_energy",
@@ -46,7 +46,6 @@ DESCRIPTOR_NAMES: tuple[str, ...] = (
     "grad_log_q50", "grad_log_q90", "grad_log_q99",
     *(f"lbp_riu2_{k}" for k in range(9)),
     "sat_mean", "sat_std", "achromatic_share",
-    "corr_L_a", "corr_L_b", "corr_a_b", "band2_log_a_over_L", "band2_log_b_over_L",
 )
 DIM = len(DESCRIPTOR_NAMES)
 _SIGMAS = (0.7, 1.4, 2.8, 5.6)
@@ -130,26 +129,7 @@ def describe(rgb: np.ndarray) -> np.ndarray:
     hi, lo = f.max(axis=2), f.min(axis=2)
     sat = (hi - lo) / (hi + _EPS)
     out.extend((float(sat.mean()), float(sat.std()), float((sat < 0.1).mean())))
-    out.extend(_colour_structure(lab, energies[1]))
     return np.asarray(out, np.float64)
-
-
-def _colour_structure(lab: np.ndarray, light_band2: float) -> list[float]:
-    """Correlations L-a, L-b, a-b, and the middle-band energy of a and b relative to L's."""
-    import cv2
-
-    centred = [lab[..., c] - float(lab[..., c].mean()) for c in range(3)]
-    power = [float((c * c).mean()) for c in centred]
-
-    def corr(i: int, j: int) -> float:
-        return float((centred[i] * centred[j]).mean()) / (math.sqrt(power[i] * power[j]) + _EPS)
-
-    out = [corr(0, 1), corr(0, 2), corr(1, 2)]
-    for c in (1, 2):
-        chan = np.ascontiguousarray(lab[..., c])
-        band = cv2.GaussianBlur(chan, (0, 0), _SIGMAS[1]) - cv2.GaussianBlur(chan, (0, 0), _SIGMAS[2])
-        out.append(math.log((float((band * band).mean()) + _EPS) / (light_band2 + _EPS)))
-    return out
 
 
 def describe_many(images: np.ndarray | list[np.ndarray]) -> np.ndarray:

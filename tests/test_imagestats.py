@@ -19,6 +19,7 @@ from device.abstain import (
 )
 from device.imageio import encode_jpeg, read_image
 from device.imagestats import (
+    DESCRIPTOR_VERSION,
     DIM,
     ImageStatsError,
     describe,
@@ -156,6 +157,6 @@ def test_partial_or_foreign_image_statistics_are_refused(tmp_path, fitted):
         load_stats(future)
     bad = tmp_path / "bad.ood.npz"
     np.savez(bad, **base, image_mean=image.mean, image_precision=image.precision,
-             image_threshold=np.float64(math.nan), image_version=np.int32(1))
+             image_threshold=np.float64(math.nan), image_version=np.int32(DESCRIPTOR_VERSION))
     with pytest.raises(StatsError, match="not a positive number"):
         load_stats(bad)

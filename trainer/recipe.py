@@ -79,7 +79,7 @@ class Recipe:
 RECIPES: dict[RecipeName, Recipe] = {
     RecipeName.MOBILE: Recipe(
         name=RecipeName.MOBILE, optimizer=Optimizer.ADAMW, lr=5e-3, schedule=Schedule.COSINE,
-        steps=1200, backbone="mobilenet_v3_small_minimal", image_size=64, batch=64,
+        steps=800, backbone="mobilenet_v3_small_minimal", image_size=96, batch=64,
         weight_decay=1e-4, warmup_fraction=0.1, label_smoothing=0.1, eval_every=400,
         # Flips and right-angle turns only: lossless, free, and the generator's lesions have
         # no up or left; crops and brightness jitter slowed learning in a short run.

@@ -180,21 +180,8 @@ def write_pack(
     golden: dict[Sign, list[GoldenCase]] = {}
     for sign in sorted(models, key=list(Sign).index):
         path, card = models[sign]
-        path = Path(path)
-        _check_model(sign, path, card)
-        grade_model = GradeModel(path, threads=threads)
-        _refuse(card_mismatches(card, model_input_size=grade_model.input_size,
-                                model_where=str(path)))
-        payload.append((model_member(sign), path.read_bytes()))
-        payload.append((card_member(sign), (card.model_dump_json(indent=2) + "\n").encode()))
-        entries[sign] = PackModelEntry(model=model_member(sign), card=card_member(sign),
-                                       stats=_add_stats(sign, path, card, payload))
-        images = list((golden_images or {}).get(sign, ()))
-        if not images:
-            seed = int(hashlib.sha256(sign.value.encode()).hexdigest()[:8], 16)
-            images = random_golden_images(grade_model.input_size, GOLDEN_PER_SIGN, seed)
-        members, golden[sign] = _golden_cases(sign, grade_model, images)
-        payload.extend(members)
+        entries[sign], golden[sign] = _add_model(sign, Path(path), card, payload,
+                                                 (golden_images or {}).get(sign, ()), threads)
     golden_json = GoldenSet(cases=golden).model_dump_json(indent=2) + "\n"
     payload.append((GOLDEN_NAME, golden_json.encode()))
     manifest = PackManifest(
@@ -215,6 +202,26 @@ def write_pack(
     log.info("wrote pack %s (version %s, %d models, %s)", out, pack_version, len(entries),
              "signed" if sign_key else "unsigned")
     return out
+
+
+def _add_model(sign: Sign, path: Path, card: ModelCard, payload: list[tuple[str, bytes]],
+               images: Sequence[np.ndarray], threads: int) -> tuple[PackModelEntry, list[GoldenCase]]:
+    """Check one sign's model against its card and append its model, card, statistics
+    and golden images to ``payload``; returns its manifest entry and golden cases."""
+    _check_model(sign, path, card)
+    grade_model = GradeModel(path, threads=threads)
+    _refuse(card_mismatches(card, model_input_size=grade_model.input_size, model_where=str(path)))
+    payload.append((model_member(sign), path.read_bytes()))
+    payload.append((card_member(sign), (card.model_dump_json(indent=2) + "\n").encode()))
+    entry = PackModelEntry(model=model_member(sign), card=card_member(sign),
+                           stats=_add_stats(sign, path, card, payload))
+    images = list(images)
+    if not images:
+        seed = int(hashlib.sha256(sign.value.encode()).hexdigest()[:8], 16)
+        images = random_golden_images(grade_model.input_size, GOLDEN_PER_SIGN, seed)
+    members, cases = _golden_cases(sign, grade_model, images)
+    payload.extend(members)
+    return entry, cases
 
 
 def _write_tar_atomic(out: Path, members: list[tuple[str, bytes]], *, mtime: int) -> None:

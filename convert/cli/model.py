@@ -102,8 +102,6 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
                 echo: Any = print, brief: bool = False) -> Outcome:
     """Convert ``run`` (trainer.run.Run) in each of ``modes`` until one passes the gate;
     write that one and its card into ``out_dir``. ``echo`` receives the gate tables."""
-    from convert.abstention import fit_for_run
-    from convert.cards import build_card, card_path_for
     from convert.gate import evaluate_gate, predict_keras, predict_tflite
     from convert.latency import format_latency, measure
     from convert.tflite import ConversionError, calibration_images, write_tflite
@@ -153,21 +151,32 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
                 "conversion_errors": {m.value: e for m, e in outcome.errors.items()},
                 "calibration_images": len(calib) if mode in CALIBRATED_MODES else 0})
             final = write_tflite(flat, Path(out_dir) / f"{sign.value}.tflite")
-            abstention = fit_for_run(run, final, images, threads=threads) \
-                if exported is not model else None
-            if abstention is not None:
-                echo(_abstention_summary(sign.value, abstention))
-            card = build_card(
-                sign=sign, tflite_path=final, image_size=run.image_size, mode=mode,
-                backbone=run.backbone, head=run.head, training_data=summary, gate=gate_info,
-                metrics_keras=gate.metrics_keras, metrics_tflite=gate.metrics_tflite,
-                latency=latency, run_dir=run.dir, abstention=abstention,
-                float_layers=float_layers,
-            )
-            save_card(card, card_path_for(final))
-            outcome.tflite, outcome.card = final, card
+            outcome.tflite = final
+            outcome.card = _write_card(run, summary, final, gate, gate_info, latency, float_layers,
+                                       images=images if exported is not model else None,
+                                       threads=threads, echo=echo)
             return outcome
     return outcome
+
+
+def _write_card(run: Any, summary: Any, final: Path, gate: Any, gate_info: Any, latency: Any,
+                float_layers: list[str], *, images: Any, threads: int, echo: Any) -> Any:
+    """Fit the abstention statistics (when the model gives pooled features: ``images``
+    are then the held-out crops) and write the card beside ``final``."""
+    from convert.abstention import fit_for_run
+    from convert.cards import build_card, card_path_for
+
+    abstention = fit_for_run(run, final, images, threads=threads) if images is not None else None
+    if abstention is not None:
+        echo(_abstention_summary(run.sign.value, abstention))
+    card = build_card(
+        sign=run.sign, tflite_path=final, image_size=run.image_size, mode=gate.mode,
+        backbone=run.backbone, head=run.head, training_data=summary, gate=gate_info,
+        metrics_keras=gate.metrics_keras, metrics_tflite=gate.metrics_tflite,
+        latency=latency, run_dir=run.dir, abstention=abstention, float_layers=float_layers,
+    )
+    save_card(card, card_path_for(final))
+    return card
 
 
 def _convert(model: Any, mode: QuantMode, calib: Any) -> tuple[bytes, list[str]]:

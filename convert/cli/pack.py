@@ -116,9 +116,7 @@ def _source_samples(run: Any, sign: Sign) -> list[Any]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from convert.cards import find_converted
     from convert.packer import GOLDEN_PER_SIGN, PackError, write_pack
-    from device.card import CardError
 
     given = {s: getattr(args, s.value) for s in MODEL_SIGNS if getattr(args, s.value)}
     if args.from_sweep:
@@ -135,32 +133,11 @@ def run(args: argparse.Namespace) -> int:
     work = args.work or args.out.with_name(args.out.stem + ".models")
     models, golden = {}, {}
     for sign in MODEL_SIGNS:
-        src = sources[sign]
-        if not src.is_dir():
-            raise UserError(f"--{sign.value} {src}: not a folder")
-        try:
-            converted = find_converted(src)
-        except (ValueError, CardError) as exc:
-            raise UserError(str(exc)) from exc
-        if converted is not None:
-            tflite, card = converted
-            if card.sign != sign:
-                raise UserError(f"{src}: its card grades {card.sign.value}, not {sign.value}")
-            run_dir = card.provenance.run_dir
-            the_run = open_run(Path(run_dir), args.data) if run_dir and Path(run_dir).is_dir() else None
-            print(f"{sign.value}: using converted {tflite} ({card.quantization})")
-        else:
-            the_run = open_run(src, args.data)
-            if the_run.sign != sign:
-                raise UserError(f"{src}: this run grades {the_run.sign.value}, not {sign.value}")
-            outcome = convert_run(the_run, work / sign.value, modes=modes_to_try(args.mode, args.fallback),
-                                  thresholds=thresholds, calib_n=args.calib_n,
-                                  bench_runs=args.bench_runs, threads=args.threads,
-                                  brief=args.brief)
-            if outcome.tflite is None:
-                print(f"no pack written: {sign.value} failed the accuracy gate")
-                return 1
-            tflite, card = outcome.tflite, outcome.card
+        found = _model_for(sign, sources[sign], args, work, thresholds)
+        if found is None:
+            print(f"no pack written: {sign.value} failed the accuracy gate")
+            return 1
+        tflite, card, the_run = found
         models[sign] = (tflite, card)
         if the_run is not None:
             golden[sign] = pick_golden(tflite, _source_samples(the_run, sign), card.input_size[0],
@@ -181,6 +158,38 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {sign.value}: {card.backbone} {card.quantization}, {card.file_size} bytes, "
               f"held-out accuracy {acc:.4f}{tag}")
     return _self_check(pack, args.sign_key, args.threads)
+
+
+def _model_for(sign: Sign, src: Path, args: argparse.Namespace, work: Path,
+               thresholds: Any) -> tuple[Path, Any, Any] | None:
+    """(tflite, card, run or None) for one sign: an already converted folder as it is, or
+    a training run converted now; None when the run fails the accuracy gate."""
+    from convert.cards import find_converted
+    from device.card import CardError
+
+    if not src.is_dir():
+        raise UserError(f"--{sign.value} {src}: not a folder")
+    try:
+        converted = find_converted(src)
+    except (ValueError, CardError) as exc:
+        raise UserError(str(exc)) from exc
+    if converted is not None:
+        tflite, card = converted
+        if card.sign != sign:
+            raise UserError(f"{src}: its card grades {card.sign.value}, not {sign.value}")
+        run_dir = card.provenance.run_dir
+        the_run = open_run(Path(run_dir), args.data) if run_dir and Path(run_dir).is_dir() else None
+        print(f"{sign.value}: using converted {tflite} ({card.quantization})")
+        return tflite, card, the_run
+    the_run = open_run(src, args.data)
+    if the_run.sign != sign:
+        raise UserError(f"{src}: this run grades {the_run.sign.value}, not {sign.value}")
+    outcome = convert_run(the_run, work / sign.value, modes=modes_to_try(args.mode, args.fallback),
+                          thresholds=thresholds, calib_n=args.calib_n,
+                          bench_runs=args.bench_runs, threads=args.threads, brief=args.brief)
+    if outcome.tflite is None:
+        return None
+    return outcome.tflite, outcome.card, the_run
 
 
 def _self_check(pack: Path, sign_key: Path | None, threads: int) -> int:

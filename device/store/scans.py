@@ -87,19 +87,7 @@ class ScanRecords(PatientRecords):
         grades, probs = _checked_grades(grades, probs)
         when = iso(taken_at or self.clock())
         capture = capture or Capture()
-        rel_path = self._keep(visit_id, image, lossless=True) if self.keep_images else None
-        frame = capture.frame
-        try:
-            if frame is not None and self.blur_faces and self.keep_images and self.keep_frames:
-                from device.faces import blur_faces
-
-                frame = blur_faces(frame, capture.box)  # the crop itself stays as graded
-            frame_path = (self._keep(visit_id, frame, lossless=False)
-                          if self.keep_images and self.keep_frames else None)
-        except BaseException:  # e.g. the disk filled up between the two files
-            if rel_path:
-                (self.data_dir / rel_path).unlink(missing_ok=True)
-            raise
+        rel_path, frame_path = self._keep_files(visit_id, image, capture)
         cols = {"visit_id": visit_id, "region": region.value, "taken_at": when,
                 "pack_version": pack_version, "review": int(bool(review)), "image_path": rel_path,
                 "image_saved_at": when if rel_path or frame_path else None,
@@ -135,6 +123,25 @@ class ScanRecords(PatientRecords):
             raise
         log.info("visit %s: saved %s scan %s (pack %s)", visit_id, region.value, scan_id, pack_version)
         return self.get_scan(int(scan_id))
+
+    def _keep_files(self, visit_id: int, image: np.ndarray | bytes | None,
+                    capture: Capture) -> tuple[str | None, str | None]:
+        """Write the graded crop (lossless) and, where kept, the full frame with faces
+        blurred outside the crop; returns their paths relative to the data folder."""
+        rel_path = self._keep(visit_id, image, lossless=True) if self.keep_images else None
+        frame = capture.frame
+        try:
+            if frame is not None and self.blur_faces and self.keep_images and self.keep_frames:
+                from device.faces import blur_faces
+
+                frame = blur_faces(frame, capture.box)  # the crop itself stays as graded
+            frame_path = (self._keep(visit_id, frame, lossless=False)
+                          if self.keep_images and self.keep_frames else None)
+        except BaseException:  # e.g. the disk filled up between the two files
+            if rel_path:
+                (self.data_dir / rel_path).unlink(missing_ok=True)
+            raise
+        return rel_path, frame_path
 
     def _keep(self, visit_id: int, image: np.ndarray | bytes | None, *, lossless: bool) -> str | None:
         """Write one image file of a scan; its path relative to the data dir."""

@@ -112,3 +112,24 @@ def test_install_and_roll_back_from_the_dashboard(app):
     resp = staff.post("/api/scan", json={}, headers={"X-CSRFToken": stoken})
     assert resp.status_code == 200
     assert resp.get_json()["result"]["pack_version"] == "2025.1.0"
+
+
+def test_abstention_lines_name_their_sign_when_they_differ():
+    from pathlib import Path
+
+    from jinja2 import Environment, FileSystemLoader
+
+    import device.web
+
+    env = Environment(loader=FileSystemLoader(Path(device.web.__file__).parent / "templates"))
+    page = env.from_string("{% from '_cards.html' import card_table %}{{ card_table(cards, []) }}")
+
+    def card(line):
+        return {"backbone": "b", "quantization": "int8", "input_size": [96, 96], "held_out": {},
+                "abstention": line}
+
+    same = page.render(cards={"erythema": card("past 3"), "excoriation": card("past 3")})
+    assert same.count("Unfamiliar images") == 1 and "Unfamiliar images: past 3." in same
+    differ = page.render(cards={"erythema": card("past 3"), "excoriation": card("past 4")})
+    assert "Unfamiliar images, erythema: past 3." in differ
+    assert "Unfamiliar images, excoriation: past 4." in differ

@@ -35,19 +35,6 @@ def tf_config(ports: list[int], index: int) -> str:
                        "task": {"type": "worker", "index": index}})
 
 
-def test_strategy_plan_from_fake_devices():
-    assert plan_strategy([], None).kind == "default"
-    assert not plan_strategy([], None).mixed_precision
-    one = plan_strategy(["gpu0"], None)
-    assert one.kind == "mirrored" and one.mixed_precision
-    assert plan_strategy(["gpu0", "gpu1"], "").kind == "mirrored"
-    assert not plan_strategy(["gpu0"], None, mixed_precision=False).mixed_precision
-    tf_config = json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}})
-    assert plan_strategy([], tf_config).kind == "multi_worker"
-    with pytest.raises(StrategyError, match="TF_CONFIG"):
-        plan_strategy([], "{not json")
-
-
 def test_plan_reads_the_cluster_and_the_devices():
     two = [19001, 19002]
     chief, other = (plan_strategy([], tf_config(two, i)) for i in (0, 1))

@@ -12,7 +12,7 @@ import time
 
 import pytest
 from test_browser import ARGS, Shots, _login
-from web_support import FAST_HASH, PASSWORD, fake_models, make_config
+from web_support import FAST_HASH, PASSWORD, UnpluggableCamera, fake_models, make_config
 
 from device.cameras import RetryingCamera, SyntheticCamera
 from device.config import CropMode
@@ -24,27 +24,6 @@ VIEWPORT = {"width": 800, "height": 480}
 TARGETS = ("button:visible, a.button:visible, select:visible, header nav a:visible, "
            "input[type=text]:visible, input[type=number]:visible, input[type=password]:visible, "
            ".choices label:visible, input[type=file]:visible, main a:visible, header a:visible")
-
-
-class Camera:
-    """A synthetic camera that holds each scene (a steady hand) and can be unplugged."""
-
-    def __init__(self):
-        self.inner = SyntheticCamera(640, 480, seed=4, scene_seconds=600)
-        self.status = self.inner.status
-        self.present = True
-
-    def open(self):
-        if not self.present:
-            raise OSError("no such device")
-
-    def read(self):
-        if not self.present:
-            raise OSError("device vanished")
-        return self.inner.read()
-
-    def close(self):
-        pass
 
 
 @pytest.fixture
@@ -59,7 +38,8 @@ def server(tmp_path):
 
     config = make_config(tmp_path)
     config.crop.mode = CropMode.AUTO
-    camera = Camera()
+    # holds each scene (a steady hand) and can be unplugged
+    camera = UnpluggableCamera(SyntheticCamera(640, 480, seed=4, scene_seconds=600))
     users = UserStore.in_data_dir(config.storage.data_dir, hash_method=FAST_HASH)
     users.add("nurse", PASSWORD, "admin")  # staff pages and the status page
     app = create_app(config, service=Service(config, RetryingCamera(camera, retry_seconds=0.2),

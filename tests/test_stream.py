@@ -10,7 +10,14 @@ import threading
 import time
 
 import pytest
-from web_support import FAST_HASH, PASSWORD, fake_models, login, make_config
+from web_support import (
+    FAST_HASH,
+    PASSWORD,
+    UnpluggableCamera,
+    fake_models,
+    login,
+    make_config,
+)
 
 from device.cameras import RetryingCamera, SyntheticCamera
 from device.service import Service
@@ -18,29 +25,6 @@ from device.store import Store
 from device.streamclient import count_frames, read_events
 from device.web import create_app
 from device.web.users import UserStore
-
-
-class Unpluggable:
-    """A synthetic 640x480 camera that can be unplugged and plugged back in."""
-
-    def __init__(self):
-        self.inner = SyntheticCamera(640, 480, seed=1)
-        self.status = self.inner.status
-        self.present = True
-        self.reads = 0
-
-    def open(self):
-        if not self.present:
-            raise OSError("no such device")
-
-    def read(self):
-        if not self.present:
-            raise OSError("device vanished")
-        self.reads += 1
-        return self.inner.read()
-
-    def close(self):
-        pass
 
 
 @pytest.fixture
@@ -51,7 +35,7 @@ def served(tmp_path):
     from device.cli.run import server_options
 
     config = make_config(tmp_path)
-    raw = Unpluggable()
+    raw = UnpluggableCamera(SyntheticCamera(640, 480, seed=1))
     camera = RetryingCamera(raw, retry_seconds=0.1, name="test camera")
     users = UserStore.in_data_dir(config.storage.data_dir, hash_method=FAST_HASH)
     users.add("nurse", PASSWORD, "staff")

@@ -172,3 +172,28 @@ def tiny_pack_file(version: str) -> Path:
 @functools.cache
 def _pack_root() -> Path:
     return Path(tempfile.mkdtemp(prefix="atopiscan-webpacks-"))
+
+
+class UnpluggableCamera:
+    """A camera wrapper (e.g. around a SyntheticCamera) that can be unplugged and
+    plugged back in: ``present = False`` makes open and read fail as a lost device does.
+    ``reads`` counts the frames handed out."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.status = inner.status
+        self.present = True
+        self.reads = 0
+
+    def open(self):
+        if not self.present:
+            raise OSError("no such device")
+
+    def read(self):
+        if not self.present:
+            raise OSError("device vanished")
+        self.reads += 1
+        return self.inner.read()
+
+    def close(self):
+        pass

@@ -114,9 +114,10 @@ class Demo:
         if self.done(run / "metrics.json", "models"):
             return runs
         # Same command after a Ctrl-C: the trainer resumes from its checkpoint.
+        # Two held-out evaluations: each grades 900 images four times (mirror views).
         self.cli("trainer", "train", "--multi-sign", "--recipe", "mobile", "--data", str(train_dir),
                  "--backbone", self.backbone, "--image-size", str(self.image_size),
-                 "--steps", str(self.steps), "--eval-every", str(max(self.steps // 3, 1)),
+                 "--steps", str(self.steps), "--eval-every", str(max(self.steps // 2, 1)),
                  "--out", str(run))
         return runs
 

@@ -49,16 +49,18 @@ def check_mode(mode: QuantMode | str) -> QuantMode:
 
 
 def calibration_images(samples: Sequence[Any], image_size: int, *, n: int = DEFAULT_CALIB_N,
-                       seed: int = 0) -> np.ndarray:
+                       seed: int = 0, load: Any = None) -> np.ndarray:
     """A shuffled sample of ``n`` training images as the device will see them: the
     lesion crop where the manifest gives a box, resized to the model's input exactly
-    as at inference (``trainer.run.load_image``), as a uint8 array (n, size, size, 3)."""
+    as at inference (``trainer.run.load_image``), as a uint8 array (n, size, size, 3).
+    ``load``: what reads the samples (default ``trainer.run.load_images``)."""
     from trainer.run import load_images
 
+    load = load or load_images
     if not samples:
         raise ValueError("the run's training split is empty: nothing to calibrate int8 on")
     order = np.random.default_rng(seed).permutation(len(samples))[:n]
-    return load_images([samples[i] for i in order], image_size)
+    return load([samples[i] for i in order], image_size)
 
 
 def convert_keras(model: Any, mode: QuantMode | str, *, calibration: Iterable[np.ndarray] | None = None) -> bytes:

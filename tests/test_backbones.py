@@ -17,7 +17,7 @@ from trainer.backbones import (
 # Building a backbone takes 2-15 s on the shared 2-core machine, so the default suite
 # builds one of each kind (keras "none"/"caffe"/"tf" preprocessing, one of ours); the
 # rest run with -m slow.
-FAST = {"mobilenet_v3_small", "vgg16", "resnet50_v2", "inception_v1"}
+FAST = {"mobilenet_v3_small", "vgg16", "resnet50_v2", "inception_v1", "strided_cnn"}
 
 # Which keras.applications module's preprocess_input each keras backbone is fed by.
 KERAS_PREPROCESS = {
@@ -28,7 +28,8 @@ KERAS_PREPROCESS = {
     "mobilenet_v3_small_minimal": "mobilenet_v3",
     "mobilenet_v3_large": "mobilenet_v3", "efficientnet_b0": "efficientnet",
 }
-OURS = {"inception_v1", "inception_v2", "inception_v4", "resnet200_v1", "resnet200_v2"}
+OURS = {"inception_v1", "inception_v2", "inception_v4", "resnet200_v1", "resnet200_v2",
+        "strided_cnn"}
 
 
 def test_registry_holds_the_paper_and_mobile_backbones():
@@ -36,10 +37,10 @@ def test_registry_holds_the_paper_and_mobile_backbones():
     assert BACKBONE_GROUPS["paper"][0] == "inception_v1"
     assert BACKBONE_GROUPS["paper"][-1] == "vgg19"
     assert BACKBONE_GROUPS["mobile"] == ("mobilenet_v2", "mobilenet_v3_small",
-                                         "mobilenet_v3_small_minimal", "mobilenet_v3_large",
-                                         "efficientnet_b0")
+                                         "mobilenet_v3_small_minimal", "strided_cnn",
+                                         "mobilenet_v3_large", "efficientnet_b0")
     assert set(list_backbones()) == set(BACKBONE_GROUPS["all"])
-    assert len(BACKBONE_GROUPS["all"]) == 19
+    assert len(BACKBONE_GROUPS["all"]) == 20
     assert set(KERAS_PREPROCESS) | OURS == set(list_backbones())
 
 
@@ -54,7 +55,7 @@ def test_specs_are_frozen_and_sane():
         spec = get_backbone(name)
         assert spec.name == name
         assert spec.min_input <= spec.default_input
-        assert spec.params > 400_000  # the smallest: minimalistic MobileNetV3-Small, 441k
+        assert spec.params > 90_000  # the smallest: our strided_cnn, 98k
         assert spec.preprocess in ("caffe", "tf", "torch", "none")
     with pytest.raises(AttributeError):
         get_backbone("vgg16").params = 1  # type: ignore[misc]

@@ -154,15 +154,22 @@ def predict_samples(model, samples, image_size: int, *,
     return np.concatenate(out)
 
 
-def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = None) -> dict:
+def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = None,
+                 probs=None) -> dict:
     """Evaluate a run (trainer.run.Run) on its held-out split and write metrics.json,
-    confusion.json and confusion.png. Multi-sign runs get one block per sign."""
+    confusion.json and confusion.png. Multi-sign runs get one block per sign.
+    ``probs``: the model's predictions on the held-out split when the caller has them
+    already (``predict_samples``' result for ``run.val_samples()``); else predicted here."""
     from trainer.run import CONFUSION_JSON, CONFUSION_PNG, METRICS_FILE, write_json
 
-    model = model if model is not None else run.load_model()
     val = run.val_samples()
     if not val:
         raise ValueError("no held-out images to evaluate: the validation split is empty")
+    if probs is not None and len(next(iter(probs.values())) if isinstance(probs, dict)
+                                 else probs) != len(val):
+        probs = None  # made for another split: predict again
+    if probs is None:
+        model = model if model is not None else run.load_model()
     header = {"sign": run.config.sign, "backbone": run.backbone,
               "image_size": run.image_size, "head": run.head, "synthetic": run.synthetic,
               "split": "val", "n_train": len(run.train_samples())}
@@ -170,7 +177,7 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
         header["note"] = SYNTHETIC_NOTE
     if run.config.multi_sign:
         result = dict(header, per_sign={})
-        all_probs = predict_samples(model, val, run.image_size)  # every head in one pass
+        all_probs = probs if probs is not None else predict_samples(model, val, run.image_size)
         for sign in run.signs:
             graded = [i for i, s in enumerate(val) if sign in s.grades]
             probs = all_probs[sign.value][graded]
@@ -181,7 +188,8 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
                                run.dir / f"confusion_{sign.value}.json", title=_title(run, sign, m))
     else:
         sign: Sign = run.sign
-        probs = predict_samples(model, val, run.image_size)
+        if probs is None:
+            probs = predict_samples(model, val, run.image_size)
         m = compute_metrics([int(s.grades[sign]) for s in val], probs)
         result = dict(header, **m.model_dump(exclude_none=True))
         if write:

@@ -38,6 +38,8 @@ OUTPUT_NAME = "grades"
 BACKBONE_LAYER = "backbone"
 PREPROCESS_LAYER = "preprocess"
 POOL_LAYER = "pool"
+MIRROR_LAYER = "mirror_views"  # test-time mirror averaging (trainer.nets.heads.MirrorViews)
+VIEW_POOL_LAYER = "view_pool"  # with mirror views: each view's pooling, before "pool" averages
 FEATURES_NAME = "features"
 
 
@@ -62,13 +64,16 @@ def __getattr__(name: str) -> Any:
     if name == "CUSTOM_OBJECTS":
         from trainer.nets.heads import (
             ImagePreprocess,
+            MirrorMean,
+            MirrorViews,
             OrdinalHead,
             SmoothedSparseCrossentropy,
             coral_loss,
         )
 
         return {"ImagePreprocess": ImagePreprocess, "OrdinalHead": OrdinalHead,
-                "coral_loss": coral_loss, "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy}
+                "coral_loss": coral_loss, "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy,
+                "MirrorViews": MirrorViews, "MirrorMean": MirrorMean}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -101,12 +106,14 @@ def _grade_head(x: Any, head: Head, dropout: float, name: str, dropout_name: str
 
 
 def _trunk(backbone: str, image_size: int, weights: str | None,
-           width: float | None) -> tuple[Any, Any]:
-    """uint8 input -> preprocessing -> backbone -> pooled features."""
+           width: float | None, mirror_views: bool = False) -> tuple[Any, Any]:
+    """uint8 input -> preprocessing -> backbone -> pooled features. With ``mirror_views``
+    the model averages the pooled features of the image and its three mirror images in
+    inference (MirrorViews before the preprocessing, MirrorMean after the pooling)."""
     import keras
     from keras import layers
 
-    from trainer.nets.heads import ImagePreprocess
+    from trainer.nets.heads import ImagePreprocess, MirrorMean, MirrorViews
 
     spec = get_backbone(backbone)
     if image_size < spec.min_input:
@@ -115,22 +122,27 @@ def _trunk(backbone: str, image_size: int, weights: str | None,
                          f"(its usual size is {spec.default_input})")
     shape = (image_size, image_size, 3)
     inputs = keras.Input(shape, dtype="uint8", name=INPUT_NAME)
-    x = ImagePreprocess(spec.preprocess, name=PREPROCESS_LAYER)(inputs)
+    x = MirrorViews(name=MIRROR_LAYER)(inputs) if mirror_views else inputs
+    x = ImagePreprocess(spec.preprocess, name=PREPROCESS_LAYER)(x)
     net = spec.builder(shape, weights=weights, name=BACKBONE_LAYER, width=width)
     x = net(x)
+    if mirror_views:
+        x = layers.GlobalAveragePooling2D(name=VIEW_POOL_LAYER)(x)
+        return inputs, MirrorMean(name=POOL_LAYER)(x)
     x = layers.GlobalAveragePooling2D(name=POOL_LAYER)(x)
     return inputs, x
 
 
 def build_classifier(backbone: str, *, image_size: int, head: str | Head = Head.SOFTMAX,
                      weights: str | None = None, dropout: float = 0.2,
-                     width: float | None = None) -> Any:
+                     width: float | None = None, mirror_views: bool = False) -> Any:
     """One sign's classifier. ``weights``: None (random), "imagenet" (keras.applications
-    backbones only; downloads) or a backbone .weights.h5 path. ``width``: MobileNet alpha."""
+    backbones only; downloads) or a backbone .weights.h5 path. ``width``: MobileNet alpha.
+    ``mirror_views``: average the image and its mirror images in inference (``_trunk``)."""
     import keras
 
     head = parse_head(head)
-    inputs, x = _trunk(backbone, image_size, weights, width)
+    inputs, x = _trunk(backbone, image_size, weights, width, mirror_views)
     out = _grade_head(x, head, dropout, OUTPUT_NAME, "dropout")
     log.debug("built %s classifier (%s head) at %d px", backbone, head, image_size)
     return keras.Model(inputs, out, name=f"{backbone}_{head}")
@@ -138,7 +150,8 @@ def build_classifier(backbone: str, *, image_size: int, head: str | Head = Head.
 
 def build_multi_sign(backbone: str, *, image_size: int, signs: Iterable[Sign] = MODEL_SIGNS,
                      head: str | Head = Head.SOFTMAX, weights: str | None = None,
-                     dropout: float = 0.2, width: float | None = None) -> Any:
+                     dropout: float = 0.2, width: float | None = None,
+                     mirror_views: bool = False) -> Any:
     """One shared backbone, one head per sign; outputs {sign.value: (batch, 4) probs}.
 
     Compile with a dict of losses keyed the same way (``loss_for_head`` per sign); for a
@@ -149,7 +162,7 @@ def build_multi_sign(backbone: str, *, image_size: int, signs: Iterable[Sign] = 
     signs = [parse_sign(s) if isinstance(s, str) else s for s in signs]
     if not signs or len(set(signs)) != len(signs):
         raise ValueError(f"signs must be a non-empty list without repeats, got {signs}")
-    inputs, x = _trunk(backbone, image_size, weights, width)
+    inputs, x = _trunk(backbone, image_size, weights, width, mirror_views)
     outputs = {s.value: _grade_head(x, head, dropout, s.value, f"{s.value}_dropout") for s in signs}
     return keras.Model(inputs, outputs, name=f"{backbone}_{head}_multi")
 
@@ -173,7 +186,10 @@ def split_multi_sign(model: Any, sign: Sign | str) -> Any:
     size = tuple(model.input_shape[1:])
     inputs = keras.Input(size, dtype="uint8", name=INPUT_NAME)
     x = inputs
-    for name in (PREPROCESS_LAYER, BACKBONE_LAYER, POOL_LAYER, f"{sign.value}_dropout", sign.value):
+    present = {layer.name for layer in model.layers}
+    chain = [n for n in (MIRROR_LAYER, PREPROCESS_LAYER, BACKBONE_LAYER, VIEW_POOL_LAYER)
+             if n in present or n in (PREPROCESS_LAYER, BACKBONE_LAYER)]
+    for name in (*chain, POOL_LAYER, f"{sign.value}_dropout", sign.value):
         x = model.get_layer(name)(x)
     out = keras.layers.Identity(name=OUTPUT_NAME)(x)
     return keras.Model(inputs, out, name=f"{model.name}_{sign.value}")

@@ -25,7 +25,8 @@ def build_model(cfg: TrainConfig, signs: list[Sign]):
     # A .keras file (e.g. an earlier run's model.keras) is copied layer by layer after the
     # build; none/imagenet/a backbone .weights.h5 go to the backbone builder.
     path = weights if weights and weights.endswith(".keras") else None
-    options = dict(image_size=cfg.image_size, head=cfg.head, weights=None if path else weights)
+    options = dict(image_size=cfg.image_size, head=cfg.head, weights=None if path else weights,
+                   mirror_views=cfg.mirror_views)
     try:
         if cfg.multi_sign:
             model = build_multi_sign(cfg.backbone, signs=tuple(signs), **options)
@@ -79,6 +80,36 @@ def cap_bn_momentum(model, momentum: float) -> int:
             n += 1
     if n:
         log.info("batch-norm momentum capped at %s in %d layers", momentum, n)
+    return n
+
+
+def snap_to_int8_grid(model) -> int:
+    """Round every convolution and dense kernel onto the grid int8 conversion will put it
+    on: per output channel, 255 levels symmetric about 0 (step max|w| / 127), the scheme
+    TensorFlow Lite uses for int8 weights. Returns the number of kernels rounded.
+
+    The converter folds batch norm into the kernel before quantizing; that folding scales
+    each output channel by one factor, which keeps a rounded channel on its grid, so the
+    int8 weights of the converted model are then exactly these. What is left between the
+    Keras model and its int8 copy is the rounding of activations, which the accuracy gate
+    measures. Rounding again changes nothing (the largest weight of a channel stays put)."""
+    import keras
+    import numpy as np
+
+    n = 0
+    for layer in walk_layers(model):
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            axes = (0, 1)  # one scale per (input channel, multiplier)
+        elif isinstance(layer, (keras.layers.Conv2D, keras.layers.Dense)):
+            axes = tuple(range(len(layer.kernel.shape) - 1))  # one per output channel
+        else:
+            continue
+        kernel = np.asarray(layer.kernel.numpy())
+        peak = np.abs(kernel).max(axis=axes, keepdims=True)
+        step = np.where(peak > 0, peak / 127.0, 1.0)
+        layer.kernel.assign((np.round(kernel / step) * step).astype(kernel.dtype))
+        n += 1
+    log.info("rounded %d kernels onto the int8 grid", n)
     return n
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import device
 from device.vocab import MODEL_SIGNS, Sign, parse_sign
 from trainer.checkpoint import LAST_FILE, STATE_FILE, ResumeState, make_checkpointer, save_model
-from trainer.model_setup import build_model, compile_model
+from trainer.model_setup import build_model, compile_model, snap_to_int8_grid
 from trainer.recipe import parse_recipe
 from trainer.run import (
     CKPT_DIR,
@@ -48,7 +48,7 @@ from trainer.strategy import (
     weights_digest,
     write_dir,
 )
-from trainer.train_config import IDENTITY_KEYS, TrainConfig, TrainError
+from trainer.train_config import IDENTITY_DEFAULTS, IDENTITY_KEYS, TrainConfig, TrainError
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,9 @@ def _resolve(cfg: TrainConfig, rundir: Path, signs: list[Sign], plan: StrategyPl
     old_path = rundir / CONFIG_FILE
     if started and old_path.exists():  # a run with a checkpoint: only the same run continues
         old = read_json(old_path)
-        clash = [k for k in IDENTITY_KEYS if old.get(k) != resolved.get(k)]
+        # A run from before a key existed holds that key's default (mirror_views: False).
+        clash = [k for k in IDENTITY_KEYS
+                 if old.get(k, IDENTITY_DEFAULTS.get(k)) != resolved.get(k)]
         if clash:
             raise TrainError(f"{rundir} already holds a run with different "
                              f"{', '.join(f'{k}={old.get(k)!r}' for k in clash)}; use another --out "
@@ -228,17 +230,21 @@ def _callbacks(wdir: Path, state: ResumeState, cfg: TrainConfig) -> list:
 
 def _finish_chief(cfg: TrainConfig, rundir: Path, state: ResumeState, resolved: dict) -> dict:
     """Evaluate the best model on the held-out split and mark the run done."""
-    from trainer.evaluate import evaluate_run
+    from trainer.evaluate import evaluate_run, predict_samples
 
     run = load_run(rundir)
     best = run.load_model()
+    if cfg.int8_grid:  # the run's model is the rounded one: every figure below is of it
+        snap_to_int8_grid(best)
+        save_model(best, rundir / MODEL_FILE)
     extra = {"steps_done": state.step, "best_step": state.best_step,
              "stopped_early": state.stopped_early, "train_seconds": round(state.train_seconds, 1),
              "images_per_second": round(state.step * cfg.batch / max(state.train_seconds, 1e-9), 1),
              "params": int(best.count_params())}
-    metrics = evaluate_run(run, model=best, extra=extra)
+    probs = predict_samples(best, run.val_samples(), run.image_size)  # every head in one pass
+    metrics = evaluate_run(run, model=best, extra=extra, probs=probs)
     if cfg.multi_sign:
-        _write_per_sign_runs(run, best, resolved, extra)
+        _write_per_sign_runs(run, best, resolved, extra, probs)
     state.done = True
     state.save(rundir / CKPT_DIR / STATE_FILE)
     return metrics
@@ -272,8 +278,10 @@ def _datasets(cfg: TrainConfig, signs: list[Sign], train_samples, val_samples, s
     return train_ds, val_ds
 
 
-def _write_per_sign_runs(run, best, resolved: dict, extra: dict) -> None:
-    """One ordinary single-sign run directory per sign (RUNDIR/<sign>/) for convert."""
+def _write_per_sign_runs(run, best, resolved: dict, extra: dict, probs: dict) -> None:
+    """One ordinary single-sign run directory per sign (RUNDIR/<sign>/) for convert.
+    ``probs``: the multi-sign model's held-out predictions, one array per sign (a sign's
+    model is its head on the shared backbone, so they are its predictions too)."""
     import shutil
 
     from trainer.evaluate import evaluate_run
@@ -288,6 +296,7 @@ def _write_per_sign_runs(run, best, resolved: dict, extra: dict) -> None:
         write_json(sub / CONFIG_FILE, dict(resolved, sign=sign.value, signs=[sign.value],
                                            multi_sign=False, out=str(sub), parent=str(run.dir)))
         evaluate_run(load_run(sub, data_root=run.data_root), model=single,
+                     probs=probs[sign.value],
                      extra=dict(extra, params=int(single.count_params()), multi_sign_parent=str(run.dir)))
 
 

@@ -12,7 +12,9 @@ from trainer.recipe import RecipeName, parse_recipe
 log = logging.getLogger(__name__)
 
 #: Keys that must match for the same command to continue an existing run.
-IDENTITY_KEYS = ("sign", "backbone", "image_size", "head", "multi_sign")
+IDENTITY_KEYS = ("sign", "backbone", "image_size", "head", "multi_sign", "mirror_views")
+#: What a config.json written before a key existed meant by it.
+IDENTITY_DEFAULTS = {"mirror_views": False}
 
 
 class TrainError(ValueError):
@@ -36,6 +38,10 @@ class TrainConfig:
     weights: str = "none"  # none | imagenet | PATH (.weights.h5 or a .keras to copy from)
     head: Head = Head.SOFTMAX
     multi_sign: bool = False
+    #: average the image and its mirror images in inference (part of the model's graph)
+    mirror_views: bool = False
+    #: round the final model's kernels onto the int8 grid before it is evaluated
+    int8_grid: bool = False
     seed: int = 0
     split: str | None = None  # reuse this split file instead of making one
     val_fraction: float = 0.3

@@ -108,7 +108,6 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
     from device.card import CALIBRATED_MODES
     from device.interpreter import GradeModel
     from trainer.model import with_pooled_features
-    from trainer.run import load_images
 
     sign = run.sign
     model = run.load_model()
@@ -117,7 +116,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
         raise UserError(f"{run.dir}: the held-out split is empty; the gate has nothing to compare on")
     summary = run.data_summary()
     log.debug("%s: loading %d held-out images at %d px", run.dir.name, len(val), run.image_size)
-    images = load_images(val, run.image_size)  # the lesion crop where a box is given
+    images = load_samples(val, run.image_size)  # the lesion crop where a box is given
     y_true = [int(s.grades[sign]) for s in val]
     keras_probs = predict_keras(model, images)
     exported = with_pooled_features(model) or model  # pooled features: abstention
@@ -127,7 +126,7 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
         for mode in modes:
             if mode in CALIBRATED_MODES and calib is None:
                 calib = calibration_images(run.train_samples(), run.image_size, n=calib_n,
-                                           seed=run.config.seed)
+                                           seed=run.config.seed, load=load_samples)
             log.debug("%s: converting to %s", sign.value, mode)
             try:
                 flat, float_layers = _convert(exported, mode, calib)
@@ -166,7 +165,8 @@ def _write_card(run: Any, summary: Any, final: Path, gate: Any, gate_info: Any, 
     from convert.abstention import fit_for_run
     from convert.cards import build_card, card_path_for
 
-    abstention = fit_for_run(run, final, images, threads=threads) if images is not None else None
+    abstention = (fit_for_run(run, final, images, threads=threads, load=load_samples)
+                  if images is not None else None)
     if abstention is not None:
         echo(_abstention_summary(run.sign.value, abstention))
     card = build_card(
@@ -177,6 +177,24 @@ def _write_card(run: Any, summary: Any, final: Path, gate: Any, gate_info: Any, 
     )
     save_card(card, card_path_for(final))
     return card
+
+
+_loaded: dict[tuple, Any] = {}
+
+
+def load_samples(samples: Sequence[Any], image_size: int) -> Any:
+    """``trainer.run.load_images``, remembering the last few results: a pack's three
+    signs share one split, so their held-out, calibration and training crops are read
+    and decoded once rather than three times."""
+    from trainer.run import load_images
+
+    key = (image_size, tuple((str(s.path), getattr(s, "box", None)) for s in samples))
+    if key not in _loaded:
+        while len(_loaded) >= 3:
+            _loaded.pop(next(iter(_loaded)))
+        _loaded[key] = load_images(samples, image_size)
+        _loaded[key].setflags(write=False)  # shared between callers: nobody may edit it
+    return _loaded[key]
 
 
 def _convert(model: Any, mode: QuantMode, calib: Any) -> tuple[bytes, list[str]]:

@@ -43,6 +43,12 @@ def add_common(parser: argparse.ArgumentParser, *, required: bool = True) -> Non
                         help="float16 compute on GPUs (default: on with a GPU, never on CPU)")
     parser.add_argument("--jit-compile", action=argparse.BooleanOptionalAction, default=None,
                         help="compile the training step with XLA (default: on with a GPU)")
+    parser.add_argument("--mirror-views", action=argparse.BooleanOptionalAction, default=None,
+                        help="the model grades the image and its three mirror images and "
+                             "averages them (4x the inference work; default: the recipe's)")
+    parser.add_argument("--int8-grid", action=argparse.BooleanOptionalAction, default=None,
+                        help="round the final weights onto the grid int8 conversion uses, before "
+                             "the held-out evaluation (default: the recipe's)")
     parser.add_argument("--cpu-devices", type=int, default=0, metavar="N",
                         help="without GPUs, split the CPU into N logical devices and train with "
                              "MirroredStrategy over them (tests the several-device path)")
@@ -83,7 +89,9 @@ def config_from_args(args: argparse.Namespace, **over):
                    verbose=1 if progress else 2,
                    backbone=pick(getattr(args, "backbone", None), recipe.backbone),
                    mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
-                   cpu_devices=args.cpu_devices)
+                   cpu_devices=args.cpu_devices,
+                   mirror_views=pick(args.mirror_views, recipe.mirror_views),
+                   int8_grid=pick(args.int8_grid, recipe.int8_grid))
     options.update(over)
     return TrainConfig(**options)
 

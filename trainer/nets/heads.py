@@ -66,6 +66,47 @@ class ImagePreprocess(keras.layers.Layer):
         return {**super().get_config(), "mode": self.mode}
 
 
+@keras.saving.register_keras_serializable(package="atopiscan")
+class MirrorViews(keras.layers.Layer):
+    """Test-time mirror averaging, first half. In inference the batch becomes itself and
+    its three mirror images (flipped left-right, up-down, and both), stacked on the batch
+    axis (``VIEWS`` times the batch); ``MirrorMean`` averages them back after the pooling.
+    In training the batch passes as it is: the training input is flipped at random already.
+
+    Averaging the four views makes the grade depend a little less on where the texture
+    happens to fall, and averages away part of int8's rounding noise, which differs
+    between the views. Converts to TFLite's REVERSE_V2 and CONCATENATION on the uint8
+    input, ahead of the preprocessing."""
+
+    VIEWS = 4
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if training:
+            return inputs
+        upside_down = ops.flip(inputs, axis=1)
+        return ops.concatenate([inputs, ops.flip(inputs, axis=2), upside_down,
+                                ops.flip(upside_down, axis=2)], axis=0)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (None, *input_shape[1:])
+
+
+@keras.saving.register_keras_serializable(package="atopiscan")
+class MirrorMean(keras.layers.Layer):
+    """Test-time mirror averaging, second half: (VIEWS x batch, C) pooled features, view
+    by view as ``MirrorViews`` stacked them, to their (batch, C) mean. In training the
+    features pass as they are."""
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if training:
+            return inputs
+        views = ops.reshape(inputs, (MirrorViews.VIEWS, -1, inputs.shape[-1]))
+        return ops.mean(views, axis=0)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return input_shape
+
+
 def _affine(mode: str) -> tuple[list[list[float]], list[float]]:
     """(3x3 matrix, offset) with out = rgb @ matrix + offset, per pixel."""
     if mode == "caffe":  # out[c] = in[2 - c] - mean_bgr[c]

@@ -144,10 +144,6 @@ def train(cfg: TrainConfig) -> dict | WorkerResult:
     signs = list(MODEL_SIGNS) if cfg.multi_sign else [parse_sign(cfg.sign or "", model_only=True)]
     plan = plan_strategy(visible_gpus(), os.environ.get("TF_CONFIG"), mixed_precision=cfg.mixed_precision,
                          jit_compile=cfg.jit_compile, cpu_devices=cfg.cpu_devices)
-    # Every worker reads the run directory (shared by all workers of a cluster, so a
-    # restarted cluster resumes from the chief's checkpoint); only the chief writes it.
-    wdir = write_dir(rundir, plan)
-    (wdir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     state = ResumeState.load(rundir / CKPT_DIR / STATE_FILE)
     # Before the first checkpoint nothing is worth keeping: a start that failed (bad
     # backbone, bad size) leaves no config or split that binds the next attempt.
@@ -155,6 +151,11 @@ def train(cfg: TrainConfig) -> dict | WorkerResult:
     if state and state.done and (rundir / METRICS_FILE).exists():
         log.info("%s: already finished at step %d; delete it to train again", rundir, state.step)
         return read_json(rundir / METRICS_FILE)
+    # Every worker reads the run directory (shared by all workers of a cluster, so a
+    # restarted cluster resumes from the chief's checkpoint); only the chief writes it.
+    # Made only now: a worker of a finished run leaves no empty temporary folder behind.
+    wdir = write_dir(rundir, plan)
+    (wdir / CKPT_DIR).mkdir(parents=True, exist_ok=True)
     train_samples, val_samples = _load_data(cfg, rundir, signs, started=state is not None, wdir=wdir)
     strategy = make_strategy(plan)
     resolved["replicas"] = int(strategy.num_replicas_in_sync)

@@ -20,7 +20,7 @@ def add_common(parser: argparse.ArgumentParser, *, required: bool = True) -> Non
                         "several roots together (e.g. a device export and synthetic data)")
     parser.add_argument("--recipe", choices=[r.value for r in RecipeName], default=DEFAULT_RECIPE.value,
                         help="training recipe (see README): mobile (AdamW, cosine, label smoothing; "
-                             "a minimalistic MobileNetV3-Small at 96 px) or paper (SGD lr 0.01, "
+                             "strided_cnn at 96 px, mirror views, int8-grid weights) or paper (SGD lr 0.01, "
                              "10,000 steps, "
                              "resnet101_v1 at 224 px); it fills in the options below left unset")
     parser.add_argument("--image-size", type=int, default=None, help="square input size in pixels")

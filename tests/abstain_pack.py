@@ -4,8 +4,10 @@ tests use it. Built once per test session; TensorFlow only to build it."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path
@@ -59,6 +61,7 @@ def abstain_pack_dir() -> Path:
     from trainer.model import with_pooled_features
 
     root = Path(tempfile.mkdtemp(prefix="atopiscan-abstainpack-"))
+    atexit.register(shutil.rmtree, root, True)  # cached for the session: removed at its end
     train, val = skin_crops(200, 1), skin_crops(100, 2)
     flat = convert_keras(with_pooled_features(tiny_pooled_model()), "float32")
     models = {}

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import atexit
 import functools
 import os
 import shutil
@@ -24,6 +25,7 @@ def tiny_packs_dir(size: int = 32) -> Path:
     from convert.packer import write_pack
 
     root = Path(tempfile.mkdtemp(prefix="atopiscan-tinypack-"))
+    atexit.register(shutil.rmtree, root, True)  # cached for the session: removed at its end
     models = {}
     # One conversion (the slow part) copied for each sign keeps the session fast.
     first = tiny_tflite(root / "model.tflite", size=size, seed=0)

@@ -101,9 +101,9 @@ def fit_abstention(tflite: Path, train_images: np.ndarray, train_grades: Sequenc
 
 
 #: Training crops the image statistics are fitted on (a seeded sample when there are
-#: more): with their blur variants, 600 crops give 3,000 rows for a 29-value Gaussian,
-#: and describing them costs about 3 ms a row.
-IMAGE_FIT_MAX = 600
+#: more): with their blur variants, 400 crops give 2,000 rows for a 29-value Gaussian
+#: (shrunk towards a diagonal by Ledoit-Wolf), and describing them costs about 3 ms a row.
+IMAGE_FIT_MAX = 400
 _image_space_memo: dict[str, tuple[Any, ImageSpaceInfo, np.ndarray]] = {}
 
 

@@ -141,3 +141,47 @@ def test_the_mobile_recipe_asks_for_both():
     mobile, paper = RECIPES[RecipeName.MOBILE], RECIPES[RecipeName.PAPER]
     assert mobile.mirror_views and mobile.int8_grid
     assert not paper.mirror_views and not paper.int8_grid
+
+
+def test_temperature_is_fitted_and_folded_into_the_head():
+    import keras
+
+    from trainer.model import build_classifier
+    from trainer.model_setup import fit_temperatures, snap_to_int8_grid
+
+    keras.utils.set_random_seed(5)
+    model = build_classifier("strided_cnn", image_size=SIZE)
+    rng = np.random.default_rng(0)
+    # Flat colours: pooled features (and so logits) that differ a lot between images.
+    colours = rng.integers(0, 256, (400, 1, 1, 3))
+    images = np.clip(colours + rng.normal(0, 8, (400, SIZE, SIZE, 3)), 0, 255).astype(np.uint8)
+    head = model.get_layer("grades")
+    head.bias.assign(np.zeros(4, np.float32))
+    pooled = keras.Model(model.input, model.get_layer("pool").output).predict(images, verbose=0)
+
+    def logits():
+        return pooled @ head.kernel.numpy() + head.bias.numpy()
+
+    spread = 3.0 / (logits() - logits().mean(0)).std()  # a useful spread between images
+    head.kernel.assign(head.kernel.numpy() * spread)
+    head.bias.assign(-logits().mean(0))  # every grade about as likely
+    snap_to_int8_grid(model)
+    # Grades drawn from softmax(2 * logits): the model is half as sure as it should be.
+    sharp = np.exp(2 * logits() - (2 * logits()).max(1, keepdims=True))
+    sharp /= sharp.sum(1, keepdims=True)
+    labels = np.array([rng.choice(4, p=p) for p in sharp])
+    before = model.predict(images, verbose=0)
+    snapped = head.kernel.numpy().copy()
+    temps = fit_temperatures(model, images, {"grades": labels})
+    assert 0.35 < temps["grades"] < 0.7, temps  # about 1/2
+    after = model.predict(images, verbose=0)
+    np.testing.assert_array_equal(after.argmax(1), before.argmax(1))  # grades unchanged
+    assert after.max(1).mean() > before.max(1).mean() + 0.05  # surer
+    # The kernel was divided by T: still on its int8 grid (the same integers).
+    def units(k):
+        return k / (np.abs(k).max(0) / 127)
+
+    np.testing.assert_allclose(units(head.kernel.numpy()), units(snapped), atol=1e-3)
+    np.testing.assert_allclose(np.round(units(snapped)), units(snapped), atol=1e-3)
+    # Too few graded images: the head is left alone.
+    assert fit_temperatures(model, images[:10], {"grades": labels[:10]}) == {}

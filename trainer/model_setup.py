@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from device.vocab import Sign
 from trainer.train_config import TrainConfig, TrainError
@@ -111,6 +112,50 @@ def snap_to_int8_grid(model) -> int:
         n += 1
     log.info("rounded %d kernels onto the int8 grid", n)
     return n
+
+
+def fit_temperatures(model, images, labels: dict[str, Any]) -> dict[str, float]:
+    """Temperature scaling (Guo et al. 2017) folded into each softmax head: for every head
+    named in ``labels`` (a sign's name in a multi-sign model, "grades" in a one-sign
+    model; labels are integer grades, -1 where not graded), the temperature T that
+    minimises the cross-entropy of softmax(logits / T) on ``images`` is found on a grid,
+    and the head's kernel and bias are divided by T. The grades (the argmax) do not
+    change; the probabilities become as sure as the model is right. Dividing a kernel by
+    one number keeps it on its int8 grid. Returns {head: T}; heads that are not plain
+    softmax Dense layers (the ordinal head) are left alone."""
+    import keras
+    import numpy as np
+
+    from trainer.model import POOL_LAYER
+
+    features = np.asarray(keras.Model(model.input, model.get_layer(POOL_LAYER).output)
+                          .predict(images, batch_size=64, verbose=0), np.float64)
+    grid = np.geomspace(0.2, 5.0, 161)
+    out = {}
+    for name, y in labels.items():
+        head = model.get_layer(name)
+        y = np.asarray(y)
+        keep = y >= 0
+        if not isinstance(head, keras.layers.Dense) or head.activation is not keras.activations.softmax \
+                or keep.sum() < 20:
+            continue
+        kernel, bias = (np.asarray(w.numpy(), np.float64) for w in (head.kernel, head.bias))
+        logits = features[keep] @ kernel + bias
+        nll = [_cross_entropy(logits / t, y[keep]) for t in grid]
+        t = float(grid[int(np.argmin(nll))])
+        head.kernel.assign((kernel / t).astype(head.kernel.dtype))
+        head.bias.assign((bias / t).astype(head.bias.dtype))
+        out[name] = round(t, 4)
+    log.info("temperature scaling: %s", ", ".join(f"{k} T={v:g}" for k, v in out.items()) or "none")
+    return out
+
+
+def _cross_entropy(logits, y) -> float:
+    import numpy as np
+
+    z = logits - logits.max(axis=1, keepdims=True)
+    log_p = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+    return float(-log_p[np.arange(len(y)), y].mean())
 
 
 def copy_weights(src, dst) -> int:

@@ -235,13 +235,18 @@ def _finish_chief(cfg: TrainConfig, rundir: Path, state: ResumeState, resolved: 
 
     run = load_run(rundir)
     best = run.load_model()
-    if cfg.int8_grid:  # the run's model is the rounded one: every figure below is of it
+    # The run's model is the rounded and tempered one: every figure below is of it.
+    if cfg.int8_grid:
         snap_to_int8_grid(best)
+    temperatures = _fit_temperatures(run, best, cfg) if cfg.temperature else None
+    if cfg.int8_grid or cfg.temperature:
         save_model(best, rundir / MODEL_FILE)
     extra = {"steps_done": state.step, "best_step": state.best_step,
              "stopped_early": state.stopped_early, "train_seconds": round(state.train_seconds, 1),
              "images_per_second": round(state.step * cfg.batch / max(state.train_seconds, 1e-9), 1),
              "params": int(best.count_params())}
+    if temperatures is not None:
+        extra["temperatures"] = temperatures
     probs = predict_samples(best, run.val_samples(), run.image_size)  # every head in one pass
     metrics = evaluate_run(run, model=best, extra=extra, probs=probs)
     if cfg.multi_sign:
@@ -249,6 +254,28 @@ def _finish_chief(cfg: TrainConfig, rundir: Path, state: ResumeState, resolved: 
     state.done = True
     state.save(rundir / CKPT_DIR / STATE_FILE)
     return metrics
+
+
+#: Training crops the temperatures are fitted on (a seeded sample when there are more).
+TEMPERATURE_IMAGES = 1000
+
+
+def _fit_temperatures(run, best, cfg: TrainConfig) -> dict[str, float]:
+    """fit_temperatures on a seeded sample of the run's training crops (never held-out
+    ones: those measure the result)."""
+    import numpy as np
+
+    from trainer.input_pipeline import MISSING
+    from trainer.model_setup import fit_temperatures
+    from trainer.run import load_images
+
+    train = run.train_samples()
+    pick = np.random.default_rng(cfg.seed).permutation(len(train))[:TEMPERATURE_IMAGES]
+    sample = [train[i] for i in sorted(pick)]
+    heads = {s.value: s for s in run.signs} if cfg.multi_sign else {"grades": run.signs[0]}
+    labels = {name: [MISSING if s.grades.get(sign) is None else int(s.grades[sign]) for s in sample]
+              for name, sign in heads.items()}
+    return fit_temperatures(best, load_images(sample, run.image_size), labels)
 
 
 def _finish_worker(plan: StrategyPlan, wdir: Path, state: ResumeState) -> WorkerResult:

@@ -42,6 +42,8 @@ class TrainConfig:
     mirror_views: bool = False
     #: round the final model's kernels onto the int8 grid before it is evaluated
     int8_grid: bool = False
+    #: fold a temperature fitted on training images into each softmax head (after int8_grid)
+    temperature: bool = False
     seed: int = 0
     split: str | None = None  # reuse this split file instead of making one
     val_fraction: float = 0.3

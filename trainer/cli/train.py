@@ -49,6 +49,10 @@ def add_common(parser: argparse.ArgumentParser, *, required: bool = True) -> Non
     parser.add_argument("--int8-grid", action=argparse.BooleanOptionalAction, default=None,
                         help="round the final weights onto the grid int8 conversion uses, before "
                              "the held-out evaluation (default: the recipe's)")
+    parser.add_argument("--temperature", action=argparse.BooleanOptionalAction, default=None,
+                        help="fit one temperature per head on training images and fold it into "
+                             "the head, so probabilities match how often grades are right "
+                             "(default: the recipe's)")
     parser.add_argument("--cpu-devices", type=int, default=0, metavar="N",
                         help="without GPUs, split the CPU into N logical devices and train with "
                              "MirroredStrategy over them (tests the several-device path)")
@@ -91,7 +95,8 @@ def config_from_args(args: argparse.Namespace, **over):
                    mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
                    cpu_devices=args.cpu_devices,
                    mirror_views=pick(args.mirror_views, recipe.mirror_views),
-                   int8_grid=pick(args.int8_grid, recipe.int8_grid))
+                   int8_grid=pick(args.int8_grid, recipe.int8_grid),
+                   temperature=pick(args.temperature, recipe.temperature))
     options.update(over)
     return TrainConfig(**options)
 

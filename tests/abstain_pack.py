@@ -4,12 +4,7 @@ tests use it. Built once per test session; TensorFlow only to build it."""
 
 from __future__ import annotations
 
-import atexit
 import functools
-import os
-import shutil
-import tarfile
-import tempfile
 from pathlib import Path
 
 import cv2
@@ -53,6 +48,7 @@ def tiny_pooled_model(seed: int = 0):
 @functools.cache
 def abstain_pack_dir() -> Path:
     """An extracted pack (``.../current``) whose three models can abstain."""
+    from device_pack import extract_as_current, session_dir
     from factories import tiny_card
 
     from convert.abstention import fit_abstention
@@ -60,8 +56,7 @@ def abstain_pack_dir() -> Path:
     from convert.tflite import convert_keras
     from trainer.model import with_pooled_features
 
-    root = Path(tempfile.mkdtemp(prefix="atopiscan-abstainpack-"))
-    atexit.register(shutil.rmtree, root, True)  # cached for the session: removed at its end
+    root = session_dir("atopiscan-abstainpack-")
     train, val = skin_crops(200, 1), skin_crops(100, 2)
     flat = convert_keras(with_pooled_features(tiny_pooled_model()), "float32")
     models = {}
@@ -72,13 +67,7 @@ def abstain_pack_dir() -> Path:
         card = tiny_card(sign, path, size=SIZE, mode="float32").model_copy(update={"abstention": info})
         models[sign] = (path, card)
     pack = write_pack(models, root / "abstain.atopack", pack_version=PACK_VERSION, threads=1)
-    packs = root / "packs"
-    store = packs / "store" / PACK_VERSION
-    store.mkdir(parents=True)
-    with tarfile.open(pack) as tar:
-        tar.extractall(store, filter="data")
-    os.symlink(Path("store") / PACK_VERSION, packs / "current")
-    return packs / "current"
+    return extract_as_current(pack, root / "packs", PACK_VERSION)
 
 
 def abstain_pack_file() -> Path:

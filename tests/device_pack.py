@@ -24,8 +24,7 @@ def tiny_packs_dir(size: int = 32) -> Path:
 
     from convert.packer import write_pack
 
-    root = Path(tempfile.mkdtemp(prefix="atopiscan-tinypack-"))
-    atexit.register(shutil.rmtree, root, True)  # cached for the session: removed at its end
+    root = session_dir("atopiscan-tinypack-")
     models = {}
     # One conversion (the slow part) copied for each sign keeps the session fast.
     first = tiny_tflite(root / "model.tflite", size=size, seed=0)
@@ -34,13 +33,25 @@ def tiny_packs_dir(size: int = 32) -> Path:
         shutil.copyfile(first, path)
         models[sign] = (path, tiny_card(sign, path, size=size))
     pack = write_pack(models, root / "tiny.atopack", pack_version=PACK_VERSION)
-    packs = root / "packs"
-    store = packs / "store" / PACK_VERSION
+    return extract_as_current(pack, root / "packs", PACK_VERSION).parent
+
+
+def session_dir(prefix: str) -> Path:
+    """A temporary folder for a session-cached fixture, removed when the session ends."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, root, True)
+    return root
+
+
+def extract_as_current(pack: Path, packs: Path, version: str) -> Path:
+    """``pack`` extracted into ``packs/store/<version>`` with ``packs/current`` pointing at
+    it (the installed layout, without the device's checks); returns ``packs/current``."""
+    store = packs / "store" / version
     store.mkdir(parents=True)
     with tarfile.open(pack) as tar:
         tar.extractall(store, filter="data")
-    os.symlink(Path("store") / PACK_VERSION, packs / "current")
-    return packs
+    os.symlink(Path("store") / version, packs / "current")
+    return packs / "current"
 
 
 def tiny_pack_dir(size: int = 32) -> Path:

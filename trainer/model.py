@@ -187,9 +187,10 @@ def split_multi_sign(model: Any, sign: Sign | str) -> Any:
     inputs = keras.Input(size, dtype="uint8", name=INPUT_NAME)
     x = inputs
     present = {layer.name for layer in model.layers}
-    chain = [n for n in (MIRROR_LAYER, PREPROCESS_LAYER, BACKBONE_LAYER, VIEW_POOL_LAYER)
-             if n in present or n in (PREPROCESS_LAYER, BACKBONE_LAYER)]
-    for name in (*chain, POOL_LAYER, f"{sign.value}_dropout", sign.value):
+    chain = (MIRROR_LAYER, PREPROCESS_LAYER, BACKBONE_LAYER, VIEW_POOL_LAYER, POOL_LAYER,
+             f"{sign.value}_dropout", sign.value)
+    optional = {MIRROR_LAYER, VIEW_POOL_LAYER}  # only in models with mirror views
+    for name in (n for n in chain if n in present or n not in optional):
         x = model.get_layer(name)(x)
     out = keras.layers.Identity(name=OUTPUT_NAME)(x)
     return keras.Model(inputs, out, name=f"{model.name}_{sign.value}")

@@ -20,12 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import BinaryIO
 
-from device.export_dataset import ExportResult, export_dataset
+from device.export_dataset import WORK_DIR, ExportResult, export_dataset
 from device.export_rows import ExportFilter
 
 log = logging.getLogger(__name__)
-
-WORK_DIR = ".exports"
 
 
 def _tarinfo(info: tarfile.TarInfo, mtime: int) -> tarfile.TarInfo:

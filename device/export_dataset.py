@@ -18,6 +18,10 @@ by which role, pack version, crop mode and box, quality measures.
   handed in (the CLI honours ``SOURCE_DATE_EPOCH``).
 - Written to a temporary folder beside ``out`` and renamed into place: a full
   disk or a kill leaves no half-written export.
+- Never over patient data: an ``out`` that is, holds or sits inside the data folder
+  (or another protected folder, e.g. the packs) is refused before anything is written,
+  whatever ``force`` says; symlinks are resolved first. The one exception is the
+  dashboard's own work folder (``DATA/.exports/<name>``), which holds only exports.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import logging
 import os
 import shutil
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +56,9 @@ from device.imageio import encode_jpeg, encode_png
 
 log = logging.getLogger(__name__)
 
+#: The dashboard's work folder in the data dir (downloads are exported into it).
+WORK_DIR = ".exports"
+
 
 class ExportError(InvalidInput):
     """The export cannot be made; the message says why and what to do."""
@@ -59,6 +66,10 @@ class ExportError(InvalidInput):
 
 class OutputNotEmptyError(ExportError, Conflict):
     """The output folder holds files already (give --force to replace them)."""
+
+
+class ProtectedOutputError(ExportError):
+    """The output is, holds or sits inside a folder of patient data or model packs."""
 
 
 class NothingToExportError(ExportError, NotFound):
@@ -74,12 +85,35 @@ class ExportResult:
     provenance: dict
 
 
-def _check_out(out: Path, force: bool) -> None:
+def _check_out(out: Path, force: bool, protected: Mapping[str, Path], work_dir: Path) -> None:
+    _refuse_protected(out, protected, work_dir)
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file; give a folder for the export")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise OutputNotEmptyError(f"{out} is not empty; choose a new folder, or give --force to "
                              "replace what is there")
+
+
+def _refuse_protected(out: Path, protected: Mapping[str, Path], work_dir: Path) -> None:
+    """Raise ProtectedOutputError when ``out`` (symlinks resolved) is, holds or is inside
+    one of ``protected`` (label -> folder); strictly inside ``work_dir`` is allowed."""
+    real = out.resolve()
+    work = work_dir.expanduser().resolve()
+    if real != work and real.is_relative_to(work):
+        return
+    for label, folder in protected.items():
+        guarded = folder.expanduser().resolve()
+        if real == guarded:
+            how = "is"
+        elif guarded.is_relative_to(real):
+            how = "holds"
+        elif real.is_relative_to(guarded):
+            how = "is inside"
+        else:
+            continue
+        raise ProtectedOutputError(
+            f"{out} {how} the {label} folder {guarded}; an export never writes over it (with or "
+            "without --force): choose a folder outside it")
 
 
 def _crop_bytes(data_dir: Path, row: ExportRow) -> tuple[bytes, str] | None:
@@ -155,8 +189,10 @@ def _fill(tmp: Path, data_dir: Path, rows: list[ExportRow], flt: ExportFilter,
     return records, skipped, faces
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished export into place (over an empty or, with --force, old folder)."""
+def _replace(tmp: Path, out: Path, protected: Mapping[str, Path], work_dir: Path) -> None:
+    """Move the finished export into place (over an empty or, with --force, old folder).
+    The protected folders are checked again just before: nothing else is ever removed."""
+    _refuse_protected(out, protected, work_dir)
     old = None
     if out.exists():
         old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
@@ -173,10 +209,14 @@ def _replace(tmp: Path, out: Path) -> None:
 
 def export_dataset(store, out: Path, flt: ExportFilter, *, device_name: str, software_version: str,
                    exported_by: str, force: bool = False,
-                   clock: Callable[[], dt.datetime] | None = None) -> ExportResult:
-    """Export the store's scans matching ``flt`` into the folder ``out``."""
+                   clock: Callable[[], dt.datetime] | None = None,
+                   protected: Mapping[str, Path] | None = None) -> ExportResult:
+    """Export the store's scans matching ``flt`` into the folder ``out``. ``protected``
+    (label -> folder, e.g. the packs) is refused as ``out`` besides the store's data dir."""
     out = Path(out).expanduser().absolute()
-    _check_out(out, force)
+    guarded = {"data": Path(store.data_dir), **(protected or {})}
+    work_dir = Path(store.data_dir) / WORK_DIR
+    _check_out(out, force, guarded, work_dir)
     when = (clock or (lambda: dt.datetime.now(dt.timezone.utc)))()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
@@ -199,7 +239,7 @@ def export_dataset(store, out: Path, flt: ExportFilter, *, device_name: str, sof
                           software_version=software_version, exported_by=exported_by,
                           exported_at=when, skipped=skipped, faces_blurred=faces)
         _write(tmp / PROVENANCE_NAME, (_json(prov) + "\n").encode("utf-8"))
-        _replace(tmp, out)
+        _replace(tmp, out, guarded, work_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -73,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = export_dataset(store, args.out, flt, device_name=config.device_name,
                                 software_version=device.__version__, exported_by=who,
-                                force=args.force, clock=export_clock())
+                                force=args.force, clock=export_clock(),
+                                protected={"packs": config.packs.dir,
+                                           "configured data": config.storage.data_dir})
     except ExportError as exc:
         raise UserError(str(exc)) from exc
     finally:

@@ -17,7 +17,8 @@ by which role, pack version, crop mode and box, quality measures.
   by scan id, file names from scan ids). The export time comes from the clock
   handed in (the CLI honours ``SOURCE_DATE_EPOCH``).
 - Written to a temporary folder beside ``out`` and renamed into place: a full
-  disk or a kill leaves no half-written export.
+  disk leaves no half-written export, and what a kill leaves is removed by the next
+  export or service start (device.export_work, counted in the audit log).
 - Never over patient data: an ``out`` that is, holds or sits inside the data folder
   (or another protected folder, e.g. the packs) is refused before anything is written,
   whatever ``force`` says; symlinks are resolved first. The one exception is the
@@ -32,7 +33,6 @@ import io
 import logging
 import os
 import shutil
-import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,12 +52,10 @@ from device.export_rows import (
     provenance,
     read_rows,
 )
+from device.export_work import WORK_DIR, ExportWork, old_path, partial_path, sweep_and_audit
 from device.imageio import encode_jpeg, encode_png
 
 log = logging.getLogger(__name__)
-
-#: The dashboard's work folder in the data dir (downloads are exported into it).
-WORK_DIR = ".exports"
 
 
 class ExportError(InvalidInput):
@@ -189,16 +187,17 @@ def _fill(tmp: Path, data_dir: Path, rows: list[ExportRow], flt: ExportFilter,
     return records, skipped, faces
 
 
-def _replace(tmp: Path, out: Path, protected: Mapping[str, Path], work_dir: Path) -> None:
-    """Move the finished export into place (over an empty or, with --force, old folder).
-    The protected folders are checked again just before: nothing else is ever removed."""
+def _replace(tmp: Path, out: Path, old: Path, protected: Mapping[str, Path],
+             work_dir: Path) -> None:
+    """Move the finished export into place (over an empty or, with --force, old folder,
+    which waits at ``old`` meanwhile). The protected folders are checked again just
+    before: nothing else is ever removed."""
     _refuse_protected(out, protected, work_dir)
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+    replaced = out.exists()
+    if replaced:
         os.replace(out, old)
     os.replace(tmp, out)
-    if old is not None:
+    if replaced:
         shutil.rmtree(old, ignore_errors=True)
     fd = os.open(out.parent, os.O_RDONLY)
     try:
@@ -218,33 +217,44 @@ def export_dataset(store, out: Path, flt: ExportFilter, *, device_name: str, sof
     work_dir = Path(store.data_dir) / WORK_DIR
     _check_out(out, force, guarded, work_dir)
     when = (clock or (lambda: dt.datetime.now(dt.timezone.utc)))()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        with store.snapshot() as conn:
-            rows = read_rows(conn, flt)
-            if not rows:
-                raise NothingToExportError(_nothing_message(conn, flt))
-            records, skipped, faces = _fill(tmp, store.data_dir, rows, flt)
-        if not records:
-            raise NothingToExportError(f"none of the {len(rows)} matching scans has its image any "
-                                  "more (keep_images off, or purged after retention_days)")
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=manifest_header(records), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        _write(tmp / MANIFEST_NAME, text.getvalue().encode("utf-8"))
-        prov = provenance(rows, records, flt, device_name=device_name,
-                          software_version=software_version, exported_by=exported_by,
-                          exported_at=when, skipped=skipped, faces_blurred=faces)
-        _write(tmp / PROVENANCE_NAME, (_json(prov) + "\n").encode("utf-8"))
-        _replace(tmp, out, guarded, work_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    sweep_and_audit(store.data_dir, exported_by, beside=out)  # what killed exports left
+    tmp, old = partial_path(out), old_path(out)
+    with ExportWork(store.data_dir).hold(tmp, old):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        try:
+            records, skipped, faces, prov = _fill_all(store, tmp, flt, device_name=device_name,
+                                                      software_version=software_version,
+                                                      exported_by=exported_by, when=when)
+            _replace(tmp, out, old, guarded, work_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     log.info("exported %d scans to %s (%d left out without an image)", len(records), out, skipped)
     return ExportResult(out, len(records), skipped, faces, prov)
+
+
+def _fill_all(store, tmp: Path, flt: ExportFilter, *, device_name: str, software_version: str,
+              exported_by: str, when: dt.datetime) -> tuple[list[dict[str, str]], int, int, dict]:
+    """Images, manifest.csv and provenance.json into ``tmp``."""
+    with store.snapshot() as conn:
+        rows = read_rows(conn, flt)
+        if not rows:
+            raise NothingToExportError(_nothing_message(conn, flt))
+        records, skipped, faces = _fill(tmp, store.data_dir, rows, flt)
+    if not records:
+        raise NothingToExportError(f"none of the {len(rows)} matching scans has its image any "
+                                   "more (keep_images off, or purged after retention_days)")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=manifest_header(records), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    _write(tmp / MANIFEST_NAME, text.getvalue().encode("utf-8"))
+    prov = provenance(rows, records, flt, device_name=device_name,
+                      software_version=software_version, exported_by=exported_by,
+                      exported_at=when, skipped=skipped, faces_blurred=faces)
+    _write(tmp / PROVENANCE_NAME, (_json(prov) + "\n").encode("utf-8"))
+    return records, skipped, faces, prov
 
 
 def _nothing_message(conn, flt: ExportFilter) -> str:

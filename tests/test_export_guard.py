@@ -71,3 +71,81 @@ def test_an_ordinary_folder_is_still_exported_and_replaced(site, capsys):
                         "--force"]) == 0
     assert (out / "manifest.csv").is_file() and not (out / "old.txt").exists()
     assert (data / DB_NAME).is_file() and tree(data / "images")
+
+
+KILLED = """
+import os, signal, sys
+from pathlib import Path
+from device.export_work import ExportWork, partial_path
+data, out = Path(sys.argv[1]), Path(sys.argv[2])
+tmp = partial_path(out)
+work = data / ".exports" / "dl-0123abcd"
+with ExportWork(data).hold(tmp, work):
+    for folder in (tmp, work):
+        folder.mkdir(parents=True)
+        (folder / "crop.png").write_bytes(b"x" * 1000)
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def killed_export(data: Path, out: Path) -> None:
+    """An export process killed -9 with its work folders half written."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-c", KILLED, str(data), str(out)], check=False)
+    assert proc.returncode == -9
+
+
+def test_a_killed_exports_work_is_removed_by_the_next_export(site, capsys):
+    from device.audit import AuditAction, AuditLog
+    from device.export_work import ExportWork
+
+    root, data, _, config = site
+    out = root.parent / "export"
+    killed_export(data, out)
+    stale = root.parent / ".export.partial-00c0ffee"  # an older version's leftover
+    stale.mkdir()
+    (data / ".exports" / ".dl.partial-1234abcd").write_bytes(b"y" * 500)
+    other = root.parent / ".export.partial-not-ours"  # not a name exports make: kept
+    other.mkdir()
+    live = root.parent / ".export.partial-feedf00d"  # a running export's: kept
+    live.mkdir()
+    before = sorted(p.name for p in root.parent.glob(".export.partial-*"))
+    assert len(before) == 4 and len(list((data / ".exports").iterdir())) == 3
+    with ExportWork(data).hold(live):
+        assert device_main(["export-dataset", "--config", str(config), "--out", str(out)]) == 0
+    assert sorted(p.name for p in root.parent.glob(".export*")) == [
+        ".export.partial-feedf00d", ".export.partial-not-ours"]
+    assert [p.name for p in (data / ".exports").iterdir()] == [".inflight"]
+    assert not list((data / ".exports" / ".inflight").iterdir())
+    (entry,) = AuditLog(data).entries(AuditAction.EXPORT_CLEANUP)
+    assert entry.details["removed"] == 4 and entry.details["bytes"] == 2500
+    assert entry.user == "cli:" + __import__("getpass").getuser()
+
+
+def test_a_killed_exports_work_is_removed_at_service_start(tmp_path):
+    import yaml
+    from web_support import write_frames
+
+    from device.audit import AuditAction, AuditLog
+    from device.cli import run as run_cli
+    from device.config import load_config
+
+    write_frames(tmp_path / "frames", n=1)
+    path = tmp_path / "device.yaml"
+    path.write_text(yaml.safe_dump({
+        "version": 1, "camera": {"source": "folder", "folder": "frames"},
+        "packs": {"dir": "packs"}, "storage": {"data_dir": "data"}}))
+    data = tmp_path / "data"
+    killed_export(data, tmp_path / "out")
+    assert len(list((data / ".exports").iterdir())) == 2
+    prepared = run_cli.prepare(load_config(path))
+    try:
+        assert [p.name for p in (data / ".exports").iterdir()] == [".inflight"]
+        (entry,) = AuditLog(data).entries(AuditAction.EXPORT_CLEANUP)
+        assert entry.user == "service" and entry.details["removed"] == 2
+        assert not list(tmp_path.glob(".out.partial-*"))
+    finally:
+        prepared.app.extensions["atopiscan"].purger.stop()
+        prepared.service.close()

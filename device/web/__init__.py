@@ -30,6 +30,7 @@ from device.errors import (
 )
 from device.web import errorlog
 from device.web.auth import LoginLimiter, current_user, init_auth, load_secret_key, wants_json
+from device.web.guards import install_request_guards
 from device.web.users import Role, UserStore
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,7 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
     data_dir = Path(data_dir or config.storage.data_dir).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
+    install_request_guards(app)  # ids beyond SQLite: 404; JSON nested too deep: 400
     app.config.update(
         SECRET_KEY=load_secret_key(data_dir),
         SESSION_COOKIE_NAME="atopiscan_session",

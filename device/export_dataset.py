@@ -83,13 +83,36 @@ class ExportResult:
     provenance: dict
 
 
+#: Kernel file systems that hold no files of their own: never an export target.
+SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
+
+
 def _check_out(out: Path, force: bool, protected: Mapping[str, Path], work_dir: Path) -> None:
     _refuse_protected(out, protected, work_dir)
+    real = out.resolve()
+    system = next((f for f in SYSTEM_FOLDERS if real.is_relative_to(f)), None)
+    if system is not None:
+        raise ExportError(f"{out} is in {system}, the kernel's own file system, not a disk; "
+                          "choose a folder on a disk")
+    longest = name_max(out.parent) - len(partial_path(Path("x")).name) + 1
+    if len(out.name.encode()) > longest:
+        raise ExportError(f"the folder name {out.name[:40]}... is too long for an export: "
+                          f"{len(out.name.encode())} bytes, at most {longest}")
     if out.exists() and not out.is_dir():
         raise ExportError(f"{out} is a file; give a folder for the export")
     if out.is_dir() and any(out.iterdir()) and not force:
         raise OutputNotEmptyError(f"{out} is not empty; choose a new folder, or give --force to "
                              "replace what is there")
+
+
+def name_max(folder: Path) -> int:
+    """The longest file name the disk holding ``folder`` (or its nearest parent) allows."""
+    for candidate in (folder, *folder.parents):
+        try:
+            return os.pathconf(candidate, "PC_NAME_MAX")
+        except (OSError, ValueError):
+            continue
+    return 255
 
 
 def _refuse_protected(out: Path, protected: Mapping[str, Path], work_dir: Path) -> None:

@@ -4,6 +4,8 @@ packs folder, whatever --out names (the folder, its parent, a folder inside, a s
 from __future__ import annotations
 
 import datetime as dt
+import errno
+import os
 from pathlib import Path
 
 import numpy as np
@@ -149,3 +151,34 @@ def test_a_killed_exports_work_is_removed_at_service_start(tmp_path):
     finally:
         prepared.app.extensions["atopiscan"].purger.stop()
         prepared.service.close()
+
+
+@pytest.mark.parametrize("code, words", [
+    (errno.ENOSPC, "the disk is full"), (errno.EROFS, "read-only"),
+    (errno.EACCES, "permission denied"), (errno.EIO, "disk failed")])
+def test_a_failing_disk_is_one_line_and_exit_2(site, monkeypatch, capsys, code, words):
+    from device import export_dataset as ex
+
+    root, _, _, config = site
+
+    def failing_write(path, data):
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(ex, "_write", failing_write)
+    out = root.parent / "export"
+    assert device_main(["export-dataset", "--config", str(config), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and words in err and "Traceback" not in err, err
+    assert not out.exists() and not list(root.parent.glob(".export.*"))
+
+
+@pytest.mark.parametrize("name", ["long-name", "long-parent", "proc", "proc-file", "sys"])
+def test_impossible_targets_are_one_line_and_exit_2(site, capsys, name):
+    root, _, _, config = site
+    out = {"long-name": root.parent / ("n" * 300), "long-parent": root.parent / ("p" * 300) / "x",
+           "proc": Path("/proc/self"), "proc-file": Path("/proc/self/x"),
+           "sys": Path("/sys/kernel/x")}[name]
+    code = device_main(["export-dataset", "--config", str(config), "--out", str(out), "--force"])
+    err = capsys.readouterr().err
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    assert ("too long" in err) if name.startswith("long") else ("not a disk" in err)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import getpass
 import os
 from pathlib import Path
@@ -51,6 +52,28 @@ def export_clock():
     return lambda: when
 
 
+#: What an OSError met while exporting means for the person, by errno.
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full; free space or export to another disk",
+    errno.EDQUOT: "the disk quota is used up; free space or export to another disk",
+    errno.EROFS: "the disk is read-only; export to a disk that can be written",
+    errno.EACCES: "permission denied; choose a folder you may write to",
+    errno.EPERM: "not permitted; choose a folder you may write to",
+    errno.ENAMETOOLONG: "a name is too long for the disk; choose a shorter --out",
+    errno.ENOENT: "no such folder (or one the system does not let files be made in)",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EIO: "the disk failed to read or write (check the card or drive)",
+}
+
+
+def write_error(exc: OSError, out: Path) -> UserError:
+    """One line saying why the export to ``out`` failed, decided by the errno."""
+    reason = _OS_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+    where = f" ({exc.filename})" if exc.filename else ""
+    return UserError(f"cannot export to {out}{where}: {reason}. Nothing was exported and no "
+                     "partial copy is left")
+
+
 def run(args: argparse.Namespace) -> int:
     import device
     from device.audit import AuditAction, AuditLog
@@ -78,6 +101,8 @@ def run(args: argparse.Namespace) -> int:
                                            "configured data": config.storage.data_dir})
     except ExportError as exc:
         raise UserError(str(exc)) from exc
+    except OSError as exc:  # a full or read-only disk, a name too long...: one line, exit 2
+        raise write_error(exc, args.out) from exc
     finally:
         store.close()
     counts = result.provenance["counts"]

@@ -57,6 +57,10 @@ class ScanError(InvalidInput):
     """A scan could not run: a bad image or no model pack. The message says what to do."""
 
 
+class PackUnusableError(ScanError, NoPackInstalled):
+    """Packs are installed but none could be loaded: the message says which and why."""
+
+
 class NoPackError(ScanError, NoPackInstalled):
     """No model pack is installed, so the scan cannot grade (a 503 on the web)."""
 
@@ -192,6 +196,24 @@ class Scanner:
         self.config = config
         self.camera = camera
         self.models = models
+        #: Why ``models`` is None when a pack is installed (device.models.ModelSetError
+        #: from the service's last load); None: nothing installed, or models loaded.
+        self.load_failure: Exception | None = None
+
+    def no_models_error(self) -> ScanError:
+        """Why nothing can be graded: no pack installed, or installed packs that failed."""
+        from device.models import NoPackDirError, PacksFailedError
+
+        failure = self.load_failure
+        flash = "flash a pack that passes them: python -m device flash PACK"
+        if isinstance(failure, PacksFailedError):
+            return PackUnusableError(f"both installed model packs failed their checks, so "
+                                     f"nothing can be graded ({failure}); {flash}")
+        if failure is not None and not isinstance(failure, NoPackDirError):
+            return PackUnusableError(f"the installed model pack failed its checks, so nothing "
+                                     f"can be graded ({failure}); {flash}")
+        return NoPackError("no model pack is installed; install one with "
+                           "python -m device flash PACK")
 
     def scan(self, image: np.ndarray | None = None, box: tuple[float, ...] | None = None,
              mode: CropMode | None = None) -> ScanResult:
@@ -223,8 +245,7 @@ class Scanner:
             timings["total"] = _ms_since(start)
             return result
         if models is None:
-            raise NoPackError("no model pack is installed; install one with "
-                            "python -m device flash PACK")
+            raise self.no_models_error()
 
         t = time.perf_counter()
         try:

@@ -40,7 +40,7 @@ from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import WORK_SIDE, CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
 from device.faces import SCAN_DETECT_SIDE, SCAN_FACE_SIDE, Faces, find_faces
-from device.imageio import MAX_PIXELS, ImageError, read_image
+from device.imageio import ImageError, read_image, too_large
 from device.imagestats import describe
 from device.models import ModelSet
 from device.quality import MEASURE_SIDE, QualityReport, check_quality, confirm_skin
@@ -48,8 +48,6 @@ from device.vocab import Grade, Sign
 
 log = logging.getLogger(__name__)
 
-#: Largest image accepted, in pixels: the one limit of ``device.imageio``.
-MAX_IMAGE_PIXELS = MAX_PIXELS
 STAGES = ("capture", "quality", "crop", "resize", "invoke", "abstain", "total")
 
 
@@ -159,9 +157,9 @@ def check_image(image: np.ndarray, origin: str = "image") -> np.ndarray:
     if arr.dtype != np.uint8:
         raise ScanError(f"{origin} has {arr.dtype} pixels; expected 8-bit colour (uint8)")
     h, w = arr.shape[:2]
-    if h * w > MAX_IMAGE_PIXELS:
-        raise ScanError(f"{origin} is {w}x{h} ({h * w / 1e6:.0f} MP); the largest accepted is "
-                        f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP. Resize it first")
+    problem = too_large(w, h, origin)  # the one pixel limit (device.imageio)
+    if problem is not None:
+        raise ScanError(problem)
     if min(h, w) < 8:
         raise ScanError(f"{origin} is only {w}x{h} pixels; use a real photo of the lesion")
     return np.ascontiguousarray(arr[..., :3])

@@ -28,9 +28,9 @@ from device.errors import (
     http_status,
     storage_error,
 )
+from device.request_guards import install_request_guards
 from device.web import errorlog
 from device.web.auth import LoginLimiter, current_user, init_auth, load_secret_key, wants_json
-from device.web.guards import install_request_guards
 from device.web.users import Role, UserStore
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ def get_db():
 
 
 def create_app(project: Project) -> Flask:
-    from device.web.guards import install_request_guards
+    from device.request_guards import install_request_guards
     from trainer.label.web import api, auth, pages
 
     app = Flask(__name__)

@@ -1,5 +1,6 @@
 """Guards against hostile request values, shared by the dashboard (device.web) and the
-labelling studio (trainer.label.web): one place, installed by each ``create_app``.
+labelling studio (trainer.label.web): one place, installed by each ``create_app``. A
+shared contract: it imports Flask and nothing of the dashboard.
 
 - ``<int:...>`` in a route matches only ids SQLite can hold (below 2^63): a larger id
   in a URL is a 404 like any unknown id, not an ``OverflowError`` and a 500.

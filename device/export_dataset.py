@@ -54,6 +54,7 @@ from device.export_rows import (
 )
 from device.export_work import WORK_DIR, ExportWork, old_path, partial_path, sweep_and_audit
 from device.imageio import encode_jpeg, encode_png
+from device.store.db import DB_NAME
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +104,40 @@ def _check_out(out: Path, force: bool, protected: Mapping[str, Path], work_dir: 
     if out.is_dir() and any(out.iterdir()) and not force:
         raise OutputNotEmptyError(f"{out} is not empty; choose a new folder, or give --force to "
                              "replace what is there")
+    store_file = _store_inside(out) if out.is_dir() else None
+    if store_file is not None:  # another device's data, a backup copy: never replaced
+        raise ProtectedOutputError(
+            f"{out} holds a scan store ({store_file}); an export never writes over one (with or "
+            "without --force): choose a folder outside it")
+
+
+def _store_inside(folder: Path, depth: int = 2) -> Path | None:
+    """A scan store database in ``folder`` or up to ``depth`` folder levels below it."""
+    level = [folder]
+    for _ in range(depth + 1):
+        for path in level:
+            if (path / DB_NAME).is_file():
+                return path / DB_NAME
+        level = [p for path in level for p in _subfolders(path)]
+    return None
+
+
+def _subfolders(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
+    except OSError:
+        return []
+
+
+def check_target(out: Path, *, data_dir: Path, force: bool = False,
+                 protected: Mapping[str, Path] | None = None) -> Path:
+    """Refuse ``out`` (ExportError) before anything is opened or written: a folder of
+    patient data or packs, a system folder, a name too long, a non-empty folder without
+    ``force``. Returns ``out`` as an absolute path. ``export_dataset`` checks again."""
+    out = Path(out).expanduser().absolute()
+    guarded = {"data": Path(data_dir), **(protected or {})}
+    _check_out(out, force, guarded, Path(data_dir) / WORK_DIR)
+    return out
 
 
 def name_max(folder: Path) -> int:

@@ -29,10 +29,12 @@ def reviewed_store(data: Path) -> None:
     store.close()
 
 
-def tree(root: Path) -> dict[str, int]:
-    """Every file under ``root`` with its size (SQLite's -wal/-shm files left out)."""
-    return {str(p.relative_to(root)): p.stat().st_size for p in sorted(root.rglob("*"))
-            if p.is_file() and not p.name.endswith(("-wal", "-shm"))}
+def tree(root: Path) -> dict[str, str]:
+    """Every file under ``root`` with its sha256 (the store is not even opened)."""
+    import hashlib
+
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 @pytest.fixture
@@ -62,6 +64,20 @@ def test_force_never_writes_over_the_data_or_packs(site, target, capsys):
     assert code == 2
     assert len(err.strip().splitlines()) == 1 and "never writes over" in err, err
     assert tree(root) == before and not (data / "new").exists()
+
+
+@pytest.mark.parametrize("where", ["copy", "parent of copy"])
+def test_force_never_writes_over_a_copy_of_a_scan_store(site, capsys, where):
+    import shutil
+
+    root, data, _, config = site
+    backup = root.parent / "backups" / "data-2026-05"
+    shutil.copytree(data, backup)
+    out = backup if where == "copy" else backup.parent
+    before = tree(backup)
+    assert device_main(["export-dataset", "--config", str(config), "--out", str(out),
+                        "--force"]) == 2
+    assert "holds a scan store" in capsys.readouterr().err and tree(backup) == before
 
 
 def test_an_ordinary_folder_is_still_exported_and_replaced(site, capsys):

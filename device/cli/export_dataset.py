@@ -77,7 +77,7 @@ def write_error(exc: OSError, out: Path) -> UserError:
 def run(args: argparse.Namespace) -> int:
     import device
     from device.audit import AuditAction, AuditLog
-    from device.export_dataset import ExportError, export_dataset
+    from device.export_dataset import ExportError, check_target, export_dataset
     from device.export_rows import ExportFilter
     from device.store import DB_NAME, Store
 
@@ -92,13 +92,18 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{data_dir} holds no scan store ({DB_NAME}); give the device's data "
                         "folder with --data-dir or --config")
     who = f"cli:{getpass.getuser()}"
+    protected = {"packs": config.packs.dir, "configured data": config.storage.data_dir}
+    try:  # refused before the store is even opened
+        check_target(args.out, data_dir=data_dir, force=args.force, protected=protected)
+    except ExportError as exc:
+        raise UserError(str(exc)) from exc
+    except OSError as exc:
+        raise write_error(exc, args.out) from exc
     store = Store(data_dir, keep_images=config.storage.keep_images)
     try:
         result = export_dataset(store, args.out, flt, device_name=config.device_name,
                                 software_version=device.__version__, exported_by=who,
-                                force=args.force, clock=export_clock(),
-                                protected={"packs": config.packs.dir,
-                                           "configured data": config.storage.data_dir})
+                                force=args.force, clock=export_clock(), protected=protected)
     except ExportError as exc:
         raise UserError(str(exc)) from exc
     except OSError as exc:  # a full or read-only disk, a name too long...: one line, exit 2

@@ -19,10 +19,9 @@ by which role, pack version, crop mode and box, quality measures.
 - Written to a temporary folder beside ``out`` and renamed into place: a full
   disk leaves no half-written export, and what a kill leaves is removed by the next
   export or service start (device.export_work, counted in the audit log).
-- Never over patient data: an ``out`` that is, holds or sits inside the data folder
-  (or another protected folder, e.g. the packs) is refused before anything is written,
-  whatever ``force`` says; symlinks are resolved first. The one exception is the
-  dashboard's own work folder (``DATA/.exports/<name>``), which holds only exports.
+- Never over patient data: ``out`` is checked first (device.export_target: not the
+  data or packs folder, nor inside or above them, whatever ``force`` says) and again
+  just before the old folder is replaced.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from pathlib import Path
 
 import numpy as np
 
-from device.errors import Conflict, InvalidInput, NotFound
 from device.export_rows import (
     CROPS_DIR,
     FRAMES_DIR,
@@ -52,27 +50,22 @@ from device.export_rows import (
     provenance,
     read_rows,
 )
+from device.export_target import (
+    ExportError,
+    NothingToExportError,
+    OutputNotEmptyError,
+    ProtectedOutputError,
+    check_target,
+    refuse_protected,
+)
 from device.export_work import WORK_DIR, ExportWork, old_path, partial_path, sweep_and_audit
 from device.imageio import encode_jpeg, encode_png
-from device.store.db import DB_NAME
 
 log = logging.getLogger(__name__)
 
-
-class ExportError(InvalidInput):
-    """The export cannot be made; the message says why and what to do."""
-
-
-class OutputNotEmptyError(ExportError, Conflict):
-    """The output folder holds files already (give --force to replace them)."""
-
-
-class ProtectedOutputError(ExportError):
-    """The output is, holds or sits inside a folder of patient data or model packs."""
-
-
-class NothingToExportError(ExportError, NotFound):
-    """No scan matches (e.g. none reviewed yet)."""
+#: The errors live with the target checks (device.export_target); callers import them here.
+__all__ = ["ExportError", "ExportResult", "NothingToExportError", "OutputNotEmptyError",
+           "ProtectedOutputError", "check_target", "export_dataset"]
 
 
 @dataclass(frozen=True)
@@ -82,94 +75,6 @@ class ExportResult:
     skipped: int
     faces_blurred: int
     provenance: dict
-
-
-#: Kernel file systems that hold no files of their own: never an export target.
-SYSTEM_FOLDERS = (Path("/proc"), Path("/sys"), Path("/dev"))
-
-
-def _check_out(out: Path, force: bool, protected: Mapping[str, Path], work_dir: Path) -> None:
-    _refuse_protected(out, protected, work_dir)
-    real = out.resolve()
-    system = next((f for f in SYSTEM_FOLDERS if real.is_relative_to(f)), None)
-    if system is not None:
-        raise ExportError(f"{out} is in {system}, the kernel's own file system, not a disk; "
-                          "choose a folder on a disk")
-    longest = name_max(out.parent) - len(partial_path(Path("x")).name) + 1
-    if len(out.name.encode()) > longest:
-        raise ExportError(f"the folder name {out.name[:40]}... is too long for an export: "
-                          f"{len(out.name.encode())} bytes, at most {longest}")
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} is a file; give a folder for the export")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputNotEmptyError(f"{out} is not empty; choose a new folder, or give --force to "
-                             "replace what is there")
-    store_file = _store_inside(out) if out.is_dir() else None
-    if store_file is not None:  # another device's data, a backup copy: never replaced
-        raise ProtectedOutputError(
-            f"{out} holds a scan store ({store_file}); an export never writes over one (with or "
-            "without --force): choose a folder outside it")
-
-
-def _store_inside(folder: Path, depth: int = 2) -> Path | None:
-    """A scan store database in ``folder`` or up to ``depth`` folder levels below it."""
-    level = [folder]
-    for _ in range(depth + 1):
-        for path in level:
-            if (path / DB_NAME).is_file():
-                return path / DB_NAME
-        level = [p for path in level for p in _subfolders(path)]
-    return None
-
-
-def _subfolders(folder: Path) -> list[Path]:
-    try:
-        return [p for p in folder.iterdir() if p.is_dir() and not p.is_symlink()]
-    except OSError:
-        return []
-
-
-def check_target(out: Path, *, data_dir: Path, force: bool = False,
-                 protected: Mapping[str, Path] | None = None) -> Path:
-    """Refuse ``out`` (ExportError) before anything is opened or written: a folder of
-    patient data or packs, a system folder, a name too long, a non-empty folder without
-    ``force``. Returns ``out`` as an absolute path. ``export_dataset`` checks again."""
-    out = Path(out).expanduser().absolute()
-    guarded = {"data": Path(data_dir), **(protected or {})}
-    _check_out(out, force, guarded, Path(data_dir) / WORK_DIR)
-    return out
-
-
-def name_max(folder: Path) -> int:
-    """The longest file name the disk holding ``folder`` (or its nearest parent) allows."""
-    for candidate in (folder, *folder.parents):
-        try:
-            return os.pathconf(candidate, "PC_NAME_MAX")
-        except (OSError, ValueError):
-            continue
-    return 255
-
-
-def _refuse_protected(out: Path, protected: Mapping[str, Path], work_dir: Path) -> None:
-    """Raise ProtectedOutputError when ``out`` (symlinks resolved) is, holds or is inside
-    one of ``protected`` (label -> folder); strictly inside ``work_dir`` is allowed."""
-    real = out.resolve()
-    work = work_dir.expanduser().resolve()
-    if real != work and real.is_relative_to(work):
-        return
-    for label, folder in protected.items():
-        guarded = folder.expanduser().resolve()
-        if real == guarded:
-            how = "is"
-        elif guarded.is_relative_to(real):
-            how = "holds"
-        elif real.is_relative_to(guarded):
-            how = "is inside"
-        else:
-            continue
-        raise ProtectedOutputError(
-            f"{out} {how} the {label} folder {guarded}; an export never writes over it (with or "
-            "without --force): choose a folder outside it")
 
 
 def _crop_bytes(data_dir: Path, row: ExportRow) -> tuple[bytes, str] | None:
@@ -250,7 +155,7 @@ def _replace(tmp: Path, out: Path, old: Path, protected: Mapping[str, Path],
     """Move the finished export into place (over an empty or, with --force, old folder,
     which waits at ``old`` meanwhile). The protected folders are checked again just
     before: nothing else is ever removed."""
-    _refuse_protected(out, protected, work_dir)
+    refuse_protected(out, protected, work_dir)
     replaced = out.exists()
     if replaced:
         os.replace(out, old)
@@ -270,10 +175,9 @@ def export_dataset(store, out: Path, flt: ExportFilter, *, device_name: str, sof
                    protected: Mapping[str, Path] | None = None) -> ExportResult:
     """Export the store's scans matching ``flt`` into the folder ``out``. ``protected``
     (label -> folder, e.g. the packs) is refused as ``out`` besides the store's data dir."""
-    out = Path(out).expanduser().absolute()
+    out = check_target(out, data_dir=Path(store.data_dir), force=force, protected=protected)
     guarded = {"data": Path(store.data_dir), **(protected or {})}
     work_dir = Path(store.data_dir) / WORK_DIR
-    _check_out(out, force, guarded, work_dir)
     when = (clock or (lambda: dt.datetime.now(dt.timezone.utc)))()
     sweep_and_audit(store.data_dir, exported_by, beside=out)  # what killed exports left
     tmp, old = partial_path(out), old_path(out)

@@ -75,6 +75,8 @@ class Service:
         raises ModelSetError when nothing could be loaded."""
         try:
             version = self.reload_models()
+        except NoPackDirError:
+            raise  # nothing installed: nothing failed, nothing to roll back
         except ModelSetError as exc:
             failed, error = current_pack_dir(self.config.packs.dir), str(exc)
             try:

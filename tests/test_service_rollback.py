@@ -138,11 +138,14 @@ def test_a_scan_says_both_packs_failed_not_that_none_is_installed(tmp_path, monk
     assert "2.0: the interpreter refused" in error and "1.0: the interpreter refused" in error
 
 
-def test_a_scan_with_nothing_installed_still_says_so(tmp_path):
+def test_a_scan_with_nothing_installed_still_says_so(tmp_path, caplog):
+    from device.models import NoPackDirError
+
     app = make_app(tmp_path, models=None)
     service = app.extensions["atopiscan"].service
-    with pytest.raises(ModelSetError):
+    with pytest.raises(NoPackDirError):
         service.load_or_roll_back()
+    assert "failed to load" not in caplog.text and service.rollback_note is None
     client, token = logged_in(app, Role.STAFF)
     hdr = {"X-CSRFToken": token}
     client.post("/api/patients", json={"patient_id": "P1"}, headers=hdr)

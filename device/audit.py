@@ -24,6 +24,8 @@ class AuditAction:
     """The actions recorded (constants, so a reader can filter on them)."""
 
     DATA_EXPORT = "data_export"
+    #: Work folders of killed exports removed (device.export_work): how many, how large.
+    EXPORT_CLEANUP = "export_cleanup"
 
 
 @dataclass(frozen=True)

@@ -22,10 +22,9 @@ from typing import BinaryIO
 
 from device.export_dataset import ExportResult, export_dataset
 from device.export_rows import ExportFilter
+from device.export_work import WORK_DIR, ExportWork
 
 log = logging.getLogger(__name__)
-
-WORK_DIR = ".exports"
 
 
 def _tarinfo(info: tarfile.TarInfo, mtime: int) -> tarfile.TarInfo:
@@ -55,6 +54,15 @@ def export_tarball(store, flt: ExportFilter, *, name: str, device_name: str,
     work = Path(store.data_dir) / WORK_DIR
     work.mkdir(parents=True, exist_ok=True)
     folder = work / f"{name}-{uuid.uuid4().hex[:8]}"
+    with ExportWork(store.data_dir).hold(folder):
+        return _export_and_pack(store, flt, folder, work, name=name, device_name=device_name,
+                                software_version=software_version, exported_by=exported_by,
+                                when=when)
+
+
+def _export_and_pack(store, flt: ExportFilter, folder: Path, work: Path, *, name: str,
+                     device_name: str, software_version: str, exported_by: str,
+                     when: dt.datetime) -> tuple[BinaryIO, ExportResult]:
     try:
         result = export_dataset(store, folder, flt, device_name=device_name,
                                 software_version=software_version, exported_by=exported_by,

@@ -17,7 +17,11 @@ by which role, pack version, crop mode and box, quality measures.
   by scan id, file names from scan ids). The export time comes from the clock
   handed in (the CLI honours ``SOURCE_DATE_EPOCH``).
 - Written to a temporary folder beside ``out`` and renamed into place: a full
-  disk or a kill leaves no half-written export.
+  disk leaves no half-written export, and what a kill leaves is removed by the next
+  export or service start (device.export_work, counted in the audit log).
+- Never over patient data: ``out`` is checked first (device.export_target: not the
+  data or packs folder, nor inside or above them, whatever ``force`` says) and again
+  just before the old folder is replaced.
 """
 
 from __future__ import annotations
@@ -28,14 +32,12 @@ import io
 import logging
 import os
 import shutil
-import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from device.errors import Conflict, InvalidInput, NotFound
 from device.export_rows import (
     CROPS_DIR,
     FRAMES_DIR,
@@ -48,21 +50,22 @@ from device.export_rows import (
     provenance,
     read_rows,
 )
+from device.export_target import (
+    ExportError,
+    NothingToExportError,
+    OutputNotEmptyError,
+    ProtectedOutputError,
+    check_target,
+    refuse_protected,
+)
+from device.export_work import WORK_DIR, ExportWork, old_path, partial_path, sweep_and_audit
 from device.imageio import encode_jpeg, encode_png
 
 log = logging.getLogger(__name__)
 
-
-class ExportError(InvalidInput):
-    """The export cannot be made; the message says why and what to do."""
-
-
-class OutputNotEmptyError(ExportError, Conflict):
-    """The output folder holds files already (give --force to replace them)."""
-
-
-class NothingToExportError(ExportError, NotFound):
-    """No scan matches (e.g. none reviewed yet)."""
+#: The errors live with the target checks (device.export_target); callers import them here.
+__all__ = ["ExportError", "ExportResult", "NothingToExportError", "OutputNotEmptyError",
+           "ProtectedOutputError", "check_target", "export_dataset"]
 
 
 @dataclass(frozen=True)
@@ -72,14 +75,6 @@ class ExportResult:
     skipped: int
     faces_blurred: int
     provenance: dict
-
-
-def _check_out(out: Path, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"{out} is a file; give a folder for the export")
-    if out.is_dir() and any(out.iterdir()) and not force:
-        raise OutputNotEmptyError(f"{out} is not empty; choose a new folder, or give --force to "
-                             "replace what is there")
 
 
 def _crop_bytes(data_dir: Path, row: ExportRow) -> tuple[bytes, str] | None:
@@ -155,14 +150,17 @@ def _fill(tmp: Path, data_dir: Path, rows: list[ExportRow], flt: ExportFilter,
     return records, skipped, faces
 
 
-def _replace(tmp: Path, out: Path) -> None:
-    """Move the finished export into place (over an empty or, with --force, old folder)."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old-{uuid.uuid4().hex[:8]}")
+def _replace(tmp: Path, out: Path, old: Path, protected: Mapping[str, Path],
+             work_dir: Path) -> None:
+    """Move the finished export into place (over an empty or, with --force, old folder,
+    which waits at ``old`` meanwhile). The protected folders are checked again just
+    before: nothing else is ever removed."""
+    refuse_protected(out, protected, work_dir)
+    replaced = out.exists()
+    if replaced:
         os.replace(out, old)
     os.replace(tmp, out)
-    if old is not None:
+    if replaced:
         shutil.rmtree(old, ignore_errors=True)
     fd = os.open(out.parent, os.O_RDONLY)
     try:
@@ -173,38 +171,52 @@ def _replace(tmp: Path, out: Path) -> None:
 
 def export_dataset(store, out: Path, flt: ExportFilter, *, device_name: str, software_version: str,
                    exported_by: str, force: bool = False,
-                   clock: Callable[[], dt.datetime] | None = None) -> ExportResult:
-    """Export the store's scans matching ``flt`` into the folder ``out``."""
-    out = Path(out).expanduser().absolute()
-    _check_out(out, force)
+                   clock: Callable[[], dt.datetime] | None = None,
+                   protected: Mapping[str, Path] | None = None) -> ExportResult:
+    """Export the store's scans matching ``flt`` into the folder ``out``. ``protected``
+    (label -> folder, e.g. the packs) is refused as ``out`` besides the store's data dir."""
+    out = check_target(out, data_dir=Path(store.data_dir), force=force, protected=protected)
+    guarded = {"data": Path(store.data_dir), **(protected or {})}
+    work_dir = Path(store.data_dir) / WORK_DIR
     when = (clock or (lambda: dt.datetime.now(dt.timezone.utc)))()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.partial-{uuid.uuid4().hex[:8]}")
-    tmp.mkdir()
-    try:
-        with store.snapshot() as conn:
-            rows = read_rows(conn, flt)
-            if not rows:
-                raise NothingToExportError(_nothing_message(conn, flt))
-            records, skipped, faces = _fill(tmp, store.data_dir, rows, flt)
-        if not records:
-            raise NothingToExportError(f"none of the {len(rows)} matching scans has its image any "
-                                  "more (keep_images off, or purged after retention_days)")
-        text = io.StringIO()
-        writer = csv.DictWriter(text, fieldnames=manifest_header(records), lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(records)
-        _write(tmp / MANIFEST_NAME, text.getvalue().encode("utf-8"))
-        prov = provenance(rows, records, flt, device_name=device_name,
-                          software_version=software_version, exported_by=exported_by,
-                          exported_at=when, skipped=skipped, faces_blurred=faces)
-        _write(tmp / PROVENANCE_NAME, (_json(prov) + "\n").encode("utf-8"))
-        _replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    sweep_and_audit(store.data_dir, exported_by, beside=out)  # what killed exports left
+    tmp, old = partial_path(out), old_path(out)
+    with ExportWork(store.data_dir).hold(tmp, old):
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
+        try:
+            records, skipped, faces, prov = _fill_all(store, tmp, flt, device_name=device_name,
+                                                      software_version=software_version,
+                                                      exported_by=exported_by, when=when)
+            _replace(tmp, out, old, guarded, work_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     log.info("exported %d scans to %s (%d left out without an image)", len(records), out, skipped)
     return ExportResult(out, len(records), skipped, faces, prov)
+
+
+def _fill_all(store, tmp: Path, flt: ExportFilter, *, device_name: str, software_version: str,
+              exported_by: str, when: dt.datetime) -> tuple[list[dict[str, str]], int, int, dict]:
+    """Images, manifest.csv and provenance.json into ``tmp``."""
+    with store.snapshot() as conn:
+        rows = read_rows(conn, flt)
+        if not rows:
+            raise NothingToExportError(_nothing_message(conn, flt))
+        records, skipped, faces = _fill(tmp, store.data_dir, rows, flt)
+    if not records:
+        raise NothingToExportError(f"none of the {len(rows)} matching scans has its image any "
+                                   "more (keep_images off, or purged after retention_days)")
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=manifest_header(records), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    _write(tmp / MANIFEST_NAME, text.getvalue().encode("utf-8"))
+    prov = provenance(rows, records, flt, device_name=device_name,
+                      software_version=software_version, exported_by=exported_by,
+                      exported_at=when, skipped=skipped, faces_blurred=faces)
+    _write(tmp / PROVENANCE_NAME, (_json(prov) + "\n").encode("utf-8"))
+    return records, skipped, faces, prov
 
 
 def _nothing_message(conn, flt: ExportFilter) -> str:

@@ -25,8 +25,12 @@ from device.errors import InvalidInput
 
 log = logging.getLogger(__name__)
 
-#: Largest image accepted anywhere, in pixels: a 48 MP phone photo fits; bigger is a mistake.
-MAX_PIXELS = 64_000_000
+#: Largest image accepted anywhere (upload, CLI, camera, training, self-test), in pixels,
+#: and its longest side. Sized for a Raspberry Pi 4 with 1 GB: reading and scanning a
+#: 40 MP photo peaks at about +385 MiB of memory (64 MP: +615 MiB; measured for issue 27);
+#: phones save 12-24 MP by default. A longer side breaks the OpenCV steps that follow.
+MAX_PIXELS = 40_000_000
+MAX_SIDE = 12_000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -41,7 +45,7 @@ class ImageFormatError(ImageError):
 
 
 class ImageTooLargeError(ImageError):
-    """More pixels than ``MAX_PIXELS``: refused before decoding."""
+    """More pixels than ``MAX_PIXELS``, or a side over ``MAX_SIDE``: refused before decoding."""
 
     http_status = 413
 
@@ -112,13 +116,21 @@ def _open(data: bytes, what: str, formats: tuple[str, ...] | None):
     return image
 
 
+def too_large(width: int, height: int, what: str) -> str | None:
+    """Why an image of ``width`` x ``height`` is over the one pixel limit, or None."""
+    if width * height <= MAX_PIXELS and max(width, height) <= MAX_SIDE:
+        return None
+    return (f"{what} is {width}x{height} pixels ({width * height / 1e6:.0f} MP); the largest "
+            f"accepted is {MAX_PIXELS // 1_000_000} MP and {MAX_SIDE:,} pixels a side: "
+            "resize it first")
+
+
 def _check_size(width: int, height: int, what: str) -> None:
     if width <= 0 or height <= 0:
         raise ImageDamagedError(f"{what}: the image header gives an empty size ({width}x{height})")
-    if width * height > MAX_PIXELS:
-        raise ImageTooLargeError(
-            f"{what} is {width}x{height} pixels ({width * height / 1e6:.0f} MP); the largest "
-            f"accepted is {MAX_PIXELS // 1_000_000} MP: resize it first")
+    problem = too_large(width, height, what)
+    if problem is not None:
+        raise ImageTooLargeError(problem)
 
 
 def image_size(source: Path | bytes, *, what: str | None = None,

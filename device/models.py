@@ -33,6 +33,14 @@ class ModelSetError(RuntimeError):
     """The pack directory cannot be loaded; the message names the file and what to do."""
 
 
+class NoPackDirError(ModelSetError):
+    """No model pack is installed (no ``current`` pack folder)."""
+
+
+class PacksFailedError(ModelSetError):
+    """The current pack failed to load and so did the previous one (or there was none)."""
+
+
 @dataclass
 class SignModel:
     sign: Sign

@@ -40,7 +40,7 @@ from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import WORK_SIDE, CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
 from device.faces import SCAN_DETECT_SIDE, SCAN_FACE_SIDE, Faces, find_faces
-from device.imageio import MAX_PIXELS, ImageError, read_image
+from device.imageio import ImageError, read_image, too_large
 from device.imagestats import describe
 from device.models import ModelSet
 from device.quality import MEASURE_SIDE, QualityReport, check_quality, confirm_skin
@@ -48,13 +48,15 @@ from device.vocab import Grade, Sign
 
 log = logging.getLogger(__name__)
 
-#: Largest image accepted, in pixels: the one limit of ``device.imageio``.
-MAX_IMAGE_PIXELS = MAX_PIXELS
 STAGES = ("capture", "quality", "crop", "resize", "invoke", "abstain", "total")
 
 
 class ScanError(InvalidInput):
     """A scan could not run: a bad image or no model pack. The message says what to do."""
+
+
+class PackUnusableError(ScanError, NoPackInstalled):
+    """Packs are installed but none could be loaded: the message says which and why."""
 
 
 class NoPackError(ScanError, NoPackInstalled):
@@ -155,9 +157,9 @@ def check_image(image: np.ndarray, origin: str = "image") -> np.ndarray:
     if arr.dtype != np.uint8:
         raise ScanError(f"{origin} has {arr.dtype} pixels; expected 8-bit colour (uint8)")
     h, w = arr.shape[:2]
-    if h * w > MAX_IMAGE_PIXELS:
-        raise ScanError(f"{origin} is {w}x{h} ({h * w / 1e6:.0f} MP); the largest accepted is "
-                        f"{MAX_IMAGE_PIXELS / 1e6:.0f} MP. Resize it first")
+    problem = too_large(w, h, origin)  # the one pixel limit (device.imageio)
+    if problem is not None:
+        raise ScanError(problem)
     if min(h, w) < 8:
         raise ScanError(f"{origin} is only {w}x{h} pixels; use a real photo of the lesion")
     return np.ascontiguousarray(arr[..., :3])
@@ -192,6 +194,24 @@ class Scanner:
         self.config = config
         self.camera = camera
         self.models = models
+        #: Why ``models`` is None when a pack is installed (device.models.ModelSetError
+        #: from the service's last load); None: nothing installed, or models loaded.
+        self.load_failure: Exception | None = None
+
+    def no_models_error(self) -> ScanError:
+        """Why nothing can be graded: no pack installed, or installed packs that failed."""
+        from device.models import NoPackDirError, PacksFailedError
+
+        failure = self.load_failure
+        flash = "flash a pack that passes them: python -m device flash PACK"
+        if isinstance(failure, PacksFailedError):
+            return PackUnusableError(f"both installed model packs failed their checks, so "
+                                     f"nothing can be graded ({failure}); {flash}")
+        if failure is not None and not isinstance(failure, NoPackDirError):
+            return PackUnusableError(f"the installed model pack failed its checks, so nothing "
+                                     f"can be graded ({failure}); {flash}")
+        return NoPackError("no model pack is installed; install one with "
+                           "python -m device flash PACK")
 
     def scan(self, image: np.ndarray | None = None, box: tuple[float, ...] | None = None,
              mode: CropMode | None = None) -> ScanResult:
@@ -223,8 +243,7 @@ class Scanner:
             timings["total"] = _ms_since(start)
             return result
         if models is None:
-            raise NoPackError("no model pack is installed; install one with "
-                            "python -m device flash PACK")
+            raise self.no_models_error()
 
         t = time.perf_counter()
         try:

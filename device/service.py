@@ -19,7 +19,7 @@ from typing import Any
 
 from device.cameras import Camera, make_camera
 from device.config import DeviceConfig
-from device.models import ModelSet, ModelSetError
+from device.models import ModelSet, ModelSetError, NoPackDirError, PacksFailedError
 from device.packs.install import InstallError, current_pack_dir, rollback
 from device.pipeline import Scanner
 
@@ -75,6 +75,8 @@ class Service:
         raises ModelSetError when nothing could be loaded."""
         try:
             version = self.reload_models()
+        except NoPackDirError:
+            raise  # nothing installed: nothing failed, nothing to roll back
         except ModelSetError as exc:
             failed, error = current_pack_dir(self.config.packs.dir), str(exc)
             try:
@@ -96,13 +98,16 @@ class Service:
                 except (InstallError, OSError) as why:
                     log.error("could not undo the rollback: %s", why)
                 self.model_error = f"{error}; the previous pack did not load either ({again})"
+                self.scanner.load_failure = PacksFailedError(
+                    f"current pack {failed.name if failed else '?'}: {error}; previous pack: "
+                    f"{again}")
         self.rollback_note = RollbackNote(
             dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             failed.name if failed is not None else "?", error, version)
         log.error("pack %s failed to load (%s); %s", self.rollback_note.failed_pack, error,
                   f"rolled back to pack {version}" if version else "the previous pack failed too")
         if version is None:
-            raise ModelSetError(self.model_error or error)
+            raise PacksFailedError(self.model_error or error)
         return version
 
     def reload_models(self) -> str:
@@ -112,14 +117,16 @@ class Service:
             pack_dir = current_pack_dir(self.config.packs.dir)
             try:
                 if pack_dir is None:
-                    raise ModelSetError(f"no model pack is installed in {self.config.packs.dir}; "
-                                        "install one with: python -m device flash PACK")
+                    raise NoPackDirError(f"no model pack is installed in {self.config.packs.dir}; "
+                                         "install one with: python -m device flash PACK")
                 models = ModelSet.from_pack_dir(pack_dir, self.config.grading.threads)
                 models.warm_up()
             except ModelSetError as exc:
                 self.model_error = str(exc)  # what the status page shows
+                self.scanner.load_failure = exc  # what a scan says while no models are loaded
                 raise
             self.scanner.models = models  # one assignment: scans in flight keep the old set
+            self.scanner.load_failure = None
             self.model_error = None
             log.info("using model pack %s", models.pack_version)
             return models.pack_version

@@ -219,7 +219,9 @@ def test_download_refuses_staff_and_is_audited(saved):
     assert (entry.user, entry.role, entry.details["scans"]) == ("technician", "technician", 4)
     assert tech.get("/api/export/dataset.tar.gz?since=soon").status_code == 400
     assert tech.get("/api/export/dataset.tar.gz?since=2999-01-01").status_code == 404
-    assert not list((app.config["TEST_STORE"].data_dir / ".exports").iterdir())
+    work = app.config["TEST_STORE"].data_dir / ".exports"
+    assert [p.name for p in work.iterdir()] == [".inflight"]  # the ledger, empty: nothing left
+    assert not list((work / ".inflight").iterdir())
 
 
 def test_an_abstained_scan_graded_by_staff_is_exported(tmp_path):

@@ -141,3 +141,18 @@ def test_reduced_decode_for_checks():
     data = encode_jpeg(_pattern(400, 600), 90)
     assert read_image(data, reduce=8).shape == (50, 75, 3)
     assert imageio.read_image(data).shape == (400, 600, 3)
+
+
+def test_the_pixel_limit_is_the_one_api_md_promises():
+    from pathlib import Path
+
+    from device.imageio import MAX_SIDE, too_large
+
+    api = (Path(__file__).resolve().parents[1] / "device" / "web" / "API.md").read_text()
+    text = " ".join(api.split())
+    assert (f"more than {MAX_SIDE:,} pixels a side or {MAX_PIXELS // 1_000_000} megapixels"
+            in text)
+    assert too_large(MAX_SIDE, MAX_PIXELS // MAX_SIDE, "x") is None
+    assert too_large(MAX_SIDE + 1, 10, "x") and too_large(8000, 5001, "x")
+    with pytest.raises(ImageTooLargeError, match="12,000 pixels a side"):
+        read_image(_png_header(MAX_SIDE + 1, 8))

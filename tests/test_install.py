@@ -149,6 +149,13 @@ def _card_for_other_model(m):
     rehash(m, "models/lichenification.card.json")
 
 
+def _card_input_size(m):
+    card = json.loads(m["models/erythema.card.json"])
+    card["input_size"] = [48, 48]  # the model takes 32x32
+    m["models/erythema.card.json"] = json.dumps(card).encode()
+    rehash(m, "models/erythema.card.json")
+
+
 BAD = {
     "flipped byte": (_flip_byte, "models/erythema.tflite: sha256 mismatch — the pack is damaged"),
     "missing file": (lambda m: m.pop("golden/erythema/0.png"),
@@ -161,6 +168,8 @@ BAD = {
     "failing self-test": (_golden_probs, "self-test failed for excoriation: 8 of 8 golden images"),
     "card of another model": (_card_for_other_model,
                               "models/lichenification.card.json: its sha256 does not match"),
+    "card input size": (_card_input_size, "models/erythema.tflite: input size (32, 32) differs "
+                                          "from its card's input_size (48, 48)"),
 }
 
 
@@ -343,3 +352,16 @@ def test_software_versions_compare_as_pep440():
     assert software_version("1.0.0rc1") < software_version("1.0.0")
     with pytest.raises(ValueError, match="'next tuesday' is not a version like 1.2.3"):
         software_version("next tuesday")
+
+
+def test_a_card_whose_input_size_disagrees_fails_verify_and_flash(make_pack, tmp_path, capsys):
+    from convert.__main__ import main as convert_main
+
+    bad = tamper(make_pack, tmp_path, _card_input_size, version="2026.3.0")
+    assert convert_main(["verify", str(bad)]) == 1
+    out = capsys.readouterr().out
+    assert "FAILED" in out and "input size (32, 32) differs from its card's input_size" in out
+    folder = tmp_path / "packs"
+    assert device_main(["flash", str(bad), "--packs-dir", str(folder)]) == 2
+    assert "input_size (48, 48)" in capsys.readouterr().err
+    assert not (folder / CURRENT).exists()

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from device_pack import PACK_VERSION, tiny_pack_dir, tiny_packs_dir
 
-import device.pipeline as pipeline
+import device.imageio as imageio
 from device.cameras import SyntheticCamera
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.models import ModelSet, ModelSetError
@@ -104,7 +104,7 @@ def test_odd_images_are_refused_clearly(monkeypatch):
     with pytest.raises(ScanError, match="only 1x1 pixels"):
         check_image(np.zeros((1, 1, 3), np.uint8))
     assert check_image(np.zeros((20, 20, 4), np.uint8)).shape == (20, 20, 3)
-    monkeypatch.setattr(pipeline, "MAX_IMAGE_PIXELS", 10_000)
+    monkeypatch.setattr(imageio, "MAX_PIXELS", 10_000)
     with pytest.raises(ScanError, match="largest accepted"):
         check_image(np.zeros((200, 100, 3), np.uint8))
 

@@ -106,3 +106,48 @@ def test_dashboard_install_that_fails_to_load_rolls_back(tmp_path, monkeypatch):
     packs = {p.version: p for p in list_packs(app.extensions["atopiscan"].config.packs.dir)}
     assert packs["2025.1.0"].current and packs["2025.2.0"].previous
     assert "Automatic rollback" in client.get("/status").get_data(as_text=True)
+
+
+@pytest.mark.parametrize("broken, words", [
+    ({"1.0", "2.0"}, "both installed model packs failed their checks"),
+    ({"2.0"}, None),  # rolled back: scans work
+])
+def test_a_scan_says_both_packs_failed_not_that_none_is_installed(tmp_path, monkeypatch,
+                                                                   broken, words):
+    from device.models import PacksFailedError
+
+    app = make_app(tmp_path, models=None)
+    config = app.extensions["atopiscan"].config
+    monkeypatch.setattr(ModelSet, "from_pack_dir", _fake_packs(config.packs.dir, broken))
+    service = app.extensions["atopiscan"].service
+    if words:
+        with pytest.raises(PacksFailedError):
+            service.load_or_roll_back()
+    else:
+        service.load_or_roll_back()
+    client, token = logged_in(app, Role.STAFF)
+    hdr = {"X-CSRFToken": token}
+    assert client.post("/api/patients", json={"patient_id": "P1"}, headers=hdr).status_code == 201
+    resp = client.post("/api/scan", data={"patient_id": "P1", "region": "trunk"}, headers=hdr)
+    if words is None:
+        assert resp.status_code == 201, resp.get_json()
+        return
+    error = resp.get_json()["error"]
+    assert resp.status_code == 503 and words in error, error
+    assert "no model pack is installed" not in error
+    assert "2.0: the interpreter refused" in error and "1.0: the interpreter refused" in error
+
+
+def test_a_scan_with_nothing_installed_still_says_so(tmp_path, caplog):
+    from device.models import NoPackDirError
+
+    app = make_app(tmp_path, models=None)
+    service = app.extensions["atopiscan"].service
+    with pytest.raises(NoPackDirError):
+        service.load_or_roll_back()
+    assert "failed to load" not in caplog.text and service.rollback_note is None
+    client, token = logged_in(app, Role.STAFF)
+    hdr = {"X-CSRFToken": token}
+    client.post("/api/patients", json={"patient_id": "P1"}, headers=hdr)
+    resp = client.post("/api/scan", data={"patient_id": "P1", "region": "trunk"}, headers=hdr)
+    assert resp.status_code == 503 and "no model pack is installed" in resp.get_json()["error"]

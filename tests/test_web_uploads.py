@@ -25,9 +25,9 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
     return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
 
-def bomb_png(side: int = 20000) -> bytes:
+def bomb_png(side: int = 20000, height: int | None = None) -> bytes:
     """A well-formed PNG header claiming side x side RGB (1.2 GB decoded for 20000)."""
-    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", side, height or side, 8, 2, 0, 0, 0)
     idat = zlib.compress(b"\x00" * (1 + 3 * side) * 4, 9)  # a few rows are enough to refuse
     return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", idat) + _chunk(b"IEND", b"")
 
@@ -46,6 +46,8 @@ CASES = {
     "zero_byte": (b"", 400, "empty"),
     "bomb_png": (bomb_png(), 413, "20000x20000"),
     "bomb_jpeg": (bomb_jpeg(), 413, "20000x20000"),
+    "over_40_mp": (bomb_png(6400), 413, "6400x6400 pixels (41 MP)"),  # API.md: 40 MP
+    "over_12000_a_side": (bomb_png(12001, 100), 413, "12,000 pixels a side"),
     "pdf": (b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n%%EOF\n", 415, "not a JPEG or PNG"),
     "text": (b"patient,grade\nP1,3\n", 415, "not a JPEG or PNG"),
     "png_without_end": (cv2.imencode(".png", np.zeros((50, 50, 3), np.uint8))[1].tobytes()[:-12],

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import errno
 import getpass
 import os
 from pathlib import Path
@@ -51,10 +52,32 @@ def export_clock():
     return lambda: when
 
 
+#: What an OSError met while exporting means for the person, by errno.
+_OS_REASONS = {
+    errno.ENOSPC: "the disk is full; free space or export to another disk",
+    errno.EDQUOT: "the disk quota is used up; free space or export to another disk",
+    errno.EROFS: "the disk is read-only; export to a disk that can be written",
+    errno.EACCES: "permission denied; choose a folder you may write to",
+    errno.EPERM: "not permitted; choose a folder you may write to",
+    errno.ENAMETOOLONG: "a name is too long for the disk; choose a shorter --out",
+    errno.ENOENT: "no such folder (or one the system does not let files be made in)",
+    errno.ENOTDIR: "a part of the path is a file, not a folder",
+    errno.EIO: "the disk failed to read or write (check the card or drive)",
+}
+
+
+def write_error(exc: OSError, out: Path) -> UserError:
+    """One line saying why the export to ``out`` failed, decided by the errno."""
+    reason = _OS_REASONS.get(exc.errno or 0, exc.strerror or str(exc))
+    where = f" ({exc.filename})" if exc.filename else ""
+    return UserError(f"cannot export to {out}{where}: {reason}. Nothing was exported and no "
+                     "partial copy is left")
+
+
 def run(args: argparse.Namespace) -> int:
     import device
     from device.audit import AuditAction, AuditLog
-    from device.export_dataset import ExportError, export_dataset
+    from device.export_dataset import ExportError, check_target, export_dataset
     from device.export_rows import ExportFilter
     from device.store import DB_NAME, Store
 
@@ -69,13 +92,22 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"{data_dir} holds no scan store ({DB_NAME}); give the device's data "
                         "folder with --data-dir or --config")
     who = f"cli:{getpass.getuser()}"
+    protected = {"packs": config.packs.dir, "configured data": config.storage.data_dir}
+    try:  # refused before the store is even opened
+        check_target(args.out, data_dir=data_dir, force=args.force, protected=protected)
+    except ExportError as exc:
+        raise UserError(str(exc)) from exc
+    except OSError as exc:
+        raise write_error(exc, args.out) from exc
     store = Store(data_dir, keep_images=config.storage.keep_images)
     try:
         result = export_dataset(store, args.out, flt, device_name=config.device_name,
                                 software_version=device.__version__, exported_by=who,
-                                force=args.force, clock=export_clock())
+                                force=args.force, clock=export_clock(), protected=protected)
     except ExportError as exc:
         raise UserError(str(exc)) from exc
+    except OSError as exc:  # a full or read-only disk, a name too long...: one line, exit 2
+        raise write_error(exc, args.out) from exc
     finally:
         store.close()
     counts = result.provenance["counts"]

@@ -82,6 +82,7 @@ class Prepared:
 
 def prepare(config: Any) -> Prepared:
     """Open the store, users and service and build the app (everything but serving)."""
+    from device.export_work import sweep_and_audit
     from device.purger import Purger
     from device.service import Service
     from device.web import create_app, default_store
@@ -92,6 +93,7 @@ def prepare(config: Any) -> Prepared:
     users = UserStore.in_data_dir(data_dir)
     password = users.ensure_setup_user(SETUP_USER)
     store = default_store(config, data_dir)  # keep_images, keep_frames, retention_days
+    sweep_and_audit(data_dir, "service")  # work folders of exports killed before this start
     purger = Purger(store)
     purger.start()  # storage.retention_days: purge now and then daily
     tls = None

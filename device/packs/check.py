@@ -11,7 +11,9 @@ Checks, in order, each problem worded so a person can act on it:
    is configured; a signature without a key is noted, not checked;
 6. each model card is valid, grades its sign and names its model's sha256;
 7. this device's software is at least the pack's min_device_version;
-8. the self-test: each golden image through device.interpreter.GradeModel must
+8. each model's input tensor has the size its card states (else the device's loader
+   refuses it after the install and scans fail until a rollback);
+9. the self-test: each golden image through device.interpreter.GradeModel must
    give the recorded probabilities within manifest.selftest_tolerance, and the
    recorded grade (unless the recorded top two are a tie within the tolerance).
 
@@ -325,6 +327,17 @@ def _check_cards(report: VerifyReport, manifest: PackManifest, dest: Path,
         check_stats(report, entry, card, dest, extracted)
 
 
+def input_size_fits(report: VerifyReport, entry: Any, model: GradeModel, dest: Path) -> bool:
+    """Whether ``model``'s actual input tensor has its card's input_size (a problem if not):
+    the check the device's loader makes (device.models), made before the install."""
+    card = load_card(dest / entry.card)  # valid: _check_cards passed before the self-test
+    problems = card_mismatches(card, model_input_size=model.input_size,
+                               card_where=entry.card, model_where=entry.model)
+    report.problems += [f"{problem}; the card does not describe this model: rebuild the pack"
+                        for problem in problems]
+    return not problems
+
+
 def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, threads: int) -> None:
     """Run every golden image through this device's interpreter (see module docstring)."""
     golden, problem = read_golden_set(manifest, dest)
@@ -343,6 +356,8 @@ def run_selftest(report: VerifyReport, manifest: PackManifest, dest: Path, *, th
         except InterpreterError as exc:
             report.problems.append(f"{entry.model}: this device cannot load it ({exc})".replace(
                 f"{dest}{os.sep}", ""))
+            continue
+        if not input_size_fits(report, entry, model, dest):
             continue
         if entry.stats is not None and not features_fit(report, entry, model, dest):
             continue

@@ -28,6 +28,7 @@ from device.errors import (
     http_status,
     storage_error,
 )
+from device.request_guards import install_request_guards
 from device.web import errorlog
 from device.web.auth import LoginLimiter, current_user, init_auth, load_secret_key, wants_json
 from device.web.users import Role, UserStore
@@ -79,6 +80,7 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
     data_dir = Path(data_dir or config.storage.data_dir).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
+    install_request_guards(app)  # ids beyond SQLite: 404; JSON nested too deep: 400
     app.config.update(
         SECRET_KEY=load_secret_key(data_dir),
         SESSION_COOKIE_NAME="atopiscan_session",
@@ -143,9 +145,9 @@ def _security_headers(app: Flask, *, https: bool) -> None:
 
 
 def _register(app: Flask) -> None:
-    from device.web import adjust, api, dataexport, packs, scan, status, stream, visits
+    from device.web import account, adjust, api, dataexport, packs, scan, status, stream, visits
 
-    for module in (status, scan, stream, adjust, visits, packs, api, dataexport):
+    for module in (status, scan, stream, adjust, visits, packs, api, dataexport, account):
         app.register_blueprint(module.bp)
 
     @app.route("/")

@@ -90,9 +90,12 @@ def _limiter() -> LoginLimiter:
 
 
 def _start_session(username: str) -> None:
+    old = session.get("sid")
+    if isinstance(old, str):  # the session this browser had ends: a copy of it dies too
+        _sessions().revoke(old)
     session.clear()
     session.permanent = True
-    session["sid"] = _sessions().create(username)
+    session["sid"] = _sessions().create(username, addr=request.remote_addr or "")
     session["seen"] = time.time()
 
 

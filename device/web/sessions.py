@@ -4,18 +4,22 @@ The signed cookie alone cannot be revoked: a copy taken before logout would keep
 working. So the cookie carries a random session id, and this table (in the users
 database) says which ids are live. Logout deletes the id; a password change
 deletes every id of that user (other browsers are logged out, the one that
-changed the password gets a new id). Ids idle for longer than the session
-lifetime are dropped as well.
+changed the password gets a new id). A login ends the session the browser had
+before it, and the account page lists a user's sessions (by a public handle, a hash
+of the id: the id itself never leaves the cookie) with a button to end each. Ids idle
+for longer than the session lifetime are dropped as well.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from device.errors import storage_guard
@@ -24,6 +28,21 @@ log = logging.getLogger(__name__)
 
 #: ``seen`` is written at most this often per session (not on every request).
 TOUCH_EVERY_S = 60.0
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    """One live session as its user sees it on the account page."""
+
+    handle: str  # public name of the session: handle_of(its id)
+    created: float
+    seen: float
+    addr: str  # the address it logged in from
+
+
+def handle_of(sid: str) -> str:
+    """The public name of session ``sid`` (shown and posted back; not usable as a cookie)."""
+    return hashlib.sha256(sid.encode()).hexdigest()[:16]
 
 
 class SessionStore:
@@ -40,15 +59,38 @@ class SessionStore:
             self._db.execute("CREATE TABLE IF NOT EXISTS sessions ("
                              " id TEXT PRIMARY KEY, username TEXT NOT NULL,"
                              " created REAL NOT NULL, seen REAL NOT NULL)")
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(sessions)")}
+            if "addr" not in columns:  # tables made before the account page listed sessions
+                self._db.execute("ALTER TABLE sessions ADD COLUMN addr TEXT NOT NULL DEFAULT ''")
 
-    def create(self, username: str) -> str:
+    def create(self, username: str, addr: str = "") -> str:
         """A new live session id for ``username`` (and drop ids idle too long)."""
         sid = secrets.token_urlsafe(32)
         now = self._clock()
         with self._lock:
             self._db.execute("DELETE FROM sessions WHERE seen < ?", (now - self.max_idle_s,))
-            self._db.execute("INSERT INTO sessions VALUES (?, ?, ?, ?)", (sid, username, now, now))
+            self._db.execute("INSERT INTO sessions (id, username, created, seen, addr) "
+                             "VALUES (?, ?, ?, ?, ?)", (sid, username, now, now, addr))
         return sid
+
+    def sessions_of(self, username: str) -> list[SessionInfo]:
+        """The live sessions of ``username``, newest first."""
+        cutoff = self._clock() - self.max_idle_s
+        with self._lock:
+            rows = self._db.execute("SELECT id, created, seen, addr FROM sessions WHERE "
+                                    "username = ? AND seen >= ? ORDER BY created DESC",
+                                    (username, cutoff)).fetchall()
+        return [SessionInfo(handle_of(sid), created, seen, addr) for sid, created, seen, addr in rows]
+
+    def revoke_handle(self, username: str, handle: str) -> bool:
+        """End the session of ``username`` named ``handle``; whether there was one."""
+        with self._lock:
+            ids = [sid for (sid,) in self._db.execute(
+                "SELECT id FROM sessions WHERE username = ?", (username,))
+                if secrets.compare_digest(handle_of(sid), handle)]
+            for sid in ids:
+                self._db.execute("DELETE FROM sessions WHERE id = ?", (sid,))
+        return bool(ids)
 
     def user_of(self, sid: str) -> str | None:
         """The user of a live session id, or None (unknown, revoked or idle too long)."""

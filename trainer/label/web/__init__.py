@@ -42,9 +42,11 @@ def get_db():
 
 
 def create_app(project: Project) -> Flask:
+    from device.request_guards import install_request_guards
     from trainer.label.web import api, auth, pages
 
     app = Flask(__name__)
+    install_request_guards(app)  # ids beyond SQLite: 404; JSON nested too deep: 400
     app.config.update(PROJECT=project, SECRET_KEY=load_secret(project.root),
                       SESSION_COOKIE_HTTPONLY=True, SESSION_COOKIE_SAMESITE="Strict",
                       MAX_CONTENT_LENGTH=1_000_000)

@@ -157,7 +157,7 @@ def lip_zones(lab: np.ndarray, skin: np.ndarray) -> list[tuple[int, int, int, in
 def avoid_masks(lab: np.ndarray, skin: np.ndarray, faces: Faces | None, scale: float) -> AvoidMasks:
     zones = zones_mask(skin.shape, faces, scale)
     pairs = dark_eye_pairs(lab[..., 0], skin)
-    if pairs:  # eyes the cascades missed: their face's features, from its proportions
+    if pairs:  # eyes the face detector missed: their face's features, from its proportions
         zones |= zones_mask(skin.shape, Faces([face_from_eyes(*p) for p in pairs],
                                               [e for p in pairs for e in p]), 1.0)
     for x, y, bw, bh in lip_zones(lab, skin):

@@ -2,13 +2,11 @@
 frame blurs (outside the graded crop, which is kept exactly: it is the training
 data), and whether the photo shows an animal.
 
-Uses the Haar cascades bundled in OpenCV 4's wheel (``cv2.data.haarcascades``;
-OpenCV 5 wheels dropped them): nothing is downloaded. A frontal face, or a pair
-of eyes (a close-up's face runs past the photo's edges), gives the feature zones
-(eyes, nose, lips) from the face's proportions. Eyes are also found by darkness
-(``dark_eye_pairs``) for the faces the cascades miss: closed eyes (a lash line) and
-infants' close-ups. A cat face
-(``haarcascade_frontalcatface_extended``) says the photo shows an animal.
+Faces, their eyes, nose and lips come from MediaPipe's face detector and face mesh
+(``device.facemesh``, run on the device's own LiteRT interpreter). Eyes are also
+found by darkness (``dark_eye_pairs``, used by ``device.avoid``) for the faces the
+detector misses. A cat face (OpenCV's bundled Haar cascade
+``haarcascade_frontalcatface_extended``) says the photo shows an animal.
 """
 
 from __future__ import annotations
@@ -20,22 +18,21 @@ from functools import cache
 import cv2
 import numpy as np
 
+from device.facemesh import landmarker
+
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]  # x, y, w, h
 
-FACE_CASCADE = "haarcascade_frontalface_default.xml"
-EYE_CASCADE = "haarcascade_eye.xml"
 CAT_CASCADE = "haarcascade_frontalcatface_extended.xml"
-#: Detection works on a grey copy whose shorter side is at most this: frames kept or
-#: exported (privacy first), and the scan path (speed: it shares the 10 ms budget).
+#: Faces are looked for on a copy whose shorter side is at most this: frames kept or
+#: exported (privacy first), and the scan path (speed: its working copy).
 DETECT_SIDE = 320
-SCAN_DETECT_SIDE = 120
-SCAN_FACE_SIDE = 80
-#: Smallest face looked for, as a fraction of the copy's shorter side.
+SCAN_DETECT_SIDE = 192
+#: Smallest cat face looked for, as a fraction of the copy's shorter side.
 MIN_FACE_FRACTION = 0.25
-#: Feature zones inside a face box (fractions of its width/height: x0, y0, x1, y1):
-#: both eyes and brows, then nose and lips. Cheeks, forehead and chin stay free.
+#: Feature zones inside a face box that has no mesh (a face given by hand), as
+#: fractions of its width/height (x0, y0, x1, y1): eyes and brows, then nose and lips.
 EYE_ZONE = (0.12, 0.18, 0.88, 0.52)
 NOSE_LIPS_ZONE = (0.28, 0.45, 0.72, 0.95)
 
@@ -49,7 +46,7 @@ DARK_EYE_WIDTH = (0.1, 0.3)
 
 
 class FaceError(RuntimeError):
-    """OpenCV's bundled cascades are missing (a broken OpenCV install)."""
+    """OpenCV's bundled cat cascade is missing (a broken OpenCV install)."""
 
 
 @cache
@@ -64,16 +61,21 @@ def cascade(name: str) -> cv2.CascadeClassifier:
 
 @dataclass(frozen=True)
 class Faces:
-    """Detections in the coordinates of the image they were found in."""
+    """Detections in the coordinates of the image they were found in: face boxes, eye
+    boxes (with brows), the other parts the crop avoids (nose, lips) and cat faces."""
 
     faces: list[Box] = field(default_factory=list)
     eyes: list[Box] = field(default_factory=list)
     cats: list[Box] = field(default_factory=list)
+    parts: list[Box] = field(default_factory=list)
 
     def zones(self) -> list[Box]:
-        """Boxes the auto crop must not touch: eyes, nose and lips of every face."""
-        out = list(self.eyes)
+        """Boxes the auto crop must not touch: eyes, nose and lips of every face (from
+        the mesh; from the face's proportions for a face given without one)."""
+        out = list(self.eyes) + list(self.parts)
         for x, y, w, h in self.faces:
+            if any(_inside(z, (x, y, w, h)) for z in self.parts):
+                continue
             for x0, y0, x1, y1 in (EYE_ZONE, NOSE_LIPS_ZONE):
                 out.append((x + int(x0 * w), y + int(y0 * h), max(1, int((x1 - x0) * w)),
                             max(1, int((y1 - y0) * h))))
@@ -82,20 +84,19 @@ class Faces:
     def scaled(self, factor: float) -> Faces:
         def sc(boxes: list[Box]) -> list[Box]:
             return [tuple(int(round(v * factor)) for v in b) for b in boxes]  # type: ignore[misc]
-        return Faces(sc(self.faces), sc(self.eyes), sc(self.cats))
+        return Faces(sc(self.faces), sc(self.eyes), sc(self.cats), sc(self.parts))
 
     def to_dict(self) -> dict[str, list[list[int]]]:
         return {"faces": [list(b) for b in self.faces], "eyes": [list(b) for b in self.eyes],
-                "cats": [list(b) for b in self.cats]}
+                "cats": [list(b) for b in self.cats], "parts": [list(b) for b in self.parts]}
 
 
-def _grey(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
+def _shrunk(rgb: np.ndarray, side: int) -> tuple[np.ndarray, float]:
     h, w = rgb.shape[:2]
     scale = min(1.0, side / min(h, w))
     small = rgb if scale >= 1 else cv2.resize(
         rgb, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    grey = cv2.equalizeHist(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY))
-    return grey, scale
+    return small, scale
 
 
 def _detect(clf: cv2.CascadeClassifier, grey: np.ndarray, min_side: int,
@@ -104,21 +105,6 @@ def _detect(clf: cv2.CascadeClassifier, grey: np.ndarray, min_side: int,
                                  minSize=(min_side, min_side),
                                  maxSize=(max_side or 0, max_side or 0))
     return [tuple(int(v) for v in b) for b in found]  # type: ignore[misc]
-
-
-def eye_pairs(eyes: list[Box]) -> list[tuple[Box, Box]]:
-    """Two eyes of one face: similar size, side by side at about the same height,
-    1.2-4 eye widths apart. A lone "eye" on eczematous skin is usually a papule."""
-    pairs = []
-    for i, a in enumerate(eyes):
-        for b in eyes[i + 1:]:
-            left, right = (a, b) if a[0] <= b[0] else (b, a)
-            size = (left[2] + right[2]) / 2
-            gap = (right[0] + right[2] / 2) - (left[0] + left[2] / 2)
-            if (0.6 < left[2] / right[2] < 1.6 and abs(left[1] - right[1]) < 0.6 * size
-                    and 1.2 * size < gap < 4 * size):
-                pairs.append((left, right))
-    return pairs
 
 
 def regions(mask: np.ndarray) -> list[tuple[Box, np.ndarray]]:
@@ -165,37 +151,23 @@ def face_from_eyes(left: Box, right: Box) -> Box:
     return (int(cx - w / 2), int(eye_y - 0.38 * w), int(w), int(w))
 
 
-def find_faces(rgb: np.ndarray, *, side: int = DETECT_SIDE, cats: bool = True,
-               face_side: int | None = None) -> Faces:
-    """Faces, eyes and cat faces in ``rgb``'s pixel coordinates. Eyes are looked for over
-    the whole photo (a close-up's face runs past its edges, so no face box is found) and
-    kept when inside a face or paired; a pair implies its face. ``face_side``: look for
-    faces on a still smaller copy (the scan path: big faces only, a quarter the cost)."""
-    grey, scale = _grey(rgb, side)
-    short = min(grey.shape)
-    faces = _faces(grey, face_side)
-    found = _detect(cascade(EYE_CASCADE), grey, max(8, short // 20), short // 3, neighbours=6)
-    eyes: list[Box] = []
-    for left, right in eye_pairs(found):
-        eyes += [left, right]
-        implied = face_from_eyes(left, right)
-        if not any(_inside(left, f) for f in faces):
-            faces.append(implied)
-    eyes += [e for e in found if e not in eyes and any(_inside(e, f) for f in faces)]
-    found_cats = _cats(grey) if cats else []
-    result = Faces(faces, eyes, found_cats)
+def find_faces(rgb: np.ndarray, *, side: int = DETECT_SIDE, cats: bool = True) -> Faces:
+    """Faces (confirmed by the mesh), their eyes, nose and lips, and cat faces, in
+    ``rgb``'s pixel coordinates; looked for on a copy whose shorter side is ``side``."""
+    small, scale = _shrunk(rgb, side)
+    faces, eyes, parts = [], [], []
+    for mesh in landmarker().find(small):
+        faces.append(mesh.box)
+        boxes = mesh.part_boxes()
+        eyes += [boxes["right_eye"], boxes["left_eye"]]
+        parts += [boxes["nose"], boxes["lips"]]
+    found_cats = _cats(_grey(small)) if cats else []
+    result = Faces(faces, eyes, found_cats, parts)
     return result.scaled(1 / scale) if scale < 1 else result
 
 
-def _faces(grey: np.ndarray, face_side: int | None) -> list[Box]:
-    short = min(grey.shape)
-    if face_side is None or face_side >= short:
-        return _detect(cascade(FACE_CASCADE), grey, max(20, int(short * MIN_FACE_FRACTION)))
-    f = face_side / short
-    small = cv2.resize(grey, (max(1, round(grey.shape[1] * f)), face_side),
-                       interpolation=cv2.INTER_AREA)
-    found = _detect(cascade(FACE_CASCADE), small, max(20, int(face_side * MIN_FACE_FRACTION)))
-    return [tuple(int(round(v / f)) for v in b) for b in found]  # type: ignore[misc]
+def _grey(rgb: np.ndarray) -> np.ndarray:
+    return cv2.equalizeHist(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
 
 
 def _cats(grey: np.ndarray) -> list[Box]:
@@ -204,11 +176,11 @@ def _cats(grey: np.ndarray) -> list[Box]:
                    neighbours=4)
 
 
-def find_cats(rgb: np.ndarray, *, side: int = SCAN_DETECT_SIDE) -> list[Box]:
+def find_cats(rgb: np.ndarray, *, side: int = 120) -> list[Box]:
     """Cat faces only (the scan path looks for them when the photo is furry-textured:
-    the detector is the dearest of the three)."""
-    grey, scale = _grey(rgb, side)
-    return [tuple(int(round(v / scale)) for v in b) for b in _cats(grey)]  # type: ignore[misc]
+    the detector is the dearest of the checks)."""
+    small, scale = _shrunk(rgb, side)
+    return [tuple(int(round(v / scale)) for v in b) for b in _cats(_grey(small))]  # type: ignore[misc]
 
 
 def _inside(box: Box, outer: Box) -> bool:

@@ -39,7 +39,7 @@ from device.cameras.base import Camera
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import WORK_SIDE, CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
-from device.faces import SCAN_DETECT_SIDE, SCAN_FACE_SIDE, Faces, find_faces
+from device.faces import SCAN_DETECT_SIDE, Faces, find_faces
 from device.imageio import ImageError, read_image, too_large
 from device.imagestats import describe
 from device.models import ModelSet
@@ -231,8 +231,8 @@ class Scanner:
         preview = shrink(image, MEASURE_SIDE)
         # ... and a smaller one still for faces, skin share, texture and the auto crop.
         tiny = shrink(preview, WORK_SIDE)
-        faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False,
-                           face_side=SCAN_FACE_SIDE).scaled(image.shape[0] / tiny.shape[0])
+        faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(
+            image.shape[0] / tiny.shape[0])
         quality = check_quality(image, self.config.quality, preview=preview, tiny=tiny,
                                 faces=faces)
         timings["quality"] = _ms_since(t)

@@ -12,7 +12,7 @@ from device.avoid import MAX_OVERLAY_IN_CROP, AvoidMasks, overlay_mask
 from device.cameras.synthetic import render_skin_frame
 from device.config import CropConfig, CropMode, QualityConfig
 from device.crop import WORK_SIDE, auto_box, iou, shrink, skin_mask
-from device.faces import Faces, blur_faces, eye_pairs, face_from_eyes, find_faces
+from device.faces import Faces, blur_faces, face_from_eyes, find_faces
 from device.quality import QualityIssue, check_quality, confirm_skin
 
 AUTO = CropConfig(mode=CropMode.AUTO)
@@ -128,12 +128,8 @@ def test_a_square_must_be_mostly_skin():
     assert not ok and "skin" in why
 
 
-def test_eye_pairs_accept_two_eyes_and_refuse_lone_or_odd_ones():
+def test_two_eyes_imply_the_face_around_them():
     left, right = (100, 100, 30, 20), (170, 104, 32, 20)
-    assert eye_pairs([left, right]) == [(left, right)]
-    assert eye_pairs([left]) == []
-    assert eye_pairs([left, (400, 100, 30, 20)]) == []  # too far apart
-    assert eye_pairs([left, (170, 160, 30, 20)]) == []  # not side by side
     fx, fy, fw, fh = face_from_eyes(left, right)
     assert fx < left[0] and fx + fw > right[0] + right[2] and fy < left[1]
 

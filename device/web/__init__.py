@@ -1,4 +1,4 @@
-"""The dashboard: a Flask app served on the device by waitress, or by cheroot over HTTPS
+"""The dashboard: a Flask app served on the device by waitress, behind the TLS front for HTTPS
 (device.web.serve, ``python -m device run``).
 
 ``create_app(config, service=..., store=...)`` builds the app around the device

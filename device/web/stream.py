@@ -3,7 +3,7 @@
 
 Each open stream holds one server thread (``python -m device run`` starts enough), and
 the server's small output buffer makes a slow client skip frames instead of queueing
-them (device.cli.run.STREAM_BUFFER_BYTES).
+them (device.web.serve.STREAM_BUFFER_BYTES).
 """
 
 from __future__ import annotations

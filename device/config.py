@@ -239,6 +239,62 @@ class TlsConfig(_Section):
         return self
 
 
+#: Worker threads kept free for pages and /healthz however many live previews are open.
+PAGE_THREADS_RESERVED = 4
+
+
+class ServerLimits(_Section):
+    """How much of the dashboard's server one client, one login or all of them may hold.
+    The defaults fit a Pi 4 (about 2 MB of memory per thread, 1 per open connection)."""
+
+    threads: int = Field(
+        default=16, ge=PAGE_THREADS_RESERVED + 1, le=64,
+        description="Worker threads answering requests; each open live-preview stream "
+                    "(/scan/stream.mjpg, /scan/hints) holds one for as long as it is open")
+    connection_limit: int = Field(
+        default=100, ge=8, le=1000,
+        description="Connections the server keeps open at once (idle keep-alive ones "
+                    "included); beyond it new ones wait in the kernel's backlog")
+    idle_timeout_s: float = Field(
+        default=30, gt=0, le=600,
+        description="Seconds an idle keep-alive connection (no request in progress) stays open")
+    max_streams: int = Field(
+        default=8, ge=1,
+        description="Live-preview streams open at once over all logins; one more is answered "
+                    "503. At most threads - 4, so pages always have threads")
+    max_streams_per_session: int = Field(
+        default=4, ge=1,
+        description="Live-preview streams one login may hold (a scan page opens two: the "
+                    "picture and its hints); one more is answered 503")
+    max_connections_per_client: int = Field(
+        default=32, ge=1,
+        description="HTTPS only: connections one client address may hold open (a browser "
+                    "uses about 6 plus its streams); more are closed at once")
+    handshake_timeout_s: float = Field(
+        default=10, gt=0, le=120,
+        description="HTTPS only: seconds a new connection has to start and finish its TLS "
+                    "handshake")
+    header_timeout_s: float = Field(
+        default=10, gt=0, le=120,
+        description="HTTPS only: seconds a client has, after its handshake, to send the "
+                    "whole header of its first request (a byte-drip client is dropped)")
+
+    @model_validator(mode="after")
+    def _fits(self) -> ServerLimits:
+        if self.max_streams > self.threads - PAGE_THREADS_RESERVED:
+            raise ValueError(
+                f"max_streams ({self.max_streams}) must leave {PAGE_THREADS_RESERVED} of the "
+                f"{self.threads} threads for pages: lower it to {self.threads - PAGE_THREADS_RESERVED}"
+                " or raise threads")
+        if self.max_streams_per_session > self.max_streams:
+            raise ValueError(f"max_streams_per_session ({self.max_streams_per_session}) is more "
+                             f"than max_streams ({self.max_streams})")
+        if self.max_connections_per_client > self.connection_limit:
+            raise ValueError(f"max_connections_per_client ({self.max_connections_per_client}) is "
+                             f"more than connection_limit ({self.connection_limit})")
+        return self
+
+
 class WebConfig(_Section):
     host: str = Field(default="127.0.0.1", description="Address the dashboard listens on")
     port: int = Field(default=8080, ge=1, le=65535, description="Port the dashboard listens on")
@@ -248,6 +304,10 @@ class WebConfig(_Section):
         default=20, gt=0, description="Largest image upload accepted, in megabytes")
     tls: TlsConfig = Field(default_factory=TlsConfig,
                            description="HTTPS for the dashboard (required beyond loopback)")
+    limits: ServerLimits = Field(
+        default_factory=ServerLimits,
+        description="Threads, connections, live-preview streams and timeouts of the server "
+                    "(device/web/API.md, 'Server limits')")
 
     @property
     def uses_tls(self) -> bool:

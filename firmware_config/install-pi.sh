@@ -111,7 +111,7 @@ run python3 -m venv --system-site-packages "$PREFIX/venv"
 # "numpy<2" is already met by Debian's python3-numpy; saying it stops pip from
 # upgrading it underneath picamera2.
 run "$PREFIX/venv/bin/pip" install "numpy<2" ai-edge-litert flask flask-wtf \
-    waitress cheroot "pydantic>=2" pyyaml cryptography
+    waitress "pydantic>=2" pyyaml cryptography
 # --no-deps: OpenCV and NumPy are Debian's; the wheel of opencv-python-headless
 # would shadow the apt build that knows the Pi's camera stack.
 run "$PREFIX/venv/bin/pip" install --no-deps "$PREFIX/src"

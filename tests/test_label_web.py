@@ -27,9 +27,15 @@ def studio(tmp_path):
     return app, db
 
 
+def login_token(client):
+    page = client.get("/login").data.decode()
+    return page.split('name="csrf-token" content="')[1].split('"')[0]
+
+
 def login(app, name):
     client = app.test_client()
-    resp = client.post("/login", data={"username": name, "password": PASSWORD})
+    resp = client.post("/login", data={"username": name, "password": PASSWORD,
+                                       "csrf_token": login_token(client)})
     assert resp.status_code == 302, resp.data
     page = client.get("/label" if name != "carol" else "/adjudicate")
     token = page.data.decode().split('name="csrf-token" content="')[1].split('"')[0]
@@ -45,7 +51,8 @@ def test_login_required_and_wrong_password(studio):
     client = app.test_client()
     assert client.get("/label").status_code == 302
     assert client.get("/api/queue").status_code == 401
-    resp = client.post("/login", data={"username": "alice", "password": "nope-nope"})
+    resp = client.post("/login", data={"username": "alice", "password": "nope-nope",
+                                       "csrf_token": login_token(client)})
     assert resp.status_code == 401 and b"wrong name or password" in resp.data
 
 
@@ -168,3 +175,79 @@ def test_kill_9_during_a_save_loses_nothing(tmp_path):
     counts = dict(db.execute("SELECT photo_id, COUNT(*) FROM boxes GROUP BY photo_id"))
     assert len(counts) == 3 and set(counts.values()) == {2}  # 3 whole saves, not the 4th
     assert db.execute("SELECT COUNT(*) FROM answers").fetchone()[0] == 3
+
+
+# -- issue 27 item 8: the studio's sign-in is the dashboard's --------------------------
+
+
+def test_login_without_csrf_token_is_refused(studio):
+    app, _ = studio
+    client = app.test_client()
+    resp = client.post("/login", data={"username": "alice", "password": PASSWORD})
+    assert resp.status_code == 400 and b"form token" in resp.data
+    assert client.get("/api/queue").status_code == 401
+
+
+def test_wrong_passwords_are_limited(studio):
+    app, _ = studio
+    client = app.test_client()
+    token = login_token(client)
+    codes = [client.post("/login", data={"username": "alice", "password": f"wrong-{i}",
+                                         "csrf_token": token}).status_code for i in range(6)]
+    assert codes == [401] * 5 + [429]
+    # the right password from the same address waits too: no sixth guess gets through
+    right = client.post("/login", data={"username": "alice", "password": PASSWORD,
+                                        "csrf_token": token})
+    assert right.status_code == 429 and b"too many failed attempts" in right.data
+
+
+def test_a_cookie_copied_before_logout_is_dead(studio):
+    app, _ = studio
+    alice, token = login(app, "alice")
+    copied = alice.get_cookie("session").value
+    assert alice.post("/logout", data={"csrf_token": token}).status_code == 302
+    thief = app.test_client()
+    thief.set_cookie("session", copied)
+    assert thief.get("/api/queue").status_code == 401
+
+
+def test_a_cookie_copied_before_a_password_change_is_dead(studio, capsys):
+    import argparse
+    import io
+    import sys as _sys
+
+    from trainer.label.cli import do_adduser
+
+    app, _ = studio
+    alice, _ = login(app, "alice")
+    assert alice.get("/api/queue").status_code == 200
+    args = argparse.Namespace(project=app.config["PROJECT"].root, name="alice", role="rater",
+                              password_stdin=True)
+    old_stdin, _sys.stdin = _sys.stdin, io.StringIO("a-new-password-1\n")
+    try:
+        assert do_adduser(args) == 0
+    finally:
+        _sys.stdin = old_stdin
+    assert "ended 1 open login(s)" in capsys.readouterr().out
+    assert alice.get("/api/queue").status_code == 401
+
+
+def test_a_rater_cannot_grade_a_photo_outside_their_queue(tmp_path):
+    from trainer.label.agreement import multi_rater_photos
+    from trainer.label.web import create_app
+
+    project, db = make_project(tmp_path, overlap=0.0, n_patients=2, per_patient=1)
+    add_users(db)
+    app = create_app(project)
+    first, second = all_photos(db)
+    alice, _ = login(app, "alice")
+    assert alice.put(f"/api/photos/{first.id}/answer", json={"boxes": [BOX]}).status_code == 200
+    bob, _ = login(app, "bob")
+    assert bob.get("/api/queue").get_json()["next"] == second.id  # first is alice's alone
+    resp = bob.put(f"/api/photos/{first.id}/answer", json={"boxes": [{**BOX, "erythema": 0}]})
+    assert resp.status_code == 403 and "not in bob's queue" in resp.get_json()["error"]
+    assert get_answer(db, first.id, "bob").status is None
+    assert first.id not in multi_rater_photos(db)  # so not in the agreement figures either
+    # her own answer she may change; bob his own queue
+    assert alice.put(f"/api/photos/{first.id}/answer", json={"unusable": "blurred"}).status_code == 200
+    assert bob.put(f"/api/photos/{second.id}/answer", json={"boxes": [BOX]}).status_code == 200

@@ -5,6 +5,7 @@ a camera that vanishes and returns, and the hint events."""
 
 from __future__ import annotations
 
+import re
 import socket
 import threading
 import time
@@ -206,3 +207,83 @@ def test_bench_stream_prints_its_figures_and_the_pause():
     bad = subprocess.run([sys.executable, "-m", "device", "bench-stream", "--viewers", "x"],
                          capture_output=True, text=True, timeout=60, env=env)
     assert bad.returncode == 2 and "--viewers" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _open_stream(base: str, cookie: str, path: str = "/scan/stream.mjpg") -> tuple[socket.socket, bytes]:
+    """A raw stream connection and its status line plus headers (a stream's body left
+    unread; a 503's read whole)."""
+    port = int(base.rsplit(":", 1)[1])
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nCookie: {cookie}\r\n\r\n".encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        head += chunk
+    if head.startswith(b"HTTP/1.1 503 "):  # a short answer: read all of it
+        length = int(re.search(rb"Content-Length: (\d+)", head).group(1))
+        while len(head.split(b"\r\n\r\n", 1)[1]) < length:
+            head += sock.recv(4096)
+    return sock, head
+
+
+def test_sixteen_streams_from_one_login_leave_pages_answering(served):
+    """Issue 27 item 3: streams past web.limits get 503 with the reason, and /healthz and
+    the pages still answer (before the caps, 16 streams held all 16 threads)."""
+    import requests
+
+    base, cookie, app, raw = served
+    limits = app.extensions["atopiscan"].config.web.limits
+    socks = []
+    try:
+        heads = []
+        for i in range(16):
+            sock, head = _open_stream(base, cookie, "/scan/hints" if i % 2 else
+                                      "/scan/stream.mjpg")
+            socks.append(sock)
+            heads.append(head)
+        ok = [h for h in heads if h.startswith(b"HTTP/1.1 200 ")]
+        refused = [h for h in heads if h.startswith(b"HTTP/1.1 503 ")]
+        assert len(ok) == limits.max_streams_per_session and len(refused) == 16 - len(ok)
+        assert b"Retry-After: 10\r\n" in refused[0]
+        assert b"max_streams_per_session" in refused[0]
+        assert requests.get(f"{base}/healthz", timeout=8).status_code == 200
+        assert requests.get(f"{base}/scan", headers={"Cookie": cookie}, timeout=8).ok
+    finally:
+        for sock in socks:
+            sock.close()
+    from device.web.stream import _SLOTS_KEY
+
+    slots = app.extensions[_SLOTS_KEY]
+    for _ in range(300):  # the server notices a closed socket at its next frame or hint
+        if slots.open_count() == 0:
+            break
+        time.sleep(0.1)
+    assert slots.open_count() == 0
+
+
+def test_stream_slots_cap_per_login_and_in_all():
+    from device.web.streamslots import StreamLimitError, StreamSlots
+
+    slots = StreamSlots(max_streams=3, max_per_session=2)
+    a1, _a2 = slots.take("a"), slots.take("a")
+    with pytest.raises(StreamLimitError, match="max_streams_per_session"):
+        slots.take("a")
+    slots.take("b")
+    with pytest.raises(StreamLimitError, match=r"3 live previews are open.*max_streams\)"):
+        slots.take("c")
+    a1()
+    a1()  # giving back twice frees one slot, not two
+    slots.take("c")
+    with pytest.raises(StreamLimitError):
+        slots.take("d")
+
+
+def test_stream_limits_are_validated_against_the_threads(tmp_path):
+    from device.config import ConfigError
+
+    with pytest.raises(ConfigError, match="must leave 4 of the 16 threads for pages"):
+        make_config(tmp_path, limits={"max_streams": 14})
+    with pytest.raises(ConfigError, match="max_streams_per_session"):
+        make_config(tmp_path, limits={"max_streams": 4, "max_streams_per_session": 5})

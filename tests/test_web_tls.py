@@ -171,7 +171,6 @@ def test_live_preview_streams_over_https(tmp_path):
     from web_support import FAST_HASH, fake_models, make_config
 
     from device.cameras import RetryingCamera, SyntheticCamera
-    from device.cli.run import WAITRESS_THREADS, server_options
     from device.service import Service
     from device.store import Store
     from device.web import create_app
@@ -185,8 +184,7 @@ def test_live_preview_streams_over_https(tmp_path):
     camera = RetryingCamera(SyntheticCamera(640, 480, seed=1), retry_seconds=0.1)
     app = create_app(config, service=Service(config, camera, fake_models()),
                      store=Store(config.storage.data_dir), users=users, tls=tls)
-    srv = make_server(app, "127.0.0.1", 0, tls, threads=WAITRESS_THREADS,
-                      waitress_options=server_options())
+    srv = make_server(app, "127.0.0.1", 0, tls, config.web.limits)
     assert srv.https
     thread = threading.Thread(target=srv.serve, daemon=True)
     thread.start()

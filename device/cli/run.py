@@ -28,18 +28,13 @@ log = logging.getLogger(__name__)
 __all__ = ["is_loopback", "load", "prepare", "run", "setup_banner"]
 
 SETUP_USER = "admin"
-#: Each open live preview holds two threads (the MJPEG stream and its hints), so a few
-#: viewers and the ordinary pages need more than waitress's default four.
-WAITRESS_THREADS = 16
-#: Bytes waitress may hold for one client before the app's write waits: small, so a slow
-#: preview viewer skips frames (device.preview) instead of queueing seconds of them.
-STREAM_BUFFER_BYTES = 256 * 1024
+def server_options(limits: Any = None) -> dict[str, Any]:
+    """waitress.create_server options of the dashboard for ``limits`` (web.limits; the
+    defaults when None): tests and the stream bench serve the app as ``run`` does."""
+    from device.config import ServerLimits
+    from device.web.serve import waitress_options
 
-
-def server_options() -> dict[str, Any]:
-    """waitress.create_server options of the dashboard (tests and the stream bench use them)."""
-    return {"threads": WAITRESS_THREADS, "outbuf_high_watermark": STREAM_BUFFER_BYTES,
-            "ident": "atopiscan"}
+    return waitress_options(limits or ServerLimits())
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -146,11 +141,11 @@ def _exit_cleanly(signum: int, frame: object) -> None:
 
 
 def _bind(prepared: Prepared) -> Any:
-    """The bound server (device.web.serve): waitress on plain HTTP, cheroot for HTTPS."""
+    """The bound server (device.web.serve): waitress, behind the TLS front for HTTPS."""
     from device.web.serve import make_server
 
     return make_server(prepared.app, prepared.host, prepared.port, prepared.tls,
-                       threads=WAITRESS_THREADS, waitress_options=server_options())
+                       prepared.app.extensions["atopiscan"].config.web.limits)
 
 
 def run(args: argparse.Namespace) -> int:

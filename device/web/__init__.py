@@ -1,4 +1,4 @@
-"""The dashboard: a Flask app served on the device by waitress, or by cheroot over HTTPS
+"""The dashboard: a Flask app served on the device by waitress, behind the TLS front for HTTPS
 (device.web.serve, ``python -m device run``).
 
 ``create_app(config, service=..., store=...)`` builds the app around the device
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, jsonify, redirect, render_template, request, url_for
-from flask_wtf.csrf import CSRFError, CSRFProtect
+from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import device
@@ -31,6 +31,7 @@ from device.errors import (
 from device.request_guards import install_request_guards
 from device.web import errorlog
 from device.web.auth import LoginLimiter, current_user, init_auth, load_secret_key, wants_json
+from device.web.csrf import init_csrf
 from device.web.users import Role, UserStore
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,6 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
         SESSION_MINUTES=config.web.session_minutes,
         MAX_CONTENT_LENGTH=int(config.web.max_upload_mb * 1024 * 1024),
         MAX_UPLOAD_MB=config.web.max_upload_mb,
-        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, which expires
         TESTING=testing,
     )
     users = users or UserStore.in_data_dir(data_dir)
@@ -107,7 +107,7 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
     # Registered before CSRFProtect, whose check reads (and so size-checks) the body.
     app.before_request(_pack_upload_limit)
     init_auth(app, users, limiter)  # login check before the CSRF check: 401 before 400
-    CSRFProtect(app)
+    init_csrf(app)
     _register(app)
     _error_handlers(app)
 

@@ -1,16 +1,20 @@
-"""Binding the dashboard's server: waitress for plain HTTP on loopback, cheroot for HTTPS.
+"""Binding the dashboard's server: waitress, with the HTTPS front ahead of it for TLS.
 
-waitress cannot terminate TLS itself, and the live preview's tuning (its output
-buffer, device.cli.run.server_options) is waitress's; so loopback keeps waitress,
-and HTTPS, needed beyond loopback, is served by cheroot (CherryPy's WSGI server,
-maintained) through Python's ``ssl`` module with the same thread count. cheroot
-writes a response straight to the socket, so a slow viewer makes the stream's
-write wait, as the small waitress buffer does.
+Plain HTTP (loopback) is waitress alone. HTTPS, needed beyond loopback, is
+device.web.tlsfront (TLS on an asyncio event loop) in front of the same waitress
+bound to an ephemeral loopback port: waitress reads whole requests on its own event
+loop before a worker thread sees them, so neither a slow handshake nor a slow header
+holds a thread, and the live preview keeps its small output buffer (frames are
+skipped for a slow viewer, not queued) whichever way it is served. The limits are
+the config's ``web.limits`` (device.config.ServerLimits).
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -21,8 +25,9 @@ log = logging.getLogger(__name__)
 
 #: Connections the kernel holds while every thread is busy (a burst of page loads).
 BACKLOG = 128
-#: Seconds a connection may sit idle inside a request before cheroot drops it.
-SOCKET_TIMEOUT_S = 30
+#: Bytes waitress may hold for one client before the app's write waits: small, so a slow
+#: preview viewer skips frames (device.preview) instead of queueing seconds of them.
+STREAM_BUFFER_BYTES = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -35,27 +40,56 @@ class BoundServer:
     https: bool
 
 
-def make_server(app: Any, host: str, port: int, tls: TlsSetup | None, *,
-                threads: int, waitress_options: dict[str, Any]) -> BoundServer:
+def waitress_options(limits: Any) -> dict[str, Any]:
+    """waitress.create_server options for ``limits`` (a device.config.ServerLimits)."""
+    return {"threads": limits.threads, "connection_limit": limits.connection_limit,
+            "channel_timeout": limits.idle_timeout_s, "backlog": BACKLOG,
+            "outbuf_high_watermark": STREAM_BUFFER_BYTES, "ident": "atopiscan"}
+
+
+def tls_context(tls: TlsSetup) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(tls.cert), str(tls.key))
+    return context
+
+
+def make_server(app: Any, host: str, port: int, tls: TlsSetup | None, limits: Any) -> BoundServer:
     """Bind now (OSError when the address is busy or not this machine's)."""
+    from waitress import create_server
+
     if tls is None:
-        from waitress import create_server
-
-        plain = create_server(app, host=host, port=port, **waitress_options)
+        plain = create_server(app, host=host, port=port, **waitress_options(limits))
         return BoundServer(plain.run, plain.close, int(plain.effective_port), False)
-    from cheroot import wsgi
-    from cheroot.ssl.builtin import BuiltinSSLAdapter
+    from device.web.tlsfront import PeerMap, TlsFront
 
-    server = wsgi.Server((host, port), app, numthreads=threads, server_name="atopiscan",
-                         timeout=SOCKET_TIMEOUT_S, request_queue_size=BACKLOG)
-    server.software = "atopiscan"  # the Server header: no version for a scanner to match
-    server.error_log = _error_log  # into logging (journal, status page), not bare stderr
-    server.ssl_adapter = BuiltinSSLAdapter(str(tls.cert), str(tls.key))
-    server.prepare()  # binds the socket now, so a busy port is reported before serving
-    return BoundServer(server.serve, server.stop, int(server.bind_addr[1]), True)
+    listener = socket.create_server((host, port), family=_family(host), backlog=BACKLOG,
+                                    reuse_port=False)
+    peers = PeerMap()
+    try:
+        backend = create_server(peers.wsgi(app), host="127.0.0.1", port=0, url_scheme="https",
+                                **waitress_options(limits))
+    except OSError:
+        listener.close()
+        raise
+    front = TlsFront(listener, tls_context(tls), int(backend.effective_port), limits, peers)
+
+    # waitress keeps the main thread (SIGTERM's SystemExit lands there, as with plain HTTP);
+    # the front's event loop runs beside it and ends its connections when stopped.
+    thread = threading.Thread(target=front.serve, name="tls-front", daemon=True)
+
+    def serve() -> None:
+        thread.start()
+        backend.run()
+
+    def stop() -> None:
+        front.stop()
+        if thread.is_alive():
+            thread.join(5)
+        backend.close()
+
+    return BoundServer(serve, stop, front.port, True)
 
 
-def _error_log(msg: str = "", level: int = logging.INFO, traceback: bool = False) -> None:
-    """cheroot's error hook: a client speaking plain HTTP to the HTTPS port, a dropped
-    connection, or an error inside the server (with its traceback)."""
-    log.log(level, "%s", msg, exc_info=traceback)
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET

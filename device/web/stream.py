@@ -1,9 +1,10 @@
 """The live preview routes (staff): ``/scan/stream.mjpg`` (MJPEG) and ``/scan/hints``
 (server-sent events), both fed by the app's one PreviewHub (device.preview).
 
-Each open stream holds one server thread (``python -m device run`` starts enough), and
-the server's small output buffer makes a slow client skip frames instead of queueing
-them (device.cli.run.STREAM_BUFFER_BYTES).
+Each open stream holds one server thread, so their number is capped per login and in
+all (device.web.streamslots, web.limits); past a cap the answer is 503 with the reason. The
+server's small output buffer makes a slow client skip frames instead of queueing
+them (device.web.serve.STREAM_BUFFER_BYTES).
 """
 
 from __future__ import annotations
@@ -16,11 +17,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from flask import Blueprint, Response, current_app, session
+from werkzeug.wsgi import ClosingIterator
 
 from device.hints import HintEngine
 from device.preview import PreviewHub, StreamSettings
 from device.web.auth import roles_required
 from device.web.common import ctx
+from device.web.streamslots import StreamLimitError, StreamSlots
 from device.web.users import Role
 
 log = logging.getLogger(__name__)
@@ -31,6 +34,9 @@ BOUNDARY = "atopiscan-frame"
 #: An open stream re-checks its login this often: a logout or password change ends it.
 SESSION_CHECK_S = 5.0
 _HUB_KEY = "atopiscan.preview"
+_SLOTS_KEY = "atopiscan.stream_slots"
+#: Seconds a refused viewer is asked to wait before trying again.
+RETRY_AFTER_S = 10
 _hub_lock = threading.Lock()
 
 
@@ -108,7 +114,36 @@ def hint_events(preview: PreviewHub, *, wait: float = 10.0,
             yield f"data: {json.dumps(update.to_dict())}\n\n".encode()
 
 
-def _streaming(body: Iterator[bytes], mimetype: str) -> Response:
+def slots() -> StreamSlots:
+    """This app's stream caps (web.limits.max_streams and max_streams_per_session)."""
+    found = current_app.extensions.get(_SLOTS_KEY)
+    if found is None:
+        with _hub_lock:
+            found = current_app.extensions.get(_SLOTS_KEY)
+            if found is None:
+                limits = ctx().config.web.limits
+                found = StreamSlots(limits.max_streams, limits.max_streams_per_session)
+                current_app.extensions[_SLOTS_KEY] = found
+    return found
+
+
+def _streaming(make_body: Callable[[], Iterator[bytes]], mimetype: str) -> Response:
+    """The stream, if a slot is free (else 503 with the reason); the slot is given back
+    when the server closes the response (the client left, the login or the hub ended)."""
+    try:
+        give_back = slots().take(str(session.get("sid")))
+    except StreamLimitError as exc:
+        log.info("live preview refused: %s", exc)
+        # Plain text: an <img> or EventSource shows no error page, curl and logs show this.
+        return Response(f"503 live preview not available: {exc}\n", 503, mimetype="text/plain",
+                        headers={"Retry-After": str(RETRY_AFTER_S), "Cache-Control": "no-store"})
+    try:
+        # A direct_passthrough body is handed to the server as it is (Response.call_on_close
+        # would never run), so the body itself gives the slot back when closed.
+        body = ClosingIterator(make_body(), give_back)
+    except BaseException:
+        give_back()
+        raise
     resp = Response(body, mimetype=mimetype, direct_passthrough=True)
     resp.headers["Cache-Control"] = "no-store"
     resp.headers["X-Accel-Buffering"] = "no"  # a proxy in front must not buffer the stream
@@ -118,11 +153,11 @@ def _streaming(body: Iterator[bytes], mimetype: str) -> Response:
 @bp.route("/scan/stream.mjpg")
 @roles_required(Role.STAFF)
 def stream() -> Any:
-    return _streaming(mjpeg_parts(hub(), allowed=login_check()),
+    return _streaming(lambda: mjpeg_parts(hub(), allowed=login_check()),
                       f"multipart/x-mixed-replace; boundary={BOUNDARY}")
 
 
 @bp.route("/scan/hints")
 @roles_required(Role.STAFF)
 def hints() -> Any:
-    return _streaming(hint_events(hub(), allowed=login_check()), "text/event-stream")
+    return _streaming(lambda: hint_events(hub(), allowed=login_check()), "text/event-stream")

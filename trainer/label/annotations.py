@@ -19,6 +19,7 @@ from trainer.label.models import (
     AnnotationIn,
     Box,
     BoxIn,
+    NotAssignedError,
     NotFoundError,
     Photo,
     Status,
@@ -75,16 +76,33 @@ def all_photos(db: sqlite3.Connection) -> list[Photo]:
     return [photo_from_row(r) for r in db.execute("SELECT * FROM photos ORDER BY relpath")]
 
 
+#: Photo ``p`` waits for rater ``?1``: not answered by them, and fewer raters than it needs
+#: (``?2`` for an overlap photo, else one). The queue and the save check share it.
+_WAITING = ("NOT EXISTS (SELECT 1 FROM answers a WHERE a.photo_id = p.id AND a.rater = ?1)"
+            " AND (SELECT COUNT(*) FROM answers a WHERE a.photo_id = p.id)"
+            "     < CASE WHEN p.overlap THEN ?2 ELSE 1 END")
+
+
 def queue(db: sqlite3.Connection, rater: str) -> list[int]:
     """Photo ids still waiting for this rater, in order: photos nobody else needs to do."""
     wanted = int(get_setting(db, "overlap_raters") or 2)
-    rows = db.execute(
-        "SELECT p.id FROM photos p WHERE NOT EXISTS"
-        " (SELECT 1 FROM answers a WHERE a.photo_id = p.id AND a.rater = ?)"
-        " AND (SELECT COUNT(*) FROM answers a WHERE a.photo_id = p.id)"
-        "     < CASE WHEN p.overlap THEN ? ELSE 1 END"
-        " ORDER BY p.overlap DESC, p.id", (rater, wanted)).fetchall()
+    rows = db.execute(f"SELECT p.id FROM photos p WHERE {_WAITING}"
+                      " ORDER BY p.overlap DESC, p.id", (rater, wanted)).fetchall()
     return [r[0] for r in rows]
+
+
+def check_assigned(db: sqlite3.Connection, photo: Photo, rater: str) -> None:
+    """A rater saves only photos of their own queue, or re-saves their own answers: a grade
+    on any other photo would enter the consensus and the agreement figures. Raises
+    NotAssignedError."""
+    wanted = int(get_setting(db, "overlap_raters") or 2)
+    mine = db.execute("SELECT 1 FROM answers WHERE photo_id = ? AND rater = ?",
+                      (photo.id, rater)).fetchone()
+    waiting = db.execute(f"SELECT 1 FROM photos p WHERE p.id = ?3 AND {_WAITING}",
+                         (rater, wanted, photo.id)).fetchone()
+    if mine is None and waiting is None:
+        raise NotAssignedError(f"photo {photo.relpath} is not in {rater}'s queue (it has all "
+                               "the raters it needs): take the next photo of your queue")
 
 
 def progress(db: sqlite3.Connection, rater: str) -> Progress:
@@ -140,9 +158,11 @@ def insert_box(db: sqlite3.Connection, photo_id: int, rater: str, box: BoxIn) ->
 
 
 def save_answer(db: sqlite3.Connection, photo_id: int, rater: str, answer: AnnotationIn) -> None:
-    """Replace ``rater``'s answer for one photo, all or nothing."""
+    """Replace ``rater``'s answer for one photo, all or nothing (only a photo of their
+    queue or one they answered before: NotAssignedError)."""
     photo = get_photo(db, photo_id)
-    with transaction(db):
+    with transaction(db):  # checked inside: two raters racing for a last slot get one each
+        check_assigned(db, photo, rater)
         write_answer(db, photo, rater, answer, f"photo {photo.relpath}")
     log.info("%s saved photo %s (%s, %d boxes)", rater, photo.relpath, answer.status.value,
              len(answer.boxes))

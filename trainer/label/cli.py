@@ -118,8 +118,10 @@ def do_init(args: argparse.Namespace) -> int:
 
 
 def do_adduser(args: argparse.Namespace) -> int:
+    from trainer.label.db import open_project
     from trainer.label.models import parse_role
     from trainer.label.users import add_user, get_user, set_password
+    from trainer.label.web.auth import session_store
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -132,7 +134,10 @@ def do_adduser(args: argparse.Namespace) -> int:
         role = parse_role(args.role)
         if get_user(db, args.name):
             set_password(db, args.name, password, role)
-            print(f"set the password and role ({role.value}) of {args.name}")
+            # A cookie taken before the change must not outlive it (nor other browsers).
+            ended = session_store(open_project(args.project)).revoke_user(args.name)
+            print(f"set the password and role ({role.value}) of {args.name}; ended "
+                  f"{ended} open login(s)")
         else:
             add_user(db, args.name, password, role)
             print(f"added {role.value} {args.name}")

@@ -25,6 +25,10 @@ class NotFoundError(LabelError):
     """No such photo, box or user."""
 
 
+class NotAssignedError(LabelError):
+    """The photo is not this rater's to grade (not in their queue, not answered by them)."""
+
+
 class Role(str, Enum):
     RATER = "rater"
     ADJUDICATOR = "adjudicator"

@@ -1,4 +1,5 @@
 """The studio's Flask app: login, the rater's page and JSON API, the adjudicator's page.
+Sessions, the login limit and CSRF are the device dashboard's (trainer.label.web.auth).
 
 ``create_app(project)``; the database is reached through ``get_db()`` (one connection per
 request). Pages and API are thin: the work is in ``annotations`` and ``consensus``.
@@ -12,7 +13,9 @@ import secrets
 from pathlib import Path
 
 from flask import Flask, g
+from flask_wtf.csrf import CSRFError
 
+from device.web.csrf import init_csrf
 from trainer.label.db import Project, connect
 
 log = logging.getLogger(__name__)
@@ -54,7 +57,9 @@ def create_app(project: Project) -> Flask:
     app.register_blueprint(auth.bp)
     app.register_blueprint(pages.bp)
     app.register_blueprint(api.bp)
-    app.before_request(auth.require_login)
+    auth.init_auth(app, project)  # the login check before the CSRF check: 401 before 400
+    init_csrf(app)
+    app.register_error_handler(CSRFError, auth.csrf_failed)
 
     @app.teardown_appcontext
     def _close(_exc: BaseException | None) -> None:

@@ -4,7 +4,8 @@ GET  /api/queue                  next photo id, progress, photos answered (for g
 GET  /api/photos/<id>            the photo's size and this rater's answer
 PUT  /api/photos/<id>/answer     body: {"boxes": [{x, y, w, h, erythema, ...}]} or
                                  {"unusable": "reason"}; replaces this rater's answer
-Errors are JSON ``{"error": "..."}`` with 400 (bad input), 401, 403, 404 or 422.
+Errors are JSON ``{"error": "..."}`` with 400 (bad input, a missing CSRF token), 401,
+403 (not this rater's photo: not in their queue and not answered by them), 404 or 422.
 """
 
 from __future__ import annotations
@@ -17,7 +18,14 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 from trainer.label.annotations import answered, get_answer, progress, queue, save_answer
-from trainer.label.models import GRADED_SIGNS, AnnotationIn, LabelError, NotFoundError, Role
+from trainer.label.models import (
+    GRADED_SIGNS,
+    AnnotationIn,
+    LabelError,
+    NotAssignedError,
+    NotFoundError,
+    Role,
+)
 from trainer.label.web import get_db
 
 log = logging.getLogger(__name__)
@@ -31,6 +39,8 @@ def _error(message: str, status: int) -> Any:
 
 @bp.errorhandler(LabelError)
 def _label_error(exc: LabelError) -> Any:
+    if isinstance(exc, NotAssignedError):
+        return _error(str(exc), 403)
     return _error(str(exc), 404 if isinstance(exc, NotFoundError) else 400)
 
 

@@ -64,6 +64,33 @@ def label_arrays(samples, signs: Sequence[Sign]) -> np.ndarray:
     return out
 
 
+def rater_label_arrays(samples, signs: Sequence[Sign]) -> np.ndarray:
+    """(N, len(signs), R) each rater's grade, packed to the front, MISSING after them; an
+    image without per-rater grades of a sign keeps its consensus grade as its one rater.
+    R is the most raters any image has."""
+    per = [[sorted(s.rater_grades.get(sign, {}).items()) for sign in signs] for s in samples]
+    width = max([len(g) for row in per for g in row] + [1])
+    out = np.full((len(samples), len(signs), width), MISSING, np.int64)
+    for i, s in enumerate(samples):
+        for j, sign in enumerate(signs):
+            grades = [int(g) for _, g in per[i][j]]
+            if not grades and s.grades.get(sign) is not None:
+                grades = [int(s.grades[sign])]
+            out[i, j, :len(grades)] = grades
+    return out
+
+
+def pick_rater(yr, seed):
+    """One grade per sign from ``yr`` (signs x raters, MISSING padded): a rater drawn at
+    random among those who graded the sign, MISSING where none did (tf ops). Drawn afresh
+    each time an image is seen, the target's expectation is the raters' distribution."""
+    import tensorflow as tf
+
+    u = tf.random.stateless_uniform(tf.shape(yr), seed)
+    k = tf.argmax(tf.where(yr >= 0, u, -1.0), axis=1)
+    return tf.gather(yr, k, axis=1, batch_dims=1)
+
+
 def augment_image(image, rng_seed, aug: Augment):
     """Random colour-preserving augmentation of one uint8 (H, W, 3) image (tf ops)."""
     import tensorflow as tf
@@ -114,12 +141,14 @@ def _rotate(x, angle):
 def make_dataset(samples, signs: Sequence[Sign], image_size: int, batch: int, *,
                  training: bool, seed: int = 0, augment: Augment | None = None,
                  weights: Mapping[Sign, np.ndarray] | None = None, cache: bool = True,
-                 multi_output: bool = False):
+                 multi_output: bool = False, rater_labels: np.ndarray | None = None):
     """A batched tf.data.Dataset of (uint8 images, labels[, sample weights]).
 
     Training: repeated, shuffled, augmented, with per-sample class weights (0 for an
     ungraded sign). Validation: one pass in order, no weights. ``multi_output`` gives
-    labels/weights as dicts keyed by sign value (the multi-sign model's outputs)."""
+    labels/weights as dicts keyed by sign value (the multi-sign model's outputs).
+    ``rater_labels`` (``rater_label_arrays``): in training each image's label is one of its
+    raters' grades, drawn afresh each time (soft labels); validation keeps the consensus."""
     import tensorflow as tf
 
     from trainer.run import load_image
@@ -139,6 +168,8 @@ def make_dataset(samples, signs: Sequence[Sign], image_size: int, batch: int, *,
         img.set_shape((image_size, image_size, 3))
         return img
 
+    if rater_labels is not None and training:
+        labels = np.asarray(rater_labels, np.int64)  # (N, S, R): picked per step below
     ds = tf.data.Dataset.from_tensor_slices((paths, boxes, labels))
     ds = ds.map(lambda p, b, y: (decode(p, b), y), num_parallel_calls=autotune,
                 deterministic=not training)
@@ -155,6 +186,8 @@ def make_dataset(samples, signs: Sequence[Sign], image_size: int, batch: int, *,
         def train_map(i, elem):
             img, y = elem
             img = augment_image(img, tf.stack([tf.cast(seed, tf.int64), i]), aug)
+            if rater_labels is not None:
+                y = pick_rater(y, tf.stack([tf.cast(seed, tf.int64) + 7919, i]))
             idx = tf.maximum(y, 0)
             sw = tf.where(y >= 0, tf.gather_nd(w_table, tf.stack([tf.range(len(signs), dtype=tf.int64), idx], 1)), 0.0)
             return img, tf.maximum(y, 0), sw

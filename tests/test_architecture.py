@@ -13,8 +13,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: What trainer may use of device: vocabulary, card schema (and its human ceiling), image
-#: reader, file writer,
-#: error types, CLI helpers (and ``device.__version__``).
+#: reader, file writer, error types, CLI helpers (and ``device.__version__``).
 TRAINER_MAY_IMPORT = {"device", "device.vocab", "device.card", "device.ceiling", "device.imageio",
                       "device.atomic", "device.errors", "device.cliutil"}
 

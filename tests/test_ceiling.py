@@ -219,3 +219,84 @@ def test_train_config_records_the_label_source():
     assert "labels" in IDENTITY_KEYS
     with pytest.raises(TrainError, match="--labels"):
         TrainConfig(data="d", out="o", labels="majority")
+
+
+@pytest.mark.slow
+def test_train_on_raters_then_evaluate_and_card(tiny_backbone, tmp_path, capsys):
+    from factories import tiny_tflite
+    from trainer_fixtures import TINY_BACKBONE, TINY_SIZE
+
+    from convert.cards import build_card
+    from convert.cli.model import _human_ceiling
+    from device.card import HeldOutMetrics, load_card, save_card
+    from device.ceiling import SignCeiling
+    from trainer.__main__ import main
+    from trainer.run import load_run
+
+    data = tmp_path / "d"
+    assert main(["synth", "--out", str(data), "--n", "96", "--size", "32", "--raters", "3",
+                 "--workers", "0"]) == 0
+    out = tmp_path / "run"
+    args = ["train", "--data", str(data), "--sign", "erythema", "--backbone", TINY_BACKBONE,
+            "--image-size", str(TINY_SIZE), "--steps", "4", "--eval-every", "2", "--batch", "16",
+            "--quiet", "--out", str(out)]
+    assert main([*args, "--labels", "raters"]) == 0
+    run = load_run(out)
+    assert json.loads((out / "config.json").read_text())["labels"] == "raters"
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["labels"] == "raters"
+    ceiling = SignCeiling.model_validate(metrics["human_ceiling"]["erythema"])
+    assert ceiling.n_lesions == metrics["n"] and len(ceiling.raters) == 3
+    assert ceiling.simulated_raters and ceiling.verdict is not CeilingVerdict.NOT_ENOUGH_RATERS
+    capsys.readouterr()
+    assert main(["evaluate", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "human ceiling (model trained on raters labels" in printed
+    assert "simulated raters" in printed
+    # The card carries it, with the label source.
+    tfl = tiny_tflite(tmp_path / "erythema.tflite")
+    one = HeldOutMetrics(n=1, accuracy=1.0)
+    card = build_card(sign=ERY, tflite_path=tfl, image_size=32, mode="int8", backbone="b",
+                      head="softmax", training_data=run.data_summary(), gate=None,
+                      metrics_keras=one, metrics_tflite=one,
+                      latency={}, human_ceiling=_human_ceiling(run))
+    save_card(card, tmp_path / "c.card.json")
+    back = load_card(tmp_path / "c.card.json")
+    assert back.human_ceiling == ceiling and back.training_data.labels is LabelSource.RATERS
+    # Without per-rater columns, --labels raters says what to do.
+    plain = tmp_path / "plain"
+    assert main(["synth", "--out", str(plain), "--n", "16", "--size", "32", "--layout",
+                 "manifest", "--workers", "0"]) == 0
+    capsys.readouterr()
+    assert main([*args[:2], str(plain), *args[3:-1], str(tmp_path / "r2"), "--labels", "raters"]) == 2
+    assert "--labels consensus" in capsys.readouterr().err
+
+
+def test_status_page_shows_the_human_ceiling(tmp_path):
+    from web_support import fake_card, logged_in, make_app
+
+    from device.ceiling import SignCeiling
+    from device.models import ModelSet, SignModel
+    from device.web.users import Role
+    from trainer.ceiling import sign_ceiling
+
+    truth, grades, names = _simulated(80, 3)
+    ceilings = {ERY: sign_ceiling(_samples(truth, grades, names), truth, ERY, n_boot=100,
+                                  simulated=True),
+                Sign.EXCORIATION: SignCeiling(n_lesions=0, verdict=CeilingVerdict.NOT_ENOUGH_RATERS)}
+    from web_support import FakeModel
+
+    models = ModelSet({s: SignModel(s, FakeModel(s), fake_card(s).model_copy(
+        update={"human_ceiling": ceilings.get(s)}), Path(f"/nonexistent/{s.value}.tflite"))
+        for s in MODEL_SIGNS}, pack_version="2025.1.0")
+    app = make_app(tmp_path, models=models)
+    client, _ = logged_in(app, Role.TECHNICIAN)
+    page = client.get("/status").get_data(as_text=True)
+    assert "Human ceiling: the model as one more rater" in page
+    c = ceilings[ERY]
+    assert f"{c.rater_kappa.value:.2f}" in page and f"{c.model_kappa.value:.2f}" in page
+    assert "simulated raters on synthetic images: not clinical agreement" in page
+    assert "not enough raters" in page and "not measured" in page  # excoriation; lichenification
+    api = client.get("/api/status").get_json()["pack"]["models"]
+    assert api["erythema"]["human_ceiling"]["verdict"] == "within"
+    assert api["lichenification"]["human_ceiling"] is None

@@ -4,7 +4,8 @@ Generates a synthetic set with K simulated raters of known bias and noise
 (``synth --raters``), trains the same multi-sign model twice on it, once on the
 consensus (``--labels consensus``) and once on the raters' grades (``--labels raters``),
 and prints, per sign, held-out accuracy and expected calibration error (ECE) against the
-consensus and against the generator's true grade. A printed benchmark, not a test: one
+consensus, against the generator's true grade, and against each rater's grade (every
+rater's grade a label of the same prediction). A printed benchmark, not a test: one
 seed of a short run moves by a few points. Synthetic images and simulated raters: never
 clinical figures.
 """
@@ -68,9 +69,15 @@ def run(args: argparse.Namespace) -> int:
             vs_consensus = compute_metrics([s.grades[sign] for s in val], p, n_boot=10)
             vs_truth = compute_metrics(
                 [truth[str(s.path.relative_to(data))][sign.value] for s in val], p, n_boot=10)
+            # Every rater's grade as a label of the same prediction: how often a rater agrees
+            # with the model's top grade, against how sure the model is.
+            rows, grades = zip(*((i, g) for i, s in enumerate(val)
+                                 for g in s.rater_grades.get(sign, {}).values()), strict=True)
+            vs_raters = compute_metrics(list(grades), p[list(rows)], n_boot=10)
             lines.append(f"{labels:<9} {sign.value:<15} consensus: acc {vs_consensus.accuracy:.3f} "
                          f"ECE {vs_consensus.ece:.3f} | truth: acc {vs_truth.accuracy:.3f} "
-                         f"ECE {vs_truth.ece:.3f} (n={vs_truth.n})")
+                         f"ECE {vs_truth.ece:.3f} | a rater: acc {vs_raters.accuracy:.3f} "
+                         f"ECE {vs_raters.ece:.3f} (n={vs_truth.n})")
     print(f"\nbench-labels: {args.n} synthetic images, {args.raters} simulated raters, "
           f"{args.steps} steps at {args.image_size} px, seed {args.seed}, temperature "
           f"{'on' if args.temperature else 'off'}; held-out accuracy and ECE (not clinical)")

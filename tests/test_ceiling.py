@@ -296,6 +296,7 @@ def test_status_page_shows_the_human_ceiling(tmp_path):
     c = ceilings[ERY]
     assert f"{c.rater_kappa.value:.2f}" in page and f"{c.model_kappa.value:.2f}" in page
     assert "simulated raters on synthetic images: not clinical agreement" in page
+    assert "Trained on consensus labels." in page
     assert "not enough raters" in page and "not measured" in page  # excoriation; lichenification
     api = client.get("/api/status").get_json()["pack"]["models"]
     assert api["erythema"]["human_ceiling"]["verdict"] == "within"

@@ -191,24 +191,21 @@ def test_the_studio_export_keeps_each_raters_grades(tmp_path):
     assert got == given
 
 
-def test_rater_labels_pick_one_of_the_raters():
-    import tensorflow as tf
-
-    from trainer.input_pipeline import MISSING, pick_rater, rater_label_arrays
+def test_soft_labels_are_the_raters_distribution():
+    from trainer.input_pipeline import MISSING, rater_label_arrays, soft_label_arrays
 
     s = [Sample(path=Path("/a"), grades={ERY: 1, Sign.EXCORIATION: 0},
-                rater_grades={ERY: {"a": 0, "b": 2, "c": 3}}),
+                rater_grades={ERY: {"a": 0, "b": 2, "c": 2}}),
          Sample(path=Path("/b"), grades={ERY: 2})]
-    arr = rater_label_arrays(s, [ERY, Sign.EXCORIATION, Sign.LICHENIFICATION])
-    assert arr.shape == (2, 3, 3)
-    assert arr[0, 0].tolist() == [0, 2, 3] and arr[0, 1].tolist() == [0, MISSING, MISSING]
-    assert arr[1, 0].tolist() == [2, MISSING, MISSING] and (arr[:, 2] == MISSING).all()
-    picks = np.array([pick_rater(tf.constant(arr[0]), tf.constant([0, i], tf.int64)).numpy()
-                      for i in range(300)])
-    assert set(picks[:, 0]) == {0, 2, 3}  # every rater's grade, never a padding slot
-    counts = np.bincount(picks[:, 0], minlength=4)
-    assert all(60 < counts[g] < 140 for g in (0, 2, 3))  # about a third each
-    assert (picks[:, 1] == 0).all() and (picks[:, 2] == MISSING).all()
+    signs = [ERY, Sign.EXCORIATION, Sign.LICHENIFICATION]
+    q = soft_label_arrays(s, signs)
+    assert q.shape == (2, 3, 4)
+    assert q[0, 0] == pytest.approx([1 / 3, 0, 2 / 3, 0])  # the raters' shares
+    assert q[0, 1].tolist() == [1, 0, 0, 0] and q[1, 0].tolist() == [0, 0, 1, 0]  # consensus
+    assert (q[:, 2] == 0).all()  # not graded: no target, weight 0
+    assert soft_label_arrays(s, signs, raters=False)[0, 0].tolist() == [0, 1, 0, 0]
+    arr = rater_label_arrays(s, signs)  # the temperature is fitted to every rater's grade
+    assert arr[0, 0].tolist() == [0, 2, 2] and arr[1, 0].tolist() == [2, MISSING, MISSING]
 
 
 def test_train_config_records_the_label_source():
@@ -219,6 +216,8 @@ def test_train_config_records_the_label_source():
     assert "labels" in IDENTITY_KEYS
     with pytest.raises(TrainError, match="--labels"):
         TrainConfig(data="d", out="o", labels="majority")
+    with pytest.raises(TrainError, match="--head softmax"):
+        TrainConfig(data="d", out="o", labels="raters", head="ordinal")
 
 
 @pytest.mark.slow

@@ -312,21 +312,25 @@ def _datasets(cfg: TrainConfig, signs: list[Sign], train_samples, val_samples, s
         class_weights,
         label_arrays,
         make_dataset,
-        rater_label_arrays,
+        soft_label_arrays,
     )
 
     labels = label_arrays(train_samples, signs)
-    raters = (rater_label_arrays(train_samples, signs) if cfg.labels is LabelSource.RATERS
-              else None)
+    # --labels raters: the raters' distribution in training, one-hot consensus held out
+    # (the loss is then categorical cross-entropy, trainer.model.loss_for_head).
+    soft = cfg.labels is LabelSource.RATERS
     weights = {s: class_weights(labels[:, j]) if cfg.class_weights else None
                for j, s in enumerate(signs)}
     weights = {s: w for s, w in weights.items() if w is not None} or None
     train_ds = make_dataset(train_samples, signs, cfg.image_size, cfg.batch, training=True,
                             seed=cfg.seed + 1000 * state.epoch, weights=weights,
-                            multi_output=cfg.multi_sign, rater_labels=raters,
+                            multi_output=cfg.multi_sign,
+                            soft_labels=soft_label_arrays(train_samples, signs) if soft else None,
                             augment=parse_recipe(cfg.recipe).augment if cfg.augment else NO_AUGMENT)
     val_ds = make_dataset(val_samples, signs, cfg.image_size, cfg.batch, training=False,
-                          multi_output=cfg.multi_sign)
+                          multi_output=cfg.multi_sign,
+                          soft_labels=soft_label_arrays(val_samples, signs, raters=False)
+                          if soft else None)
     return train_ds, val_ds
 
 

@@ -45,9 +45,8 @@ class TrainConfig:
     int8_grid: bool = False
     #: fold a temperature fitted on training images into each softmax head (after int8_grid)
     temperature: bool = False
-    #: consensus: one grade per image; raters: the raters' grades (soft labels: each step
-    #: an image's target is one of its raters' grades drawn at random, so over training the
-    #: target is the distribution of their grades; trainer.input_pipeline)
+    #: consensus: one grade per image; raters: the distribution of the raters' grades
+    #: (soft labels, categorical cross-entropy; trainer.input_pipeline.soft_label_arrays)
     labels: LabelSource = LabelSource.CONSENSUS
     seed: int = 0
     split: str | None = None  # reuse this split file instead of making one
@@ -70,6 +69,9 @@ class TrainConfig:
             self.labels = parse_label_source(self.labels)
         except ValueError as exc:
             raise TrainError(f"--labels: {exc}") from exc
+        if self.labels is LabelSource.RATERS and self.head is Head.ORDINAL:
+            raise TrainError("--labels raters needs --head softmax: the ordinal head learns "
+                             "from one grade per image, not from the raters' distribution")
         try:
             self.recipe = parse_recipe(self.recipe).name
         except ValueError as exc:

@@ -18,6 +18,7 @@ from device.card import (
     QuantMode,
     TrainingDataSummary,
 )
+from device.ceiling import SignCeiling
 from device.packs.manifest import sha256_file
 from device.vocab import Sign
 from trainer.evaluate import SYNTHETIC_NOTE
@@ -52,6 +53,7 @@ def build_card(
     run_dir: Path | None = None,
     abstention: AbstentionInfo | None = None,
     float_layers: list[str] | None = None,
+    human_ceiling: SignCeiling | None = None,
 ) -> ModelCard:
     """The card for a converted file (sha256 and size read from the file itself)."""
     tflite_path = Path(tflite_path)
@@ -75,6 +77,7 @@ def build_card(
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         software_version=device.__version__,
         abstention=abstention,
+        human_ceiling=human_ceiling,
     )
 
 

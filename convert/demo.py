@@ -37,6 +37,8 @@ DEMO_USER = "demo"
 # the training images' grooves), and no more from 7,000, which 1,600 steps do not fit.
 N_TRAIN = 6000
 VAL_FRACTION = 0.2
+#: Simulated raters of the demo's training set (trainer.synth_raters): never clinical.
+DEMO_RATERS = 3
 
 
 class DemoError(RuntimeError):
@@ -176,8 +178,11 @@ class Demo:
     def run(self, *, serve: bool) -> int:
         self.data.mkdir(parents=True, exist_ok=True)
         self.say(f"step 1/6: synthetic data in {_short(str(self.data))}")
+        # Three simulated raters grade every image (the studio's export layout: consensus
+        # beside each rater's grades), so the status page shows the model against them.
         train_dir = self.synth("train", "--n", str(self.n_train), "--seed", "7",
-                               "--size", str(max(self.image_size, 128)), "--layout", "manifest")
+                               "--size", str(max(self.image_size, 128)), "--layout", "manifest",
+                               "--raters", str(DEMO_RATERS))
         self.synth("photos", "--n", "24", "--seed", "8", "--full-photo", "--layout", "manifest")
         self.say(f"step 2/6: train {self.backbone}, one head per sign ({self.steps} steps)")
         runs = self.train(train_dir)

@@ -7,7 +7,9 @@ migrated on reading (``MIGRATIONS``).
 
 Schema history: 1, the first; 2, typed gate and metrics, ``provenance``; 3,
 ``abstention`` (the statistics file of the pooled features and how its threshold
-was set; None: the model cannot abstain).
+was set; None: the model cannot abstain); 4, ``human_ceiling`` (the model as one more
+rater against its raters' own disagreement, device.ceiling; None: no such figures) and
+``training_data.labels`` (consensus or raters).
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from device.atomic import atomic_write_text
+from device.ceiling import LabelSource, SignCeiling
 from device.errors import validation_problems
 from device.vocab import MODEL_SIGNS, Sign
 
-CARD_SCHEMA_VERSION = 3
+CARD_SCHEMA_VERSION = 4
 
 
 class QuantMode(str, Enum):
@@ -61,6 +64,9 @@ class TrainingDataSummary(BaseModel):
     per_grade_train: list[int] = Field(default_factory=list, description="Training images per grade 0-3")
     per_grade_val: list[int] = Field(default_factory=list, description="Held-out images per grade 0-3")
     split_sha256: str | None = Field(default=None, description="sha256 of the split file used")
+    labels: LabelSource = Field(default=LabelSource.CONSENSUS,
+                                description="What trained the model: the consensus grade, or "
+                                            "the distribution of the raters' grades")
 
 
 class HeldOutMetrics(BaseModel):
@@ -176,7 +182,7 @@ class AbstentionInfo(BaseModel):
 class ModelCard(BaseModel):
     model_config = ConfigDict(extra="forbid", protected_namespaces=())
 
-    schema_version: Literal[3] = Field(default=CARD_SCHEMA_VERSION, description="Card schema version")
+    schema_version: Literal[4] = Field(default=CARD_SCHEMA_VERSION, description="Card schema version")
     sign: Sign = Field(description="The sign this model grades")
     grades: list[int] = Field(default=[0, 1, 2, 3], description="Grades of the 4 outputs, in order")
     input_size: tuple[int, int] = Field(description="Input height and width in pixels")
@@ -200,6 +206,9 @@ class ModelCard(BaseModel):
     software_version: str = Field(description="atopiscan version that wrote the card")
     abstention: AbstentionInfo | None = Field(
         default=None, description="Abstention statistics; None: this model cannot abstain")
+    human_ceiling: SignCeiling | None = Field(
+        default=None, description="The Keras model as one more rater on the held-out lesions "
+                                  "two or more raters graded; None: not measured")
 
     def check_sign(self) -> None:
         if self.sign not in MODEL_SIGNS:
@@ -223,8 +232,16 @@ def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return dict(raw, schema_version=3, abstention=None)
 
 
+def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
+    """No human ceiling before schema 4, and every model learnt from the consensus."""
+    data = raw.get("training_data")
+    if isinstance(data, dict):
+        data = dict(data, labels=data.get("labels", LabelSource.CONSENSUS.value))
+    return dict(raw, schema_version=4, human_ceiling=None, training_data=data)
+
+
 #: Schema version -> the function that brings a card of it one version up.
-MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3}
+MIGRATIONS = {1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 
 
 def card_mismatches(card: ModelCard, *, sign: Sign | None = None, model_sha256: str | None = None,

@@ -37,7 +37,7 @@ def test_a_schema_1_card_is_migrated(tmp_path):
     path = tmp_path / "erythema.card.json"
     path.write_text(json.dumps(V1_CARD))
     card = load_card(path)
-    assert card.schema_version == CARD_SCHEMA_VERSION == 3
+    assert card.schema_version == CARD_SCHEMA_VERSION == 4
     assert card.abstention is None  # no statistics before schema 3: it cannot abstain
     assert card.provenance.run_dir == "/work/runs/ery"
     assert isinstance(card.gate, GateRecord) and card.gate.passed and card.gate.calibration_images == 8
@@ -47,7 +47,7 @@ def test_a_schema_1_card_is_migrated(tmp_path):
     # Saved again it is a current card that reads back the same.
     save_card(card, path)
     saved = json.loads(path.read_text())
-    assert saved["schema_version"] == 3 and saved["provenance"] == {"run_dir": "/work/runs/ery"}
+    assert saved["schema_version"] == 4 and saved["provenance"] == {"run_dir": "/work/runs/ery"}
     assert "run_dir" not in saved["gate"]
     assert load_card(path) == card
 
@@ -63,7 +63,7 @@ def test_an_empty_v1_gate_becomes_none(tmp_path):
     ({"quantization": "int4"}, "quantization"),
     ({"metrics_tflite": {"n": 4, "accuracy": 1.5}}, "metrics_tflite.accuracy"),
     ({"metrics_tflite": {"n": 4, "accuracy": 0.5, "verdict": "ok"}}, "metrics_tflite.verdict"),
-    ({"schema_version": 4}, "schema_version"),
+    ({"schema_version": 5}, "schema_version"),
     ({"abstention": {"method": "knn"}}, "abstention"),
 ])
 def test_bad_cards_name_the_field(tmp_path, change, field):
@@ -86,4 +86,17 @@ def test_a_schema_2_card_is_migrated_and_cannot_abstain(tmp_path):
     path = tmp_path / "c.card.json"
     path.write_text(json.dumps({**V1_CARD, "schema_version": 2, "gate": None}))
     card = load_card(path)
-    assert card.schema_version == 3 and card.abstention is None
+    assert card.schema_version == 4 and card.abstention is None
+
+
+def test_a_schema_3_card_is_migrated_without_a_human_ceiling(tmp_path):
+    from device.ceiling import LabelSource
+
+    path = tmp_path / "c.card.json"
+    path.write_text(json.dumps({**V1_CARD, "schema_version": 3, "gate": None}))
+    card = load_card(path)
+    assert card.schema_version == 4 and card.human_ceiling is None
+    assert card.training_data.labels is LabelSource.CONSENSUS
+    save_card(card, path)
+    assert json.loads(path.read_text())["training_data"]["labels"] == "consensus"
+    assert load_card(path) == card

@@ -15,6 +15,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sweep": ("trainer.cli.sweep", "train every (sign, backbone) pair and write a Table 3 report"),
     "bench-pipeline": ("trainer.cli.bench_pipeline",
                        "measure the tf.data input pipeline against images in memory"),
+    "bench-labels": ("trainer.cli.bench_labels",
+                     "consensus against soft labels on simulated raters: accuracy and ECE"),
     "label": ("trainer.label.cli", "the labelling studio: photos -> boxes, grades -> crops"),
 }
 

@@ -5,7 +5,10 @@
   for that one sign; folder-layout data carries no patient ids.
 * manifest: ``ROOT/manifest.csv`` with columns
   ``path,patient_id,region,erythema,excoriation,lichenification[,box_x,box_y,box_w,box_h]``;
-  a grade may be blank where that sign was not graded.
+  a grade may be blank where that sign was not graded. Optional per-rater columns (the
+  labelling studio's export, the generator's ``--raters``): ``raters`` (names, ``;``
+  between them) and ``<sign>_by_rater`` (each rater's grade in the same order, blank where
+  that rater left the sign ungraded). A manifest without them reads as before.
 
 Bad pieces (a missing sign folder, an unknown grade folder, an unreadable or non-image file, a
 bad manifest row) are skipped and reported by path in ``LoadReport.skipped``; the rest still
@@ -31,6 +34,23 @@ MANIFEST_NAME = "manifest.csv"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MANIFEST_COLUMNS = ("path", "patient_id", "region") + tuple(s.value for s in MODEL_SIGNS)
 BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
+RATERS_COLUMN = "raters"
+RATER_SEP = ";"
+
+
+def rater_column(sign: Sign) -> str:
+    """The manifest column holding each rater's grade of ``sign``."""
+    return f"{sign.value}_by_rater"
+
+
+def rater_cells(grades: Mapping[Sign, Mapping[str, int]], raters: list[str]) -> dict[str, str]:
+    """The per-rater manifest cells of one lesion: ``raters`` and ``<sign>_by_rater``."""
+    cells = {RATERS_COLUMN: RATER_SEP.join(raters)}
+    for sign in MODEL_SIGNS:
+        by = grades.get(sign, {})
+        cells[rater_column(sign)] = RATER_SEP.join(
+            "" if by.get(r) is None else str(int(by[r])) for r in raters)
+    return cells
 
 
 class DataError(Exception):
@@ -44,6 +64,9 @@ class Sample:
     patient_id: str | None = None
     region: Region | None = None
     box: tuple[int, int, int, int] | None = None  # lesion box x, y, w, h (full photos only)
+    #: each rater's grade, per sign (empty: the manifest has no per-rater columns)
+    rater_grades: Mapping[Sign, Mapping[str, int]] = field(default_factory=dict, hash=False,
+                                                           compare=False)
 
 
 @dataclass
@@ -248,4 +271,34 @@ def _parse_row(root: Path, row: list[str], col: dict[str, int], has_box: bool) -
             if box[2] <= 0 or box[3] <= 0 or box[0] < 0 or box[1] < 0:
                 raise ValueError(f"box {box} must have x, y >= 0 and positive width and height")
     return Sample(path=path, grades=grades, patient_id=cell("patient_id") or None,
-                  region=region, box=box)  # type: ignore[arg-type]
+                  region=region, box=box,  # type: ignore[arg-type]
+                  rater_grades=_parse_raters(row, col))
+
+
+def _parse_raters(row: list[str], col: dict[str, int]) -> dict[Sign, dict[str, int]]:
+    """Each rater's grades from the optional per-rater columns ({} where absent)."""
+    if RATERS_COLUMN not in col or not row[col[RATERS_COLUMN]].strip():
+        return {}
+    raters = [r.strip() for r in row[col[RATERS_COLUMN]].split(RATER_SEP)]
+    if any(not r for r in raters) or len(set(raters)) != len(raters):
+        raise ValueError(f"column {RATERS_COLUMN}: rater names must be non-empty and "
+                         f"distinct, got {row[col[RATERS_COLUMN]]!r}")
+    out: dict[Sign, dict[str, int]] = {}
+    for sign in MODEL_SIGNS:
+        name = rater_column(sign)
+        if name not in col or not row[col[name]].strip():
+            continue
+        cells = row[col[name]].split(RATER_SEP)
+        if len(cells) != len(raters):
+            raise ValueError(f"column {name}: {len(cells)} grades for {len(raters)} raters "
+                             f"({RATERS_COLUMN} {row[col[RATERS_COLUMN]]!r})")
+        by: dict[str, int] = {}
+        for rater, text in zip(raters, cells, strict=True):
+            if text.strip():
+                try:
+                    by[rater] = int(parse_grade(text.strip()))
+                except ValueError as exc:
+                    raise ValueError(f"column {name}, rater {rater}: {exc}") from None
+        if by:
+            out[sign] = by
+    return out

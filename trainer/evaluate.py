@@ -175,6 +175,7 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
               "split": "val", "n_train": len(run.train_samples())}
     if run.synthetic:
         header["note"] = SYNTHETIC_NOTE
+    ceiling: dict[str, dict] = {}
     if run.config.multi_sign:
         result = dict(header, per_sign={})
         all_probs = probs if probs is not None else predict_samples(model, val, run.image_size)
@@ -183,6 +184,7 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
             probs = all_probs[sign.value][graded]
             m = compute_metrics([int(val[i].grades[sign]) for i in graded], probs)
             result["per_sign"][sign.value] = m.model_dump(exclude_none=True)
+            ceiling[sign.value] = _ceiling(run, [val[i] for i in graded], probs, sign)
             if write:
                 save_confusion(m, run.dir / f"confusion_{sign.value}.png",
                                run.dir / f"confusion_{sign.value}.json", title=_title(run, sign, m))
@@ -192,13 +194,24 @@ def evaluate_run(run, *, model=None, write: bool = True, extra: dict | None = No
             probs = predict_samples(model, val, run.image_size)
         m = compute_metrics([int(s.grades[sign]) for s in val], probs)
         result = dict(header, **m.model_dump(exclude_none=True))
+        ceiling[sign.value] = _ceiling(run, val, probs, sign)
         if write:
             save_confusion(m, run.dir / CONFUSION_PNG, run.dir / CONFUSION_JSON,
                            title=_title(run, sign, m))
+    result["labels"] = run.config.labels.value
+    result["human_ceiling"] = ceiling
     result.update(extra or {})
     if write:
         write_json(run.dir / METRICS_FILE, result)
     return result
+
+
+def _ceiling(run, samples, probs: np.ndarray, sign: Sign) -> dict:
+    """metrics.json's human_ceiling of one sign: the model as one more rater."""
+    from trainer.ceiling import sign_ceiling
+
+    c = sign_ceiling(samples, np.asarray(probs).argmax(axis=1), sign, simulated=run.synthetic)
+    return c.model_dump(mode="json")
 
 
 def _title(run, sign: Sign, m: HeldOutMetrics) -> str:
@@ -212,8 +225,27 @@ def print_run_metrics(metrics: dict, backbone: str) -> None:
     blocks = metrics.get("per_sign") or {metrics.get("sign"): metrics}
     for name, m in blocks.items():
         print(f"{name} / {backbone}, held-out split: {format_metrics(metrics_of(m))}")
+    print_ceiling(metrics)
     if metrics.get("synthetic"):
         print(f"NOTE: {SYNTHETIC_NOTE}")
+
+
+def print_ceiling(metrics: dict) -> None:
+    """The human ceiling of metrics.json, one line per sign (nothing for an older file)."""
+    from device.ceiling import SIMULATED_NOTE, SignCeiling
+    from trainer.ceiling import format_ceiling
+
+    ceiling = metrics.get("human_ceiling") or {}
+    if ceiling:
+        print(f"human ceiling (model trained on {metrics.get('labels', 'consensus')} labels; "
+              "95 % bootstrap intervals over lesions):")
+    simulated = False
+    for name, block in ceiling.items():
+        c = SignCeiling.model_validate(block)
+        simulated |= c.simulated_raters
+        print("  " + format_ceiling(name, c))
+    if simulated:
+        print(f"NOTE: {SIMULATED_NOTE}")
 
 
 def format_metrics(m: HeldOutMetrics) -> str:

@@ -64,6 +64,37 @@ def label_arrays(samples, signs: Sequence[Sign]) -> np.ndarray:
     return out
 
 
+def rater_label_arrays(samples, signs: Sequence[Sign]) -> np.ndarray:
+    """(N, len(signs), R) each rater's grade, packed to the front, MISSING after them; an
+    image without per-rater grades of a sign keeps its consensus grade as its one rater.
+    R is the most raters any image has."""
+    per = [[sorted(s.rater_grades.get(sign, {}).items()) for sign in signs] for s in samples]
+    width = max([len(g) for row in per for g in row] + [1])
+    out = np.full((len(samples), len(signs), width), MISSING, np.int64)
+    for i, s in enumerate(samples):
+        for j, sign in enumerate(signs):
+            grades = [int(g) for _, g in per[i][j]]
+            if not grades and s.grades.get(sign) is not None:
+                grades = [int(s.grades[sign])]
+            out[i, j, :len(grades)] = grades
+    return out
+
+
+def soft_label_arrays(samples, signs: Sequence[Sign], *, raters: bool = True) -> np.ndarray:
+    """(N, len(signs), 4) target distributions: with ``raters``, the share of an image's
+    raters giving each grade (soft labels); else, or where an image has no per-rater grades
+    of a sign, one-hot of its consensus grade; all zeros where the sign is not graded."""
+    out = np.zeros((len(samples), len(signs), NUM_GRADES), np.float32)
+    for i, s in enumerate(samples):
+        for j, sign in enumerate(signs):
+            given = list(s.rater_grades.get(sign, {}).values()) if raters else []
+            if not given and s.grades.get(sign) is not None:
+                given = [int(s.grades[sign])]
+            for g in given:
+                out[i, j, int(g)] += 1.0 / len(given)
+    return out
+
+
 def augment_image(image, rng_seed, aug: Augment):
     """Random colour-preserving augmentation of one uint8 (H, W, 3) image (tf ops)."""
     import tensorflow as tf
@@ -114,12 +145,16 @@ def _rotate(x, angle):
 def make_dataset(samples, signs: Sequence[Sign], image_size: int, batch: int, *,
                  training: bool, seed: int = 0, augment: Augment | None = None,
                  weights: Mapping[Sign, np.ndarray] | None = None, cache: bool = True,
-                 multi_output: bool = False):
+                 multi_output: bool = False, soft_labels: np.ndarray | None = None):
     """A batched tf.data.Dataset of (uint8 images, labels[, sample weights]).
 
     Training: repeated, shuffled, augmented, with per-sample class weights (0 for an
     ungraded sign). Validation: one pass in order, no weights. ``multi_output`` gives
-    labels/weights as dicts keyed by sign value (the multi-sign model's outputs)."""
+    labels/weights as dicts keyed by sign value (the multi-sign model's outputs).
+    ``soft_labels`` (``soft_label_arrays``, N x signs x 4): targets are these distributions
+    instead of integer grades (categorical cross-entropy; the raters' soft labels in
+    training, one-hot consensus grades for validation); a sample's weight is then its
+    target's expected class weight."""
     import tensorflow as tf
 
     from trainer.run import load_image
@@ -139,6 +174,8 @@ def make_dataset(samples, signs: Sequence[Sign], image_size: int, batch: int, *,
         img.set_shape((image_size, image_size, 3))
         return img
 
+    if soft_labels is not None:
+        labels = np.asarray(soft_labels, np.float32)  # (N, S, 4)
     ds = tf.data.Dataset.from_tensor_slices((paths, boxes, labels))
     ds = ds.map(lambda p, b, y: (decode(p, b), y), num_parallel_calls=autotune,
                 deterministic=not training)
@@ -155,6 +192,8 @@ def make_dataset(samples, signs: Sequence[Sign], image_size: int, batch: int, *,
         def train_map(i, elem):
             img, y = elem
             img = augment_image(img, tf.stack([tf.cast(seed, tf.int64), i]), aug)
+            if soft_labels is not None:  # expected class weight; 0 where not graded
+                return img, y, tf.reduce_sum(y * w_table, axis=1)
             idx = tf.maximum(y, 0)
             sw = tf.where(y >= 0, tf.gather_nd(w_table, tf.stack([tf.range(len(signs), dtype=tf.int64), idx], 1)), 0.0)
             return img, tf.maximum(y, 0), sw
@@ -164,7 +203,8 @@ def make_dataset(samples, signs: Sequence[Sign], image_size: int, batch: int, *,
         ds = ds.map(lambda x, y, sw: (x, *_outputs(y, sw, signs, multi_output)))
     else:
         ds = ds.batch(batch)
-        ds = ds.map(lambda x, y: (x, _outputs(tf.maximum(y, 0), None, signs, multi_output)[0]))
+        ds = ds.map(lambda x, y: (x, _outputs(y if soft_labels is not None else tf.maximum(y, 0),
+                                              None, signs, multi_output)[0]))
     options = tf.data.Options()
     options.experimental_deterministic = not training
     # One list of paths, not files per worker: shard by element under MultiWorkerMirrored.

@@ -77,11 +77,17 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def loss_for_head(head: str | Head, *, label_smoothing: float = 0.0) -> Any:
-    """The loss to compile a model of this head with (labels: integer grades).
+def loss_for_head(head: str | Head, *, label_smoothing: float = 0.0, soft: bool = False) -> Any:
+    """The loss to compile a model of this head with (labels: integer grades; with ``soft``,
+    grade distributions: the raters' soft labels, softmax head only).
     ``label_smoothing`` applies to the softmax head; CORAL's binary events are left sharp."""
     import keras
 
+    if soft:
+        if parse_head(head) is Head.ORDINAL:
+            raise ValueError("soft labels (--labels raters) need the softmax head; the "
+                             "ordinal head learns from one grade per image")
+        return keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing)
     if parse_head(head) is Head.ORDINAL:
         from trainer.nets.heads import coral_loss
 

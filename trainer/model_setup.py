@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from device.ceiling import LabelSource
 from device.vocab import Sign
 from trainer.train_config import TrainConfig, TrainError
 
@@ -180,9 +181,10 @@ def compile_model(model, cfg: TrainConfig, signs: list[Sign], *, jit_compile: bo
     recipe = parse_recipe(cfg.recipe)
     opt = make_optimizer(recipe, cfg.lr, cfg.steps, momentum=cfg.momentum)
     smoothing = recipe.label_smoothing
+    soft = cfg.labels is LabelSource.RATERS
     if cfg.multi_sign:
-        loss = {s.value: loss_for_head(cfg.head, label_smoothing=smoothing) for s in signs}
+        loss = {s.value: loss_for_head(cfg.head, label_smoothing=smoothing, soft=soft) for s in signs}
         metrics = {s.value: ["accuracy"] for s in signs}
     else:
-        loss, metrics = loss_for_head(cfg.head, label_smoothing=smoothing), ["accuracy"]
+        loss, metrics = loss_for_head(cfg.head, label_smoothing=smoothing, soft=soft), ["accuracy"]
     model.compile(optimizer=opt, loss=loss, metrics=metrics, jit_compile=jit_compile)

@@ -28,6 +28,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from device.atomic import atomic_write_json
+from device.ceiling import LabelSource
 from device.errors import validation_problems
 from device.imageio import read_image
 from device.vocab import NUM_GRADES, Sign
@@ -151,6 +152,7 @@ class RunConfig(BaseModel):
     synthetic: bool = False
     split: str = SPLIT_FILE
     seed: int = 0
+    labels: LabelSource = LabelSource.CONSENSUS  # a run from before --labels: the consensus
 
 
 @dataclass
@@ -260,6 +262,7 @@ class Run:
             per_grade_train=grade_counts(train, sign),
             per_grade_val=grade_counts(val, sign),
             split_sha256=digest,
+            labels=self.config.labels,
         )
 
     def metrics(self) -> dict:

@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import device
+from device.ceiling import LabelSource
 from device.vocab import MODEL_SIGNS, Sign, parse_sign
 from trainer.checkpoint import LAST_FILE, STATE_FILE, ResumeState, make_checkpointer, save_model
 from trainer.model_setup import build_model, compile_model, snap_to_int8_grid
@@ -93,6 +94,11 @@ def _load_data(cfg: TrainConfig, rundir: Path, signs: list[Sign], started: bool,
     if not train or not val:
         raise TrainError(f"{where}: the split leaves {len(train)} training and {len(val)} "
                          "held-out images; more images are needed")
+    if cfg.labels is LabelSource.RATERS and not any(s.rater_grades for s in train):
+        raise TrainError(f"{where}: --labels raters needs each rater's grades (the manifest's "
+                         "raters and <sign>_by_rater columns, written by `trainer label export` "
+                         "or `trainer synth --raters K`); this data has the consensus only: "
+                         "train with --labels consensus")
     return train, val
 
 
@@ -273,9 +279,19 @@ def _fit_temperatures(run, best, cfg: TrainConfig) -> dict[str, float]:
     pick = np.random.default_rng(cfg.seed).permutation(len(train))[:TEMPERATURE_IMAGES]
     sample = [train[i] for i in sorted(pick)]
     heads = {s.value: s for s in run.signs} if cfg.multi_sign else {"grades": run.signs[0]}
+    images = load_images(sample, run.image_size)
+    if cfg.labels is LabelSource.RATERS:
+        # Fitted to every rater's grade (the images repeated once per rater slot), so the
+        # temperature matches the raters' spread rather than sharpening to one grade.
+        from trainer.input_pipeline import rater_label_arrays
+
+        grades = rater_label_arrays(sample, list(heads.values()))  # (N, S, R)
+        r = grades.shape[2]
+        labels = {name: grades[:, j, :].T.reshape(-1).tolist() for j, name in enumerate(heads)}
+        return fit_temperatures(best, np.concatenate([images] * r), labels)
     labels = {name: [MISSING if s.grades.get(sign) is None else int(s.grades[sign]) for s in sample]
               for name, sign in heads.items()}
-    return fit_temperatures(best, load_images(sample, run.image_size), labels)
+    return fit_temperatures(best, images, labels)
 
 
 def _finish_worker(plan: StrategyPlan, wdir: Path, state: ResumeState) -> WorkerResult:
@@ -291,18 +307,30 @@ def _finish_worker(plan: StrategyPlan, wdir: Path, state: ResumeState) -> Worker
 
 def _datasets(cfg: TrainConfig, signs: list[Sign], train_samples, val_samples, state: ResumeState):
     """The training and held-out tf.data datasets (class weights, augmentation, seed)."""
-    from trainer.input_pipeline import NO_AUGMENT, class_weights, label_arrays, make_dataset
+    from trainer.input_pipeline import (
+        NO_AUGMENT,
+        class_weights,
+        label_arrays,
+        make_dataset,
+        soft_label_arrays,
+    )
 
     labels = label_arrays(train_samples, signs)
+    # --labels raters: the raters' distribution in training, one-hot consensus held out
+    # (the loss is then categorical cross-entropy, trainer.model.loss_for_head).
+    soft = cfg.labels is LabelSource.RATERS
     weights = {s: class_weights(labels[:, j]) if cfg.class_weights else None
                for j, s in enumerate(signs)}
     weights = {s: w for s, w in weights.items() if w is not None} or None
     train_ds = make_dataset(train_samples, signs, cfg.image_size, cfg.batch, training=True,
                             seed=cfg.seed + 1000 * state.epoch, weights=weights,
                             multi_output=cfg.multi_sign,
+                            soft_labels=soft_label_arrays(train_samples, signs) if soft else None,
                             augment=parse_recipe(cfg.recipe).augment if cfg.augment else NO_AUGMENT)
     val_ds = make_dataset(val_samples, signs, cfg.image_size, cfg.batch, training=False,
-                          multi_output=cfg.multi_sign)
+                          multi_output=cfg.multi_sign,
+                          soft_labels=soft_label_arrays(val_samples, signs, raters=False)
+                          if soft else None)
     return train_ds, val_ds
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+from device.ceiling import LabelSource, parse_label_source
 from device.vocab import Sign, parse_sign
 from trainer.model import Head, parse_head
 from trainer.recipe import RecipeName, parse_recipe
@@ -12,9 +13,9 @@ from trainer.recipe import RecipeName, parse_recipe
 log = logging.getLogger(__name__)
 
 #: Keys that must match for the same command to continue an existing run.
-IDENTITY_KEYS = ("sign", "backbone", "image_size", "head", "multi_sign", "mirror_views")
+IDENTITY_KEYS = ("sign", "backbone", "image_size", "head", "multi_sign", "mirror_views", "labels")
 #: What a config.json written before a key existed meant by it.
-IDENTITY_DEFAULTS = {"mirror_views": False}
+IDENTITY_DEFAULTS = {"mirror_views": False, "labels": LabelSource.CONSENSUS.value}
 
 
 class TrainError(ValueError):
@@ -44,6 +45,9 @@ class TrainConfig:
     int8_grid: bool = False
     #: fold a temperature fitted on training images into each softmax head (after int8_grid)
     temperature: bool = False
+    #: consensus: one grade per image; raters: the distribution of the raters' grades
+    #: (soft labels, categorical cross-entropy; trainer.input_pipeline.soft_label_arrays)
+    labels: LabelSource = LabelSource.CONSENSUS
     seed: int = 0
     split: str | None = None  # reuse this split file instead of making one
     val_fraction: float = 0.3
@@ -61,6 +65,13 @@ class TrainConfig:
         if self.sign is not None:
             self.sign = parse_sign(self.sign, model_only=True)
         self.head = parse_head(self.head)
+        try:
+            self.labels = parse_label_source(self.labels)
+        except ValueError as exc:
+            raise TrainError(f"--labels: {exc}") from exc
+        if self.labels is LabelSource.RATERS and self.head is Head.ORDINAL:
+            raise TrainError("--labels raters needs --head softmax: the ordinal head learns "
+                             "from one grade per image, not from the raters' distribution")
         try:
             self.recipe = parse_recipe(self.recipe).name
         except ValueError as exc:

@@ -174,9 +174,22 @@ def _write_card(run: Any, summary: Any, final: Path, gate: Any, gate_info: Any, 
         backbone=run.backbone, head=run.head, training_data=summary, gate=gate_info,
         metrics_keras=gate.metrics_keras, metrics_tflite=gate.metrics_tflite,
         latency=latency, run_dir=run.dir, abstention=abstention, float_layers=float_layers,
+        human_ceiling=_human_ceiling(run),
     )
     save_card(card, card_path_for(final))
     return card
+
+
+def _human_ceiling(run: Any) -> Any:
+    """The run's human ceiling of its sign (metrics.json, the Keras model); None for a run
+    evaluated before there was one."""
+    from device.ceiling import SignCeiling
+    from trainer.run import METRICS_FILE
+
+    if not (run.dir / METRICS_FILE).exists():
+        return None
+    block = (run.metrics().get("human_ceiling") or {}).get(run.sign.value)
+    return SignCeiling.model_validate(block) if block else None
 
 
 _loaded: dict[tuple, Any] = {}

@@ -16,6 +16,7 @@ from flask import Blueprint, jsonify, render_template
 
 import device
 from device.card import HeldOutMetrics, ModelCard
+from device.ceiling import SIMULATED_NOTE, SignCeiling
 from device.web import sysinfo
 from device.web.auth import roles_required
 from device.web.common import ctx
@@ -66,7 +67,24 @@ def card_summary(card: ModelCard) -> dict[str, Any]:
         "gate": card.gate.passed if card.gate else None,
         "latency": card.latency,
         "abstention": _abstention_line(card.abstention),
+        "labels": data.labels.value,
+        "human_ceiling": _ceiling(card.human_ceiling),
     }
+
+
+def _ceiling(c: SignCeiling | None) -> dict[str, Any] | None:
+    """The card's human ceiling as the pages show it (None: the card has none)."""
+    if c is None:
+        return None
+
+    def est(e: Any) -> dict[str, Any] | None:
+        return None if e is None or e.value is None else {
+            "value": _number(e.value), "ci95": [None if v is None else _number(v) for v in e.ci95]}
+
+    return {"verdict": c.verdict.value, "n_lesions": c.n_lesions, "n_raters": len(c.raters),
+            "rater_kappa": est(c.rater_kappa), "model_kappa": est(c.model_kappa),
+            "rater_alpha": est(c.rater_alpha), "simulated": c.simulated_raters,
+            "note": SIMULATED_NOTE if c.simulated_raters else None}
 
 
 def _abstention_line(info: Any) -> str:

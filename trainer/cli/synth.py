@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full-photo", action="store_true",
                         help="render 1024x768 photos with the lesion in part of them and its box "
                              "in the manifest (for testing the device's cropping)")
+    parser.add_argument("--raters", type=int, default=0, metavar="K",
+                        help="simulate K raters, each with their own bias and noise around the "
+                             "true grade, written as the labelling studio's export writes them "
+                             "(consensus in the sign columns, each rater's grades beside it; "
+                             "manifest layout)")
     parser.add_argument("--contact-sheet", type=Path, metavar="PNG",
                         help="also draw a sign x grade grid to this PNG")
     parser.add_argument("--workers", type=int, default=None,
@@ -35,7 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from trainer.synth import generate_dataset, make_contact_sheet, remove_dataset
 
-    layout = args.layout or ("manifest" if args.full_photo else "folders")
+    layout = args.layout or ("manifest" if args.full_photo or args.raters else "folders")
+    if args.raters and layout != "manifest":
+        raise UserError("--raters needs --layout manifest (the raters' grades go in the CSV)")
+    if args.raters < 0:
+        raise UserError(f"--raters must be 0 or more, got {args.raters}")
     if args.full_photo and layout != "manifest":
         raise UserError("--full-photo needs --layout manifest (the lesion box goes in the CSV)")
     if args.n < 0 or args.size < 32:
@@ -55,6 +64,11 @@ def run(args: argparse.Namespace) -> int:
         start = time.perf_counter()
         generate_dataset(out, args.n, args.seed, size=args.size, layout=layout,
                          full_photo=args.full_photo, workers=args.workers)
+        if args.raters:
+            from trainer.synth_raters import add_simulated_raters
+
+            for p in add_simulated_raters(out, args.raters, args.seed):
+                print(f"simulated rater {p.name}: bias {p.bias:+.2f}, noise {p.noise:.2f} grades")
         took = time.perf_counter() - start
         shape = "1024x768 full photos" if args.full_photo else f"{args.size}x{args.size}"
         print(f"wrote {args.n} synthetic images ({shape}, {layout} layout, seed {args.seed}) "

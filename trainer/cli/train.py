@@ -30,6 +30,10 @@ def add_common(parser: argparse.ArgumentParser, *, required: bool = True) -> Non
     parser.add_argument("--weights", default="none",
                         help="none, imagenet (needs the file cached by Keras), or a .keras/.weights.h5 PATH")
     parser.add_argument("--head", choices=["softmax", "ordinal"], default="softmax")
+    parser.add_argument("--labels", choices=["consensus", "raters"], default="consensus",
+                        help="consensus: one grade per image (default); raters: learn the "
+                             "distribution of the raters' grades (soft labels; needs the "
+                             "manifest's per-rater columns from `label export` or `synth --raters`)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--patience", type=int, default=10,
                         help="stop after this many evaluations without improvement")
@@ -96,7 +100,8 @@ def config_from_args(args: argparse.Namespace, **over):
                    cpu_devices=args.cpu_devices,
                    mirror_views=pick(args.mirror_views, recipe.mirror_views),
                    int8_grid=pick(args.int8_grid, recipe.int8_grid),
-                   temperature=pick(args.temperature, recipe.temperature))
+                   temperature=pick(args.temperature, recipe.temperature),
+                   labels=getattr(args, "labels", "consensus"))
     options.update(over)
     return TrainConfig(**options)
 

@@ -1,6 +1,10 @@
 """``label export``: consensus lesions as square crops + ``manifest.csv`` (the trainer's
 manifest layout), a box list (CSV, no images), or COCO.
 
+Beside the consensus the manifest keeps each rater's grades (``raters`` and
+``<sign>_by_rater``, trainer.data), so the trainer can learn from the raters' spread and
+measure a model against their own disagreement (trainer.ceiling).
+
 Deterministic: photos in path order, lesions top-left first, crops named from the photo and
 the lesion's index, JPEG at a fixed quality, the manifest written last and atomically. A
 lesion with no consensus grade for any model sign (ungraded, or all awaiting adjudication)
@@ -22,6 +26,7 @@ from pathlib import Path
 from device.atomic import atomic_write_text
 from device.imageio import encode_jpeg
 from device.vocab import MODEL_SIGNS
+from trainer.data import RATERS_COLUMN, rater_cells, rater_column
 from trainer.label.consensus import ConsensusBox, all_consensus
 from trainer.label.db import photos_dir
 from trainer.label.models import GRADED_SIGNS, LabelError
@@ -35,7 +40,8 @@ JPEG_QUALITY = 95
 MANIFEST_COLUMNS = (
     "path", "patient_id", "region", *(s.value for s in MODEL_SIGNS), "papulation",
     "n_raters", "agreement", "adjudicated", "source_photo", "source_sha256",
-    "src_x", "src_y", "src_w", "src_h", "crop_x", "crop_y", "crop_side")
+    "src_x", "src_y", "src_w", "src_h", "crop_x", "crop_y", "crop_side",
+    RATERS_COLUMN, *(rater_column(s) for s in MODEL_SIGNS))
 BOX_LIST_COLUMNS = ("file", "sha256", "width", "height", "x", "y", "w", "h", "note")
 
 
@@ -79,6 +85,15 @@ def _cell(value: int | float | None) -> str:
     return f"{value:.3f}" if isinstance(value, float) else str(value)
 
 
+def _rater_row(c: ConsensusBox) -> list[str]:
+    """The lesion's raters and each one's grades, in MANIFEST_COLUMNS' order."""
+    raters = sorted({b.rater for b in c.lesion.boxes})
+    grades = {s: {b.rater: g for b in c.lesion.boxes if (g := b.grades.get(s)) is not None}
+              for s in MODEL_SIGNS}
+    cells = rater_cells(grades, raters)
+    return [cells[RATERS_COLUMN], *(cells[rater_column(s)] for s in MODEL_SIGNS)]
+
+
 def export_crops(db: sqlite3.Connection, out: Path, *, context: float = 0.0, size: int = 0,
                  force: bool = False) -> ExportResult:
     if not 0 <= context <= 2:
@@ -107,7 +122,7 @@ def export_crops(db: sqlite3.Connection, out: Path, *, context: float = 0.0, siz
                          *(_cell(c.grades[s]) for s in GRADED_SIGNS), str(c.n_raters),
                          _cell(c.agreement()), ",".join(s.value for s in c.adjudicated),
                          photo.relpath, photo.sha256, *map(str, c.box), str(x0), str(y0),
-                         str(side)])
+                         str(side), *_rater_row(c)])
         photos.add(photo.id)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")

@@ -5,7 +5,7 @@ RecursionError); a too-large number in a form is a 400 - in the dashboard and th
 from __future__ import annotations
 
 import pytest
-from label_support import PASSWORD, add_users, make_project
+from label_support import add_users, make_project
 from web_support import logged_in, make_app
 
 from device.request_guards import MAX_ROW_ID
@@ -72,12 +72,9 @@ def studio(tmp_path):
 
 
 def studio_client(app, name):
-    client = app.test_client()
-    assert client.post("/login", data={"username": name, "password": PASSWORD}).status_code == 302
-    page = client.get("/label" if name != "carol" else "/adjudicate")
-    token = page.data.decode().split('name="csrf-token" content="')[1].split('"')[0]
-    client.environ_base["HTTP_X_CSRF_TOKEN"] = token
-    return client, token
+    from test_label_web import login  # the studio's login, CSRF token included
+
+    return login(app, name)
 
 
 def test_the_studio_answers_huge_ids_deep_json_and_huge_form_numbers(studio):

@@ -91,12 +91,14 @@ def migrate_to_v3(conn: sqlite3.Connection) -> None:
 
 class CropOrigin(str, Enum):
     """How a scan's crop square was chosen, as the store records it (``crop_mode``):
-    the crop modes of device.config.CropMode, or moved by staff on the frozen frame."""
+    the crop modes of device.config.CropMode, moved by staff on the frozen frame, or
+    registered to a followed lesion's last photo."""
 
     GUIDE = "guide"
     AUTO = "auto"
     BOX = "box"
     MOVED = "moved"
+    REGISTERED = "registered"  # the followed lesion's last crop, found again (device.register)
 
 
 #: Columns schema 4 added: whether the models abstained, and the score.
@@ -348,6 +350,7 @@ class VisitRecord:
     latest: dict[Region, RegionScan]  # the scan EASI uses for each examined region
     changes: dict[int, list[dict[str, Any]]]  # scan id -> its grade changes
     easi: EasiResult
+    lesions: dict[int, Lesion] = field(default_factory=dict)  # the scans' lesions by id
 
     def parts(self) -> dict[str, Any]:
         """The fields by name, as they are (a template's keyword arguments)."""
@@ -376,5 +379,9 @@ class VisitRecord:
             "age": self.age,
             "scans": [{**s.to_dict(), "used_for_easi": s.id in used,
                        "changes": self.changes.get(s.id, [])} for s in self.scans],
+            "lesions": [lesion.to_dict() for lesion in self.lesions.values()],
             "easi": self.easi.to_dict(),
         }
+
+    def lesion_of(self, scan: RegionScan) -> Lesion | None:
+        return self.lesions.get(scan.lesion_id) if scan.lesion_id is not None else None

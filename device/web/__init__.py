@@ -143,9 +143,9 @@ def _security_headers(app: Flask, *, https: bool) -> None:
 
 
 def _register(app: Flask) -> None:
-    from device.web import adjust, api, dataexport, packs, scan, status, stream, visits
+    from device.web import adjust, api, dataexport, lesions, packs, scan, status, stream, visits
 
-    for module in (status, scan, stream, adjust, visits, packs, api, dataexport):
+    for module in (status, scan, stream, adjust, visits, lesions, packs, api, dataexport):
         app.register_blueprint(module.bp)
 
     @app.route("/")

@@ -82,6 +82,7 @@ def timeline_page(lesion_id: int) -> Any:
         abort_store(exc)
     chart = grades_chart(timeline.labels(), [(s.value.capitalize(), v)
                                              for s, v in timeline.series().items()],
+                         width=440, height=240,
                          title=f"Grades of {timeline.lesion.label} over visits")
     return render_template("lesion.html", nav="patients", t=timeline, patient=patient,
                            chart=chart, changes=timeline.changes(), MODEL_SIGNS=MODEL_SIGNS,

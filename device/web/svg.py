@@ -114,7 +114,7 @@ def grades_chart(labels: Sequence[str], series: Sequence[tuple[str, Sequence[flo
                  title: str = "Grades over visits") -> Markup:
     """An ``<svg>`` of several 0-3 grade series over the same visits (oldest first); a
     missing grade breaks its line. Each series has its own colour and dash, and a legend."""
-    left, right, top, bottom = 70, 16, 14, 44
+    left, right, top, bottom = 78, 36, 14, 46
     plot_w, plot_h = width - left - right, height - top - bottom
 
     def x_at(i: int) -> float:

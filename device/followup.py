@@ -52,6 +52,12 @@ def scan_lesion(scanner: Any, store: Any, cache: FrameCache, lesion: Lesion, vis
     last = store.last_lesion_scan(lesion.id, before_visit=visit_id) or \
         store.last_lesion_scan(lesion.id)
     if last is None:
+        if store.lesion_scans(lesion.id):  # scanned before, but no photo kept to aim at
+            result = scanner.scan(image=image, mode=CropMode.AUTO)
+            return FollowupScan(lesion, result, None, f"no photo of {lesion.label} is kept "
+                                "from an earlier scan (purged, or photos are not kept), so "
+                                "it could not be found again; used the auto crop: check the "
+                                "square")
         result = scanner.scan(image=image)
         return FollowupScan(lesion, result, None, f"first photo of {lesion.label}: the crop "
                             "is the device's own; check it before saving")

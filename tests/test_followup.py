@@ -140,3 +140,40 @@ def test_bench_followup_command_writes_its_report(tmp_path, capsys):
         assert 0.0 <= report[key] <= 1.0
     assert report["register_ms_median"] > 0 and "no model pack" in report["rest_of_scan"]
     assert "iou_registered" in capsys.readouterr().out
+
+
+class _Scanner:
+    """Records the crop it was asked for; grades nothing (scan_lesion only passes it on)."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict] = []
+
+    def scan(self, **kw):
+        from types import SimpleNamespace
+
+        self.calls.append(kw)
+        return SimpleNamespace(timings_ms={})
+
+
+def test_scan_lesion_proposes_the_registered_crop_or_says_why_not(tmp_path, series):
+    from device.followup import scan_lesion
+    from device.recrop import FrameCache
+    from device.store import Capture
+
+    st = _store_with_lesion(tmp_path)
+    lesion = st.create_lesion("P1", Region.UPPER_LIMBS, "forearm")
+    scanner, cache = _Scanner(), FrameCache()
+    first = scan_lesion(scanner, st, cache, lesion, 1, series[0].frame)
+    assert first.registration is None and "first photo" in first.note
+    visit = st.open_visit("P1")
+    st.save_region_scan(visit.id, Region.UPPER_LIMBS, lesion_id=lesion.id,
+                        capture=Capture(frame=series[0].frame, box=series[0].box))
+    st.set_visit_status(visit.id, "closed")
+    done = scan_lesion(scanner, st, cache, lesion, visit.id + 1, series[1].frame)
+    assert done.registration.ok and done.crop_origin.value == "registered"
+    assert scanner.calls[-1]["box"] == done.registration.box
+    assert iou(done.registration.box, series[1].box) >= 0.5
+    stranger = render_followup(77, 2, width=480, height=360)[1].frame
+    refused = scan_lesion(scanner, st, cache, lesion, visit.id + 1, stranger)
+    assert refused.warn and refused.crop_origin is None and "auto crop" in refused.note
+    assert "box" not in scanner.calls[-1] and scanner.calls[-1]["mode"].value == "auto"

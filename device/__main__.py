@@ -9,6 +9,8 @@ from device.cliutil import main as _main
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("device.cli.scan", "grade one image and print the result as JSON"),
     "bench": ("device.cli.bench", "time each scan stage"),
+    "bench-followup": ("device.cli.bench_followup",
+                       "find a lesion again over synthetic follow-up visits"),
     "bench-stream": ("device.cli.bench_stream",
                      "measure the live preview's frame rate and CPU share"),
     "run": ("device.cli.run", "run the device service and its dashboard"),

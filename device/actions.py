@@ -15,7 +15,15 @@ from device.easi import EASI_SIGNS
 from device.errors import InvalidInput, NotFound
 from device.pipeline import ScanResult
 from device.store import Store
-from device.store.model import Capture, Patient, RegionScan, Visit, VisitRecord, VisitStatus
+from device.store.model import (
+    Capture,
+    CropOrigin,
+    Patient,
+    RegionScan,
+    Visit,
+    VisitRecord,
+    VisitStatus,
+)
 from device.vocab import MODEL_SIGNS, Region, Sign, parse_region
 
 log = logging.getLogger(__name__)
@@ -120,18 +128,23 @@ def set_visit_status(store: Store, visit_id: int, value: str) -> Visit:
 
 
 def save_scan(store: Store, visit_id: int, region: Region, result: ScanResult,
-              actor: Actor) -> RegionScan:
+              actor: Actor, *, lesion_id: int | None = None,
+              crop_origin: CropOrigin | None = None) -> RegionScan:
     """Store a graded scan (its crop, frame, crop box and quality) in the visit; one the
-    models abstained on is stored too, without model grades, for staff to grade."""
+    models abstained on is stored too, without model grades, for staff to grade.
+    ``lesion_id``: the followed lesion it is of; ``crop_origin`` overrides the crop mode
+    recorded (a registered follow-up crop)."""
     crop = result.crop
+    crop_mode = crop_origin.value if crop_origin else (crop.mode.value if crop else None)
     scan = store.save_region_scan(
         visit_id, region, grades={s: int(r.grade) for s, r in result.signs.items()},
         probs={s: r.probs for s, r in result.signs.items()}, review=result.review,
         pack_version=result.pack_version, image=result.crop_image,
         capture=Capture(frame=result.image, box=crop.box if crop else None,
-                        crop_mode=crop.mode.value if crop else None,
+                        crop_mode=crop_mode,
                         quality=result.quality.measures, abstained=result.abstained,
-                        abstention_score=result.abstention.score if result.abstention else None))
+                        abstention_score=result.abstention.score if result.abstention else None),
+        lesion_id=lesion_id)
     log.info("%s scanned %s for visit %s (scan %s, review %s)", actor.username, region.value,
              visit_id, scan.id, result.review)
     return scan

@@ -32,7 +32,7 @@ AGE_BANDS = (0, 2, 8, 12, 18, 40, 65)
 BASE_COLUMNS = ("path", "patient_id", "region", *(s.value for s in MODEL_SIGNS))
 INFO_COLUMNS = ("scan_id", "visit_date", "taken_at", "age_band", "reviewed", "reviewed_role",
                 "pack_version", "abstained", "abstention_score", "crop_mode", "crop_box",
-                "frame_path")
+                "frame_path", "lesion_id", "lesion_site")
 
 
 def sign_columns() -> tuple[str, ...]:
@@ -73,6 +73,7 @@ class ExportRow:
     patient_id: str
     visit_date: str
     birth_year: int | None
+    lesion_site: str | None = None  # the followed lesion's site (schema 5), if any
 
     @property
     def age_band(self) -> str:
@@ -107,14 +108,15 @@ def read_rows(conn: sqlite3.Connection, flt: ExportFilter) -> list[ExportRow]:
     if not flt.include_unreviewed:
         where.append("r.reviewed_by IS NOT NULL")
     sql = ("SELECT r.*, v.date AS visit_date, v.patient_id AS patient_id, p.birth_year AS "
-           "birth_year FROM region_scans r JOIN visits v ON v.id = r.visit_id "
-           "JOIN patients p ON p.id = v.patient_id"
+           "birth_year, l.site AS lesion_site FROM region_scans r JOIN visits v ON v.id = r.visit_id "
+           "JOIN patients p ON p.id = v.patient_id LEFT JOIN lesions l ON l.id = r.lesion_id"
            + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY r.id")
     rows = []
     for r in conn.execute(sql, args):
         scan = scan_from_row(r)
         if any(whole_grade(scan.final_grades.get(s)) is not None for s in MODEL_SIGNS):
-            rows.append(ExportRow(scan, r["patient_id"], r["visit_date"], r["birth_year"]))
+            rows.append(ExportRow(scan, r["patient_id"], r["visit_date"], r["birth_year"],
+                                  r["lesion_site"]))
     return rows
 
 
@@ -131,7 +133,9 @@ def manifest_record(row: ExportRow, path: str, frame_path: str) -> dict[str, str
            "pack_version": scan.pack_version or "", "abstained": "1" if scan.abstained else "0",
            "abstention_score": _num(scan.abstention_score), "crop_mode": scan.crop_mode or "",
            "crop_box": " ".join(str(v) for v in scan.crop_box) if scan.crop_box else "",
-           "frame_path": frame_path}
+           "frame_path": frame_path,
+           "lesion_id": "" if scan.lesion_id is None else str(scan.lesion_id),
+           "lesion_site": row.lesion_site or ""}
     for sign in MODEL_SIGNS:
         s, final, model = sign.value, scan.final_grades.get(sign), scan.model_grades.get(sign)
         grade = whole_grade(final)

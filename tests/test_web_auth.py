@@ -20,8 +20,8 @@ def app(tmp_path):
 
 def _url(rule) -> str:
     """A concrete URL for a rule (placeholder arguments)."""
-    values = {"patient_id": "P1", "visit_id": 1, "scan_id": 1, "region": "trunk", "fmt": "csv",
-              "filename": "style.css"}
+    values = {"patient_id": "P1", "visit_id": 1, "scan_id": 1, "lesion_id": 1, "region": "trunk",
+              "fmt": "csv", "filename": "style.css"}
     url = rule.rule
     for arg in rule.arguments:
         url = url.replace(f"<int:{arg}>", str(values[arg])).replace(f"<{arg}>", str(values[arg]))

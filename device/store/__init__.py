@@ -2,6 +2,7 @@
 
 One class, ``Store``, built in layers, each in its own module:
 ``db`` (connection, transactions, schema), ``patients`` (patients and visits),
+``lesions`` (lesions followed visit after visit),
 ``scans`` (region scans, images, grade changes), ``exports`` (EASI, history, a
 visit as export data), ``retention`` (purging old images). ``model`` holds the
 schema SQL and the frozen records the store hands out.
@@ -15,6 +16,7 @@ from __future__ import annotations
 from device.store.db import DB_NAME, IMAGES_DIR, utcnow
 from device.store.model import (
     Capture,
+    Lesion,
     Patient,
     RecordNotFoundError,
     RegionScan,
@@ -26,7 +28,7 @@ from device.store.retention import ORPHAN_GRACE, Retention
 from device.store.scans import encode_image
 
 __all__ = [
-    "DB_NAME", "IMAGES_DIR", "ORPHAN_GRACE", "Capture", "Patient", "RecordNotFoundError",
+    "DB_NAME", "IMAGES_DIR", "ORPHAN_GRACE", "Capture", "Lesion", "Patient", "RecordNotFoundError",
     "RegionScan", "Store", "StoreError", "Visit", "VisitStatus", "encode_image", "utcnow",
 ]
 

@@ -61,7 +61,9 @@ class VisitScores(ScanRecords):
         return VisitRecord(
             patient=self.get_patient(visit.patient_id), visit=visit, age=self.visit_age(visit),
             scans=scans, latest=latest, changes={s.id: self.grade_changes(s.id) for s in scans},
-            easi=self._easi(visit, latest))
+            easi=self._easi(visit, latest),
+            lesions={i: self.get_lesion(i) for i in sorted({s.lesion_id for s in scans
+                                                            if s.lesion_id is not None})})
 
     def export_visit(self, visit_id: int) -> dict[str, Any]:
         """Everything about one visit as JSON-safe data (the JSON export)."""

@@ -17,7 +17,8 @@ from device.vocab import MODEL_SIGNS, Region, Sign
 #: confirmed its grades (reviewed_*) and the role behind each override.
 #: 3: who moved the crop square on the captured frame (crop_by, crop_at).
 #: 4: whether the models abstained on the scan (device.abstain), and the score.
-SCHEMA_VERSION = 4
+#: 5: lesions followed visit after visit (a lesions table, region_scans.lesion_id).
+SCHEMA_VERSION = 5
 
 
 class StoreError(InvalidInput):
@@ -90,12 +91,14 @@ def migrate_to_v3(conn: sqlite3.Connection) -> None:
 
 class CropOrigin(str, Enum):
     """How a scan's crop square was chosen, as the store records it (``crop_mode``):
-    the crop modes of device.config.CropMode, or moved by staff on the frozen frame."""
+    the crop modes of device.config.CropMode, moved by staff on the frozen frame, or
+    registered to a followed lesion's last photo."""
 
     GUIDE = "guide"
     AUTO = "auto"
     BOX = "box"
     MOVED = "moved"
+    REGISTERED = "registered"  # the followed lesion's last crop, found again (device.register)
 
 
 #: Columns schema 4 added: whether the models abstained, and the score.
@@ -110,6 +113,24 @@ def migrate_to_v4(conn: sqlite3.Connection) -> None:
     for name, kind in V4_COLUMNS:
         if name not in have:
             conn.execute(f"ALTER TABLE region_scans ADD COLUMN {name} {kind}")
+
+
+def migrate_to_v5(conn: sqlite3.Connection) -> None:
+    """Schema 5: the lesions table and each scan's lesion (None: not a followed lesion).
+    Self-contained and idempotent: run on every file older than 5, a new one included."""
+    conn.execute("""CREATE TABLE IF NOT EXISTS lesions (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        patient_id TEXT NOT NULL REFERENCES patients(id),
+        region TEXT NOT NULL,
+        site TEXT NOT NULL,
+        label TEXT NOT NULL,
+        first_visit_id INTEGER REFERENCES visits(id),
+        created TEXT NOT NULL)""")
+    conn.execute("CREATE INDEX IF NOT EXISTS lesions_patient ON lesions(patient_id)")
+    have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
+    if "lesion_id" not in have:
+        conn.execute("ALTER TABLE region_scans ADD COLUMN lesion_id INTEGER REFERENCES lesions(id)")
+    conn.execute("CREATE INDEX IF NOT EXISTS region_scans_lesion ON region_scans(lesion_id)")
 
 
 SCHEMA = f"""
@@ -248,6 +269,7 @@ class RegionScan:
     crop_at: str | None = None
     abstained: bool = False  # the models abstained (device.abstain): no model grades
     abstention_score: float | None = None
+    lesion_id: int | None = None  # the followed lesion this scan is of (schema 5)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -265,6 +287,7 @@ class RegionScan:
             "reviewed": asdict(self.reviewed) if self.reviewed else None,
             "crop_by": self.crop_by, "crop_at": self.crop_at,
             "abstained": self.abstained, "abstention_score": self.abstention_score,
+            "lesion_id": self.lesion_id,
         }
 
 
@@ -290,7 +313,30 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
         if row["reviewed_by"] else None,
         crop_by=row["crop_by"], crop_at=row["crop_at"],
         abstained=bool(row["abstained"]), abstention_score=row["abstention_score"],
+        lesion_id=row["lesion_id"],
     )
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """One lesion of a patient, followed visit after visit: where it is (EASI region and
+    the site, e.g. "antecubital fossa, left"), a short label staff know it by, and the
+    visit it was first scanned at."""
+
+    id: int
+    patient_id: str
+    region: Region
+    site: str
+    label: str
+    first_visit_id: int | None
+    created: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "region": self.region.value}
+
+
+def lesion_from_row(row: sqlite3.Row) -> Lesion:
+    return Lesion(**{**dict(row), "region": Region(row["region"])})
 
 
 @dataclass(frozen=True)
@@ -304,6 +350,7 @@ class VisitRecord:
     latest: dict[Region, RegionScan]  # the scan EASI uses for each examined region
     changes: dict[int, list[dict[str, Any]]]  # scan id -> its grade changes
     easi: EasiResult
+    lesions: dict[int, Lesion] = field(default_factory=dict)  # the scans' lesions by id
 
     def parts(self) -> dict[str, Any]:
         """The fields by name, as they are (a template's keyword arguments)."""
@@ -332,5 +379,9 @@ class VisitRecord:
             "age": self.age,
             "scans": [{**s.to_dict(), "used_for_easi": s.id in used,
                        "changes": self.changes.get(s.id, [])} for s in self.scans],
+            "lesions": [lesion.to_dict() for lesion in self.lesions.values()],
             "easi": self.easi.to_dict(),
         }
+
+    def lesion_of(self, scan: RegionScan) -> Lesion | None:
+        return self.lesions.get(scan.lesion_id) if scan.lesion_id is not None else None

@@ -22,6 +22,7 @@ from device.easi import validate_area, validate_grade
 from device.errors import storage_guard
 from device.imageio import encode_jpeg, encode_png
 from device.store.db import IMAGES_DIR, NOW, iso
+from device.store.lesions import LesionRecords
 from device.store.model import (
     Capture,
     CropOrigin,
@@ -33,7 +34,6 @@ from device.store.model import (
     prob_col,
     scan_from_row,
 )
-from device.store.patients import PatientRecords
 from device.vocab import MODEL_SIGNS, NUM_GRADES, Region, Sign
 
 log = logging.getLogger(__name__)
@@ -69,20 +69,21 @@ def _checked_grades(grades: Mapping[Sign, int] | None, probs: Mapping[Sign, Sequ
     return grades, probs
 
 
-class ScanRecords(PatientRecords):
+class ScanRecords(LesionRecords):
     def save_region_scan(
         self, visit_id: int, region: Region, *,
         grades: Mapping[Sign, int] | None = None,
         probs: Mapping[Sign, Sequence[float]] | None = None,
         review: bool = False, pack_version: str | None = None,
         image: np.ndarray | bytes | None = None, taken_at: dt.datetime | None = None,
-        capture: Capture | None = None,
+        capture: Capture | None = None, lesion_id: int | None = None,
     ) -> RegionScan:
         """Record one scan of ``region``. ``grades`` are the model's 0-3 per model sign
         (None: a region recorded by hand, e.g. 0 % area). Papulation and area % carry
         over from the region's previous scan in this visit (a retake keeps them).
         ``image`` is the graded crop (an array is kept lossless); ``capture`` the full
-        frame, crop box, crop mode and quality measures."""
+        frame, crop box, crop mode and quality measures; ``lesion_id`` the followed lesion
+        (of this visit's patient) the scan is of."""
         region = Region(region)
         grades, probs = _checked_grades(grades, probs)
         when = iso(taken_at or self.clock())
@@ -95,7 +96,8 @@ class ScanRecords(PatientRecords):
                 "crop_box": json.dumps([int(v) for v in capture.box]) if capture.box else None,
                 "quality": json.dumps({k: round(float(v), 4) for k, v in sorted(capture.quality.items())})
                 if capture.quality else None,
-                "abstained": int(capture.abstained), "abstention_score": capture.abstention_score}
+                "abstained": int(capture.abstained), "abstention_score": capture.abstention_score,
+                "lesion_id": lesion_id}
         for sign in MODEL_SIGNS:
             g = grades.get(sign)
             cols[model_col(sign)] = None if g is None else int(g)
@@ -103,7 +105,11 @@ class ScanRecords(PatientRecords):
             cols[prob_col(sign)] = json.dumps(probs[sign]) if sign in probs else None
         try:
             with self._tx() as conn:
-                self._open_visit_row(conn, visit_id)
+                visit = self._open_visit_row(conn, visit_id)
+                if lesion_id is not None:
+                    self._check_lesion(conn, lesion_id, visit["patient_id"])
+                    conn.execute("UPDATE lesions SET first_visit_id = ? WHERE id = ? AND "
+                                 "first_visit_id IS NULL", (visit_id, lesion_id))
                 prev = conn.execute(
                     "SELECT papulation, area_percent, clinician_by, clinician_at FROM region_scans "
                     "WHERE visit_id = ? AND region = ? ORDER BY taken_at DESC, id DESC LIMIT 1",

@@ -145,9 +145,21 @@ def _security_headers(app: Flask, *, https: bool) -> None:
 
 
 def _register(app: Flask) -> None:
-    from device.web import account, adjust, api, dataexport, packs, scan, status, stream, visits
+    from device.web import (
+        account,
+        adjust,
+        api,
+        dataexport,
+        lesions,
+        packs,
+        scan,
+        status,
+        stream,
+        visits,
+    )
 
-    for module in (status, scan, stream, adjust, visits, packs, api, dataexport, account):
+    for module in (status, scan, stream, adjust, visits, lesions, packs, api, dataexport,
+                   account):
         app.register_blueprint(module.bp)
 
     @app.route("/")

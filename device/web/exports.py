@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 
 def _columns() -> list[str]:
     cols = ["patient_id", "birth_year", "visit_id", "visit_date", "visit_status", "region",
-            "scan_id", "taken_at", "pack_version", "review"]
+            "scan_id", "taken_at", "pack_version", "review", "lesion_id", "lesion_site",
+            "lesion_label"]
     for sign in MODEL_SIGNS:
         cols += [f"{sign.value}_model", f"{sign.value}", f"{sign.value}_override_by",
                  f"{sign.value}_override_at"]
@@ -37,6 +38,9 @@ def _region_row(record: VisitRecord, region: Region, base: dict[str, Any]) -> di
     row.update(scan_id=scan.id, taken_at=scan.taken_at, pack_version=scan.pack_version,
                review=int(bool(scan.review)), papulation=scan.papulation,
                area_percent=scan.area_percent)
+    lesion = record.lesion_of(scan)
+    if lesion is not None:
+        row.update(lesion_id=lesion.id, lesion_site=lesion.site, lesion_label=lesion.label)
     for sign in MODEL_SIGNS:
         over = scan.overrides.get(sign)
         row[f"{sign.value}_model"] = scan.model_grades.get(sign)

@@ -4,6 +4,8 @@ Contents: one pseudonymous Patient (identifier and birth year only), one
 Observation for the EASI total (``hasMember`` pointing at the region parts) and
 one Observation per examined region whose value is the region's weighted score
 and whose components are the four sign grades, the area % and the area score.
+A region scanned as a followed lesion names the lesion's site in ``bodySite`` and
+points (``focus``) at a BodyStructure with the lesion's id, the same at every visit.
 
 EASI has no LOINC code we could cite with confidence, so the codes are from a
 local code system (``CODE_SYSTEM``) with readable ``text``; a receiving system
@@ -16,13 +18,14 @@ import logging
 import uuid
 from typing import Any
 
-from device.store.model import RegionScan, VisitRecord, VisitStatus
+from device.store.model import Lesion, RegionScan, VisitRecord, VisitStatus
 from device.vocab import Region, Sign
 
 log = logging.getLogger(__name__)
 
 CODE_SYSTEM = "urn:atopiscan:fhir:codes"
 PATIENT_SYSTEM = "urn:atopiscan:patient-id"
+LESION_SYSTEM = "urn:atopiscan:lesion-id"
 UCUM = "http://unitsofmeasure.org"
 _NS = uuid.UUID("5a0f3c1e-8d7b-4c55-9b7e-0a7f1e3c2d11")
 _SIGN_ORDER = (Sign.ERYTHEMA, Sign.PAPULATION, Sign.EXCORIATION, Sign.LICHENIFICATION)
@@ -69,6 +72,10 @@ def _region_observation(record: VisitRecord, region: Region, scan: RegionScan, s
         "bodySite": {"text": region.label},
         "component": comps,
     }
+    lesion = record.lesion_of(scan)
+    if lesion is not None:  # the followed lesion: its site, and the BodyStructure it is
+        obs["bodySite"] = {"text": f"{region.label}: {lesion.site}"}
+        obs["focus"] = [{"reference": _urn("lesion", lesion.id), "display": lesion.label}]
     part = record.easi.regions.get(region)
     if part is not None:
         obs["valueQuantity"] = _score(float(part.score))
@@ -79,6 +86,15 @@ def _region_observation(record: VisitRecord, region: Region, scan: RegionScan, s
         why = "; ".join(record.missing_for(region))
         obs["dataAbsentReason"] = {"text": f"region incomplete: {why or 'see the visit'}"}
     return obs
+
+
+def _body_structure(lesion: Lesion, subject: dict[str, Any]) -> dict[str, Any]:
+    """A followed lesion as a FHIR BodyStructure: the same identifier visit after visit."""
+    return {"resourceType": "BodyStructure",
+            "identifier": [{"system": LESION_SYSTEM, "value": str(lesion.id)}],
+            "description": lesion.label, "patient": subject,
+            "location": {"text": lesion.region.label},
+            "locationQualifier": [{"text": lesion.site}]}
 
 
 def visit_bundle(record: VisitRecord) -> dict[str, Any]:
@@ -121,6 +137,9 @@ def visit_bundle(record: VisitRecord) -> dict[str, Any]:
             "text": "visit incomplete: " + "; ".join(str(m) for m in easi.missing)}
     if members:
         total["hasMember"] = members
+    for lesion in record.lesions.values():
+        entries.append({"fullUrl": _urn("lesion", lesion.id), "resource": _body_structure(
+            lesion, subject)})
     entries.insert(1, {"fullUrl": _urn("visit", visit.id, "total"), "resource": total})
     return {
         "resourceType": "Bundle",

@@ -35,13 +35,14 @@ from device.cameras import CameraError
 from device.crop import guide_box
 from device.easi import VALID_GRADES
 from device.errors import http_status
+from device.followup import FollowupScan
 from device.imageio import encode_jpeg
 from device.models import ModelSetError
 from device.pipeline import ScanError, ScanResult
 from device.preview import StreamState
 from device.store.model import StoreError
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
-from device.web import adjust, stream
+from device.web import adjust, lesions, stream
 from device.web.auth import roles_required
 from device.web.common import abort_store, actor, ctx, store
 from device.web.uploads import UploadError, decode_image
@@ -98,10 +99,14 @@ def run_scan(image: np.ndarray | None = None) -> ScanResult:
         abort(503, description=str(exc))
 
 
-def save_scan(visit_id: int, region: Region, result: ScanResult) -> Any:
+def save_scan(visit_id: int, region: Region, result: ScanResult,
+              followup: FollowupScan | None = None) -> Any:
     """Store a graded scan (or one the models abstained on: no model grades, staff
-    grade it) in the visit (``actions.save_scan``); returns the RegionScan."""
-    scan = actions.save_scan(store(), visit_id, region, result, actor())
+    grade it) in the visit (``actions.save_scan``), as of ``followup``'s lesion when it
+    is a follow-up; returns the RegionScan."""
+    scan = actions.save_scan(store(), visit_id, region, result, actor(),
+                             lesion_id=followup.lesion.id if followup else None,
+                             crop_origin=followup.crop_origin if followup else None)
     live().remember(scan.id, result)
     if result.image is not None:  # staff may move the crop square on this frame next
         adjust.frame_cache().put(scan.id, result.image)
@@ -144,9 +149,13 @@ def _page(status: int = 200, **extra: Any) -> Any:
     patient, visit = _patient_visit(args.get("patient") or args.get("patient_id"))
     cam = ctx().config.camera
     done = store().latest_scans(visit.id) if visit else {}
+    lesion = lesions.patient_lesion(patient.id, args.get("lesion")) if patient else None
+    region = lesion.region if lesion else _region(args.get("region"))
     page = render_template(
         "scan.html", nav="scan", patients=store().list_patients(), patient=patient, visit=visit,
-        region=_region(args.get("region")), regions=REGIONS, done=done,
+        lesions=store().list_lesions(patient.id) if patient else [], lesion=lesion,
+        overlay=lesion is not None and store().last_lesion_scan(lesion.id) is not None,
+        region=region, regions=REGIONS, done=done,
         guide=_guide(cam.width, cam.height), crop_mode=ctx().config.crop.mode.value,
         camera=ctx().service.camera_status(), **extra)
     return page, status
@@ -178,6 +187,8 @@ def preview() -> Response:
 def capture() -> Any:
     patient, visit = _patient_visit(request.form.get("patient"))
     region = _region(request.form.get("region"))
+    lesion = lesions.patient_lesion(patient.id, request.form.get("lesion")) if patient else None
+    region = lesion.region if lesion else region  # a followed lesion stays in its region
     if patient is None or region is None:
         flash("Choose a patient and a body region first.", "error")
         return _page(400)
@@ -189,12 +200,15 @@ def capture() -> Any:
         except UploadError as exc:
             flash(f"Photo refused: {exc}.", "error")
             return _page(exc.status)
-    result = run_scan(image)
+    followup = lesions.follow(lesion, visit.id, image) if lesion else None
+    result = followup.result if followup else run_scan(image)
     if not result.quality.ok or not (result.graded or result.abstained):
         live().remember(None, result)
         return _page(422, retake=result.quality.reasons or ["the image could not be graded"],
                      retake_preview=encode_preview_data(result.image))
-    scan = save_scan(visit.id, region, result)
+    scan = save_scan(visit.id, region, result, followup)
+    if followup:
+        flash(followup.note[:1].upper() + followup.note[1:], "warning" if followup.warn else "info")
     return redirect(url_for("scan.result_page", scan_id=scan.id))
 
 
@@ -214,10 +228,13 @@ def _result_page(scan_id: int, status: int = 200) -> Any:
         visit = st.get_visit(scan.visit_id)
         patient = st.get_patient(visit.patient_id)
         changes = st.grade_changes(scan_id)
+        lesion = st.get_lesion(scan.lesion_id) if scan.lesion_id is not None else None
+        others = st.list_lesions(patient.id) if lesion is None else []
     except StoreError as exc:
         abort_store(exc)
     return render_template(
         "result.html", nav="scan", scan=scan, visit=visit, patient=patient, changes=changes,
+        lesion=lesion, other_lesions=[x for x in others if x.region is scan.region],
         details=live().results.get(scan_id), MODEL_SIGNS=MODEL_SIGNS, Grade=Grade, Sign=Sign,
         valid_grades=VALID_GRADES, frame_size=adjust.frame_size(scan)), status
 

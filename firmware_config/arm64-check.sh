@@ -7,7 +7,8 @@
 #
 # Needs root, mmdebstrap and a mountable binfmt_misc (all Debian). The root file
 # systems, Trixie's qemu (10.x: Bookworm's 7.2 segfaults inside ai-edge-litert)
-# and the pip downloads are cached under $ARM64_CACHE (/var/cache/atopiscan).
+# and the device's aarch64 wheels (fetched by the host's pip) are cached under
+# $ARM64_CACHE (/var/cache/atopiscan).
 # The host's own binfmt registrations are left as they are: a temporary entry
 # for the fetched qemu is added first (the kernel tries the newest entry first)
 # and removed at exit. Exit 0: every step passed; 1: a step failed; 3: this
@@ -25,6 +26,10 @@ fi
 BINFMT=/proc/sys/fs/binfmt_misc
 ENTRY=atopiscan-aarch64
 MIRROR=http://deb.debian.org/debian
+# What the cached root file system holds: a device image's base. The file name
+# carries a digest of this list, so changing it builds a new one.
+INCLUDE=python3,python3-venv,python3-pip,ca-certificates,procps,systemd
+INCLUDE_KEY="$(echo "$INCLUDE" | sha256sum | cut -c1-8)"
 QEMU_DIR="$CACHE/qemu-trixie"
 QEMU="$QEMU_DIR/root/usr/bin/qemu-aarch64"
 WORK=""
@@ -71,12 +76,17 @@ fi
 
 cleanup_work() {
     if [ -n "$WORK" ] && [ -d "$WORK/rootfs" ]; then
-        for mnt in dev/pts dev proc sys root/.cache/pip; do
+        for mnt in dev proc sys opt/wheelhouse; do
             if mountpoint -q "$WORK/rootfs/$mnt"; then
-                umount -l "$WORK/rootfs/$mnt" || true
+                umount -R -l "$WORK/rootfs/$mnt" || true
             fi
         done
-        rm -rf "$WORK"
+        # Never delete through a bind mount of the host's /dev or /sys.
+        if grep -q " $WORK/" /proc/self/mounts; then
+            echo "arm64-check: $WORK still has mounts; left in place" >&2
+        else
+            rm -rf "$WORK"
+        fi
     fi
     WORK=""
 }
@@ -109,13 +119,18 @@ echo "host: building the wheel, a signed pack and a photo in $HOST_OUT"
 
 STATUS=0
 RESULTS=()
+WHEEL="$(ls "$HOST_OUT"/atopiscan-*.whl)"
 for suite in "${SUITES[@]}"; do
-    TARBALL="$CACHE/arm64-$suite.tar"
+    case "$suite" in  # the suite's Python and glibc, for the wheels pip may pick
+        bookworm) PYVER=3.11; GLIBC_MINOR=36 ;;
+        trixie) PYVER=3.13; GLIBC_MINOR=41 ;;
+        *) echo "arm64-check: unknown suite '$suite' (bookworm or trixie)" >&2; exit 2 ;;
+    esac
+    TARBALL="$CACHE/arm64-$suite-$INCLUDE_KEY.tar"
     if [ ! -f "$TARBALL" ]; then
         echo "building the $suite arm64 root file system (cached in $TARBALL)"
         start=$(date +%s)
-        mmdebstrap --quiet --architectures=arm64 --variant=apt \
-            --include=python3,python3-venv,python3-pip,ca-certificates,procps \
+        mmdebstrap --quiet --architectures=arm64 --variant=apt --include="$INCLUDE" \
             "$suite" "$TARBALL.tmp" "$MIRROR"
         mv "$TARBALL.tmp" "$TARBALL"
         echo "  $suite root file system built in $(( $(date +%s) - start )) s"
@@ -125,8 +140,19 @@ for suite in "${SUITES[@]}"; do
     tar -C "$WORK/rootfs" -xf "$TARBALL"
     cp /etc/ssl/certs/ca-certificates.crt "$WORK/rootfs/etc/ssl/certs/ca-certificates.crt"
     cp /etc/resolv.conf "$WORK/rootfs/etc/resolv.conf"
-    mkdir -p "$CACHE/pip-$suite" "$WORK/rootfs/root/.cache/pip"
-    mount --bind "$CACHE/pip-$suite" "$WORK/rootfs/root/.cache/pip"
+    # The device's dependencies as PyPI has them for this suite's Python on aarch64,
+    # fetched natively by the host and kept between runs; pip inside reads them
+    # (PIP_FIND_LINKS, PIP_NO_INDEX) instead of downloading under emulation.
+    WHEELHOUSE="$CACHE/wheels-$suite"
+    PLATFORMS=(--platform manylinux2014_aarch64)
+    for minor in $(seq 17 "$GLIBC_MINOR"); do
+        PLATFORMS+=(--platform "manylinux_2_${minor}_aarch64")
+    done
+    "$PYTHON" -m pip download --quiet --only-binary=:all: "${PLATFORMS[@]}" --python-version "$PYVER" \
+        --implementation cp -d "$WHEELHOUSE" "${WHEEL}[device]"
+    rm -f "$WHEELHOUSE"/atopiscan-*.whl
+    mkdir -p "$WORK/rootfs/opt/wheelhouse"
+    mount --bind "$WHEELHOUSE" "$WORK/rootfs/opt/wheelhouse"
     mount -t proc proc "$WORK/rootfs/proc"
     mount --rbind /sys "$WORK/rootfs/sys"
     mount --rbind /dev "$WORK/rootfs/dev"
@@ -136,7 +162,7 @@ for suite in "${SUITES[@]}"; do
     chmod -R a+rX "$WORK/rootfs/opt/check"   # the service user reads the pack and the photo
     echo "== $suite: installing and running the device under emulation"
     if ! chroot "$WORK/rootfs" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root \
-            LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 \
+            LANG=C.UTF-8 PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INDEX=1 PIP_FIND_LINKS=/opt/wheelhouse \
             python3 /opt/check/src/firmware_config/arm64_check.py inside "$suite" /opt/check; then
         STATUS=1
     fi

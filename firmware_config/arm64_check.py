@@ -109,6 +109,8 @@ def inside(suite: str, where: Path) -> int:
 
     step("install (install.sh)", installer)
     step("install again: nothing to change", installer, expect="Nothing to change")
+    step("systemd-analyze verify (the unit)", ["systemd-analyze", "verify",
+                                                "/etc/systemd/system/atopiscan.service"])
     for profile in PROFILES:
         step(f"check-config {profile}", [VENV_PY, "-m", "device", "check-config",
                                          str(where / "src/firmware_config" / f"{profile}.yaml")])

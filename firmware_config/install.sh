@@ -177,6 +177,9 @@ echo "Installing atopiscan with profile $PROFILE$([ "$DRY_RUN" -eq 1 ] && echo '
 
 # --- system packages -------------------------------------------------------
 PACKAGES=(python3-venv python3-pip ca-certificates)
+if ! command -v systemctl >/dev/null; then
+    PACKAGES+=(systemd)   # a device image always has it; a bare root file system may not
+fi
 PICAMERA=0
 case "$PROFILE" in
     pi4|pi5)

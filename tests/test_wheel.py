@@ -122,6 +122,10 @@ def test_the_wheel_installs_flashes_serves_and_grades(tmp_path):
     assert "site-packages" in where[0] and where[1] == "False", where
     assert subprocess.run([str(vpy), "-c", "import tensorflow"], cwd=work, env=env,
                           capture_output=True).returncode != 0, "TensorFlow came with the device"
+    # Every device module imports on this Python (a 3.11+ stdlib name fails here on 3.10).
+    _run([str(vpy), "-c", "import importlib, pkgutil, device\n"
+          "for m in pkgutil.walk_packages(device.__path__, 'device.'):\n"
+          "    importlib.import_module(m.name)"], cwd=work, env=env)
 
     write_frames(work / "frames", n=1)
     photo = write_frames(work / "photos", n=1, seed=7)[0]

@@ -130,7 +130,7 @@ for suite in "${SUITES[@]}"; do
     if [ ! -f "$TARBALL" ]; then
         echo "building the $suite arm64 root file system (cached in $TARBALL)"
         start=$(date +%s)
-        mmdebstrap --quiet --architectures=arm64 --variant=apt --include="$INCLUDE" \
+        mmdebstrap --quiet --architectures=arm64 --variant=apt --format=tar --include="$INCLUDE" \
             "$suite" "$TARBALL.tmp" "$MIRROR"
         mv "$TARBALL.tmp" "$TARBALL"
         echo "  $suite root file system built in $(( $(date +%s) - start )) s"

@@ -127,9 +127,10 @@ def inside(suite: str, where: Path) -> int:
     steps.append(_serve(as_service))
     print(f"  {steps[-1]['step']}: {'ok' if steps[-1]['ok'] else 'FAILED'} "
           f"({steps[-1]['seconds']} s emulated)", flush=True)
+    versions = _versions()  # before the uninstall step removes the venv
     step("uninstall keeps patient data", ["bash", "-c", f"{' '.join(installer[:2])} --uninstall && "
                                           "test -d /var/lib/atopiscan/packs && ! test -e /opt/atopiscan"])
-    result = {"suite": suite, "python": sys.version.split()[0], "versions": _versions(),
+    result = {"suite": suite, "python": sys.version.split()[0], "versions": versions,
               "steps": steps, "scan": scan}
     (where / f"result-{suite}.json").write_text(json.dumps(result, indent=1))
     return 0 if all(s["ok"] for s in steps) else 1

@@ -177,8 +177,12 @@ echo "Installing atopiscan with profile $PROFILE$([ "$DRY_RUN" -eq 1 ] && echo '
 
 # --- system packages -------------------------------------------------------
 PACKAGES=(python3-venv python3-pip ca-certificates)
+# A device image always has these; a bare root file system (Trixie's) may not.
 if ! command -v systemctl >/dev/null; then
-    PACKAGES+=(systemd)   # a device image always has it; a bare root file system may not
+    PACKAGES+=(systemd)
+fi
+if ! command -v useradd >/dev/null; then
+    PACKAGES+=(passwd)
 fi
 PICAMERA=0
 case "$PROFILE" in

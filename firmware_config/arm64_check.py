@@ -175,8 +175,12 @@ def _versions() -> dict:
 
 # --- the table ------------------------------------------------------------------
 def _verdict(scan: dict) -> dict:
-    grades = {sign: (g.get("grade"), g.get("review")) for sign, g in scan.get("grades", {}).items()}
-    return {"grades": grades, "abstained": scan.get("abstained")}
+    """What must match x86: the crop, each sign's grade, review flag and probabilities
+    (rounded to 4 places in the scan's JSON), and the abstention."""
+    grades = {sign: (g.get("grade"), g.get("review"), g.get("probs"))
+              for sign, g in scan.get("grades", {}).items()}
+    return {"crop": (scan.get("crop") or {}).get("box"), "grades": grades,
+            "abstained": scan.get("abstained")}
 
 
 def table(x86_file: Path, results: list[Path]) -> int:
@@ -193,8 +197,10 @@ def table(x86_file: Path, results: list[Path]) -> int:
         for s in row["steps"]:
             print(f"  {s['step']:<38} {'ok' if s['ok'] else 'FAILED':<7} {s['seconds']:>10.1f}")
         same = _verdict(row["scan"]) == x86
-        print(f"  scan vs x86 (grades, review flags, abstention): {'same' if same else 'DIFFERENT'} "
-              f"{_verdict(row['scan'])}")
+        print(f"  scan vs x86 (crop, grades, probabilities, review flags, abstention): "
+              f"{'same' if same else 'DIFFERENT'}")
+        if not same:
+            print(f"    arm64: {_verdict(row['scan'])}")
         failed |= not same or not all(s["ok"] for s in row["steps"])
     print(f"\nx86 scan: {x86}")
     return 1 if failed else 0

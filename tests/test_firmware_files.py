@@ -164,3 +164,32 @@ def test_systemd_analyze_verifies_the_unit(tmp_path):
     proc = subprocess.run([analyze, "verify", f"--root={root}", UNIT.name], capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0 and not (proc.stdout + proc.stderr).strip(), proc.stdout + proc.stderr
+
+
+def _arm64_result(tmp_path: Path, probs: list[float]) -> tuple[Path, dict]:
+    import json
+
+    scan = {"crop": {"box": [1, 2, 3, 3]}, "abstained": False,
+            "grades": {"erythema": {"grade": 2, "review": False, "probs": probs}}}
+    path = tmp_path / f"result-{len(list(tmp_path.iterdir()))}.json"
+    path.write_text(json.dumps({"suite": "bookworm", "python": "3.11.2", "versions": {}, "scan": scan,
+                                "steps": [{"step": "scan", "ok": True, "seconds": 1.0}]}))
+    return path, scan
+
+
+def test_the_arm64_table_fails_when_a_probability_differs_from_x86(tmp_path, capsys):
+    import json
+
+    sys.path.insert(0, str(FIRMWARE))
+    try:
+        import arm64_check
+    finally:
+        sys.path.remove(str(FIRMWARE))
+    same, scan = _arm64_result(tmp_path, [0.1, 0.2, 0.6, 0.1])
+    other, _ = _arm64_result(tmp_path, [0.1, 0.2, 0.5999, 0.1001])
+    x86 = tmp_path / "x86.json"
+    x86.write_text(json.dumps(scan))
+    assert arm64_check.table(x86, [same]) == 0
+    assert "EMULATED" in capsys.readouterr().out
+    assert arm64_check.table(x86, [other]) == 1
+    assert "DIFFERENT" in capsys.readouterr().out

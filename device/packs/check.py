@@ -54,8 +54,8 @@ from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)
 
-__all__ = ["SelfTest", "SigningKeyError", "VerifyReport", "load_public_key", "read_golden_image",
-           "run_selftest", "verify_into", "verify_pack"]
+__all__ = ["SelfTest", "SigningKeyError", "VerifyReport", "load_public_key", "member_refusal",
+           "read_golden_image", "run_selftest", "verify_into", "verify_pack"]
 
 MAX_MEMBERS = 2000
 MAX_MEMBER_BYTES = 512 << 20
@@ -156,10 +156,9 @@ def _extract(report: VerifyReport, dest: Path, *, fsync: bool) -> dict[str, str]
         digests: dict[str, str] = {}
         root = dest.resolve()
         for member in files:
-            try:  # tarfile's own "data" filter, behind our checks: paths, links, special files
-                tarfile.data_filter(member, str(root))
-            except tarfile.FilterError as exc:
-                report.problems.append(f"{member.name}: refused by tarfile's data filter ({exc})")
+            refusal = member_refusal(member, root)
+            if refusal is not None:
+                report.problems.append(f"{member.name}: refused ({refusal}); the pack may be malicious")
                 return None
             target = root / member.name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -175,6 +174,42 @@ def _extract(report: VerifyReport, dest: Path, *, fsync: bool) -> dict[str, str]
                     os.fsync(out.fileno())
             digests[member.name] = digest.hexdigest()
     return digests
+
+
+def member_refusal(member: tarfile.TarInfo, root: Path) -> str | None:
+    """Why ``member`` may not be written under ``root`` (None when it may): the second
+    line behind _check_members. Our own refusals (absolute paths, '..', paths leaving
+    ``root``, links, devices, fifos) on every Python, then Python's "data" filter where
+    it exists (3.11.4+, 3.10.12+; Raspberry Pi OS Bookworm runs 3.11.2). The filter
+    renames an absolute member instead of refusing it, so a renamed member is refused."""
+    refusal = _refusal_by_hand(member, root)
+    data_filter = getattr(tarfile, "data_filter", None)
+    if refusal is not None or data_filter is None:
+        return refusal
+    try:
+        filtered = data_filter(member, str(root))
+    except tarfile.TarError as exc:  # FilterError and its subclasses are TarErrors
+        return f"tarfile's data filter: {exc}"
+    if filtered is None or filtered.name != member.name:
+        return "tarfile's data filter would rename it"
+    return None
+
+
+def _refusal_by_hand(member: tarfile.TarInfo, root: Path) -> str | None:
+    name = member.name
+    if name.startswith(("/", "\\")) or os.path.isabs(name) or (len(name) > 1 and name[1] == ":"):
+        return "an absolute path"
+    if ".." in name.replace("\\", "/").split("/"):
+        return "a path with '..'"
+    if member.issym() or member.islnk():
+        return f"a link to {member.linkname!r}"
+    if not member.isreg():
+        return "a device, fifo or other special file"
+    root = root.resolve()
+    target = (root / name).resolve()
+    if target != root and root not in target.parents:
+        return "a path that leaves the pack's folder"
+    return None
 
 
 def _check_members(report: VerifyReport, members: list[tarfile.TarInfo]) -> list[tarfile.TarInfo]:

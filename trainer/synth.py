@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import math
+import multiprocessing
 import os
 import shutil
 from collections.abc import Sequence
@@ -135,7 +136,11 @@ def _render_all(jobs: list, workers: int):
         _worker_init()
         yield from map(_render_job, jobs)
         return
-    with ProcessPoolExecutor(workers, initializer=_worker_init) as pool:
+    # forkserver, not fork: a process that has started threads (a server, OpenCV's pool, a
+    # test suite's fixtures) may hold a lock at fork time, and a forked worker then waits
+    # on it for ever (seen: the data-loop test hung after the follow-up tests).
+    context = multiprocessing.get_context("forkserver")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
         yield from pool.map(_render_job, jobs, chunksize=16)
 
 

@@ -24,7 +24,7 @@ from device.imageio import encode_jpeg
 from device.models import ModelSetError
 from device.pipeline import ScanError
 from device.recrop import FrameGone, scan_frame
-from device.store.model import Lesion, StoreError
+from device.store.model import Lesion, RecordNotFoundError, StoreError
 from device.timeline import MARK_CHANGE, lesion_timeline
 from device.vocab import MODEL_SIGNS
 from device.web import adjust, stream
@@ -110,8 +110,12 @@ def last_photo(lesion_id: int) -> Response:
 def set_lesion(scan_id: int) -> Any:
     st = store()
     try:
+        scan = st.get_scan(scan_id)
+    except RecordNotFoundError as exc:  # no such scan: no result page to go back to
+        abort(404, description=str(exc))
+    try:
         if request.form.get("lesion"):
-            patient_id = st.get_visit(st.get_scan(scan_id).visit_id).patient_id
+            patient_id = st.get_visit(scan.visit_id).patient_id
             lesion = patient_lesion(patient_id, request.form["lesion"])
             st.set_scan_lesion(scan_id, lesion.id if lesion else None)
         else:

@@ -131,7 +131,8 @@ def save_scan(store: Store, visit_id: int, region: Region, result: ScanResult,
         capture=Capture(frame=result.image, box=crop.box if crop else None,
                         crop_mode=crop.mode.value if crop else None,
                         quality=result.quality.measures, abstained=result.abstained,
-                        abstention_score=result.abstention.score if result.abstention else None))
+                        abstention_score=result.abstention.score if result.abstention else None,
+                        colour=result.colour))
     log.info("%s scanned %s for visit %s (scan %s, review %s)", actor.username, region.value,
              visit_id, scan.id, result.review)
     return scan

@@ -36,6 +36,8 @@ import numpy as np
 import device
 from device.abstain import Abstention, FeatureStats, SignAbstention
 from device.cameras.base import Camera
+from device.colour import apply_correction
+from device.colourcorrect import ColourCorrection, correct_colour
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import WORK_SIDE, CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
@@ -50,7 +52,7 @@ log = logging.getLogger(__name__)
 
 #: Largest image accepted, in pixels: the one limit of ``device.imageio``.
 MAX_IMAGE_PIXELS = MAX_PIXELS
-STAGES = ("capture", "quality", "crop", "resize", "invoke", "abstain", "total")
+STAGES = ("capture", "quality", "colour", "crop", "resize", "invoke", "abstain", "total")
 
 
 class ScanError(InvalidInput):
@@ -94,6 +96,8 @@ class ScanResult:
     abstention: Abstention | None = None
     #: Faces found in the frame (full-frame pixels), for blurring the stored frame.
     faces: Faces | None = field(default=None, repr=False)
+    #: The colour step (device.colourcorrect); None when the scan stopped at quality.
+    colour: ColourCorrection | None = None
 
     @property
     def abstained(self) -> bool:
@@ -125,6 +129,7 @@ class ScanResult:
             "image_size": list(self.image_size),
             "quality": self.quality.to_dict(),
             "crop": self.crop.to_dict() if self.crop else None,
+            "colour": self.colour.to_dict() if self.colour else None,
             "grades": {sign.value: s.to_dict() for sign, s in self.signs.items()},
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
@@ -226,6 +231,14 @@ class Scanner:
             raise NoPackError("no model pack is installed; install one with "
                             "python -m device flash PACK")
 
+        # Colour: the card is found on the preview; the crop and the models see corrected
+        # colours, the stored frame stays as taken (the correction is recorded with it).
+        t = time.perf_counter()
+        result.colour = colour = correct_colour(image, self.config.colour, preview=preview)
+        if colour.corrected:
+            tiny = apply_correction(tiny, colour.array())
+        timings["colour"] = _ms_since(t)
+
         t = time.perf_counter()
         try:
             crop = choose_crop(image, self.config.crop, mode=mode,
@@ -235,8 +248,12 @@ class Scanner:
             raise ScanError(str(exc)) from exc
         result.crop = crop
         patch = cut(image, crop.box)
-        result.crop_image = patch
         timings["crop"] = _ms_since(t)
+        if colour.corrected:
+            t = time.perf_counter()
+            patch = apply_correction(patch, colour.array())
+            timings["colour"] += _ms_since(t)
+        result.crop_image = patch
 
         self._grade(models, patch, result)
         if result.abstained:

@@ -24,6 +24,7 @@ from device.store.model import (
     StoreError,
     migrate_to_v3,
     migrate_to_v4,
+    migrate_to_v5,
     migrate_v1_to_v2,
 )
 
@@ -88,6 +89,8 @@ class Database:
                 migrate_to_v3(conn)
             if 0 < found < 4:
                 migrate_to_v4(conn)
+            if found < 5:
+                migrate_to_v5(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

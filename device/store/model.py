@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from device.colourcorrect import ColourCorrection
 from device.easi import EasiResult
 from device.errors import InvalidInput, NotFound
 from device.vocab import MODEL_SIGNS, Region, Sign
@@ -17,7 +18,8 @@ from device.vocab import MODEL_SIGNS, Region, Sign
 #: confirmed its grades (reviewed_*) and the role behind each override.
 #: 3: who moved the crop square on the captured frame (crop_by, crop_at).
 #: 4: whether the models abstained on the scan (device.abstain), and the score.
-SCHEMA_VERSION = 4
+#: 5: the colour step of each scan (device.colourcorrect): card, residual, correction.
+SCHEMA_VERSION = 5
 
 
 class StoreError(InvalidInput):
@@ -110,6 +112,15 @@ def migrate_to_v4(conn: sqlite3.Connection) -> None:
     for name, kind in V4_COLUMNS:
         if name not in have:
             conn.execute(f"ALTER TABLE region_scans ADD COLUMN {name} {kind}")
+
+
+def migrate_to_v5(conn: sqlite3.Connection) -> None:
+    """Add schema 5's column ``colour`` (JSON of device.colourcorrect.ColourCorrection;
+    NULL: a scan from before colour correction, or one that stopped at quality). Also
+    run on a new file: the column is not in SCHEMA, so this stays the one place."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
+    if "colour" not in have:
+        conn.execute("ALTER TABLE region_scans ADD COLUMN colour TEXT")
 
 
 SCHEMA = f"""
@@ -220,6 +231,8 @@ class Capture:
     #: abstains), None when the pack could not tell.
     abstained: bool = False
     abstention_score: float | None = None
+    #: The scan's colour step (device.colourcorrect), None when it did not run.
+    colour: ColourCorrection | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +261,11 @@ class RegionScan:
     crop_at: str | None = None
     abstained: bool = False  # the models abstained (device.abstain): no model grades
     abstention_score: float | None = None
+    colour: ColourCorrection | None = None  # schema 5: the colour step, None before it
+
+    @property
+    def colour_corrected(self) -> bool:
+        return self.colour is not None and self.colour.corrected
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -265,6 +283,7 @@ class RegionScan:
             "reviewed": asdict(self.reviewed) if self.reviewed else None,
             "crop_by": self.crop_by, "crop_at": self.crop_at,
             "abstained": self.abstained, "abstention_score": self.abstention_score,
+            "colour": self.colour.to_dict() if self.colour else None,
         }
 
 
@@ -290,6 +309,7 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
         if row["reviewed_by"] else None,
         crop_by=row["crop_by"], crop_at=row["crop_at"],
         abstained=bool(row["abstained"]), abstention_score=row["abstention_score"],
+        colour=ColourCorrection.from_dict(json.loads(row["colour"])) if row["colour"] else None,
     )
 
 

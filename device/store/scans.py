@@ -95,7 +95,8 @@ class ScanRecords(PatientRecords):
                 "crop_box": json.dumps([int(v) for v in capture.box]) if capture.box else None,
                 "quality": json.dumps({k: round(float(v), 4) for k, v in sorted(capture.quality.items())})
                 if capture.quality else None,
-                "abstained": int(capture.abstained), "abstention_score": capture.abstention_score}
+                "abstained": int(capture.abstained), "abstention_score": capture.abstention_score,
+                "colour": json.dumps(capture.colour.to_dict()) if capture.colour else None}
         for sign in MODEL_SIGNS:
             g = grades.get(sign)
             cols[model_col(sign)] = None if g is None else int(g)

@@ -96,7 +96,7 @@ class ScanResult:
     abstention: Abstention | None = None
     #: Faces found in the frame (full-frame pixels), for blurring the stored frame.
     faces: Faces | None = field(default=None, repr=False)
-    #: The colour step (device.colourcorrect); None when the scan stopped at quality.
+    #: The colour step (device.colourcorrect); None only for a result built by hand.
     colour: ColourCorrection | None = None
 
     @property
@@ -214,30 +214,33 @@ class Scanner:
         t = time.perf_counter()
         # One scaled-down copy of the frame for the quality measures and the auto crop.
         preview = shrink(image, MEASURE_SIDE)
+        timings["quality"] = _ms_since(t)
+        # Colour first (device.colourcorrect): the card is found on the preview, and the
+        # quality measures, the crop and the models see corrected colours (skin under a
+        # warm lamp is skin); the stored frame stays as taken, the correction beside it.
+        t = time.perf_counter()
+        colour = correct_colour(image, self.config.colour, preview=preview)
+        if colour.corrected:
+            preview = apply_correction(preview, colour.array())
+        timings["colour"] = _ms_since(t)
+        t = time.perf_counter()
         # ... and a smaller one still for faces, skin share, texture and the auto crop.
         tiny = shrink(preview, WORK_SIDE)
         faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False,
                            face_side=SCAN_FACE_SIDE).scaled(image.shape[0] / tiny.shape[0])
         quality = check_quality(image, self.config.quality, preview=preview, tiny=tiny,
                                 faces=faces)
-        timings["quality"] = _ms_since(t)
+        timings["quality"] += _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
                             pack_version=models.pack_version if models else None,
-                            image_size=image.shape[:2], image=image, faces=faces)
+                            image_size=image.shape[:2], image=image, faces=faces,
+                            colour=colour)
         if not quality.ok:
             timings["total"] = _ms_since(start)
             return result
         if models is None:
             raise NoPackError("no model pack is installed; install one with "
                             "python -m device flash PACK")
-
-        # Colour: the card is found on the preview; the crop and the models see corrected
-        # colours, the stored frame stays as taken (the correction is recorded with it).
-        t = time.perf_counter()
-        result.colour = colour = correct_colour(image, self.config.colour, preview=preview)
-        if colour.corrected:
-            tiny = apply_correction(tiny, colour.array())
-        timings["colour"] = _ms_since(t)
 
         t = time.perf_counter()
         try:

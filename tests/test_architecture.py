@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[1]
 #: What trainer may use of device: vocabulary, card schema, image reader, file writer,
 #: error types, CLI helpers (and ``device.__version__``).
 TRAINER_MAY_IMPORT = {"device", "device.vocab", "device.card", "device.imageio",
-                      "device.colour", "device.colourcard",
+                      "device.colour", "device.colourcard", "device.colourscene",
                       "device.atomic", "device.errors", "device.cliutil"}
 
 

@@ -3,7 +3,7 @@
 The printed card (device.colourcard, CardKind.PRINTED) is found by its four ArUco
 markers: any two give the card's homography. The commercial 24-patch chart has no
 markers, so it is found by its grid: closed square outlines of one size (edges of
-every colour channel), put on a lattice; every way the lattice can sit on the 6 x 4
+the grey image), put on a lattice; every way the lattice can sit on the 6 x 4
 chart (four turns, and offsets when part of the chart was missed) is tried, and the
 one whose patches fit the reference best wins (a wrong turn or offset cannot be
 fitted by a 3x3 colour matrix). OpenCV's contrib ``mcc`` detector would do the
@@ -27,7 +27,6 @@ from device.colour import (
     GRID_COLS,
     GRID_ROWS,
     REFERENCE_LINEAR,
-    fit_correction,
     srgb_to_linear,
 )
 from device.colourcard import ARUCO_DICT, LAYOUTS, MARKER_IDS, CardKind
@@ -121,9 +120,7 @@ def _find_printed(rgb: np.ndarray) -> tuple[CardKind, np.ndarray, np.ndarray] | 
 
 def _square_candidates(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
     """Closed, nearly square outlines: (centre x, centre y, side, angle in degrees)."""
-    edges = np.zeros(rgb.shape[:2], np.uint8)
-    for channel in cv2.split(rgb):
-        edges |= cv2.Canny(channel, 30, 90)
+    edges = cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 20, 60)
     edges = cv2.dilate(edges, np.ones((3, 3), np.uint8))
     contours, _ = cv2.findContours(255 - edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     max_area = rgb.shape[0] * rgb.shape[1] / 30
@@ -212,7 +209,7 @@ def _find_chart(rgb: np.ndarray) -> tuple[CardKind, np.ndarray, np.ndarray] | No
         score = _placement_score(patches)
         if best is None or score < best[0]:
             best = (score, homography, patches)
-    if best is None or not np.isfinite(best[0]) or fit_correction(best[2]) is None:
+    if best is None or not np.isfinite(best[0]):
         return None
     return CardKind.CHART, best[1], best[2]
 

@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from device.cameras.synthetic import render_skin_frame
@@ -161,3 +162,43 @@ def format_colour_bench(report: dict) -> str:
         + (f" (ratio {report['colour_share_of_rest']:.3f})"
            if report["colour_share_of_rest"] is not None else ""),
     ])
+
+
+SHEET_KELVINS = (2700, 4000, 6500)
+
+
+def _tile(img: np.ndarray, box: tuple[int, int, int, int], label: str, width: int) -> np.ndarray:
+    x, y, w, h = box
+    frame = cv2.resize(img, (width, round(width * img.shape[0] / img.shape[1])),
+                       interpolation=cv2.INTER_AREA)
+    crop = cv2.resize(img[y:y + h, x:x + w], (frame.shape[0], frame.shape[0]),
+                      interpolation=cv2.INTER_AREA)
+    tile = np.hstack([frame, crop])
+    cv2.putText(tile, label, (6, 18), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (255, 255, 255), 1,
+                cv2.LINE_AA)
+    return tile
+
+
+def contact_sheet(config: DeviceConfig, scene: Scene, kelvins: tuple[float, ...] = SHEET_KELVINS,
+                  *, width: int = 360, seed: int = 0) -> np.ndarray:
+    """One lesion under each light, a row each: the photo as taken, then as corrected,
+    each with the lesion crop beside it; the top row is the scene under D65 (what the
+    models were trained on). RGB uint8, for people to look at."""
+    from device.colour import apply_correction
+    from device.colourcorrect import correct_colour
+
+    rng = np.random.default_rng([seed, 3])
+    reference = _tile(scene.image, scene.box, "reference light D65", width)
+    rows = [np.hstack([reference, np.full((reference.shape[0], reference.shape[1] + 6, 3), 255,
+                                          np.uint8)])]
+    for kelvin in kelvins:
+        light = Light(float(kelvin), float(rng.uniform(-1, 1)), random_crosstalk(rng))
+        photo = capture(rng, scene.image, light)
+        colour = correct_colour(photo, config.colour)
+        fixed = apply_correction(photo, colour.array()) if colour.corrected else photo
+        taken = _tile(photo, scene.box, f"{kelvin:.0f} K, {light.ev:+.1f} EV: as taken", width)
+        after = _tile(fixed, scene.box, "corrected" if colour.corrected
+                      else colour.message()[:40], width)
+        rows.append(np.hstack([taken, np.full((taken.shape[0], 6, 3), 255, np.uint8), after]))
+    gap = np.full((6, rows[0].shape[1], 3), 255, np.uint8)
+    return np.vstack([r for row in rows for r in (row, gap)][:-1])

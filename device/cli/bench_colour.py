@@ -22,6 +22,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="use this extracted pack folder instead of the installed one")
     parser.add_argument("--seed", type=int, default=0, help="seed of the lights (default 0)")
     parser.add_argument("--json", type=Path, default=None, help="also write the report here")
+    parser.add_argument("--sheet", type=Path, default=None,
+                        help="also write a contact sheet (PNG): the first lesion under three "
+                             "lights, before and after correction")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,6 +44,14 @@ def run(args: argparse.Namespace) -> int:
     models = load_models(config, args.pack)
     scenes = (folder_scenes(args.scenes, args.n) if args.scenes is not None
               else device_scenes(args.n, args.seed))
+    if args.sheet is not None:
+        from device.colourbench import contact_sheet
+        from device.imageio import encode_png
+
+        first = next(iter(folder_scenes(args.scenes, 1) if args.scenes is not None
+                          else device_scenes(1, args.seed)))
+        args.sheet.parent.mkdir(parents=True, exist_ok=True)
+        args.sheet.write_bytes(encode_png(contact_sheet(config, first, seed=args.seed)))
     report = run_colour_bench(config, models, scenes, seed=args.seed)
     report["scenes"] = str(args.scenes) if args.scenes else "device synthetic renderer"
     print(format_colour_bench(report))

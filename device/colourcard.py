@@ -83,12 +83,15 @@ LAYOUTS = {
 }
 
 
-def draw_card(kind: CardKind, px_per_unit: int = 40) -> np.ndarray:
-    """The card as it should look under D65 (RGB uint8), ``px_per_unit`` pixels per patch."""
+def draw_card(kind: CardKind, px_per_unit: int = 40,
+              surround: tuple[float, float, float] | None = None) -> np.ndarray:
+    """The card as it should look under D65 (RGB uint8), ``px_per_unit`` pixels per patch;
+    ``surround`` (sRGB 0-1) replaces the chart's black or the paper's white."""
     layout = LAYOUTS[kind]
     k = px_per_unit
     h, w = round(layout.height * k), round(layout.width * k)
-    surround = (0.11, 0.11, 0.11) if kind is CardKind.CHART else PAPER_SRGB
+    if surround is None:
+        surround = (0.11, 0.11, 0.11) if kind is CardKind.CHART else PAPER_SRGB
     img = np.empty((h, w, 3), np.uint8)
     img[:] = np.round(np.array(surround) * 255).astype(np.uint8)
     for (cx, cy), rgb in zip(layout.patch_centres(), REFERENCE_SRGB, strict=True):
@@ -104,8 +107,8 @@ def draw_card(kind: CardKind, px_per_unit: int = 40) -> np.ndarray:
     return img
 
 
-#: Printed size of one patch, mm: the card is then 194 x 96 mm, on A4 or Letter.
-PRINT_PATCH_MM = 20.0
+#: Printed size of one patch, mm: the card is then 183 x 89 mm, on A4 or Letter.
+PRINT_PATCH_MM = 16.0
 
 
 def write_printable(out: Path, dpi: int = 300) -> list[Path]:
@@ -114,7 +117,7 @@ def write_printable(out: Path, dpi: int = 300) -> list[Path]:
     from PIL import Image  # only the printing path needs Pillow
 
     px = round(PRINT_PATCH_MM / 25.4 * dpi)
-    card = draw_card(CardKind.PRINTED, px)
+    card = draw_card(CardKind.PRINTED, px, surround=(1.0, 1.0, 1.0))  # the paper's own white
     label_h = px // 2
     page = np.full((card.shape[0] + label_h, card.shape[1], 3), 255, np.uint8)
     page[:card.shape[0]] = card

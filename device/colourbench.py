@@ -8,12 +8,13 @@ pack, with colour correction and without, cropping the lesion's box. Reported:
 * ``same_grade_corrected`` / ``same_grade_uncorrected``: share of lesions whose
   erythema grade is the same in every photo (a refused or abstained photo breaks it),
   of the lesions the pack grades under D65 (the others say nothing about colour);
-* ``agree_reference_*``: share of photos graded as the scene itself is (D65, no cast);
+* ``agree_reference_*``: share of those lesions' photos graded as the scene itself is
+  (D65, no cast);
 * ``median_delta_e``: median over photos of the mean residual CIEDE2000 after correction;
-* ``card_found``: share of photos where a card was found (of those that passed the
-  quality check: a refused photo is never searched; their number is reported);
+* ``card_found``: share of photos where a card was found (it is looked for before the
+  quality check, so in every photo);
 * ``colour_ms`` / ``rest_ms``: median time of the colour step and of the rest of the
-  same corrected scans, and their ratio.
+  same corrected scans (those the quality check passed), and their ratio.
 
 Scenes come from a folder written by ``python -m trainer synth-card`` (the trainer's
 lesions, as the pack was trained on) or, without one, from the device's own synthetic
@@ -86,8 +87,8 @@ def run_colour_bench(config: DeviceConfig, models: ModelSet, scenes: Iterator[Sc
     off.colour.correct = False
     corrected, uncorrected = Scanner(on, None, models), Scanner(off, None, models)
     same_on = same_off = agree_on = agree_off = photos = found = lesions = 0
-    delta_e, colour_ms, rest_ms, refused, looked = [], [], [], 0, 0
-    details, graded = [], 0
+    delta_e, colour_ms, rest_ms, refused = [], [], [], 0
+    details, graded, compared = [], 0, 0
     for i, scene in enumerate(scenes):
         lesions += 1
         rng = np.random.default_rng([seed, i, 2700])
@@ -101,20 +102,21 @@ def run_colour_bench(config: DeviceConfig, models: ModelSet, scenes: Iterator[Sc
             photos += 1
             grades_on.append(g_on)
             grades_off.append(g_off)
-            colour = result.colour
-            if colour is None or not result.quality.ok:
-                refused += 1
-                continue
-            looked += 1
-            t = result.timings_ms
-            colour_ms.append(t["colour"])
-            rest_ms.append(t["total"] - t["colour"])
-            if colour.status is not ColourStatus.NO_CARD:
+            if reference is not None:
+                compared += 1
+                agree_on += g_on == reference
+                agree_off += g_off == reference
+            colour = result.colour  # the card is looked for before the quality check
+            if colour is not None and colour.status is not ColourStatus.NO_CARD:
                 found += 1
                 if colour.delta_e is not None:
                     delta_e.append(colour.delta_e)
-            agree_on += g_on is not None and g_on == reference
-            agree_off += g_off is not None and g_off == reference
+            if not result.quality.ok:
+                refused += 1
+                continue
+            t = result.timings_ms  # a whole scan: colour against the rest
+            colour_ms.append(t["colour"])
+            rest_ms.append(t["total"] - t["colour"])
         details.append({"reference": reference, "corrected": grades_on,
                         "uncorrected": grades_off})
         if reference is None:  # the pack does not grade this scene even under D65
@@ -132,10 +134,10 @@ def run_colour_bench(config: DeviceConfig, models: ModelSet, scenes: Iterator[Sc
         "lesions_graded_under_d65": graded,
         "same_grade_corrected": same_on / graded,
         "same_grade_uncorrected": same_off / graded,
-        "agree_reference_corrected": agree_on / photos,
-        "agree_reference_uncorrected": agree_off / photos,
+        "agree_reference_corrected": agree_on / compared,
+        "agree_reference_uncorrected": agree_off / compared,
         "median_delta_e": float(np.median(delta_e)) if delta_e else None,
-        "card_found": found / looked if looked else 0.0,
+        "card_found": found / photos,
         "refused_by_quality": refused,
         "colour_ms": median_colour, "rest_ms": median_rest,
         "colour_share_of_rest": median_colour / median_rest if median_rest else None,

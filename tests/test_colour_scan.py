@@ -5,6 +5,7 @@ export, hinted when a profile requires it; the printable card is found by the de
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sqlite3
 
 import numpy as np
@@ -143,3 +144,18 @@ def test_the_printable_card_is_found_by_the_device(tmp_path):
     found = find_card(frame, kinds=(CardKind.PRINTED,))
     assert found is not None and found.kind is CardKind.PRINTED
     assert np.isfinite(found.patches).all()
+
+
+def test_bench_colour_prints_and_writes_its_figures(tmp_path, capsys):
+    from device.__main__ import main
+
+    out = tmp_path / "colour.json"
+    assert main(["bench-colour", "--n", "2", "--pack", str(tiny_pack_dir()),
+                 "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    for key in ("same_grade_corrected", "same_grade_uncorrected", "median_delta_e",
+                "card_found"):
+        assert key in report
+    assert report["card_found"] == 1.0 and report["median_delta_e"] < 3.0
+    assert report["photos"] == 8 and report["colour_ms"] > 0
+    assert "same erythema grade under every light" in capsys.readouterr().out

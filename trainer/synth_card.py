@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from device.colourcard import CardKind
-from device.colourscene import place_card
+from device.colourscene import capture, place_card, random_light
 from device.imageio import encode_png
 from device.vocab import MODEL_SIGNS, Region, Sign
 from trainer.synth import plan_dataset, render_full_photo
@@ -46,8 +46,10 @@ def render_card_photo(rng: np.random.Generator, grades: dict[Sign, int], *, tone
     return CardPhoto(image, box, corners, kind, dict(grades))
 
 
-def write_card_scenes(out: Path, n: int, seed: int = 0) -> Path:
-    """Render ``n`` full photos with a card (the two kinds in turn) under D65 into ``out``."""
+def write_card_scenes(out: Path, n: int, seed: int = 0, lights: int = 0) -> Path:
+    """Render ``n`` full photos with a card (the two kinds in turn) under D65 into ``out``,
+    and each also under ``lights`` random lights (device.colourscene.random_light), each
+    recorded beside its file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = []
@@ -58,10 +60,16 @@ def write_card_scenes(out: Path, n: int, seed: int = 0) -> Path:
                                   kind=kinds[spec.index % 2])
         name = f"scene_{spec.index:05d}.png"
         (out / name).write_bytes(encode_png(photo.image))
+        taken = []
+        for j in range(lights):
+            light = random_light(rng)
+            shot = f"scene_{spec.index:05d}_light{j}.png"
+            (out / shot).write_bytes(encode_png(capture(rng, photo.image, light)))
+            taken.append({"path": shot, "light": light.to_dict()})
         rows.append({"path": name, "box": list(photo.box), "card": photo.kind.value,
                      "corners": np.round(photo.corners, 1).tolist(),
                      "grades": {s.value: int(photo.grades[s]) for s in MODEL_SIGNS},
-                     "light": "D65"})
+                     "light": "D65", "under_lights": taken})
     path = out / SCENES_NAME
     path.write_text(json.dumps({"generator": "atopiscan synthetic lesions with a colour card "
                                 "(not clinical data)", "seed": seed, "scenes": rows}, indent=1))

@@ -2,7 +2,8 @@
 
 Each lesion scene (a photo under D65 with a card beside the lesion) is taken under
 several lights (device.colourscene: 2700-6500 K, a random exposure error within
-+-1 EV, random channel crosstalk) and every photo is scanned twice with the installed
++-1 EV, random channel crosstalk, a camera tone curve that is not exact sRGB) and
+every photo is scanned twice with the installed
 pack, with colour correction and without, cropping the lesion's box. Reported:
 
 * ``same_grade_corrected`` / ``same_grade_uncorrected``: share of lesions whose
@@ -35,7 +36,7 @@ import numpy as np
 from device.cameras.synthetic import render_skin_frame
 from device.colourcard import CardKind
 from device.colourcorrect import ColourStatus
-from device.colourscene import Light, capture, place_card, random_crosstalk
+from device.colourscene import capture, place_card, random_light
 from device.config import DeviceConfig
 from device.imageio import read_image
 from device.models import ModelSet
@@ -95,7 +96,7 @@ def run_colour_bench(config: DeviceConfig, models: ModelSet, scenes: Iterator[Sc
         reference, _ = _erythema(uncorrected, scene.image, scene.box)
         grades_on, grades_off = [], []
         for kelvin in kelvins:
-            light = Light(float(kelvin), float(rng.uniform(-1, 1)), random_crosstalk(rng))
+            light = random_light(rng, kelvin)
             photo = capture(rng, scene.image, light)
             g_on, result = _erythema(corrected, photo, scene.box)
             g_off, _ = _erythema(uncorrected, photo, scene.box)
@@ -151,7 +152,7 @@ def format_colour_bench(report: dict) -> str:
     return "\n".join([
         f"{report['lesions']} lesions ({report['lesions_graded_under_d65']} graded under D65) x "
         f"{len(report['kelvins'])} lights "
-        f"({', '.join(str(k) for k in report['kelvins'])} K, random +-1 EV, crosstalk); "
+        f"({', '.join(str(k) for k in report['kelvins'])} K, random +-1 EV, crosstalk, tone curve); "
         f"pack {report['pack_version']}; synthetic, not clinical",
         f"same erythema grade under every light: corrected {report['same_grade_corrected']:.1%}"
         f", uncorrected {report['same_grade_uncorrected']:.1%}",
@@ -194,7 +195,7 @@ def contact_sheet(config: DeviceConfig, scene: Scene, kelvins: tuple[float, ...]
     rows = [np.hstack([reference, np.full((reference.shape[0], reference.shape[1] + 6, 3), 255,
                                           np.uint8)])]
     for kelvin in kelvins:
-        light = Light(float(kelvin), float(rng.uniform(-1, 1)), random_crosstalk(rng))
+        light = random_light(rng, kelvin)
         photo = capture(rng, scene.image, light)
         colour = correct_colour(photo, config.colour)
         fixed = apply_correction(photo, colour.array()) if colour.corrected else photo

@@ -9,7 +9,9 @@ lesion, turned and slightly tilted; optionally part-shadowed or stained.
 balance locked at daylight would: in linear RGB each channel is scaled by the black
 body's gains relative to D65 (device.colour.illuminant_gains), the exposure is off by
 ``ev`` stops, the sensor's channels leak into each other (a crosstalk matrix whose
-rows sum to 1), then shot noise and 8-bit sRGB encoding. The meter keeps the brightest
+rows sum to 1), then shot noise and 8-bit encoding with the camera's own tone curve
+(a power law, gamma 2.0-2.6, where the device decodes exact sRGB: a mismatch no 3x3
+matrix undoes, so the residual is not zero by construction). The meter keeps the brightest
 channel of a white at half scale at 0 EV (one stop of highlight headroom), so +1 EV
 just reaches full scale. Everything here is a model: a real illuminant's spectrum is
 not a per-channel gain, which is why the device's correction is fitted, not computed.
@@ -32,15 +34,18 @@ HEADROOM = 0.5  # the brightest channel of a white at 0 EV, as a share of full s
 
 @dataclass(frozen=True)
 class Light:
-    """One capture condition: illuminant (kelvin), exposure error (EV), crosstalk."""
+    """One capture condition: illuminant (kelvin), exposure error (EV), crosstalk, and the
+    camera's tone curve (``gamma`` of a power law; None: exact sRGB)."""
 
     kelvin: float
     ev: float
     crosstalk: np.ndarray = field(default_factory=lambda: np.eye(3))
+    gamma: float | None = None
 
     def to_dict(self) -> dict:
         return {"kelvin": round(self.kelvin), "ev": round(self.ev, 3),
-                "crosstalk": np.round(self.crosstalk, 4).tolist()}
+                "crosstalk": np.round(self.crosstalk, 4).tolist(),
+                "gamma": None if self.gamma is None else round(self.gamma, 3)}
 
 
 def random_crosstalk(rng: np.random.Generator, low: float = 0.02, high: float = 0.1
@@ -53,9 +58,11 @@ def random_crosstalk(rng: np.random.Generator, low: float = 0.02, high: float = 
 
 
 def random_light(rng: np.random.Generator, kelvin: float | None = None) -> Light:
-    """A light between 2700 and 6500 K (or at ``kelvin``), +-1 EV, random crosstalk."""
+    """A light between 2700 and 6500 K (or at ``kelvin``), +-1 EV, random crosstalk, and a
+    camera tone curve of gamma 2.0-2.6."""
     k = float(rng.uniform(2700, 6500)) if kelvin is None else float(kelvin)
-    return Light(k, float(rng.uniform(-1.0, 1.0)), random_crosstalk(rng))
+    return Light(k, float(rng.uniform(-1.0, 1.0)), random_crosstalk(rng),
+                 float(rng.uniform(2.0, 2.6)))
 
 
 def capture(rng: np.random.Generator, scene: np.ndarray, light: Light,
@@ -67,7 +74,9 @@ def capture(rng: np.random.Generator, scene: np.ndarray, light: Light,
     lin = (lin * scale.astype(np.float32)) @ light.crosstalk.T.astype(np.float32)
     lin = lin + noise * np.sqrt(np.clip(lin, 0.0, 1.0)) * rng.standard_normal(
         lin.shape, dtype=np.float32)
-    return (np.clip(linear_to_srgb(np.clip(lin, 0.0, 1.0)), 0, 1) * 255 + 0.5).astype(np.uint8)
+    lin = np.clip(lin, 0.0, 1.0)
+    encoded = linear_to_srgb(lin) if light.gamma is None else lin ** (1.0 / light.gamma)
+    return (np.clip(encoded, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def _card_quad(rng: np.random.Generator, kind: CardKind, frame: tuple[int, int],

@@ -134,13 +134,15 @@ def illuminant_gains(kelvin: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Fit:
-    """A fitted correction: ``matrix`` (3x3, ``ref_lin ~= obs_lin @ matrix``), the residual
-    CIEDE2000 of each patch after correction (NaN for patches not used), and which
-    patches the fit used."""
+    """A fitted correction: ``ref_lin ~= (obs_lin ** exponent) @ matrix`` (obs_lin: the
+    observed colours decoded as sRGB; ``exponent`` takes up a camera tone curve that is
+    not exactly sRGB), the residual CIEDE2000 of each patch after correction (NaN for
+    patches not used), and which patches the fit used."""
 
     matrix: np.ndarray
     delta_e: np.ndarray
     used: np.ndarray  # bool per patch
+    exponent: float = 1.0
 
     @property
     def mean_delta_e(self) -> float:
@@ -155,18 +157,39 @@ def _residual(obs_lin: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return delta_e2000(linear_to_lab(np.clip(obs_lin @ matrix, 0.0, None)), REFERENCE_LAB)
 
 
+#: Tone-curve exponents tried: coarse, then every 0.01 around the best coarse one.
+COARSE_EXPONENTS = np.round(np.arange(0.7, 1.451, 0.05), 2)
+
+
+def _exponent_error(decoded: np.ndarray, usable: np.ndarray, p: float) -> float:
+    """RMS error in sRGB-encoded values of the best 3x3 fit after raising to ``p``."""
+    obs = decoded[usable] ** p
+    matrix = np.linalg.lstsq(obs, REFERENCE_LINEAR[usable], rcond=None)[0]
+    return float(np.sqrt(np.mean((linear_to_srgb(obs @ matrix) - REFERENCE_SRGB[usable]) ** 2)))
+
+
+def best_exponent(decoded: np.ndarray, usable: np.ndarray) -> float:
+    """The power that best straightens the camera's tone curve (1.0: exact sRGB)."""
+    coarse = min(COARSE_EXPONENTS, key=lambda p: _exponent_error(decoded, usable, p))
+    fine = np.round(np.arange(coarse - 0.04, coarse + 0.041, 0.01), 2)
+    return float(min(fine, key=lambda p: _exponent_error(decoded, usable, p)))
+
+
 def fit_correction(observed_srgb: np.ndarray, *, max_dropped: int = 4,
-                   outlier_delta_e: float = 8.0) -> Fit | None:
-    """Fit the 3x3 linear-RGB correction from the 24 observed patch colours (sRGB 0-1, NaN
-    where a patch could not be sampled) to the reference. Clipped patches are left out;
+                   outlier_delta_e: float = 8.0, tone: bool = True) -> Fit | None:
+    """Fit the correction from the 24 observed patch colours (sRGB 0-1, NaN where a patch
+    could not be sampled) to the reference: a power on the decoded values (``tone``; the
+    grey patches pin it) and a 3x3 matrix in linear RGB. Clipped patches are left out;
     then up to ``max_dropped`` patches whose residual is over ``outlier_delta_e`` (a
     shadow, a stain, a reflection) are dropped and the fit repeated. None when fewer
     than 9 patches are usable (the matrix has 9 unknowns)."""
     obs = np.asarray(observed_srgb, np.float64)
     usable = np.isfinite(obs).all(axis=1) & (np.nan_to_num(obs).max(axis=1) < CLIP_LEVEL)
-    obs_lin = srgb_to_linear(np.nan_to_num(obs))
+    decoded = np.clip(srgb_to_linear(np.nan_to_num(obs)), 1e-6, None)
     if usable.sum() < 9:
         return None
+    exponent = best_exponent(decoded, usable) if tone else 1.0
+    obs_lin = decoded ** exponent
     matrix = np.linalg.lstsq(obs_lin[usable], REFERENCE_LINEAR[usable], rcond=None)[0]
     de = _residual(obs_lin, matrix)
     worst = [i for i in np.argsort(-np.where(usable, de, -1)) if usable[i]][:max_dropped]
@@ -175,20 +198,21 @@ def fit_correction(observed_srgb: np.ndarray, *, max_dropped: int = 4,
         usable[drop] = False
         matrix = np.linalg.lstsq(obs_lin[usable], REFERENCE_LINEAR[usable], rcond=None)[0]
         de = _residual(obs_lin, matrix)
-    return Fit(matrix, np.where(usable, de, np.nan), usable)
+    return Fit(matrix, np.where(usable, de, np.nan), usable, exponent)
 
 
 _DECODE = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
 
 
-def apply_correction(rgb: np.ndarray, matrix: np.ndarray) -> np.ndarray:
-    """Map an RGB uint8 frame through the correction: sRGB -> linear -> ``@ matrix`` ->
-    sRGB, clipped to the displayable range. Returns a new uint8 array.
+def apply_correction(rgb: np.ndarray, matrix: np.ndarray, exponent: float = 1.0) -> np.ndarray:
+    """Map an RGB uint8 frame through the correction: sRGB -> linear -> ``** exponent``
+    -> ``@ matrix`` -> sRGB, clipped to the displayable range. Returns a new uint8 array.
 
     OpenCV throughout (a scan corrects its preview and crop: milliseconds count). The
     encoding uses the sRGB power curve for every value; below its linear knee (linear
     0.0031, 8-bit level 10) that differs from the exact curve by at most 2 levels."""
-    lin = cv2.LUT(np.ascontiguousarray(rgb), _DECODE.reshape(1, 256))  # float32, same shape
+    decode = _DECODE if exponent == 1.0 else (_DECODE ** exponent).astype(np.float32)
+    lin = cv2.LUT(np.ascontiguousarray(rgb), decode.reshape(1, 256))  # float32, same shape
     # cv2.transform computes dst = m @ src per pixel, so pass the transpose.
     out = cv2.transform(lin, np.ascontiguousarray(matrix.T, np.float32))
     out = cv2.pow(cv2.max(out, 0.0), 1 / 2.4)  # pow takes |x| for a fractional power

@@ -187,7 +187,6 @@ def contact_sheet(config: DeviceConfig, scene: Scene, kelvins: tuple[float, ...]
     """One lesion under each light, a row each: the photo as taken, then as corrected,
     each with the lesion crop beside it; the top row is the scene under D65 (what the
     models were trained on). RGB uint8, for people to look at."""
-    from device.colour import apply_correction
     from device.colourcorrect import correct_colour
 
     rng = np.random.default_rng([seed, 3])
@@ -198,7 +197,7 @@ def contact_sheet(config: DeviceConfig, scene: Scene, kelvins: tuple[float, ...]
         light = random_light(rng, kelvin)
         photo = capture(rng, scene.image, light)
         colour = correct_colour(photo, config.colour)
-        fixed = apply_correction(photo, colour.array()) if colour.corrected else photo
+        fixed = colour.apply(photo) if colour.corrected else photo
         taken = _tile(photo, scene.box, f"{kelvin:.0f} K, {light.ev:+.1f} EV: as taken", width)
         after = _tile(fixed, scene.box, "corrected" if colour.corrected
                       else colour.message()[:40], width)

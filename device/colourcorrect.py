@@ -2,9 +2,9 @@
 
 ``correct_colour`` runs on the scan's preview copy of the frame (device.quality's
 MEASURE_SIDE) and returns a ``ColourCorrection``: what the scan records and shows.
-The scan then applies ``matrix`` (device.colour.apply_correction) to what the crop and
-the models see; the stored frame stays as the camera took it, so the correction
-recorded beside it can be applied again (recrop, export, training).
+The scan then applies the correction (``ColourCorrection.apply``) to what the quality
+check, the crop and the models see; the stored frame stays as the camera took it, so
+the correction recorded beside it can be applied again (recrop, export, training).
 
 Outcomes (``ColourStatus``): corrected; no card ("no colour reference": nothing
 changes); a card whose patches cannot be fitted within ``colour.max_delta_e`` or with
@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from device.colour import fit_correction
+from device.colour import apply_correction, fit_correction
 from device.colourcard import CardKind
 from device.colourdetect import find_card
 from device.config import ColourConfig
@@ -41,7 +41,7 @@ class ColourStatus(str, Enum):
 @dataclass(frozen=True)
 class ColourCorrection:
     """What a scan records about colour. ``matrix`` (3x3, linear sRGB, row vectors:
-    ``corrected = observed @ matrix``) is set whenever a card was fitted, trusted or not;
+    ``corrected = (observed ** exponent) @ matrix``) is set whenever a card was fitted, trusted or not;
     ``corners`` are the card's outline in frame pixels (TL, TR, BR, BL)."""
 
     status: ColourStatus
@@ -52,6 +52,7 @@ class ColourCorrection:
     patches: int = 0  # patches the fit used
     corners: tuple[tuple[float, float], ...] | None = None
     limit: float | None = None
+    exponent: float = 1.0  # the tone-curve power applied before the matrix (1: sRGB)
 
     @property
     def corrected(self) -> bool:
@@ -60,6 +61,10 @@ class ColourCorrection:
     def array(self) -> np.ndarray:
         """The correction as a float 3x3 array (identity when there is none)."""
         return np.eye(3) if self.matrix is None else np.array(self.matrix, np.float64)
+
+    def apply(self, rgb: np.ndarray) -> np.ndarray:
+        """``rgb`` (uint8) with this correction applied (device.colour.apply_correction)."""
+        return apply_correction(rgb, self.array(), self.exponent)
 
     def message(self) -> str:
         if self.status is ColourStatus.CORRECTED:
@@ -81,7 +86,7 @@ class ColourCorrection:
                 "delta_e": self.delta_e, "delta_e_max": self.delta_e_max,
                 "patches": self.patches,
                 "corners": [list(c) for c in self.corners] if self.corners else None,
-                "limit": self.limit, "message": self.message()}
+                "limit": self.limit, "exponent": self.exponent, "message": self.message()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColourCorrection:
@@ -91,7 +96,8 @@ class ColourCorrection:
                    if data.get("matrix") else None,
                    data.get("delta_e"), data.get("delta_e_max"), int(data.get("patches") or 0),
                    tuple(tuple(float(v) for v in c) for c in data["corners"])
-                   if data.get("corners") else None, data.get("limit"))
+                   if data.get("corners") else None, data.get("limit"),
+                   float(data.get("exponent") or 1.0))
 
 
 NO_REFERENCE = ColourCorrection(ColourStatus.NO_CARD)
@@ -118,4 +124,4 @@ def correct_colour(frame: np.ndarray, config: ColourConfig,
         ColourStatus.CORRECTED if trusted else ColourStatus.UNTRUSTED, found.kind,
         tuple(tuple(round(float(v), 6) for v in row) for row in fit.matrix),
         round(fit.mean_delta_e, 3), round(fit.max_delta_e, 3), used, corners,
-        config.max_delta_e)
+        config.max_delta_e, fit.exponent)

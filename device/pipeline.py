@@ -36,7 +36,6 @@ import numpy as np
 import device
 from device.abstain import Abstention, FeatureStats, SignAbstention
 from device.cameras.base import Camera
-from device.colour import apply_correction
 from device.colourcorrect import ColourCorrection, correct_colour
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import WORK_SIDE, CropError, CropResult, choose_crop, cut, shrink
@@ -221,7 +220,7 @@ class Scanner:
         t = time.perf_counter()
         colour = correct_colour(image, self.config.colour, preview=preview)
         if colour.corrected:
-            preview = apply_correction(preview, colour.array())
+            preview = colour.apply(preview)
         timings["colour"] = _ms_since(t)
         t = time.perf_counter()
         # ... and a smaller one still for faces, skin share, texture and the auto crop.
@@ -254,7 +253,7 @@ class Scanner:
         timings["crop"] = _ms_since(t)
         if colour.corrected:
             t = time.perf_counter()
-            patch = apply_correction(patch, colour.array())
+            patch = colour.apply(patch)
             timings["colour"] += _ms_since(t)
         result.crop_image = patch
 

@@ -60,7 +60,19 @@ def test_the_fit_recovers_a_known_illuminant_exactly():
     fit = fit_correction(observed)
     assert fit is not None and fit.used.all()
     assert fit.matrix == pytest.approx(np.linalg.inv(forward), rel=1e-6, abs=1e-6)
-    assert fit.mean_delta_e < 1e-6
+    assert fit.mean_delta_e < 1e-6 and fit.exponent == 1.0
+
+
+def test_the_fit_takes_up_a_tone_curve_that_is_not_srgb():
+    forward = np.diag(illuminant_gains(3500) * 0.5)
+    observed = (REFERENCE_LINEAR @ forward) ** (1 / 2.6)  # a camera with a 2.6 power law
+    plain = fit_correction(observed, tone=False)
+    fit = fit_correction(observed)
+    assert fit.exponent > 1.05  # the device decodes sRGB (about 2.2): it must stretch
+    assert fit.mean_delta_e < 0.5 * plain.mean_delta_e and fit.mean_delta_e < 1.5
+    rgb = np.round(observed * 255).astype(np.uint8)[None]
+    corrected = apply_correction(rgb, fit.matrix, fit.exponent)[0] / 255.0
+    assert np.abs(corrected - REFERENCE_SRGB)[fit.used].mean() < 0.02
 
 
 @pytest.mark.parametrize("kind", list(CardKind))
@@ -74,8 +86,8 @@ def test_correction_brings_a_warm_dark_photo_back_to_the_reference(kind):
     x, y, w, h = box
     skin = np.s_[y:y + h, x:x + w]
     before = linear_to_lab(srgb_to_linear(photo[skin].reshape(-1, 3).mean(0) / 255))
-    after = linear_to_lab(srgb_to_linear(apply_correction(photo, colour.array())[skin]
-                                         .reshape(-1, 3).mean(0) / 255))
+    after = linear_to_lab(srgb_to_linear(colour.apply(photo)[skin].reshape(-1, 3).mean(0)
+                                         / 255))
     truth = linear_to_lab(srgb_to_linear(image[skin].reshape(-1, 3).mean(0) / 255))
     assert delta_e2000(after, truth) < 3.0 < delta_e2000(before, truth)
 

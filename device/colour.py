@@ -134,15 +134,15 @@ def illuminant_gains(kelvin: float) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Fit:
-    """A fitted correction: ``ref_lin ~= (obs_lin ** exponent) @ matrix`` (obs_lin: the
-    observed colours decoded as sRGB; ``exponent`` takes up a camera tone curve that is
-    not exactly sRGB), the residual CIEDE2000 of each patch after correction (NaN for
-    patches not used), and which patches the fit used."""
+    """A fitted correction: ``ref_lin ~= decode(obs, gamma) @ matrix`` (``gamma``: the
+    camera's tone curve taken as a power law; None: exact sRGB), the residual CIEDE2000
+    of each patch after correction (NaN for patches not used), and which patches the fit
+    used."""
 
     matrix: np.ndarray
     delta_e: np.ndarray
     used: np.ndarray  # bool per patch
-    exponent: float = 1.0
+    gamma: float | None = None
 
     @property
     def mean_delta_e(self) -> float:
@@ -153,43 +153,50 @@ class Fit:
         return float(np.max(self.delta_e[self.used])) if self.used.any() else math.inf
 
 
+def decode(srgb: np.ndarray, gamma: float | None = None) -> np.ndarray:
+    """Encoded values (0-1) to linear light: exact sRGB, or a power law ``gamma``."""
+    return srgb_to_linear(srgb) if gamma is None else np.clip(srgb, 0.0, None) ** gamma
+
+
 def _residual(obs_lin: np.ndarray, matrix: np.ndarray) -> np.ndarray:
     return delta_e2000(linear_to_lab(np.clip(obs_lin @ matrix, 0.0, None)), REFERENCE_LAB)
 
 
-#: Tone-curve exponents tried: coarse, then every 0.01 around the best coarse one.
-COARSE_EXPONENTS = np.round(np.arange(0.7, 1.451, 0.05), 2)
+#: Tone curves tried: exact sRGB, and power laws (coarse, then every 0.01 about the best).
+COARSE_GAMMAS = np.round(np.arange(1.6, 3.01, 0.05), 2)
 
 
-def _exponent_error(decoded: np.ndarray, usable: np.ndarray, p: float) -> float:
-    """RMS error in sRGB-encoded values of the best 3x3 fit after raising to ``p``."""
-    obs = decoded[usable] ** p
-    matrix = np.linalg.lstsq(obs, REFERENCE_LINEAR[usable], rcond=None)[0]
-    return float(np.sqrt(np.mean((linear_to_srgb(obs @ matrix) - REFERENCE_SRGB[usable]) ** 2)))
+def _tone_error(obs: np.ndarray, usable: np.ndarray, gamma: float | None) -> float:
+    """RMS error in sRGB-encoded values of the best 3x3 fit after decoding with ``gamma``."""
+    lin = decode(obs[usable], gamma)
+    matrix = np.linalg.lstsq(lin, REFERENCE_LINEAR[usable], rcond=None)[0]
+    return float(np.sqrt(np.mean((linear_to_srgb(lin @ matrix) - REFERENCE_SRGB[usable]) ** 2)))
 
 
-def best_exponent(decoded: np.ndarray, usable: np.ndarray) -> float:
-    """The power that best straightens the camera's tone curve (1.0: exact sRGB)."""
-    coarse = min(COARSE_EXPONENTS, key=lambda p: _exponent_error(decoded, usable, p))
+def best_gamma(obs: np.ndarray, usable: np.ndarray) -> float | None:
+    """The tone curve that best straightens the observed patches: None (exact sRGB) or
+    the power law's exponent. Camera JPEGs are rarely exact sRGB."""
+    coarse = min(COARSE_GAMMAS, key=lambda g: _tone_error(obs, usable, g))
     fine = np.round(np.arange(coarse - 0.04, coarse + 0.041, 0.01), 2)
-    return float(min(fine, key=lambda p: _exponent_error(decoded, usable, p)))
+    power = float(min(fine, key=lambda g: _tone_error(obs, usable, g)))
+    return None if _tone_error(obs, usable, None) <= _tone_error(obs, usable, power) else power
 
 
 def fit_correction(observed_srgb: np.ndarray, *, max_dropped: int = 4,
                    outlier_delta_e: float = 8.0, tone: bool = True) -> Fit | None:
     """Fit the correction from the 24 observed patch colours (sRGB 0-1, NaN where a patch
-    could not be sampled) to the reference: a power on the decoded values (``tone``; the
-    grey patches pin it) and a 3x3 matrix in linear RGB. Clipped patches are left out;
-    then up to ``max_dropped`` patches whose residual is over ``outlier_delta_e`` (a
-    shadow, a stain, a reflection) are dropped and the fit repeated. None when fewer
-    than 9 patches are usable (the matrix has 9 unknowns)."""
-    obs = np.asarray(observed_srgb, np.float64)
-    usable = np.isfinite(obs).all(axis=1) & (np.nan_to_num(obs).max(axis=1) < CLIP_LEVEL)
-    decoded = np.clip(srgb_to_linear(np.nan_to_num(obs)), 1e-6, None)
+    could not be sampled) to the reference: the tone curve (``tone``: exact sRGB or a
+    power law, whichever fits; the grey patches pin it) and a 3x3 matrix in linear RGB.
+    Clipped patches are left out; then up to ``max_dropped`` patches whose residual is
+    over ``outlier_delta_e`` (a shadow, a stain, a reflection) are dropped and the fit
+    repeated. None when fewer than 9 patches are usable (the matrix has 9 unknowns)."""
+    obs = np.nan_to_num(np.asarray(observed_srgb, np.float64))
+    usable = (np.isfinite(np.asarray(observed_srgb, np.float64)).all(axis=1)
+              & (obs.max(axis=1) < CLIP_LEVEL))
     if usable.sum() < 9:
         return None
-    exponent = best_exponent(decoded, usable) if tone else 1.0
-    obs_lin = decoded ** exponent
+    gamma = best_gamma(obs, usable) if tone else None
+    obs_lin = decode(obs, gamma)
     matrix = np.linalg.lstsq(obs_lin[usable], REFERENCE_LINEAR[usable], rcond=None)[0]
     de = _residual(obs_lin, matrix)
     worst = [i for i in np.argsort(-np.where(usable, de, -1)) if usable[i]][:max_dropped]
@@ -198,21 +205,23 @@ def fit_correction(observed_srgb: np.ndarray, *, max_dropped: int = 4,
         usable[drop] = False
         matrix = np.linalg.lstsq(obs_lin[usable], REFERENCE_LINEAR[usable], rcond=None)[0]
         de = _residual(obs_lin, matrix)
-    return Fit(matrix, np.where(usable, de, np.nan), usable, exponent)
+    return Fit(matrix, np.where(usable, de, np.nan), usable, gamma)
 
 
 _DECODE = srgb_to_linear(np.arange(256) / 255.0).astype(np.float32)
 
 
-def apply_correction(rgb: np.ndarray, matrix: np.ndarray, exponent: float = 1.0) -> np.ndarray:
-    """Map an RGB uint8 frame through the correction: sRGB -> linear -> ``** exponent``
-    -> ``@ matrix`` -> sRGB, clipped to the displayable range. Returns a new uint8 array.
+def apply_correction(rgb: np.ndarray, matrix: np.ndarray, gamma: float | None = None
+                     ) -> np.ndarray:
+    """Map an RGB uint8 frame through the correction: decode (exact sRGB, or the power
+    law ``gamma``) -> ``@ matrix`` -> sRGB, clipped to the displayable range. Returns a
+    new uint8 array.
 
     OpenCV throughout (a scan corrects its preview and crop: milliseconds count). The
     encoding uses the sRGB power curve for every value; below its linear knee (linear
     0.0031, 8-bit level 10) that differs from the exact curve by at most 2 levels."""
-    decode = _DECODE if exponent == 1.0 else (_DECODE ** exponent).astype(np.float32)
-    lin = cv2.LUT(np.ascontiguousarray(rgb), decode.reshape(1, 256))  # float32, same shape
+    table = _DECODE if gamma is None else (np.arange(256) / 255.0) ** gamma
+    lin = cv2.LUT(np.ascontiguousarray(rgb), table.astype(np.float32).reshape(1, 256))
     # cv2.transform computes dst = m @ src per pixel, so pass the transpose.
     out = cv2.transform(lin, np.ascontiguousarray(matrix.T, np.float32))
     out = cv2.pow(cv2.max(out, 0.0), 1 / 2.4)  # pow takes |x| for a fractional power

@@ -41,7 +41,7 @@ class ColourStatus(str, Enum):
 @dataclass(frozen=True)
 class ColourCorrection:
     """What a scan records about colour. ``matrix`` (3x3, linear sRGB, row vectors:
-    ``corrected = (observed ** exponent) @ matrix``) is set whenever a card was fitted, trusted or not;
+    ``corrected = decode(observed, gamma) @ matrix``, device.colour.decode) is set whenever a card was fitted, trusted or not;
     ``corners`` are the card's outline in frame pixels (TL, TR, BR, BL)."""
 
     status: ColourStatus
@@ -52,7 +52,7 @@ class ColourCorrection:
     patches: int = 0  # patches the fit used
     corners: tuple[tuple[float, float], ...] | None = None
     limit: float | None = None
-    exponent: float = 1.0  # the tone-curve power applied before the matrix (1: sRGB)
+    gamma: float | None = None  # the camera's tone curve as a power law (None: sRGB)
 
     @property
     def corrected(self) -> bool:
@@ -64,7 +64,7 @@ class ColourCorrection:
 
     def apply(self, rgb: np.ndarray) -> np.ndarray:
         """``rgb`` (uint8) with this correction applied (device.colour.apply_correction)."""
-        return apply_correction(rgb, self.array(), self.exponent)
+        return apply_correction(rgb, self.array(), self.gamma)
 
     def message(self) -> str:
         if self.status is ColourStatus.CORRECTED:
@@ -86,7 +86,7 @@ class ColourCorrection:
                 "delta_e": self.delta_e, "delta_e_max": self.delta_e_max,
                 "patches": self.patches,
                 "corners": [list(c) for c in self.corners] if self.corners else None,
-                "limit": self.limit, "exponent": self.exponent, "message": self.message()}
+                "limit": self.limit, "gamma": self.gamma, "message": self.message()}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ColourCorrection:
@@ -97,7 +97,7 @@ class ColourCorrection:
                    data.get("delta_e"), data.get("delta_e_max"), int(data.get("patches") or 0),
                    tuple(tuple(float(v) for v in c) for c in data["corners"])
                    if data.get("corners") else None, data.get("limit"),
-                   float(data.get("exponent") or 1.0))
+                   None if data.get("gamma") is None else float(data["gamma"]))
 
 
 NO_REFERENCE = ColourCorrection(ColourStatus.NO_CARD)
@@ -124,4 +124,4 @@ def correct_colour(frame: np.ndarray, config: ColourConfig,
         ColourStatus.CORRECTED if trusted else ColourStatus.UNTRUSTED, found.kind,
         tuple(tuple(round(float(v), 6) for v in row) for row in fit.matrix),
         round(fit.mean_delta_e, 3), round(fit.max_delta_e, 3), used, corners,
-        config.max_delta_e, fit.exponent)
+        config.max_delta_e, fit.gamma)

@@ -32,7 +32,7 @@ AGE_BANDS = (0, 2, 8, 12, 18, 40, 65)
 BASE_COLUMNS = ("path", "patient_id", "region", *(s.value for s in MODEL_SIGNS))
 INFO_COLUMNS = ("scan_id", "visit_date", "taken_at", "age_band", "reviewed", "reviewed_role",
                 "pack_version", "abstained", "abstention_score", "crop_mode", "crop_box",
-                "frame_path", "colour_status", "colour_card", "colour_delta_e", "colour_exponent",
+                "frame_path", "colour_status", "colour_card", "colour_delta_e", "colour_gamma",
                 "colour_matrix")
 
 
@@ -126,16 +126,18 @@ def _num(value: float | None) -> str:
 def colour_record(scan: RegionScan) -> dict[str, str]:
     """The scan's colour step (device.colourcorrect). The crop is exported as graded
     (corrected when the status is "corrected"); the frame as the camera took it, so
-    ``colour_exponent`` and ``colour_matrix`` (9 numbers, row by row; linear sRGB:
-    ``corrected = (observed ** exponent) @ M``) correct it the same way. Blank before schema 5 or when no card was fitted."""
+    ``colour_gamma`` (the tone curve the fit found: "srgb", or a power law's exponent) and
+    ``colour_matrix`` (9 numbers, row by row: ``corrected = decode(observed) @ M`` in
+    linear sRGB) correct it the same way. Blank before schema 5 or when no card was fitted."""
     colour = scan.colour
     if colour is None:
         return {"colour_status": "", "colour_card": "", "colour_delta_e": "",
-                "colour_exponent": "", "colour_matrix": ""}
+                "colour_gamma": "", "colour_matrix": ""}
     return {"colour_status": colour.status.value,
             "colour_card": colour.card.value if colour.card else "",
             "colour_delta_e": _num(colour.delta_e),
-            "colour_exponent": _num(colour.exponent) if colour.matrix else "",
+            "colour_gamma": ("srgb" if colour.gamma is None else _num(colour.gamma))
+            if colour.matrix else "",
             "colour_matrix": " ".join(f"{v:.6g}" for row in colour.matrix for v in row)
             if colour.matrix else ""}
 

@@ -24,6 +24,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                        "export reviewed scans as a training data set (crops + manifest)"),
     "evaluate-photos": ("device.cli.evaluate_photos",
                         "run the scan pipeline on a folder of photos and summarise"),
+    "bench-colour": ("device.cli.bench_colour",
+                     "does the colour card keep the erythema grade under other lights"),
+    "colour-card": ("device.cli.colour_card", "write the printable colour card (PNG and PDF)"),
 }
 
 

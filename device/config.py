@@ -30,6 +30,7 @@ from pydantic import (
     model_validator,
 )
 
+from device.colourcard import CardKind
 from device.errors import validation_problems
 
 log = logging.getLogger(__name__)
@@ -172,6 +173,23 @@ class GradingConfig(_Section):
         default=0.2, ge=0, le=1,
         description="A sign is flagged for review when this much probability or more lies on "
                     "grades two or more steps away from the top grade")
+
+
+class ColourConfig(_Section):
+    correct: bool = Field(
+        default=True, description="Look for a colour reference card in each frame and, when "
+                                  "one is found, correct the colours before cropping and grading")
+    require_card: bool = Field(
+        default=False, description="The capture hints say 'colour card not in view' until a "
+                                   "card is found in the preview")
+    cards: list[CardKind] = Field(
+        default_factory=lambda: [CardKind.PRINTED, CardKind.CHART],
+        description="Which cards to look for, in order: 'printed' (the project's card with "
+                    "ArUco markers) and 'chart' (the commercial 24-patch chart)")
+    max_delta_e: float = Field(
+        default=6.0, gt=0, le=50,
+        description="Largest mean CIEDE2000 residual of the card's patches after correction "
+                    "that is trusted; above it the scan is graded uncorrected, with a note")
 
 
 class PacksConfig(_Section):
@@ -329,6 +347,8 @@ class DeviceConfig(_Section):
         default_factory=QualityConfig, description="Image quality thresholds")
     grading: GradingConfig = Field(
         default_factory=GradingConfig, description="Interpreter and review settings")
+    colour: ColourConfig = Field(
+        default_factory=ColourConfig, description="Colour correction from a reference card")
     packs: PacksConfig = Field(default_factory=PacksConfig, description="Model packs")
     storage: StorageConfig = Field(default_factory=StorageConfig, description="Scan storage")
     web: WebConfig = Field(default_factory=WebConfig, description="The dashboard")

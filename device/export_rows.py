@@ -32,7 +32,8 @@ AGE_BANDS = (0, 2, 8, 12, 18, 40, 65)
 BASE_COLUMNS = ("path", "patient_id", "region", *(s.value for s in MODEL_SIGNS))
 INFO_COLUMNS = ("scan_id", "visit_date", "taken_at", "age_band", "reviewed", "reviewed_role",
                 "pack_version", "abstained", "abstention_score", "crop_mode", "crop_box",
-                "frame_path", "lesion_id", "lesion_site")
+                "frame_path", "lesion_id", "lesion_site", "colour_status", "colour_card",
+                "colour_delta_e", "colour_gamma", "colour_matrix")
 
 
 def sign_columns() -> tuple[str, ...]:
@@ -124,6 +125,25 @@ def _num(value: float | None) -> str:
     return "" if value is None else f"{float(value):g}"
 
 
+def colour_record(scan: RegionScan) -> dict[str, str]:
+    """The scan's colour step (device.colourcorrect). The crop is exported as graded
+    (corrected when the status is "corrected"); the frame as the camera took it, so
+    ``colour_gamma`` (the tone curve the fit found: "srgb", or a power law's exponent) and
+    ``colour_matrix`` (9 numbers, row by row: ``corrected = decode(observed) @ M`` in
+    linear sRGB) correct it the same way. Blank before schema 5 or when no card was fitted."""
+    colour = scan.colour
+    if colour is None:
+        return {"colour_status": "", "colour_card": "", "colour_delta_e": "",
+                "colour_gamma": "", "colour_matrix": ""}
+    return {"colour_status": colour.status.value,
+            "colour_card": colour.card.value if colour.card else "",
+            "colour_delta_e": _num(colour.delta_e),
+            "colour_gamma": ("srgb" if colour.gamma is None else _num(colour.gamma))
+            if colour.matrix else "",
+            "colour_matrix": " ".join(f"{v:.6g}" for row in colour.matrix for v in row)
+            if colour.matrix else ""}
+
+
 def manifest_record(row: ExportRow, path: str, frame_path: str) -> dict[str, str]:
     scan = row.scan
     rec = {"path": path, "patient_id": row.patient_id, "region": scan.region.value,
@@ -135,7 +155,7 @@ def manifest_record(row: ExportRow, path: str, frame_path: str) -> dict[str, str
            "crop_box": " ".join(str(v) for v in scan.crop_box) if scan.crop_box else "",
            "frame_path": frame_path,
            "lesion_id": "" if scan.lesion_id is None else str(scan.lesion_id),
-           "lesion_site": row.lesion_site or ""}
+           "lesion_site": row.lesion_site or "", **colour_record(scan)}
     for sign in MODEL_SIGNS:
         s, final, model = sign.value, scan.final_grades.get(sign), scan.model_grades.get(sign)
         grade = whole_grade(final)

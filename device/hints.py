@@ -18,7 +18,8 @@ from enum import Enum
 import cv2
 import numpy as np
 
-from device.config import CropConfig, CropMode, QualityConfig
+from device.colourdetect import find_card
+from device.config import ColourConfig, CropConfig, CropMode, QualityConfig
 from device.crop import CropError, choose_crop
 from device.quality import QualityIssue, check_quality
 
@@ -36,6 +37,7 @@ class Hint(str, Enum):
     BLURRED = "blurred"
     NO_SKIN = "no_skin"
     HOLD_STILL = "hold_still"
+    NO_COLOUR_CARD = "no_colour_card"
 
     @property
     def text(self) -> str:
@@ -48,6 +50,7 @@ _TEXT = {
     Hint.BLURRED: "Blurred: hold steady, let it focus",
     Hint.NO_SKIN: "No skin: fill the frame with the lesion's skin",
     Hint.HOLD_STILL: "Hold still",
+    Hint.NO_COLOUR_CARD: "Colour card not in view",
 }
 
 #: The quality issues that become hints (too small means nothing on a preview frame).
@@ -92,9 +95,10 @@ class HintEngine:
     Not thread-safe: one capture thread calls it."""
 
     def __init__(self, quality: QualityConfig, crop: CropConfig,
-                 motion_limit: float = MOTION_LIMIT) -> None:
+                 motion_limit: float = MOTION_LIMIT, colour: ColourConfig | None = None) -> None:
         self.quality = quality
         self.crop = crop
+        self.colour = colour  # a profile with colour.require_card: hint until a card shows
         self.motion_limit = motion_limit
         self._previous: np.ndarray | None = None
 
@@ -118,6 +122,9 @@ class HintEngine:
         motion = self._motion(rgb)
         if motion > self.motion_limit:
             hints.append(Hint.HOLD_STILL)
+        if (self.colour is not None and self.colour.require_card
+                and find_card(rgb, kinds=tuple(self.colour.cards)) is None):
+            hints.append(Hint.NO_COLOUR_CARD)
         box: tuple[float, float, float, float] | None = None
         mode: CropMode | None = None
         try:

@@ -36,6 +36,7 @@ import numpy as np
 import device
 from device.abstain import Abstention, FeatureStats, SignAbstention
 from device.cameras.base import Camera
+from device.colourcorrect import ColourCorrection, correct_colour
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.crop import WORK_SIDE, CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
@@ -48,7 +49,7 @@ from device.vocab import Grade, Sign
 
 log = logging.getLogger(__name__)
 
-STAGES = ("capture", "quality", "crop", "resize", "invoke", "abstain", "total")
+STAGES = ("capture", "quality", "colour", "crop", "resize", "invoke", "abstain", "total")
 
 
 class ScanError(InvalidInput):
@@ -96,6 +97,8 @@ class ScanResult:
     abstention: Abstention | None = None
     #: Faces found in the frame (full-frame pixels), for blurring the stored frame.
     faces: Faces | None = field(default=None, repr=False)
+    #: The colour step (device.colourcorrect); None only for a result built by hand.
+    colour: ColourCorrection | None = None
 
     @property
     def abstained(self) -> bool:
@@ -127,6 +130,7 @@ class ScanResult:
             "image_size": list(self.image_size),
             "quality": self.quality.to_dict(),
             "crop": self.crop.to_dict() if self.crop else None,
+            "colour": self.colour.to_dict() if self.colour else None,
             "grades": {sign.value: s.to_dict() for sign, s in self.signs.items()},
             "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
         }
@@ -229,16 +233,27 @@ class Scanner:
         t = time.perf_counter()
         # One scaled-down copy of the frame for the quality measures and the auto crop.
         preview = shrink(image, MEASURE_SIDE)
+        timings["quality"] = _ms_since(t)
+        # Colour first (device.colourcorrect): the card is found on the preview, and the
+        # quality measures, the crop and the models see corrected colours (skin under a
+        # warm lamp is skin); the stored frame stays as taken, the correction beside it.
+        t = time.perf_counter()
+        colour = correct_colour(image, self.config.colour, preview=preview)
+        if colour.corrected:
+            preview = colour.apply(preview)
+        timings["colour"] = _ms_since(t)
+        t = time.perf_counter()
         # ... and a smaller one still for faces, skin share, texture and the auto crop.
         tiny = shrink(preview, WORK_SIDE)
         faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(
             image.shape[0] / tiny.shape[0])
         quality = check_quality(image, self.config.quality, preview=preview, tiny=tiny,
                                 faces=faces)
-        timings["quality"] = _ms_since(t)
+        timings["quality"] += _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
                             pack_version=models.pack_version if models else None,
-                            image_size=image.shape[:2], image=image, faces=faces)
+                            image_size=image.shape[:2], image=image, faces=faces,
+                            colour=colour)
         if not quality.ok:
             timings["total"] = _ms_since(start)
             return result
@@ -254,8 +269,12 @@ class Scanner:
             raise ScanError(str(exc)) from exc
         result.crop = crop
         patch = cut(image, crop.box)
-        result.crop_image = patch
         timings["crop"] = _ms_since(t)
+        if colour.corrected:
+            t = time.perf_counter()
+            patch = colour.apply(patch)
+            timings["colour"] += _ms_since(t)
+        result.crop_image = patch
 
         self._grade(models, patch, result)
         if result.abstained:

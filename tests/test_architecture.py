@@ -13,11 +13,13 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 #: What trainer may use of device: vocabulary, card schema (and its human ceiling), image
-#: reader, file writer, error types, CLI helpers (and ``device.__version__``), the request
-#: guards, and the web sign-in mechanisms the labelling studio shares with the dashboard:
-#: server-side sessions, the login limit, the CSRF setup (issue 27: one home per
-#: mechanism, not a weaker copy).
+#: reader, file writer, error types, CLI helpers (and ``device.__version__``), the colour
+#: card, its maths and its scenes (the generator renders them), the request guards, and
+#: the web sign-in mechanisms the labelling studio shares with the dashboard: server-side
+#: sessions, the login limit, the CSRF setup (issue 27: one home per mechanism, not a
+#: weaker copy).
 TRAINER_MAY_IMPORT = {"device", "device.vocab", "device.card", "device.ceiling", "device.imageio",
+                      "device.colour", "device.colourcard", "device.colourscene",
                       "device.atomic", "device.errors", "device.cliutil",
                       "device.web.sessions", "device.web.limiter", "device.web.csrf",
                       "device.request_guards"}

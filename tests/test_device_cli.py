@@ -128,7 +128,7 @@ def test_bench_prints_stage_timings_and_invoke_share(setup, capsys):
     assert main(["bench", "--config", str(config), "--n", "5", "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["n"] == 5
-    assert set(report["stages_ms"]) == {"capture", "quality", "crop", "resize", "invoke",
+    assert set(report["stages_ms"]) == {"capture", "quality", "colour", "crop", "resize", "invoke",
                                         "abstain", "total"}
     assert all(s["p90"] >= s["median"] >= 0 for s in report["stages_ms"].values())
     assert 0 < report["invoke_share"] < 1

@@ -8,6 +8,8 @@ from device.cliutil import main as _main
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("trainer.cli.synth", "generate a synthetic lesion data set"),
+    "synth-card": ("trainer.cli.synth_card",
+                   "full photos with a colour card, for python -m device bench-colour"),
     "data-summary": ("trainer.cli.data_summary", "count images per sign, grade and split"),
     "backbones": ("trainer.cli.backbones", "list the registered backbones"),
     "train": ("trainer.cli.train", "train one sign's classifier"),

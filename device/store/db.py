@@ -25,6 +25,7 @@ from device.store.model import (
     migrate_to_v3,
     migrate_to_v4,
     migrate_to_v5,
+    migrate_to_v6,
     migrate_v1_to_v2,
 )
 
@@ -91,6 +92,8 @@ class Database:
                 migrate_to_v4(conn)
             if found < 5:
                 migrate_to_v5(conn)
+            if found < 6:
+                migrate_to_v6(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

@@ -50,7 +50,10 @@ class VisitScores(ScanRecords):
             history.append({"visit_id": visit.id, "date": visit.date, "status": visit.status.value,
                             "easi": result.total, "easi_display": result.total_display,
                             "band": band.value if band else None, "complete": result.complete,
-                            "missing": [str(m) for m in result.missing], "sign_means": means})
+                            "missing": [str(m) for m in result.missing], "sign_means": means,
+                            # scans whose colour step ran (schema 5), and how many it corrected
+                            "colour_checked": sum(sc.colour is not None for sc in latest.values()),
+                            "colour_corrected": sum(sc.colour_corrected for sc in latest.values())})
         return history
 
     def visit_record(self, visit_id: int) -> VisitRecord:

@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
+from device.colourcorrect import ColourCorrection
 from device.easi import EasiResult
 from device.errors import InvalidInput, NotFound
 from device.vocab import MODEL_SIGNS, Region, Sign
@@ -18,7 +19,8 @@ from device.vocab import MODEL_SIGNS, Region, Sign
 #: 3: who moved the crop square on the captured frame (crop_by, crop_at).
 #: 4: whether the models abstained on the scan (device.abstain), and the score.
 #: 5: lesions followed visit after visit (a lesions table, region_scans.lesion_id).
-SCHEMA_VERSION = 5
+#: 6: the colour step of each scan (device.colourcorrect): card, residual, correction.
+SCHEMA_VERSION = 6
 
 
 class StoreError(InvalidInput):
@@ -133,6 +135,15 @@ def migrate_to_v5(conn: sqlite3.Connection) -> None:
     conn.execute("CREATE INDEX IF NOT EXISTS region_scans_lesion ON region_scans(lesion_id)")
 
 
+def migrate_to_v6(conn: sqlite3.Connection) -> None:
+    """Add schema 6's column ``colour`` (JSON of device.colourcorrect.ColourCorrection;
+    NULL: a scan from before colour correction, or one that stopped at quality). Also
+    run on a new file: the column is not in SCHEMA, so this stays the one place."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
+    if "colour" not in have:
+        conn.execute("ALTER TABLE region_scans ADD COLUMN colour TEXT")
+
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS patients (
     id TEXT PRIMARY KEY,
@@ -241,6 +252,8 @@ class Capture:
     #: abstains), None when the pack could not tell.
     abstained: bool = False
     abstention_score: float | None = None
+    #: The scan's colour step (device.colourcorrect), None when it did not run.
+    colour: ColourCorrection | None = None
 
 
 @dataclass(frozen=True)
@@ -270,6 +283,11 @@ class RegionScan:
     abstained: bool = False  # the models abstained (device.abstain): no model grades
     abstention_score: float | None = None
     lesion_id: int | None = None  # the followed lesion this scan is of (schema 5)
+    colour: ColourCorrection | None = None  # schema 6: the colour step, None before it
+
+    @property
+    def colour_corrected(self) -> bool:
+        return self.colour is not None and self.colour.corrected
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -288,6 +306,7 @@ class RegionScan:
             "crop_by": self.crop_by, "crop_at": self.crop_at,
             "abstained": self.abstained, "abstention_score": self.abstention_score,
             "lesion_id": self.lesion_id,
+            "colour": self.colour.to_dict() if self.colour else None,
         }
 
 
@@ -314,6 +333,7 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
         crop_by=row["crop_by"], crop_at=row["crop_at"],
         abstained=bool(row["abstained"]), abstention_score=row["abstention_score"],
         lesion_id=row["lesion_id"],
+        colour=ColourCorrection.from_dict(json.loads(row["colour"])) if row["colour"] else None,
     )
 
 

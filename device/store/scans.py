@@ -97,7 +97,8 @@ class ScanRecords(LesionRecords):
                 "quality": json.dumps({k: round(float(v), 4) for k, v in sorted(capture.quality.items())})
                 if capture.quality else None,
                 "abstained": int(capture.abstained), "abstention_score": capture.abstention_score,
-                "lesion_id": lesion_id}
+                "lesion_id": lesion_id,
+                "colour": json.dumps(capture.colour.to_dict()) if capture.colour else None}
         for sign in MODEL_SIGNS:
             g = grades.get(sign)
             cols[model_col(sign)] = None if g is None else int(g)

@@ -49,7 +49,7 @@ def hub() -> PreviewHub:
             if found is None:
                 config = ctx().config
                 found = PreviewHub(ctx().service.camera,
-                                   HintEngine(config.quality, config.crop),
+                                   HintEngine(config.quality, config.crop, colour=config.colour),
                                    StreamSettings(max_side=max(config.camera.preview_width,
                                                                config.camera.preview_height)))
                 current_app.extensions[_HUB_KEY] = found

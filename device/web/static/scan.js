@@ -12,7 +12,7 @@
   var list = document.getElementById("hints");
   var crop = document.getElementById("crop-rect");
   var guide = document.getElementById("guide");
-  var events = null, retry = null, stopped = false, first = true;
+  var events = null, retry = null, hintsRetry = null, stopped = false, first = true;
   window.atopiscanHints = 0;  // hint updates received (the browser test reads it)
 
   function showState(text, bad) {
@@ -49,24 +49,35 @@
     }
   }
 
+  function openHints() {
+    if (stopped || events || document.hidden) { return; }
+    events = new EventSource(box.dataset.hints);
+    events.onmessage = function (ev) { showHints(JSON.parse(ev.data)); };
+    events.onerror = function () {
+      showState("reconnecting…", true);
+      fetch("/api/me", {credentials: "same-origin"}).then(function (resp) {
+        if (resp.status === 401) { window.location.reload(); }  // the login ended
+      }, function () {});
+      // A refused stream (503: the stream caps, say while the last page's streams are
+      // still closing) closes an EventSource for good: open a new one in a while.
+      if (events && events.readyState === EventSource.CLOSED) {
+        events = null;
+        clearTimeout(hintsRetry);
+        hintsRetry = setTimeout(openHints, 2000);
+      }
+    };
+  }
+
   function start() {
     if (stopped) { return; }
     if (!first) { img.src = box.dataset.stream + "?t=" + Date.now(); }  // the page opened it
     first = false;
-    if (!events) {
-      events = new EventSource(box.dataset.hints);
-      events.onmessage = function (ev) { showHints(JSON.parse(ev.data)); };
-      events.onerror = function () {
-        showState("reconnecting…", true);
-        fetch("/api/me", {credentials: "same-origin"}).then(function (resp) {
-          if (resp.status === 401) { window.location.reload(); }  // the login ended
-        }, function () {});
-      };
-    }
+    openHints();
   }
 
   function stop() {
     img.src = BLANK;
+    clearTimeout(hintsRetry);
     if (events) { events.close(); events = null; }
   }
 

@@ -1,7 +1,7 @@
 """Abstention: refuse to grade an image unlike the pack's training images.
 
 Each sign's model returns its pooled features beside the grade probabilities
-(the model contract in DESIGN.md). At conversion, ``convert`` fits
+(the model contract in docs/ARCHITECTURE.md). At conversion, ``convert`` fits
 class-conditional Gaussians with one shared covariance to the features of the
 training split (Lee et al. 2018, "A simple unified framework for detecting
 out-of-distribution samples"): a mean per grade and a shrunk (Ledoit-Wolf)

@@ -24,8 +24,8 @@ from flask import (
 from device.errors import AtopiscanError, http_status
 from device.imageio import encode_jpeg
 from device.pipeline import ScanError
-from device.recrop import FrameCache, FrameGone, regrade, scan_frame
-from device.store.model import StoreError
+from device.recrop import FrameCache, FrameGone, Recrop, regrade, scan_frame
+from device.store.model import RegionScan, StoreError
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, ctx, store
 from device.web.live import live
@@ -43,7 +43,7 @@ def frame_cache() -> FrameCache:
     return current_app.extensions.setdefault("atopiscan.frames", FrameCache())
 
 
-def frame_size(scan: Any) -> tuple[int, int] | None:
+def frame_size(scan: RegionScan) -> tuple[int, int] | None:
     """(width, height) of the scan's captured frame, or None when it is no longer kept."""
     frame = frame_cache().get(scan.id)
     if frame is not None:
@@ -56,7 +56,7 @@ def frame_size(scan: Any) -> tuple[int, int] | None:
     return None
 
 
-def _scan(scan_id: int) -> Any:
+def _scan(scan_id: int) -> RegionScan:
     try:
         return store().get_scan(scan_id)
     except StoreError as exc:
@@ -73,7 +73,7 @@ def frame(scan_id: int) -> Response:
     return Response(encode_jpeg(rgb, 85, max_side=FRAME_SIDE), mimetype="image/jpeg")
 
 
-def regrade_box(scan_id: int, box: Any) -> Any:
+def regrade_box(scan_id: int, box: Any) -> Recrop:
     """Run the regrade; a typed failure becomes its HTTP error with the reason."""
     if not isinstance(box, (list, tuple)) or len(box) != 4:
         abort(400, description="box: give four numbers x, y, w, h (pixels of the captured frame)")

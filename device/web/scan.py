@@ -37,7 +37,7 @@ from device.imageio import encode_jpeg
 from device.models import ModelSetError
 from device.pipeline import ScanError, ScanResult
 from device.preview import StreamState
-from device.store.model import StoreError
+from device.store.model import RegionScan, StoreError
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
 from device.web import adjust, lesions, stream
 from device.web.auth import roles_required
@@ -68,7 +68,7 @@ def run_scan(image: np.ndarray | None = None) -> ScanResult:
 
 
 def save_scan(visit_id: int, region: Region, result: ScanResult,
-              followup: FollowupScan | None = None) -> Any:
+              followup: FollowupScan | None = None) -> RegionScan:
     """Store a graded scan (or one the models abstained on: no model grades, staff
     grade it) in the visit (``actions.save_scan``), as of ``followup``'s lesion when it
     is a follow-up; returns the RegionScan."""
@@ -81,7 +81,7 @@ def save_scan(visit_id: int, region: Region, result: ScanResult,
     return scan
 
 
-def apply_review(scan_id: int, values: dict[str, Any]) -> Any:
+def apply_review(scan_id: int, values: dict[str, Any]) -> RegionScan:
     """The staff's final grades, papulation and area % (``actions.apply_review``)."""
     return actions.apply_review(store(), scan_id, values, actor())
 

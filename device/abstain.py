@@ -1,7 +1,7 @@
 """Abstention: refuse to grade an image unlike the pack's training images.
 
 Each sign's model returns its pooled features beside the grade probabilities
-(the model contract in DESIGN.md). At conversion, ``convert`` fits
+(the model contract in docs/ARCHITECTURE.md). At conversion, ``convert`` fits
 class-conditional Gaussians with one shared covariance to the features of the
 training split (Lee et al. 2018, "A simple unified framework for detecting
 out-of-distribution samples"): a mean per grade and a shrunk (Ledoit-Wolf)
@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.imagestats import DESCRIPTOR_VERSION, DIM, ImageStats
+from device.imagestats import DESCRIPTOR_VERSION, DIM, ImageStats, ledoit_wolf
 
 log = logging.getLogger(__name__)
 
@@ -144,21 +144,6 @@ def _read_image_stats(path: Path, data: np.lib.npyio.NpzFile) -> ImageStats | No
     if not (math.isfinite(threshold) and threshold > 0):
         raise StatsError(f"{path}: image-statistics threshold {threshold} is not a positive number")
     return ImageStats(mean.astype(np.float64), precision.astype(np.float64), threshold, version)
-
-
-def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ledoit-Wolf shrunk covariance of centred rows (N, D) and the shrinkage used:
-    (1 - s) * S + s * mu * I, with s estimated from the data (Ledoit & Wolf 2004)."""
-    x = np.asarray(centred, np.float64)
-    n, d = x.shape
-    sample = x.T @ x / n
-    mu = float(np.trace(sample)) / d
-    delta = float(((sample - mu * np.eye(d)) ** 2).sum()) / d
-    x2 = x ** 2
-    beta_sum = float((x2.T @ x2).sum()) / n - float((sample ** 2).sum())
-    beta = min(max(beta_sum / (d * n), 0.0), delta)
-    shrink = beta / delta if delta > 0 else 1.0
-    return (1 - shrink) * sample + shrink * mu * np.eye(d), shrink
 
 
 def fit_stats(features: np.ndarray, labels: np.ndarray) -> tuple[FeatureStats, float]:

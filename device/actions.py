@@ -144,7 +144,8 @@ def save_scan(store: Store, visit_id: int, region: Region, result: ScanResult,
                         crop_mode=crop_mode,
                         quality=result.quality.measures, abstained=result.abstained,
                         abstention_score=result.abstention.score if result.abstention else None,
-                        colour=result.colour),
+                        colour=result.colour,
+                        review_reasons={s: r.review_reasons for s, r in result.signs.items()}),
         lesion_id=lesion_id)
     log.info("%s scanned %s for visit %s (scan %s, review %s)", actor.username, region.value,
              visit_id, scan.id, result.review)

@@ -81,6 +81,18 @@ def atomic_write_text(path: Path | str, text: str, *, mode: int = 0o644) -> Path
     return atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
+def json_default(obj: Any) -> Any:
+    """``json.dumps(default=...)`` for what runs and reports hold beside plain JSON:
+    numpy scalars and arrays (``tolist``), paths, enums (their value)."""
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if hasattr(obj, "value"):
+        return obj.value
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
 def atomic_write_json(path: Path | str, obj: Any, *, default: Any = None) -> Path:
     """``obj`` as indented JSON with a final newline, written atomically."""
     return atomic_write_text(path, json.dumps(obj, indent=2, default=default) + "\n")

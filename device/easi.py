@@ -1,6 +1,6 @@
 """EASI (Eczema Area and Severity Index, Hanifin 2001) from per-region records.
 
-Rules (DESIGN.md):
+Rules (docs/ARCHITECTURE.md, "EASI"):
 
 * intensity of a region = erythema + papulation + excoriation + lichenification,
   each 0-3 with half points 1.5 and 2.5 allowed, never 0.5;

@@ -1,6 +1,6 @@
 """Reviewed scans as a training data set: graded crops, ``manifest.csv``, ``provenance.json``.
 
-The export is the device's half of the data loop (DESIGN.md): every scan whose
+The export is the device's half of the data loop (docs/ARCHITECTURE.md): every scan whose
 grades staff confirmed becomes one row of the trainer's manifest layout
 (``path, patient_id, region, erythema, excoriation, lichenification``) with the
 staff's final grades, overrides applied. Extra columns (kept and ignored by

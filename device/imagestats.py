@@ -167,12 +167,26 @@ class ImageStats:
         return ImageStats(self.mean, self.precision, float(threshold), self.version)
 
 
+def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ledoit-Wolf shrunk covariance of centred rows (N, D) and the shrinkage used:
+    (1 - s) * S + s * mu * I, with s estimated from the data (Ledoit & Wolf 2004).
+    Both spaces of abstention fit with it (this one, and device.abstain's features)."""
+    x = np.asarray(centred, np.float64)
+    n, d = x.shape
+    sample = x.T @ x / n
+    mu = float(np.trace(sample)) / d
+    delta = float(((sample - mu * np.eye(d)) ** 2).sum()) / d
+    x2 = x ** 2
+    beta_sum = float((x2.T @ x2).sum()) / n - float((sample ** 2).sum())
+    beta = min(max(beta_sum / (d * n), 0.0), delta)
+    shrink = beta / delta if delta > 0 else 1.0
+    return (1 - shrink) * sample + shrink * mu * np.eye(d), shrink
+
+
 def fit_image_stats(descriptors: np.ndarray) -> tuple[ImageStats, float]:
     """Fit the Gaussian (threshold not yet set: infinite); returns it and the shrinkage.
     Descriptors are standardised before the Ledoit-Wolf shrinkage (their units differ),
     and the scaling is folded into the stored precision."""
-    from device.abstain import ledoit_wolf
-
     x = np.asarray(descriptors, np.float64)
     if x.ndim != 2 or x.shape[1] != DIM or x.shape[0] < 2:
         raise ImageStatsError(f"need (N, {DIM}) descriptors with N >= 2; got {x.shape}")

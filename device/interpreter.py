@@ -2,7 +2,7 @@
 
 Tries ``ai_edge_litert`` (the maintained LiteRT wheel), then ``tflite_runtime``
 (older Pi images), then ``tf.lite`` (a workstation with TensorFlow). The model
-contract (DESIGN.md): one uint8 RGB image of the card's input size in, four
+contract (docs/ARCHITECTURE.md): one uint8 RGB image of the card's input size in, four
 grade probabilities out, and optionally the pooled features as a second output
 (for abstention, ``device.abstain``); normalisation lives inside the graph.
 """

@@ -2,7 +2,7 @@
 
 For the follow-up benchmark (``python -m device bench-followup``), the demo and tests.
 It lives in device, not trainer, because a device command needs it and the device
-imports neither trainer nor convert (DESIGN.md); like device.cameras.synthetic it
+imports neither trainer nor convert (docs/ARCHITECTURE.md); like device.cameras.synthetic it
 paints its own simple images with numpy and OpenCV.
 
 Each lesion has a patch of skin of its own (tone, shading, pores, skin lines, moles,

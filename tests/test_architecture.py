@@ -22,7 +22,12 @@ TRAINER_MAY_IMPORT = {"device", "device.vocab", "device.card", "device.ceiling",
                       "device.colour", "device.colourcard", "device.colourscene",
                       "device.atomic", "device.errors", "device.cliutil",
                       "device.web.sessions", "device.web.limiter", "device.web.csrf",
-                      "device.request_guards"}
+                      "device.web.request_guards"}
+
+#: Where Flask may be imported: the dashboard, the device CLI (which serves it) and the
+#: labelling studio's app. Everything else in device/ (pipeline, store, packs...) runs
+#: without a web server, so the CLI, tests and the trainer can use it alone.
+FLASK_HOMES = ("device/web/", "device/cli/", "trainer/label/web/")
 
 
 def imported_modules(source: str, package_dir: Path) -> list[tuple[int, str]]:
@@ -80,3 +85,140 @@ def test_imports_run_one_way(layer):
 def test_the_checker_catches_a_wrong_import(layer, source, caught):
     found = violations(layer, source, "x.py")
     assert (found == []) if caught is None else any(caught in v for v in found)
+
+
+def flask_imports(source: str) -> list[tuple[int, str]]:
+    """(line, module) of each Flask import: flask, its extensions (flask_*), and werkzeug
+    but for werkzeug.security (password hashing, used without a web app)."""
+    return [(line, m) for line, m in imported_modules(source, ROOT / "device")
+            if m.split(".")[0] == "flask" or m.startswith("flask_")
+            or (m.split(".")[0] == "werkzeug" and not m.startswith("werkzeug.security"))]
+
+
+def test_only_the_web_layers_import_flask():
+    bad = []
+    for layer in ("device", "trainer", "convert"):
+        for path in sorted((ROOT / layer).rglob("*.py")):
+            where = path.relative_to(ROOT).as_posix()
+            if where.startswith(FLASK_HOMES):
+                continue
+            bad += [f"{where}:{line}: imports {m}"
+                    for line, m in flask_imports(path.read_text(encoding="utf-8"))]
+    assert bad == [], "Flask outside device/web, device/cli and the studio:\n" + "\n".join(bad)
+
+
+def test_the_flask_finder_sees_a_function_import_and_spares_password_hashing():
+    source = ("def f():\n    from flask import g\nimport flask_wtf.csrf\n"
+              "from werkzeug.exceptions import NotFound\n"
+              "from werkzeug.security import check_password_hash\n")
+    assert sorted(m for _, m in flask_imports(source)) == ["flask", "flask_wtf.csrf",
+                                                           "werkzeug.exceptions"]
+
+
+# -- import cycles ------------------------------------------------------------------
+PROJECT = ("device", "trainer", "convert")
+
+
+def module_name(path: Path) -> str:
+    """``device/web/scan.py`` -> ``device.web.scan``; a package's __init__ is the package."""
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def project_imports(source: str, name: str, is_package: bool, known: set[str]) -> set[str]:
+    """The project modules ``source`` (module ``name``) imports, anywhere in the file:
+    ``from a.b import c`` is ``a.b.c`` when that is a module, else ``a.b``; relative
+    imports resolved."""
+    found = set()
+    here = name.split(".") if is_package else name.split(".")[:-1]
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                up = here[:len(here) - node.level + 1]
+                base = ".".join([*up, *([base] if base else [])])
+            for alias in node.names:
+                sub = f"{base}.{alias.name}"
+                found.add(sub if sub in known else base)
+    return {m for m in found if m in known and m != name}
+
+
+def module_graph(roots: tuple[str, ...] = PROJECT) -> dict[str, set[str]]:
+    files = {module_name(p): p for r in roots for p in sorted((ROOT / r).rglob("*.py"))}
+    known = set(files)
+    return {name: project_imports(path.read_text(encoding="utf-8"), name,
+                                  path.name == "__init__.py", known)
+            for name, path in files.items()}
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Each group of modules that import each other in a ring (a strongly connected
+    component of more than one module, Tarjan's algorithm), with one ring through it
+    spelled out, sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    groups: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                groups.append(sorted(group))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(_ring(graph, g) for g in groups)
+
+
+def _ring(graph: dict[str, set[str]], group: list[str]) -> list[str]:
+    """A shortest ring from the group's first module back to itself (breadth first)."""
+    start, members = group[0], set(group)
+    paths = {start: [start]}
+    queue = [start]
+    while queue:
+        v = queue.pop(0)
+        for w in sorted(graph[v] & members):
+            if w == start:
+                ring = paths[v] + [start]
+                rest = sorted(members - set(ring))
+                return ring + ([f"(+ {', '.join(rest)})"] if rest else [])
+            if w not in paths:
+                paths[w] = paths[v] + [w]
+                queue.append(w)
+    return group
+
+
+def test_no_import_cycles():
+    graph = module_graph()
+    assert len(graph) > 100
+    cycles = import_cycles(graph)
+    assert cycles == [], "import cycles:\n" + "\n".join(" -> ".join(c) for c in cycles)
+
+
+def test_the_cycle_finder_finds_a_ring_through_a_function_import():
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": set()}
+    assert import_cycles(graph) == [["a", "b", "c", "a"]]
+    known = {"device.x", "device.y"}
+    assert project_imports("def f():\n    from device import y\n", "device.x", False,
+                           known) == {"device.y"}
+    assert project_imports("from . import y\n", "device.x", False, known) == {"device.y"}

@@ -1,4 +1,4 @@
-"""EASI against hand-computed cases (DESIGN.md rules)."""
+"""EASI against hand-computed cases (the rules in docs/ARCHITECTURE.md)."""
 
 from fractions import Fraction
 

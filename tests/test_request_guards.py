@@ -8,7 +8,7 @@ import pytest
 from label_support import add_users, make_project
 from web_support import logged_in, make_app
 
-from device.request_guards import MAX_ROW_ID
+from device.web.request_guards import MAX_ROW_ID
 from device.web.users import Role
 
 HUGE = [MAX_ROW_ID + 1, 2**64, 10**40]
@@ -99,7 +99,7 @@ def test_a_huge_number_met_by_sqlite_elsewhere_is_a_400():
 
     from flask import Flask, request
 
-    from device.request_guards import install_request_guards
+    from device.web.request_guards import install_request_guards
 
     app = Flask(__name__)
     install_request_guards(app)

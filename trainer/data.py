@@ -1,4 +1,4 @@
-"""Readers for the two on-disk data set layouts (DESIGN.md, "Data on disk").
+"""Readers for the two on-disk data set layouts (docs/ARCHITECTURE.md, "Data on disk").
 
 * folders:  ``ROOT/<sign>/<grade>/*.jpg|png`` -- the paper's layout. The grade folder is
   ``0``..``3`` or a grade name (none, mild, moderate, severe). Each file is one sample graded

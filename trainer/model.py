@@ -1,5 +1,5 @@
 """Classifiers: a registered backbone plus a grade head, uint8 RGB in, 4 grade
-probabilities out (the model contract in DESIGN.md).
+probabilities out (the model contract in docs/ARCHITECTURE.md).
 
 Graph: Input((S, S, 3), uint8, name="image") -> ImagePreprocess (cast + the backbone's
 own normalisation) -> backbone (a nested model named "backbone", so training can freeze

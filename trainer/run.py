@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from device.atomic import atomic_write_json
+from device.atomic import atomic_write_json, json_default
 from device.ceiling import LabelSource
 from device.errors import validation_problems
 from device.imageio import read_image
@@ -99,21 +99,7 @@ def is_synthetic(data_root: Path) -> bool:
 
 def write_json(path: Path, obj: Any) -> None:
     """Atomic JSON write (a killed run never leaves half a file)."""
-    atomic_write_json(path, obj, default=_json_default)
-
-
-def _json_default(obj: Any) -> Any:
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    if isinstance(obj, Path):
-        return str(obj)
-    if hasattr(obj, "value"):
-        return obj.value
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+    atomic_write_json(path, obj, default=json_default)
 
 
 def read_json(path: Path) -> Any:

@@ -25,9 +25,9 @@ from pathlib import Path
 
 import numpy as np
 
+from device.atomic import atomic_write_json, json_default
 from device.vocab import MODEL_SIGNS, NUM_GRADES, Sign, parse_sign
 from trainer.data import DataError, LoadReport, Sample, samples_for_sign
-from trainer.run import write_json
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +146,7 @@ def save_split(split: Split, path: Path) -> Path:
     data["sign"] = split.sign.value if split.sign else None
     data = {"version": SPLIT_VERSION, **data, "sha256": split.sha256()}
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_json(path, data)
+    atomic_write_json(path, data, default=json_default)
     return path
 
 

@@ -55,6 +55,10 @@ INSTALL_INFO = ".installed.json"
 STAGING_PREFIX = ".staging-"
 #: Packs kept on disk, current and previous included; older ones are deleted.
 KEEP_PACKS = 3
+#: Free space an install needs: the extracted pack (a plain tar, so about the file's
+#: size) times this, plus SPACE_RESERVE left over so the scans that follow still fit.
+SPACE_FACTOR = 1.25
+SPACE_RESERVE = 64 * 1024 * 1024
 
 
 class InstallError(Exception):
@@ -66,6 +70,32 @@ class InstallError(Exception):
         self.report = report
         super().__init__(message if not problems else message + "\n" + "\n".join(
             f"  - {p}" for p in problems))
+
+
+class NotEnoughSpaceError(InstallError):
+    """The packs folder's disk has too little free space for the pack: nothing changed."""
+
+    def __init__(self, message: str, *, needed: int, free: int) -> None:
+        self.needed, self.free = needed, free
+        super().__init__(message)
+
+
+def space_needed(pack_bytes: int) -> int:
+    """Free bytes an install of a ``pack_bytes`` pack file needs (see SPACE_FACTOR)."""
+    return int(pack_bytes * SPACE_FACTOR) + SPACE_RESERVE
+
+
+def check_space(pack_file: Path, packs_dir: Path) -> None:
+    """Refuse (NotEnoughSpaceError) before anything is extracted when the disk is short."""
+    needed = space_needed(pack_file.stat().st_size)
+    free = shutil.disk_usage(packs_dir).free
+    if free < needed:
+        mib = 1024 * 1024
+        raise NotEnoughSpaceError(
+            f"{pack_file}: not enough free disk space to install it in {packs_dir} "
+            f"({free // mib} MiB free, {-(-needed // mib)} MiB needed); nothing changed. "
+            "Free space (delete old exports or kept images) and try again",
+            needed=needed, free=free)
 
 
 @dataclass(frozen=True)
@@ -143,12 +173,14 @@ def install_pack(pack_file: Path | str, packs_dir: Path | str, *, public_key: An
                  keep: int = KEEP_PACKS) -> InstalledPack:
     """Verify and install ``pack_file``; make it current and the old current previous.
 
-    Raises InstallError (with every problem found) and leaves ``current`` as it was."""
+    Raises InstallError (with every problem found; NotEnoughSpaceError when the disk is
+    short) and leaves ``current`` as it was."""
     pack_file, packs_dir = Path(pack_file), Path(packs_dir).expanduser()
     with _locked(packs_dir):
         store = packs_dir / STORE
         for stale in store.glob(f"{STAGING_PREFIX}*"):  # a crashed install's leftovers
             shutil.rmtree(stale, ignore_errors=True)
+        check_space(pack_file, store)  # after the leftovers went: they count as free
         staging = store / f"{STAGING_PREFIX}{uuid.uuid4().hex[:8]}"
         staging.mkdir()
         try:

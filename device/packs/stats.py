@@ -6,16 +6,23 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from device.abstain import StatsError, load_stats
 
 if TYPE_CHECKING:
     from device.interpreter import GradeModel
-    from device.packs.check import VerifyReport
 
 
-def check_stats(report: VerifyReport, entry: Any, card: Any, dest: Path,
+class Findings(Protocol):
+    """Where the checks write what they find (device.packs.check.VerifyReport is one);
+    a protocol, so this module needs nothing from the module that calls it."""
+
+    problems: list[str]
+    notes: list[str]
+
+
+def check_stats(report: Findings, entry: Any, card: Any, dest: Path,
                 extracted: dict[str, str]) -> None:
     """The abstention statistics: present exactly when the card describes them, the file
     the card names (sha256), readable, and of the model's feature size."""
@@ -48,7 +55,7 @@ def check_stats(report: VerifyReport, entry: Any, card: Any, dest: Path,
                                f"{info.feature_dim}; rebuild the pack")
 
 
-def features_fit(report: VerifyReport, entry: Any, model: GradeModel, dest: Path) -> bool:
+def features_fit(report: Findings, entry: Any, model: GradeModel, dest: Path) -> bool:
     """A model with abstention statistics must return pooled features of their size."""
     try:
         dim = load_stats(dest / entry.stats).dim

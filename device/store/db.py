@@ -26,6 +26,7 @@ from device.store.model import (
     migrate_to_v4,
     migrate_to_v5,
     migrate_to_v6,
+    migrate_to_v7,
     migrate_v1_to_v2,
 )
 
@@ -94,6 +95,8 @@ class Database:
                 migrate_to_v5(conn)
             if found < 6:
                 migrate_to_v6(conn)
+            if found < 7:
+                migrate_to_v7(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

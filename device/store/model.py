@@ -20,7 +20,9 @@ from device.vocab import MODEL_SIGNS, Region, Sign
 #: 4: whether the models abstained on the scan (device.abstain), and the score.
 #: 5: lesions followed visit after visit (a lesions table, region_scans.lesion_id).
 #: 6: the colour step of each scan (device.colourcorrect): card, residual, correction.
-SCHEMA_VERSION = 6
+#: 7: why each sign was flagged for review (review_reasons), so the result page keeps
+#: them after a restart.
+SCHEMA_VERSION = 7
 
 
 class StoreError(InvalidInput):
@@ -144,6 +146,25 @@ def migrate_to_v6(conn: sqlite3.Connection) -> None:
         conn.execute("ALTER TABLE region_scans ADD COLUMN colour TEXT")
 
 
+def migrate_to_v7(conn: sqlite3.Connection) -> None:
+    """Add schema 7's column ``review_reasons`` (JSON: sign -> the reasons the model's
+    grade needs review; NULL: a scan from before 7, whose reasons were never kept). Also
+    run on a new file: the column is not in SCHEMA, so this stays the one place."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
+    if "review_reasons" not in have:
+        conn.execute("ALTER TABLE region_scans ADD COLUMN review_reasons TEXT")
+
+
+def reasons_to_json(reasons: dict[Sign, list[str]]) -> str | None:
+    """The ``review_reasons`` column's text: only the signs with a reason."""
+    kept = {s.value: list(r) for s, r in reasons.items() if r}
+    return json.dumps(kept, sort_keys=True) if kept else None
+
+
+def reasons_from_json(text: str | None) -> dict[Sign, list[str]]:
+    return {Sign(k): list(v) for k, v in json.loads(text).items()} if text else {}
+
+
 SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS patients (
     id TEXT PRIMARY KEY,
@@ -254,6 +275,9 @@ class Capture:
     abstention_score: float | None = None
     #: The scan's colour step (device.colourcorrect), None when it did not run.
     colour: ColourCorrection | None = None
+    #: Why each sign's grade needs review (device.pipeline.review_reasons); a sign
+    #: missing or with no reasons needs none.
+    review_reasons: dict[Sign, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -284,6 +308,8 @@ class RegionScan:
     abstention_score: float | None = None
     lesion_id: int | None = None  # the followed lesion this scan is of (schema 5)
     colour: ColourCorrection | None = None  # schema 6: the colour step, None before it
+    #: schema 7: why each sign needs review (only signs with a reason; empty before 7)
+    review_reasons: dict[Sign, list[str]] = field(default_factory=dict)
 
     @property
     def colour_corrected(self) -> bool:
@@ -307,6 +333,7 @@ class RegionScan:
             "abstained": self.abstained, "abstention_score": self.abstention_score,
             "lesion_id": self.lesion_id,
             "colour": self.colour.to_dict() if self.colour else None,
+            "review_reasons": {s.value: list(r) for s, r in self.review_reasons.items()},
         }
 
 
@@ -334,6 +361,7 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
         abstained=bool(row["abstained"]), abstention_score=row["abstention_score"],
         lesion_id=row["lesion_id"],
         colour=ColourCorrection.from_dict(json.loads(row["colour"])) if row["colour"] else None,
+        review_reasons=reasons_from_json(row["review_reasons"]),
     )
 
 

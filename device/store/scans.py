@@ -32,6 +32,7 @@ from device.store.model import (
     final_col,
     model_col,
     prob_col,
+    reasons_to_json,
     scan_from_row,
 )
 from device.vocab import MODEL_SIGNS, NUM_GRADES, Region, Sign
@@ -98,7 +99,8 @@ class ScanRecords(LesionRecords):
                 if capture.quality else None,
                 "abstained": int(capture.abstained), "abstention_score": capture.abstention_score,
                 "lesion_id": lesion_id,
-                "colour": json.dumps(capture.colour.to_dict()) if capture.colour else None}
+                "colour": json.dumps(capture.colour.to_dict()) if capture.colour else None,
+                "review_reasons": reasons_to_json(capture.review_reasons)}
         for sign in MODEL_SIGNS:
             g = grades.get(sign)
             cols[model_col(sign)] = None if g is None else int(g)
@@ -204,17 +206,18 @@ class ScanRecords(LesionRecords):
 
     def regrade_scan(self, scan_id: int, *, grades: Mapping[Sign, int],
                      probs: Mapping[Sign, Sequence[float]], review: bool,
-                     image: np.ndarray, box: tuple[int, int, int, int], user: str) -> RegionScan:
+                     image: np.ndarray, box: tuple[int, int, int, int], user: str,
+                     review_reasons: Mapping[Sign, list[str]] | None = None) -> RegionScan:
         """Staff moved the crop square on the scan's frame and the models graded it again:
         the new crop, box (crop mode "moved", by ``user``), model grades, probabilities and
-        review flag replace the old. An overridden sign keeps its override; the others'
+        review flag (and its reasons) replace the old. An overridden sign keeps its override; the others'
         final grades follow the new model grades. Model grade changes are audited."""
         old = self.get_scan(scan_id)
         rel_path = self._keep(old.visit_id, image, lossless=True) if self.keep_images else None
         updates: dict[str, Any] = {
             "image_path": rel_path, "review": int(bool(review)), "crop_box": json.dumps(
                 [int(v) for v in box]), "crop_mode": CropOrigin.MOVED.value, "crop_by": user,
-            "crop_at": NOW}
+            "crop_at": NOW, "review_reasons": reasons_to_json(dict(review_reasons or {}))}
         audit = []
         for sign in MODEL_SIGNS:
             grade = int(grades[Sign(sign)])

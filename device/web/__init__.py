@@ -28,10 +28,10 @@ from device.errors import (
     http_status,
     storage_error,
 )
-from device.request_guards import install_request_guards
 from device.web import errorlog
 from device.web.auth import LoginLimiter, current_user, init_auth, load_secret_key, wants_json
 from device.web.csrf import init_csrf
+from device.web.request_guards import install_request_guards
 from device.web.users import Role, UserStore
 
 log = logging.getLogger(__name__)

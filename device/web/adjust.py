@@ -1,9 +1,10 @@
 """Moving the crop square after Capture (staff): the frozen frame, and "Grade this square".
 
 ``GET /scan/result/<id>/frame.jpg`` is the captured frame; ``POST
-/scan/result/<id>/regrade`` (form: box_x, box_y, box_w, box_h in frame pixels) and
-``POST /api/scans/<id>/regrade`` (JSON ``{"box": [x, y, w, h]}``) grade the same
-frame again inside the moved square (device.recrop) and record who moved it.
+/api/scans/<id>/regrade`` (JSON ``{"box": [x, y, w, h]}``) and the result page's form
+(``POST /scan/result/<id>/regrade``, in device.web.scan: box_x, box_y, box_w, box_h in
+frame pixels) grade the same frame again inside the moved square (device.recrop,
+through ``regrade_box``) and record who moved it.
 """
 
 from __future__ import annotations
@@ -16,21 +17,18 @@ from flask import (
     Response,
     abort,
     current_app,
-    flash,
     jsonify,
-    redirect,
     request,
-    url_for,
 )
-from werkzeug.exceptions import HTTPException
 
 from device.errors import AtopiscanError, http_status
 from device.imageio import encode_jpeg
 from device.pipeline import ScanError
-from device.recrop import FrameCache, FrameGone, regrade, scan_frame
-from device.store.model import StoreError
+from device.recrop import FrameCache, FrameGone, Recrop, regrade, scan_frame
+from device.store.model import RegionScan, StoreError
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, ctx, store
+from device.web.live import live
 from device.web.users import Role
 
 log = logging.getLogger(__name__)
@@ -45,7 +43,7 @@ def frame_cache() -> FrameCache:
     return current_app.extensions.setdefault("atopiscan.frames", FrameCache())
 
 
-def frame_size(scan: Any) -> tuple[int, int] | None:
+def frame_size(scan: RegionScan) -> tuple[int, int] | None:
     """(width, height) of the scan's captured frame, or None when it is no longer kept."""
     frame = frame_cache().get(scan.id)
     if frame is not None:
@@ -58,7 +56,7 @@ def frame_size(scan: Any) -> tuple[int, int] | None:
     return None
 
 
-def _scan(scan_id: int) -> Any:
+def _scan(scan_id: int) -> RegionScan:
     try:
         return store().get_scan(scan_id)
     except StoreError as exc:
@@ -75,7 +73,7 @@ def frame(scan_id: int) -> Response:
     return Response(encode_jpeg(rgb, 85, max_side=FRAME_SIDE), mimetype="image/jpeg")
 
 
-def _regrade(scan_id: int, box: Any) -> Any:
+def regrade_box(scan_id: int, box: Any) -> Recrop:
     """Run the regrade; a typed failure becomes its HTTP error with the reason."""
     if not isinstance(box, (list, tuple)) or len(box) != 4:
         abort(400, description="box: give four numbers x, y, w, h (pixels of the captured frame)")
@@ -88,25 +86,8 @@ def _regrade(scan_id: int, box: Any) -> Any:
                        current_user().username)
     except (AtopiscanError, StoreError, ScanError) as exc:
         abort(http_status(exc), description=str(exc))
-    from device.web.scan import live
-
     live().remember(scan_id, done.result)
     return done
-
-
-@bp.route("/scan/result/<int:scan_id>/regrade", methods=["POST"])
-@roles_required(Role.STAFF)
-def regrade_form(scan_id: int) -> Any:
-    box = [request.form.get(f"box_{k}") for k in ("x", "y", "w", "h")]
-    try:
-        _regrade(scan_id, box)
-    except HTTPException as exc:  # show the reason on the result page, grades unchanged
-        from device.web.scan import _result_page
-
-        flash(f"Not regraded: {exc.description}", "error")
-        return _result_page(scan_id, exc.code or 400)
-    flash("Graded the square you moved.", "info")
-    return redirect(url_for("scan.result_page", scan_id=scan_id))
 
 
 @bp.route("/api/scans/<int:scan_id>/regrade", methods=["POST"])
@@ -115,6 +96,6 @@ def regrade_api(scan_id: int) -> Any:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or set(body) != {"box"}:
         abort(400, description='send a JSON object {"box": [x, y, w, h]} (frame pixels)')
-    done = _regrade(scan_id, body["box"])
+    done = regrade_box(scan_id, body["box"])
     return jsonify(scan=done.scan.to_dict(), result=done.result.to_dict(),
                    changes=store().grade_changes(scan_id))

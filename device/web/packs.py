@@ -16,7 +16,14 @@ from flask import Blueprint, abort, flash, redirect, render_template, request, u
 from device.card import CardError, load_card
 from device.models import ModelSetError, read_manifest
 from device.packs.container import FormatIssue, format_problem
-from device.packs.install import InstallError, PackInfo, install_pack, list_packs, rollback
+from device.packs.install import (
+    InstallError,
+    NotEnoughSpaceError,
+    PackInfo,
+    install_pack,
+    list_packs,
+    rollback,
+)
 from device.web.auth import current_user, roles_required
 from device.web.common import ctx
 from device.web.status import FIGURES, card_summary, pack_status
@@ -94,8 +101,8 @@ def install_upload(upload: Any) -> dict[str, Any]:
                                      threads=config.grading.threads)
         except InstallError as exc:  # name the upload, not its temporary copy
             problems = [p.replace(str(tmp), upload.filename) for p in exc.problems]
-            raise PackUploadError(f"pack {upload.filename} refused; nothing changed",
-                                  problems) from exc
+            raise PackUploadError(f"pack {upload.filename} refused; nothing changed", problems,
+                                  status=507 if isinstance(exc, NotEnoughSpaceError) else 400) from exc
     finally:
         tmp.unlink(missing_ok=True)
     error = _reload(roll_back=True)

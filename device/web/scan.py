@@ -11,9 +11,7 @@ probability bars and the review flag, with the override / papulation / area form
 
 from __future__ import annotations
 
-import collections
 import logging
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,14 +19,13 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
     request,
     url_for,
 )
-from werkzeug.exceptions import BadRequest
+from werkzeug.exceptions import BadRequest, HTTPException
 
 from device import actions
 from device.cameras import CameraError
@@ -40,47 +37,18 @@ from device.imageio import encode_jpeg
 from device.models import ModelSetError
 from device.pipeline import ScanError, ScanResult
 from device.preview import StreamState
-from device.store.model import StoreError
+from device.store.model import RegionScan, StoreError
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
 from device.web import adjust, lesions, stream
 from device.web.auth import roles_required
 from device.web.common import abort_store, actor, ctx, store
+from device.web.live import live
 from device.web.uploads import UploadError, decode_image
 from device.web.users import Role
 
 log = logging.getLogger(__name__)
 
 bp = Blueprint("scan", __name__)
-
-
-@dataclass
-class LiveState:
-    """Per-app scan state: recent scan details for the result page and stage timings
-    for the status page."""
-
-    results: collections.OrderedDict = field(default_factory=collections.OrderedDict)
-    crops: collections.OrderedDict = field(default_factory=collections.OrderedDict)
-    timings: collections.deque = field(default_factory=lambda: collections.deque(maxlen=10))
-
-    def remember(self, scan_id: int | None, result: ScanResult) -> None:
-        self.timings.append({"time": result.created, **{
-            k: round(v, 1) for k, v in result.timings_ms.items()}})
-        if scan_id is None:
-            return
-        self.results[scan_id] = result.to_dict()
-        if result.crop_image is not None:
-            self.crops[scan_id] = encode_jpeg(result.crop_image, max_side=480)
-        for cache in (self.results, self.crops):
-            while len(cache) > 20:
-                cache.popitem(last=False)
-
-
-def live() -> LiveState:
-    return current_app.extensions.setdefault("atopiscan.live", LiveState())
-
-
-def cached_crop(scan_id: int) -> bytes | None:
-    return live().crops.get(scan_id)
 
 
 def run_scan(image: np.ndarray | None = None) -> ScanResult:
@@ -100,7 +68,7 @@ def run_scan(image: np.ndarray | None = None) -> ScanResult:
 
 
 def save_scan(visit_id: int, region: Region, result: ScanResult,
-              followup: FollowupScan | None = None) -> Any:
+              followup: FollowupScan | None = None) -> RegionScan:
     """Store a graded scan (or one the models abstained on: no model grades, staff
     grade it) in the visit (``actions.save_scan``), as of ``followup``'s lesion when it
     is a follow-up; returns the RegionScan."""
@@ -113,7 +81,7 @@ def save_scan(visit_id: int, region: Region, result: ScanResult,
     return scan
 
 
-def apply_review(scan_id: int, values: dict[str, Any]) -> Any:
+def apply_review(scan_id: int, values: dict[str, Any]) -> RegionScan:
     """The staff's final grades, papulation and area % (``actions.apply_review``)."""
     return actions.apply_review(store(), scan_id, values, actor())
 
@@ -243,6 +211,21 @@ def _result_page(scan_id: int, status: int = 200) -> Any:
 @roles_required(Role.STAFF)
 def result_page(scan_id: int) -> Any:
     return _result_page(scan_id)
+
+
+@bp.route("/scan/result/<int:scan_id>/regrade", methods=["POST"])
+@roles_required(Role.STAFF)
+def regrade_form(scan_id: int) -> Any:
+    """"Grade this square" on the result page (device.web.adjust does the regrade); a
+    refusal shows its reason on the result page, grades unchanged."""
+    box = [request.form.get(f"box_{k}") for k in ("x", "y", "w", "h")]
+    try:
+        adjust.regrade_box(scan_id, box)
+    except HTTPException as exc:
+        flash(f"Not regraded: {exc.description}", "error")
+        return _result_page(scan_id, exc.code or 400)
+    flash("Graded the square you moved.", "info")
+    return redirect(url_for("scan.result_page", scan_id=scan_id))
 
 
 @bp.route("/scan/result/<int:scan_id>/save", methods=["POST"])

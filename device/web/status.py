@@ -116,7 +116,7 @@ def pack_status() -> dict[str, Any]:
 
 
 def status_data() -> dict[str, Any]:
-    from device.web.scan import live
+    from device.web.live import live
 
     c = ctx()
     load = sysinfo.load_average()

@@ -122,7 +122,7 @@ def scan_image(scan_id: int) -> Any:
         abort_store(exc)
     path = st.image_file(scan)
     if path is None:
-        from device.web.scan import cached_crop
+        from device.web.live import cached_crop
 
         data = cached_crop(scan_id)
         if data is None:

@@ -1,7 +1,7 @@
 """The studio's Flask app: login, the rater's page and JSON API, the adjudicator's page.
 Sessions, the login limit and CSRF are the device dashboard's (trainer.label.web.auth).
 
-``create_app(project)``; the database is reached through ``get_db()`` (one connection per
+``create_app(project)``; the database is reached through ``get_db()`` (trainer.label.web.db) (one connection per
 request). Pages and API are thin: the work is in ``annotations`` and ``consensus``.
 """
 
@@ -16,7 +16,7 @@ from flask import Flask, g
 from flask_wtf.csrf import CSRFError
 
 from device.web.csrf import init_csrf
-from trainer.label.db import Project, connect
+from trainer.label.db import Project
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +36,8 @@ def load_secret(root: Path) -> bytes:
     return key
 
 
-def get_db():
-    if "db" not in g:
-        from flask import current_app
-
-        g.db = connect(current_app.config["PROJECT"])
-    return g.db
-
-
 def create_app(project: Project) -> Flask:
-    from device.request_guards import install_request_guards
+    from device.web.request_guards import install_request_guards
     from trainer.label.web import api, auth, pages
 
     app = Flask(__name__)

@@ -26,7 +26,7 @@ from trainer.label.models import (
     NotFoundError,
     Role,
 )
-from trainer.label.web import get_db
+from trainer.label.web.db import get_db
 
 log = logging.getLogger(__name__)
 

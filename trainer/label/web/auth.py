@@ -36,7 +36,7 @@ from device.web.sessions import SessionStore
 from trainer.label.db import Project
 from trainer.label.models import Role
 from trainer.label.users import User, authenticate, get_user
-from trainer.label.web import get_db
+from trainer.label.web.db import get_db
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,8 @@ from trainer.label.consensus import adjudication_queue
 from trainer.label.db import photos_dir
 from trainer.label.models import GRADED_SIGNS, LabelError, NotFoundError, Role
 from trainer.label.photos import read_rgb
-from trainer.label.web import get_db
 from trainer.label.web.auth import home_for, role_required
+from trainer.label.web.db import get_db
 
 log = logging.getLogger(__name__)
 

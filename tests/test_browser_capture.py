@@ -168,3 +168,28 @@ def test_aim_capture_move_the_square_regrade_save(chromium, server, tmp_path):
         finally:
             browser.close()
     assert len(list(tmp_path.glob("*.png"))) == 7
+
+
+def test_the_preview_comes_back_by_itself_after_the_stream_caps_refused_it(chromium, server):
+    """A stream refused at the caps (503) closes an EventSource for good; the page opens
+    the hints again by itself once a slot is free, instead of staying on 'reconnecting…'."""
+    from playwright.sync_api import expect, sync_playwright
+
+    from device.web.stream import slots
+
+    base, _, app = server
+    with app.app_context():
+        cap = slots()
+    taken = [cap.take(f"another-login-{i}") for i in range(cap.max_streams)]
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            _login(page, base, "nurse")
+            page.goto(f"{base}/scan")
+            expect(page.locator("#preview-state")).to_contain_text("reconnecting", timeout=10000)
+            for give_back in taken:
+                give_back()
+            expect(page.locator("#preview-state")).to_have_text("live", timeout=10000)
+        finally:
+            browser.close()

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -28,6 +29,9 @@ import numpy as np
 from device.avoid import MAX_OVERLAY_IN_CROP, MIN_SKIN_IN_CROP, AvoidMasks, avoid_masks
 from device.config import CropConfig, CropMode
 from device.faces import Faces
+
+if TYPE_CHECKING:
+    from device.frameviews import FrameViews
 
 log = logging.getLogger(__name__)
 
@@ -245,18 +249,25 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
 
 
 def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None = None,
-             faces: Faces | None = None) -> CropResult:
-    """``preview``: a smaller copy of ``rgb`` (shorter side >= WORK_SIDE) already made for
-    the quality check, so a large frame is not scaled down a second time. ``faces``:
-    device.faces.find_faces of the frame, in its pixels (None: no faces looked for)."""
+             faces: Faces | None = None, views: FrameViews | None = None) -> CropResult:
+    """``views``: the frame's shared views (device.frameviews: the tiny copy, its CIELAB
+    and skin mask), made once for the quality check; ``preview``: a smaller copy of
+    ``rgb`` (shorter side >= WORK_SIDE) to make them from when there are none.
+    ``faces``: device.faces.find_faces of the frame, in its pixels (None: no faces
+    looked for)."""
     h, w = rgb.shape[:2]
-    small = shrink(rgb if preview is None else preview, WORK_SIDE)
+    if views is None:  # the tiny copy straight from what was given, as it always was
+        from device.frameviews import FrameViews
+
+        small = shrink(rgb if preview is None else preview, WORK_SIDE)
+        views = FrameViews(preview=small, tiny=small)
+    small = views.tiny
     scale = small.shape[0] / h
-    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lab = views.lab
     body = body_mask(lab)
     fallback = guide_box(h, w, config.guide_fraction)
     body_fraction = float(body.mean())
-    skin = skin_mask(small)
+    skin = views.skin
     skin_fraction = float(skin[body].mean()) if body.any() else 0.0
     if body_fraction < MIN_SKIN_FOR_AUTO or skin_fraction < 0.5:
         return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
@@ -286,9 +297,10 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None 
 
 def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = None,
                 box: tuple[float, float, float, float] | None = None,
-                preview: np.ndarray | None = None, faces: Faces | None = None) -> CropResult:
+                preview: np.ndarray | None = None, faces: Faces | None = None,
+                views: FrameViews | None = None) -> CropResult:
     """Pick the crop box for ``rgb`` (H, W, 3). A given ``box`` implies mode box.
-    ``preview`` and ``faces`` are passed on to auto_box."""
+    ``preview``, ``faces`` and ``views`` are passed on to auto_box."""
     mode = mode or (CropMode.BOX if box is not None else config.mode)
     h, w = rgb.shape[:2]
     if mode is CropMode.BOX:
@@ -296,7 +308,7 @@ def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = 
             raise CropError("crop mode is box but no box was given (x, y, w, h)")
         return CropResult(clip_box(box, h, w), CropMode.BOX, CropMode.BOX, reason="box given")
     if mode is CropMode.AUTO:
-        return auto_box(rgb, config, preview=preview, faces=faces)
+        return auto_box(rgb, config, preview=preview, faces=faces, views=views)
     return CropResult(guide_box(h, w, config.guide_fraction), CropMode.GUIDE, CropMode.GUIDE,
                       reason="guide square")
 

@@ -169,7 +169,11 @@ def lesion_score_map(lab: np.ndarray, body: np.ndarray) -> np.ndarray:
 
 def _box_sums(integral: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
               y1: np.ndarray) -> np.ndarray:
-    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+    """Sums of the boxes on the grid of rows ``y0``-``y1`` by columns ``x0``-``x1`` (1-D
+    index arrays) of one or more stacked integral images: rows are taken first, so each
+    corner is two small gathers rather than one over a full grid of indices."""
+    top, bottom = integral[y0], integral[y1]
+    return bottom[:, x1] - top[:, x1] - bottom[:, x0] + top[:, x0]
 
 
 def best_square(score: np.ndarray, body: np.ndarray,
@@ -183,10 +187,9 @@ def best_square(score: np.ndarray, body: np.ndarray,
     highest contrast of any qualifying square (what auto_min_score is compared with:
     whether anything stands out); both are -inf when no square qualifies."""
     h, w = score.shape
-    integral = cv2.integral(score.astype(np.float64))
-    body_int = cv2.integral(body.astype(np.float64))
-    rules = None if avoid is None else [cv2.integral(m.astype(np.float64)) for m in
-                                        (avoid.zones, avoid.overlay, avoid.skin)]
+    # One stack of integral images (score, body, then avoid's rules), summed together.
+    masks = [score, body] + ([] if avoid is None else [avoid.zones, avoid.overlay, avoid.skin])
+    stacked = np.stack([cv2.integral(m.astype(np.float64)) for m in masks], axis=-1)
     best, best_val, best_w, peak = (0, 0, 1, 1), -np.inf, -np.inf, -np.inf
     short = min(h, w)
     for frac in AUTO_SCALES:
@@ -194,21 +197,19 @@ def best_square(score: np.ndarray, body: np.ndarray,
         if side >= short:
             continue
         stride = max(1, side // 8)
-        ys, xs = np.meshgrid(np.arange(0, h - side + 1, stride),
-                             np.arange(0, w - side + 1, stride), indexing="ij")
-        x0, y0, x1, y1 = xs, ys, xs + side, ys + side
+        ys, xs = np.arange(0, h - side + 1, stride), np.arange(0, w - side + 1, stride)
         area = side * side
-        in_sum = _box_sums(integral, x0, y0, x1, y1)
-        in_body = _box_sums(body_int, x0, y0, x1, y1)
+        inner = _box_sums(stacked, xs, ys, xs + side, ys + side)
+        in_sum, in_body = inner[..., 0], inner[..., 1]
         m = side // 2
-        ox0, oy0 = np.maximum(x0 - m, 0), np.maximum(y0 - m, 0)
-        ox1, oy1 = np.minimum(x1 + m, w), np.minimum(y1 + m, h)
-        ring_sum = _box_sums(integral, ox0, oy0, ox1, oy1) - in_sum
-        ring_body = _box_sums(body_int, ox0, oy0, ox1, oy1) - in_body
+        outer = _box_sums(stacked[..., :2], np.maximum(xs - m, 0), np.maximum(ys - m, 0),
+                          np.minimum(xs + side + m, w), np.minimum(ys + side + m, h))
+        ring_sum = outer[..., 0] - in_sum
+        ring_body = outer[..., 1] - in_body
         contrast = in_sum / area - ring_sum / np.maximum(ring_body, 1)
         contrast[in_body < MIN_BODY_IN_SQUARE * area] = -np.inf
-        if rules is not None:
-            zones, overlay, skin = (_box_sums(r, x0, y0, x1, y1) for r in rules)
+        if avoid is not None:
+            zones, overlay, skin = inner[..., 2], inner[..., 3], inner[..., 4]
             contrast[(zones > 0) | (overlay > MAX_OVERLAY_IN_CROP * area)
                      | (skin < MIN_SKIN_IN_CROP * area)] = -np.inf
         k = int(np.argmax(contrast))
@@ -216,7 +217,8 @@ def best_square(score: np.ndarray, body: np.ndarray,
         weighted = contrast.flat[k] * side  # the scan statistic: see best_square's doc
         if weighted > best_w:
             best_w, best_val = weighted, float(contrast.flat[k])
-            best = (int(x0.flat[k]), int(y0.flat[k]), side, side)
+            row, col = divmod(k, len(xs))
+            best = (int(xs[col]), int(ys[row]), side, side)
     return best, best_val, peak
 
 

@@ -167,13 +167,18 @@ def lesion_score_map(lab: np.ndarray, body: np.ndarray) -> np.ndarray:
     return score * body
 
 
-def _box_sums(integral: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
-              y1: np.ndarray) -> np.ndarray:
-    """Sums of the boxes on the grid of rows ``y0``-``y1`` by columns ``x0``-``x1`` (1-D
-    index arrays) of one or more stacked integral images: rows are taken first, so each
-    corner is two small gathers rather than one over a full grid of indices."""
-    top, bottom = integral[y0], integral[y1]
-    return bottom[:, x1] - top[:, x1] - bottom[:, x0] + top[:, x0]
+Index = slice | np.ndarray
+
+
+def _box_sums(integral: np.ndarray, x0: Index, y0: Index, x1: Index, y1: Index) -> np.ndarray:
+    """Sums of the boxes on the grid of rows ``y0``-``y1`` by columns ``x0``-``x1`` of an
+    integral image. Slices (a regular grid) read the corners as views; index arrays (a
+    grid clipped at the edges) gather them, rows first."""
+    def corner(rows: Index, cols: Index) -> np.ndarray:
+        if isinstance(rows, slice) and isinstance(cols, slice):
+            return integral[rows, cols]
+        return integral[rows][:, cols]
+    return corner(y1, x1) - corner(y0, x1) - corner(y1, x0) + corner(y0, x0)
 
 
 def best_square(score: np.ndarray, body: np.ndarray,
@@ -187,9 +192,10 @@ def best_square(score: np.ndarray, body: np.ndarray,
     highest contrast of any qualifying square (what auto_min_score is compared with:
     whether anything stands out); both are -inf when no square qualifies."""
     h, w = score.shape
-    # One stack of integral images (score, body, then avoid's rules), summed together.
-    masks = [score, body] + ([] if avoid is None else [avoid.zones, avoid.overlay, avoid.skin])
-    stacked = np.stack([cv2.integral(m.astype(np.float64)) for m in masks], axis=-1)
+    integral = cv2.integral(score.astype(np.float64))
+    body_int = cv2.integral(body.astype(np.float64))
+    rules = None if avoid is None else [cv2.integral(m.astype(np.float64)) for m in
+                                        (avoid.zones, avoid.overlay, avoid.skin)]
     best, best_val, best_w, peak = (0, 0, 1, 1), -np.inf, -np.inf, -np.inf
     short = min(h, w)
     for frac in AUTO_SCALES:
@@ -198,18 +204,21 @@ def best_square(score: np.ndarray, body: np.ndarray,
             continue
         stride = max(1, side // 8)
         ys, xs = np.arange(0, h - side + 1, stride), np.arange(0, w - side + 1, stride)
+        # The squares' corners: a regular grid, so slices (views, nothing copied).
+        x0, y0 = slice(0, w - side + 1, stride), slice(0, h - side + 1, stride)
+        x1, y1 = slice(side, w + 1, stride), slice(side, h + 1, stride)
         area = side * side
-        inner = _box_sums(stacked, xs, ys, xs + side, ys + side)
-        in_sum, in_body = inner[..., 0], inner[..., 1]
+        in_sum = _box_sums(integral, x0, y0, x1, y1)
+        in_body = _box_sums(body_int, x0, y0, x1, y1)
         m = side // 2
-        outer = _box_sums(stacked[..., :2], np.maximum(xs - m, 0), np.maximum(ys - m, 0),
-                          np.minimum(xs + side + m, w), np.minimum(ys + side + m, h))
-        ring_sum = outer[..., 0] - in_sum
-        ring_body = outer[..., 1] - in_body
+        ring = (np.maximum(xs - m, 0), np.maximum(ys - m, 0),
+                np.minimum(xs + side + m, w), np.minimum(ys + side + m, h))
+        ring_sum = _box_sums(integral, *ring) - in_sum
+        ring_body = _box_sums(body_int, *ring) - in_body
         contrast = in_sum / area - ring_sum / np.maximum(ring_body, 1)
         contrast[in_body < MIN_BODY_IN_SQUARE * area] = -np.inf
-        if avoid is not None:
-            zones, overlay, skin = inner[..., 2], inner[..., 3], inner[..., 4]
+        if rules is not None:
+            zones, overlay, skin = (_box_sums(r, x0, y0, x1, y1) for r in rules)
             contrast[(zones > 0) | (overlay > MAX_OVERLAY_IN_CROP * area)
                      | (skin < MIN_SKIN_IN_CROP * area)] = -np.inf
         k = int(np.argmax(contrast))

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -28,6 +29,9 @@ import numpy as np
 from device.avoid import MAX_OVERLAY_IN_CROP, MIN_SKIN_IN_CROP, AvoidMasks, avoid_masks
 from device.config import CropConfig, CropMode
 from device.faces import Faces
+
+if TYPE_CHECKING:
+    from device.frameviews import FrameViews
 
 log = logging.getLogger(__name__)
 
@@ -163,9 +167,18 @@ def lesion_score_map(lab: np.ndarray, body: np.ndarray) -> np.ndarray:
     return score * body
 
 
-def _box_sums(integral: np.ndarray, x0: np.ndarray, y0: np.ndarray, x1: np.ndarray,
-              y1: np.ndarray) -> np.ndarray:
-    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+Index = slice | np.ndarray
+
+
+def _box_sums(integral: np.ndarray, x0: Index, y0: Index, x1: Index, y1: Index) -> np.ndarray:
+    """Sums of the boxes on the grid of rows ``y0``-``y1`` by columns ``x0``-``x1`` of an
+    integral image. Slices (a regular grid) read the corners as views; index arrays (a
+    grid clipped at the edges) gather them, rows first."""
+    def corner(rows: Index, cols: Index) -> np.ndarray:
+        if isinstance(rows, slice) and isinstance(cols, slice):
+            return integral[rows, cols]
+        return integral[rows][:, cols]
+    return corner(y1, x1) - corner(y0, x1) - corner(y1, x0) + corner(y0, x0)
 
 
 def best_square(score: np.ndarray, body: np.ndarray,
@@ -190,17 +203,18 @@ def best_square(score: np.ndarray, body: np.ndarray,
         if side >= short:
             continue
         stride = max(1, side // 8)
-        ys, xs = np.meshgrid(np.arange(0, h - side + 1, stride),
-                             np.arange(0, w - side + 1, stride), indexing="ij")
-        x0, y0, x1, y1 = xs, ys, xs + side, ys + side
+        ys, xs = np.arange(0, h - side + 1, stride), np.arange(0, w - side + 1, stride)
+        # The squares' corners: a regular grid, so slices (views, nothing copied).
+        x0, y0 = slice(0, w - side + 1, stride), slice(0, h - side + 1, stride)
+        x1, y1 = slice(side, w + 1, stride), slice(side, h + 1, stride)
         area = side * side
         in_sum = _box_sums(integral, x0, y0, x1, y1)
         in_body = _box_sums(body_int, x0, y0, x1, y1)
         m = side // 2
-        ox0, oy0 = np.maximum(x0 - m, 0), np.maximum(y0 - m, 0)
-        ox1, oy1 = np.minimum(x1 + m, w), np.minimum(y1 + m, h)
-        ring_sum = _box_sums(integral, ox0, oy0, ox1, oy1) - in_sum
-        ring_body = _box_sums(body_int, ox0, oy0, ox1, oy1) - in_body
+        ring = (np.maximum(xs - m, 0), np.maximum(ys - m, 0),
+                np.minimum(xs + side + m, w), np.minimum(ys + side + m, h))
+        ring_sum = _box_sums(integral, *ring) - in_sum
+        ring_body = _box_sums(body_int, *ring) - in_body
         contrast = in_sum / area - ring_sum / np.maximum(ring_body, 1)
         contrast[in_body < MIN_BODY_IN_SQUARE * area] = -np.inf
         if rules is not None:
@@ -212,7 +226,8 @@ def best_square(score: np.ndarray, body: np.ndarray,
         weighted = contrast.flat[k] * side  # the scan statistic: see best_square's doc
         if weighted > best_w:
             best_w, best_val = weighted, float(contrast.flat[k])
-            best = (int(x0.flat[k]), int(y0.flat[k]), side, side)
+            row, col = divmod(k, len(xs))
+            best = (int(xs[col]), int(ys[row]), side, side)
     return best, best_val, peak
 
 
@@ -245,18 +260,25 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
 
 
 def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None = None,
-             faces: Faces | None = None) -> CropResult:
-    """``preview``: a smaller copy of ``rgb`` (shorter side >= WORK_SIDE) already made for
-    the quality check, so a large frame is not scaled down a second time. ``faces``:
-    device.faces.find_faces of the frame, in its pixels (None: no faces looked for)."""
+             faces: Faces | None = None, views: FrameViews | None = None) -> CropResult:
+    """``views``: the frame's shared views (device.frameviews: the tiny copy, its CIELAB
+    and skin mask), made once for the quality check; ``preview``: a smaller copy of
+    ``rgb`` (shorter side >= WORK_SIDE) to make them from when there are none.
+    ``faces``: device.faces.find_faces of the frame, in its pixels (None: no faces
+    looked for)."""
     h, w = rgb.shape[:2]
-    small = shrink(rgb if preview is None else preview, WORK_SIDE)
+    if views is None:  # the tiny copy straight from what was given, as it always was
+        from device.frameviews import FrameViews
+
+        small = shrink(rgb if preview is None else preview, WORK_SIDE)
+        views = FrameViews(preview=small, tiny=small)
+    small = views.tiny
     scale = small.shape[0] / h
-    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    lab = views.lab
     body = body_mask(lab)
     fallback = guide_box(h, w, config.guide_fraction)
     body_fraction = float(body.mean())
-    skin = skin_mask(small)
+    skin = views.skin
     skin_fraction = float(skin[body].mean()) if body.any() else 0.0
     if body_fraction < MIN_SKIN_FOR_AUTO or skin_fraction < 0.5:
         return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
@@ -286,9 +308,10 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None 
 
 def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = None,
                 box: tuple[float, float, float, float] | None = None,
-                preview: np.ndarray | None = None, faces: Faces | None = None) -> CropResult:
+                preview: np.ndarray | None = None, faces: Faces | None = None,
+                views: FrameViews | None = None) -> CropResult:
     """Pick the crop box for ``rgb`` (H, W, 3). A given ``box`` implies mode box.
-    ``preview`` and ``faces`` are passed on to auto_box."""
+    ``preview``, ``faces`` and ``views`` are passed on to auto_box."""
     mode = mode or (CropMode.BOX if box is not None else config.mode)
     h, w = rgb.shape[:2]
     if mode is CropMode.BOX:
@@ -296,7 +319,7 @@ def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = 
             raise CropError("crop mode is box but no box was given (x, y, w, h)")
         return CropResult(clip_box(box, h, w), CropMode.BOX, CropMode.BOX, reason="box given")
     if mode is CropMode.AUTO:
-        return auto_box(rgb, config, preview=preview, faces=faces)
+        return auto_box(rgb, config, preview=preview, faces=faces, views=views)
     return CropResult(guide_box(h, w, config.guide_fraction), CropMode.GUIDE, CropMode.GUIDE,
                       reason="guide square")
 

@@ -21,6 +21,7 @@ import numpy as np
 from device.colourdetect import find_card
 from device.config import ColourConfig, CropConfig, CropMode, QualityConfig
 from device.crop import CropError, choose_crop
+from device.frameviews import FrameViews
 from device.quality import QualityIssue, check_quality
 
 log = logging.getLogger(__name__)
@@ -106,8 +107,10 @@ class HintEngine:
         """Forget the last frame (the stream paused: motion starts afresh)."""
         self._previous = None
 
-    def _motion(self, rgb: np.ndarray) -> float:
-        tiny = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), MOTION_SIZE,
+    def _motion(self, rgb: np.ndarray, views: FrameViews) -> float:
+        # The preview frame is usually its own preview (device.frameviews): one grey copy.
+        grey = views.preview_grey if views.preview is rgb else cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+        tiny = cv2.resize(grey, MOTION_SIZE,
                           interpolation=cv2.INTER_AREA).astype(np.int16)
         previous, self._previous = self._previous, tiny
         if previous is None or previous.shape != tiny.shape:
@@ -117,9 +120,10 @@ class HintEngine:
     def compute(self, rgb: np.ndarray) -> LiveHints:
         """Hints for one RGB uint8 preview frame."""
         start = time.perf_counter()
-        report = check_quality(rgb, self.quality)
+        views = FrameViews.of(rgb)  # one preview, tiny copy and skin mask for every check
+        report = check_quality(rgb, self.quality, views=views)
         hints = [_FROM_QUALITY[i] for i in report.issues if i in _FROM_QUALITY]
-        motion = self._motion(rgb)
+        motion = self._motion(rgb, views)
         if motion > self.motion_limit:
             hints.append(Hint.HOLD_STILL)
         if (self.colour is not None and self.colour.require_card
@@ -130,7 +134,7 @@ class HintEngine:
         try:
             # The box mode needs a box from staff: the preview shows the guide square then.
             config_mode = CropMode.GUIDE if self.crop.mode is CropMode.BOX else None
-            crop = choose_crop(rgb, self.crop, mode=config_mode)
+            crop = choose_crop(rgb, self.crop, mode=config_mode, views=views)
             h, w = rgb.shape[:2]
             x, y, bw, bh = crop.box
             box, mode = (x / w, y / h, bw / w, bh / h), crop.mode

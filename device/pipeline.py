@@ -38,13 +38,14 @@ from device.abstain import Abstention, FeatureStats, SignAbstention
 from device.cameras.base import Camera
 from device.colourcorrect import ColourCorrection, correct_colour
 from device.config import CropMode, DeviceConfig, GradingConfig
-from device.crop import WORK_SIDE, CropError, CropResult, choose_crop, cut, shrink
+from device.crop import CropError, CropResult, choose_crop, cut, shrink
 from device.errors import InvalidInput, NoPackInstalled
 from device.faces import SCAN_DETECT_SIDE, Faces, find_faces
+from device.frameviews import MEASURE_SIDE, FrameViews
 from device.imageio import ImageError, read_image, too_large
 from device.imagestats import describe
 from device.models import ModelSet
-from device.quality import MEASURE_SIDE, QualityReport, check_quality, confirm_skin
+from device.quality import QualityReport, check_quality, confirm_skin
 from device.vocab import Grade, Sign
 
 log = logging.getLogger(__name__)
@@ -243,12 +244,13 @@ class Scanner:
             preview = colour.apply(preview)
         timings["colour"] = _ms_since(t)
         t = time.perf_counter()
-        # ... and a smaller one still for faces, skin share, texture and the auto crop.
-        tiny = shrink(preview, WORK_SIDE)
+        # The frame looked at once (device.frameviews): one preview, one tiny copy, one
+        # skin mask and one CIELAB for faces, skin share, texture and the auto crop.
+        views = FrameViews.of(image, preview=preview)
+        tiny = views.tiny
         faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(
             image.shape[0] / tiny.shape[0])
-        quality = check_quality(image, self.config.quality, preview=preview, tiny=tiny,
-                                faces=faces)
+        quality = check_quality(image, self.config.quality, views=views, faces=faces)
         timings["quality"] += _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
                             pack_version=models.pack_version if models else None,
@@ -264,7 +266,7 @@ class Scanner:
         try:
             crop = choose_crop(image, self.config.crop, mode=mode,
                                box=tuple(box) if box is not None else None,  # type: ignore[arg-type]
-                               preview=tiny, faces=faces)
+                               faces=faces, views=views)
         except CropError as exc:
             raise ScanError(str(exc)) from exc
         result.crop = crop

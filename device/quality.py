@@ -30,12 +30,12 @@ import cv2
 import numpy as np
 
 from device.config import QualityConfig
-from device.crop import shrink, skin_mask
+from device.crop import WORK_SIDE, shrink, skin_mask
 from device.faces import Faces, find_cats
+from device.frameviews import MEASURE_SIDE as MEASURE_SIDE  # its home moved; still here
+from device.frameviews import FrameViews
 
 log = logging.getLogger(__name__)
-
-MEASURE_SIDE = 512
 
 
 class QualityIssue(str, Enum):
@@ -64,57 +64,67 @@ class QualityReport:
 FURRY = 0.5
 #: HSV saturation (0-255) above which a skin-coloured pixel is a vivid object instead.
 VIVID_SATURATION = 178  # 0.7
-#: Side of the copy the skin texture is measured on (fur strands are a few pixels here).
-TEXTURE_SIDE = 192
+#: Side of the copy the skin texture is measured on (fur strands are a few pixels here):
+#: the shared tiny copy (device.frameviews).
+TEXTURE_SIDE = WORK_SIDE
 
 
-def plain_skin_mask(rgb: np.ndarray) -> np.ndarray:
+def plain_skin_mask(rgb: np.ndarray, *, views: FrameViews | None = None) -> np.ndarray:
     """Skin-coloured pixels (device.crop.skin_mask) that are not vivid: the YCrCb range
-    also holds red paint, plastic and fruit, whose saturation skin does not reach."""
-    saturation = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1]
-    return skin_mask(rgb) & (saturation <= VIVID_SATURATION)
+    also holds red paint, plastic and fruit, whose saturation skin does not reach.
+    ``views``: the shared views whose tiny copy is ``rgb`` (its masks are reused)."""
+    if views is None:
+        saturation, skin = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV)[..., 1], skin_mask(rgb)
+    else:
+        saturation, skin = views.saturation, views.skin
+    return skin & (saturation <= VIVID_SATURATION)
 
 
-def skin_texture(small: np.ndarray) -> float:
+def skin_texture(small: np.ndarray, *, views: FrameViews | None = None) -> float:
     """Median fine-detail energy of the skin-coloured pixels over their mean brightness
-    (x100); 0 when nothing is skin-coloured."""
-    rgb = shrink(small, TEXTURE_SIDE)
-    skin = skin_mask(rgb)
+    (x100); 0 when nothing is skin-coloured. ``views``: the shared views whose tiny
+    copy is ``shrink(small, TEXTURE_SIDE)`` (its skin mask and grey are reused)."""
+    if views is None:
+        rgb = shrink(small, TEXTURE_SIDE)
+        skin, grey8 = skin_mask(rgb), None
+    else:
+        skin, grey8 = views.skin, views.tiny_grey
     if skin.sum() < 16:
         return 0.0
-    grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    if grey8 is None:
+        grey8 = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+    grey = grey8.astype(np.float32)
     detail = grey - cv2.GaussianBlur(grey, (0, 0), 1.5)
     energy = np.sqrt(np.maximum(cv2.blur(detail * detail, (5, 5)), 0))
     return float(100.0 * np.median(energy[skin]) / max(float(grey[skin].mean()), 1.0))
 
 
-def measure(rgb: np.ndarray, *, preview: np.ndarray | None = None,
-            tiny: np.ndarray | None = None) -> dict[str, float]:
-    """``preview``: ``shrink(rgb, MEASURE_SIDE)`` and ``tiny``: ``shrink(preview,
-    TEXTURE_SIDE)``, when the caller already made them."""
+def measure(rgb: np.ndarray, *, views: FrameViews | None = None) -> dict[str, float]:
+    """The quality measures of ``rgb``, taken on its shared views (device.frameviews;
+    made here when the caller has none)."""
     h, w = rgb.shape[:2]
-    small = shrink(rgb if preview is None else preview, MEASURE_SIDE)
-    grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-    tiny = shrink(small if tiny is None else tiny, TEXTURE_SIDE)  # enough for skin share, texture
+    views = FrameViews.of(rgb) if views is None else views
+    grey = views.preview_grey
     return {
         "brightness": float(grey.mean()),
         "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
         "size": float(min(h, w)),
-        "skin_fraction": float(plain_skin_mask(tiny).mean()),
-        "skin_texture": skin_texture(tiny),
+        "skin_fraction": float(plain_skin_mask(views.tiny, views=views).mean()),
+        "skin_texture": skin_texture(views.tiny, views=views),
     }
 
 
-def check_quality(rgb: np.ndarray, config: QualityConfig, *, preview: np.ndarray | None = None,
-                  tiny: np.ndarray | None = None, faces: Faces | None = None) -> QualityReport:
-    """Check one RGB uint8 frame against the configured thresholds (``preview``: see
-    measure; ``faces``: device.faces.find_faces of the frame, when looked for)."""
-    m = measure(rgb, preview=preview, tiny=tiny)
+def check_quality(rgb: np.ndarray, config: QualityConfig, *, views: FrameViews | None = None,
+                  faces: Faces | None = None) -> QualityReport:
+    """Check one RGB uint8 frame against the configured thresholds (``views``: the
+    frame's shared views, see measure; ``faces``: device.faces.find_faces of the frame,
+    when looked for)."""
+    views = FrameViews.of(rgb) if views is None else views
+    m = measure(rgb, views=views)
     if faces is not None:
         m["faces"], m["cat_faces"] = float(len(faces.faces)), float(len(faces.cats))
         if not faces.cats and not faces.faces and m["skin_texture"] > FURRY * config.max_skin_texture:
-            small = shrink(rgb if preview is None else preview, MEASURE_SIDE)
-            m["cat_faces"] = float(len(find_cats(small)))
+            m["cat_faces"] = float(len(find_cats(views.preview)))
     issues: list[tuple[QualityIssue, str]] = []
     if m["size"] < config.min_size:
         issues.append((QualityIssue.TOO_SMALL,

@@ -132,10 +132,15 @@ def test_bench_prints_stage_timings_and_invoke_share(setup, capsys):
                                         "abstain", "total"}
     assert all(s["p90"] >= s["median"] >= 0 for s in report["stages_ms"].values())
     assert 0 < report["invoke_share"] < 1
+    besides = report["besides_invoke_ms"]  # the scan's own work, beside the models'
+    assert besides["p90"] >= besides["median"] > 0
+    assert besides["per_invoke"] == pytest.approx(
+        besides["median"] / report["stages_ms"]["invoke"]["median"])
     assert report["startup_ms"]["load_models"] > 0 and report["startup_ms"]["first_scan"] > 0
     assert main(["bench", "--config", str(config), "--n", "3"]) == 0
     out = capsys.readouterr().out
     assert "median ms" in out and "model invoke share of the scan" in out and "start-up" in out
+    assert "all but invoke: median" in out
 
 
 def test_check_config_subcommand(setup):

@@ -7,12 +7,10 @@ import re
 import sqlite3
 
 import pytest
-from web_support import logged_in, login, make_app
+from web_support import SESSION_COOKIE, copy_of_session, logged_in, login, make_app
 
 from device.web.sessions import SessionStore, handle_of
 from device.web.users import Role
-
-COOKIE = "atopiscan_session"
 
 
 @pytest.fixture
@@ -20,15 +18,11 @@ def app(tmp_path):
     return make_app(tmp_path)
 
 
-def _copy_of(app, client):
-    thief = app.test_client()
-    thief.set_cookie(COOKIE, client.get_cookie(COOKIE).value)
-    return thief
 
 
 def test_a_new_login_ends_the_session_the_browser_had(app):
     client, _ = logged_in(app, Role.STAFF)
-    thief = _copy_of(app, client)
+    thief = copy_of_session(app, client)
     assert thief.get("/api/me").status_code == 200
     assert login(client, "staff").status_code == 302  # logs in again in the same browser
     assert client.get("/api/me").status_code == 200
@@ -74,7 +68,7 @@ def _own(client) -> str:
 
     app = client.application
     serializer = SecureCookieSessionInterface().get_signing_serializer(app)
-    return handle_of(serializer.loads(client.get_cookie(COOKIE).value)["sid"])
+    return handle_of(serializer.loads(client.get_cookie(SESSION_COOKIE).value)["sid"])
 
 
 def test_a_sessions_table_from_before_gains_the_address_column(tmp_path):

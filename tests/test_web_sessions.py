@@ -4,14 +4,12 @@ user names or the change-password form do not get round (issue 16)."""
 from __future__ import annotations
 
 import pytest
-from web_support import FAST_HASH, PASSWORD, csrf_token, logged_in, login, make_app
+from web_support import FAST_HASH, PASSWORD, copy_of_session, csrf_token, logged_in, login, make_app
 
 from device.web import create_app
 from device.web.auth import LoginLimiter
 from device.web.sessions import SessionStore
 from device.web.users import Role, UserStore
-
-COOKIE = "atopiscan_session"
 
 
 @pytest.fixture
@@ -19,16 +17,11 @@ def app(tmp_path):
     return make_app(tmp_path)
 
 
-def _copy_of(app, client):
-    """A second client holding a copy of ``client``'s session cookie."""
-    thief = app.test_client()
-    thief.set_cookie(COOKIE, client.get_cookie(COOKIE).value)
-    return thief
 
 
 def test_copied_cookie_dies_at_logout(app):
     client, token = logged_in(app, Role.STAFF)
-    thief = _copy_of(app, client)
+    thief = copy_of_session(app, client)
     assert thief.get("/api/me").status_code == 200  # the copy works while the session lives
     assert client.post("/logout", data={"csrf_token": token}).status_code == 302
     assert thief.get("/api/me").status_code == 401
@@ -38,7 +31,7 @@ def test_copied_cookie_dies_at_logout(app):
 
 def test_password_change_ends_other_sessions_but_not_this_one(app):
     client, token = logged_in(app, Role.STAFF)
-    thief = _copy_of(app, client)
+    thief = copy_of_session(app, client)
     other_browser, _ = logged_in(app, Role.STAFF)
     resp = client.post("/account/password", data={"csrf_token": token, "current": PASSWORD,
                                                    "new": "a-new-password-9",

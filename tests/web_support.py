@@ -197,3 +197,14 @@ class UnpluggableCamera:
 
     def close(self):
         pass
+
+
+#: The dashboard's session cookie.
+SESSION_COOKIE = "atopiscan_session"
+
+
+def copy_of_session(app: Any, client: Any) -> Any:
+    """A second client holding a copy of ``client``'s session cookie (a stolen cookie)."""
+    thief = app.test_client()
+    thief.set_cookie(SESSION_COOKIE, client.get_cookie(SESSION_COOKIE).value)
+    return thief

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
@@ -29,16 +28,12 @@ import numpy as np
 from device.avoid import MAX_OVERLAY_IN_CROP, MIN_SKIN_IN_CROP, AvoidMasks, avoid_masks
 from device.config import CropConfig, CropMode
 from device.faces import Faces
-
-if TYPE_CHECKING:
-    from device.frameviews import FrameViews
+from device.frameviews import WORK_SIDE, FrameViews, shrink
 
 log = logging.getLogger(__name__)
 
 Box = tuple[int, int, int, int]  # x, y, w, h in pixels
 
-#: auto works on a copy whose shorter side is this many pixels (speed; lesions are large).
-WORK_SIDE = 192
 #: Square sizes searched, as fractions of the shorter side.
 AUTO_SCALES = (0.12, 0.16, 0.2, 0.25, 0.3, 0.36, 0.43, 0.5, 0.6)
 #: a* units that count as one unit of redness (erythema is a few a* units redder).
@@ -93,25 +88,6 @@ def clip_box(box: tuple[float, float, float, float], height: int, width: int) ->
     if x1 - x0 < 8 or y1 - y0 < 8:
         raise CropError(f"crop box {box!r} lies (almost) outside the {width}x{height} image")
     return (x0, y0, x1 - x0, y1 - y0)
-
-
-def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
-    """``rgb`` scaled (INTER_AREA) so its shorter side is at most ``side`` pixels; ``rgb``
-    itself when it is already that small."""
-    h, w = rgb.shape[:2]
-    scale = side / min(h, w)
-    if scale >= 1:
-        return rgb
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA)
-
-
-def skin_mask(rgb: np.ndarray) -> np.ndarray:
-    """Boolean mask of skin-coloured pixels (a loose YCrCb range: light to dark skin,
-    inflamed skin included)."""
-    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
-    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
-    return (y > 30) & (cr >= 133) & (cr <= 185) & (cb >= 70) & (cb <= 135)
 
 
 def body_mask(lab: np.ndarray) -> np.ndarray:
@@ -268,8 +244,6 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None 
     looked for)."""
     h, w = rgb.shape[:2]
     if views is None:  # the tiny copy straight from what was given, as it always was
-        from device.frameviews import FrameViews
-
         small = shrink(rgb if preview is None else preview, WORK_SIDE)
         views = FrameViews(preview=small, tiny=small)
     small = views.tiny

@@ -18,7 +18,28 @@ from functools import cached_property
 import cv2
 import numpy as np
 
-from device.crop import WORK_SIDE, shrink, skin_mask
+#: auto works on a copy whose shorter side is this many pixels (speed; lesions are large).
+WORK_SIDE = 192
+
+
+def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
+    """``rgb`` scaled (INTER_AREA) so its shorter side is at most ``side`` pixels; ``rgb``
+    itself when it is already that small."""
+    h, w = rgb.shape[:2]
+    scale = side / min(h, w)
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """Boolean mask of skin-coloured pixels (a loose YCrCb range: light to dark skin,
+    inflamed skin included)."""
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    return (y > 30) & (cr >= 133) & (cr <= 185) & (cb >= 70) & (cb <= 135)
+
 
 #: Shorter side of the preview the quality measures and the colour card search use.
 MEASURE_SIDE = 512

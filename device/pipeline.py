@@ -38,10 +38,10 @@ from device.abstain import Abstention, FeatureStats, SignAbstention
 from device.cameras.base import Camera
 from device.colourcorrect import ColourCorrection, correct_colour
 from device.config import CropMode, DeviceConfig, GradingConfig
-from device.crop import CropError, CropResult, choose_crop, cut, shrink
+from device.crop import CropError, CropResult, choose_crop, cut
 from device.errors import InvalidInput, NoPackInstalled
 from device.faces import SCAN_DETECT_SIDE, Faces, find_faces
-from device.frameviews import MEASURE_SIDE, FrameViews
+from device.frameviews import MEASURE_SIDE, FrameViews, shrink
 from device.imageio import ImageError, read_image, too_large
 from device.imagestats import describe
 from device.models import ModelSet

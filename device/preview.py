@@ -27,7 +27,7 @@ import cv2
 import numpy as np
 
 from device.cameras.base import CameraError, has_preview_stream
-from device.crop import shrink
+from device.frameviews import shrink
 from device.hints import HintEngine, LiveHints
 from device.imageio import encode_jpeg
 

@@ -30,10 +30,9 @@ import cv2
 import numpy as np
 
 from device.config import QualityConfig
-from device.crop import WORK_SIDE, shrink, skin_mask
 from device.faces import Faces, find_cats
 from device.frameviews import MEASURE_SIDE as MEASURE_SIDE  # its home moved; still here
-from device.frameviews import FrameViews
+from device.frameviews import WORK_SIDE, FrameViews, shrink, skin_mask
 
 log = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ import pytest
 from device.avoid import MAX_OVERLAY_IN_CROP, MIN_SKIN_IN_CROP, AvoidMasks
 from device.cameras import SyntheticCamera
 from device.config import CropConfig, CropMode, QualityConfig
-from device.crop import auto_box, best_square, choose_crop, shrink, skin_mask
+from device.crop import auto_box, best_square, choose_crop
 from device.faces import Faces
-from device.frameviews import MEASURE_SIDE, FrameViews
+from device.frameviews import MEASURE_SIDE, FrameViews, shrink, skin_mask
 from device.hints import HintEngine
 from device.quality import check_quality
 

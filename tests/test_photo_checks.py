@@ -11,8 +11,9 @@ import pytest
 from device.avoid import MAX_OVERLAY_IN_CROP, AvoidMasks, overlay_mask
 from device.cameras.synthetic import render_skin_frame
 from device.config import CropConfig, CropMode, QualityConfig
-from device.crop import WORK_SIDE, auto_box, iou, shrink, skin_mask
+from device.crop import auto_box, iou
 from device.faces import Faces, blur_faces, face_from_eyes, find_faces
+from device.frameviews import WORK_SIDE, shrink, skin_mask
 from device.quality import QualityIssue, check_quality, confirm_skin
 
 AUTO = CropConfig(mode=CropMode.AUTO)

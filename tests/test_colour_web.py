@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from web_support import csrf_token, login, make_app
+from web_support import capture_from_preview, csrf_token, login, make_app
 
 from device.cameras import render_skin_frame
 from device.colourcard import CardKind
@@ -31,12 +31,7 @@ def test_a_colour_corrected_scan_says_so_on_every_page(tmp_path):
     token = csrf_token(client)
     client.post("/patients", data={"csrf_token": token, "patient_id": "P001",
                                    "birth_year": "1990"})
-    frame = client.get("/scan/preview.jpg")
-    resp = client.post("/scan/capture", data={"csrf_token": token, "patient": "P001",
-                                              "region": "trunk",
-                                              "frame_id": frame.headers["X-Frame-Id"]})
-    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
-    scan_id = int(resp.location.rsplit("/", 1)[1])
+    scan_id = capture_from_preview(client, token)
     scan = app.config["TEST_STORE"].get_scan(scan_id)
     assert scan.colour is not None and scan.colour_corrected
     page = client.get(f"/scan/result/{scan_id}").get_data(as_text=True)

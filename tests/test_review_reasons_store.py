@@ -6,7 +6,14 @@ from __future__ import annotations
 import re
 import sqlite3
 
-from web_support import FAST_HASH, fake_models, logged_in, make_app, make_config
+from web_support import (
+    FAST_HASH,
+    capture_from_preview,
+    fake_models,
+    logged_in,
+    make_app,
+    make_config,
+)
 
 from device.cameras import FolderCamera
 from device.service import Service
@@ -42,12 +49,7 @@ def test_result_page_shows_review_reasons_after_a_restart(tmp_path):
     client, token = logged_in(app, Role.STAFF)
     client.post("/patients", data={"csrf_token": token, "patient_id": "P001",
                                    "birth_year": "1990"})
-    frame = client.get("/scan/preview.jpg")
-    resp = client.post("/scan/capture", data={"csrf_token": token, "patient": "P001",
-                                              "region": "trunk",
-                                              "frame_id": frame.headers["X-Frame-Id"]})
-    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
-    scan_id = int(resp.location.rsplit("/", 1)[1])
+    scan_id = capture_from_preview(client, token)
     before = client.get(f"/scan/result/{scan_id}").get_data(as_text=True)
     shown = re.findall(r'class="muted review-reasons"[^>]*>([^<]+)<', before)
     assert shown, "the fake models flag excoriation: its reasons must be on the page"

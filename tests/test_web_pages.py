@@ -10,7 +10,7 @@ import logging
 import re
 
 import pytest
-from web_support import logged_in, make_app
+from web_support import capture_from_preview, logged_in, make_app
 
 from device.vocab import Region, Sign
 from device.web import fhir, svg, sysinfo
@@ -28,20 +28,10 @@ def staff(app):
     return logged_in(app, Role.STAFF)
 
 
-def _capture(client, token, region="trunk", patient="P001"):
-    frame = client.get("/scan/preview.jpg")
-    assert frame.status_code == 200 and frame.data[:3] == b"\xff\xd8\xff"
-    resp = client.post("/scan/capture", data={"csrf_token": token, "patient": patient,
-                                              "region": region,
-                                              "frame_id": frame.headers["X-Frame-Id"]})
-    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
-    return int(resp.location.rsplit("/", 1)[1])
-
-
 def _complete_visit(app, client, token):
     """P001 (born 1990): trunk scanned and reviewed, the other three regions clear."""
     client.post("/patients", data={"csrf_token": token, "patient_id": "P001", "birth_year": "1990"})
-    scan_id = _capture(client, token)
+    scan_id = capture_from_preview(client, token)
     resp = client.post(f"/scan/result/{scan_id}/save", data={
         "csrf_token": token, "erythema": "3", "excoriation": "1", "lichenification": "1",
         "papulation": "1.5", "area_percent": "25"})
@@ -60,7 +50,7 @@ def test_scan_review_save_and_summary(app, staff):
     page = client.get("/scan").get_data(as_text=True)
     assert "Choose or create a patient first" in page and 'id="guide-rect"' in page
     client.post("/patients", data={"csrf_token": token, "patient_id": "P001", "birth_year": "1990"})
-    scan_id = _capture(client, token)
+    scan_id = capture_from_preview(client, token)
     result = client.get(f"/scan/result/{scan_id}").get_data(as_text=True)
     # the three grades with bars, the review flag (excoriation is unsure), the crop
     assert 'id="review-flag"' in result
@@ -100,7 +90,7 @@ def test_complete_visit_shows_easi_and_band(app, staff):
 def test_bad_review_values_are_refused(app, staff):
     client, token = staff
     client.post("/patients", data={"csrf_token": token, "patient_id": "P001", "birth_year": "1990"})
-    scan_id = _capture(client, token)
+    scan_id = capture_from_preview(client, token)
     for field, value, message in [("erythema", "0.5", "0.5 is not an EASI grade"),
                                   ("area_percent", "140", "outside 0-100"),
                                   ("papulation", "lots", "not a number")]:
@@ -235,7 +225,7 @@ def test_fhir_bundle_of_incomplete_visit_validates(app, staff):
 
     client, token = staff
     client.post("/patients", data={"csrf_token": token, "patient_id": "P2", "birth_year": ""})
-    _capture(client, token, patient="P2")
+    capture_from_preview(client, token, patient="P2")
     raw = fhir.visit_bundle(app.config["TEST_STORE"].visit_record(1))
     Bundle.model_validate(raw)
     total = raw["entry"][1]["resource"]

@@ -208,3 +208,16 @@ def copy_of_session(app: Any, client: Any) -> Any:
     thief = app.test_client()
     thief.set_cookie(SESSION_COOKIE, client.get_cookie(SESSION_COOKIE).value)
     return thief
+
+
+def capture_from_preview(client: Any, token: str, region: str = "trunk",
+                         patient: str = "P001") -> int:
+    """Capture the live preview's frame for ``patient`` and ``region`` as staff would;
+    returns the new scan's id."""
+    frame = client.get("/scan/preview.jpg")
+    assert frame.status_code == 200 and frame.data[:3] == b"\xff\xd8\xff"
+    resp = client.post("/scan/capture", data={"csrf_token": token, "patient": patient,
+                                              "region": region,
+                                              "frame_id": frame.headers["X-Frame-Id"]})
+    assert resp.status_code == 302, resp.get_data(as_text=True)[:2000]
+    return int(resp.location.rsplit("/", 1)[1])

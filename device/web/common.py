@@ -4,11 +4,16 @@ errors, form number parsing."""
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, NoReturn
 
 from flask import abort, current_app
 
+from device.cameras import CameraError
 from device.errors import http_status
+from device.models import ModelSetError
+from device.pipeline import ScanError
 
 log = logging.getLogger(__name__)
 
@@ -34,3 +39,17 @@ def actor() -> Any:
 def abort_store(exc: Exception) -> NoReturn:
     """A StoreError (or EasiError) as an HTTP error, by type: NotFound 404, else 400."""
     abort(http_status(exc), description=str(exc))
+
+
+@contextmanager
+def scan_aborts() -> Iterator[None]:
+    """A scan's failures as HTTP errors: bad input by its type (device.errors), a camera
+    or a model pack that cannot serve 503."""
+    try:
+        yield
+    except ScanError as exc:
+        abort(http_status(exc), description=str(exc))
+    except CameraError as exc:
+        abort(503, description=f"camera: {exc}")
+    except ModelSetError as exc:
+        abort(503, description=str(exc))

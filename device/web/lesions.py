@@ -17,19 +17,15 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
-from device.cameras import CameraError
-from device.errors import http_status
 from device.followup import FollowupScan, scan_lesion
 from device.imageio import encode_jpeg
-from device.models import ModelSetError
-from device.pipeline import ScanError
 from device.recrop import FrameGone, scan_frame
 from device.store.model import Lesion, RecordNotFoundError, StoreError
 from device.timeline import MARK_CHANGE, lesion_timeline
 from device.vocab import MODEL_SIGNS
 from device.web import adjust, stream
 from device.web.auth import roles_required
-from device.web.common import abort_store, ctx, store
+from device.web.common import abort_store, ctx, scan_aborts, store
 from device.web.svg import grades_chart
 from device.web.users import Role
 
@@ -59,17 +55,11 @@ def patient_lesion(patient_id: str, value: str | None) -> Lesion | None:
 
 def follow(lesion: Lesion, visit_id: int, image: np.ndarray | None) -> FollowupScan:
     """Scan the photo (an upload, else the frame on screen) as a follow-up of ``lesion``."""
-    try:
+    with scan_aborts():
         if image is None:
             image = stream.hub().still()
         return scan_lesion(ctx().service.scanner, store(), adjust.frame_cache(), lesion,
                            visit_id, image)
-    except ScanError as exc:
-        abort(http_status(exc), description=str(exc))
-    except CameraError as exc:
-        abort(503, description=f"camera: {exc}")
-    except ModelSetError as exc:
-        abort(503, description=str(exc))
 
 
 @bp.route("/lesions/<int:lesion_id>")

@@ -28,20 +28,17 @@ from flask import (
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from device import actions
-from device.cameras import CameraError
 from device.crop import guide_box
 from device.easi import VALID_GRADES
-from device.errors import http_status
 from device.followup import FollowupScan
 from device.imageio import encode_jpeg
-from device.models import ModelSetError
-from device.pipeline import ScanError, ScanResult
+from device.pipeline import ScanResult
 from device.preview import StreamState
 from device.store.model import RegionScan, StoreError
 from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
 from device.web import adjust, lesions, stream
 from device.web.auth import roles_required
-from device.web.common import abort_store, actor, ctx, store
+from device.web.common import abort_store, actor, ctx, scan_aborts, store
 from device.web.live import live
 from device.web.uploads import UploadError, decode_image
 from device.web.users import Role
@@ -55,16 +52,10 @@ def run_scan(image: np.ndarray | None = None) -> ScanResult:
     """Scan an uploaded image, or the camera's still: the frame on screen in the live
     preview (device.preview.PreviewHub.still)."""
     service = ctx().service
-    try:
+    with scan_aborts():
         if image is None:
             image = stream.hub().still()
         return service.scanner.scan(image=image)
-    except ScanError as exc:
-        abort(http_status(exc), description=str(exc))
-    except CameraError as exc:
-        abort(503, description=f"camera: {exc}")
-    except ModelSetError as exc:
-        abort(503, description=str(exc))
 
 
 def save_scan(visit_id: int, region: Region, result: ScanResult,

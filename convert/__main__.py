@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from device.cliutil import main as _main
+from device.core.cliutil import main as _main
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "model": ("convert.cli.model", "convert a training run to TFLite through the accuracy gate"),

@@ -1,9 +1,9 @@
-"""Fit a converted model's abstention statistics (device.abstain) and calibrate its
+"""Fit a converted model's abstention statistics (device.grading.abstain) and calibrate its
 threshold: features of the training split fit the Gaussians, features of the
 held-out split set the threshold. Both are read from the converted .tflite through
 the device's own interpreter wrapper, so the device scores exactly these features.
 
-The second space (device.imagestats) is fitted the same way on the crops as the model
+The second space (device.grading.imagestats) is fitted the same way on the crops as the model
 is fed: one Gaussian on the training split's descriptors (each crop also described
 at the acquisition-blur variants ``ACQUISITION_BLURS``), threshold on the held-out
 split. Each space's threshold accepts at least 1 - (1 - accept) / 2 of the held-out
@@ -21,7 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from device.abstain import (
+from device.core.card import AbstentionInfo, ImageSpaceInfo
+from device.grading.abstain import (
     DEFAULT_ACCEPT,
     METHOD,
     STATS_SUFFIX,
@@ -29,9 +30,14 @@ from device.abstain import (
     calibrate_threshold,
     fit_stats,
 )
-from device.card import AbstentionInfo, ImageSpaceInfo
-from device.imagestats import DESCRIPTOR_VERSION, DIM, describe_many, fit_image_stats, variants
-from device.interpreter import GradeModel
+from device.grading.imagestats import (
+    DESCRIPTOR_VERSION,
+    DIM,
+    describe_many,
+    fit_image_stats,
+    variants,
+)
+from device.grading.interpreter import GradeModel
 from device.packs.manifest import sha256_file
 
 log = logging.getLogger(__name__)
@@ -109,7 +115,7 @@ _image_space_memo: dict[str, tuple[Any, ImageSpaceInfo, np.ndarray]] = {}
 
 def _fit_image_space(stats: FeatureStats, train_images: np.ndarray, val_images: np.ndarray,
                      each: float) -> tuple[FeatureStats, ImageSpaceInfo, np.ndarray]:
-    """Fit and calibrate device.imagestats; returns the statistics with it, its card
+    """Fit and calibrate device.grading.imagestats; returns the statistics with it, its card
     section and which held-out images it accepts. The same images give the same fit, so
     the signs of one pack (same split, same input size) reuse the first one's."""
     import hashlib

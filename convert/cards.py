@@ -1,4 +1,4 @@
-"""Model cards (device/card.py) for converted models: what the device needs to
+"""Model cards (device/core/card.py) for converted models: what the device needs to
 feed the model, and every figure the converter measured about it."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import device
-from device.card import (
+from device.core.card import (
     AbstentionInfo,
     GateRecord,
     HeldOutMetrics,
@@ -18,9 +18,9 @@ from device.card import (
     QuantMode,
     TrainingDataSummary,
 )
-from device.ceiling import SignCeiling
+from device.core.ceiling import SignCeiling
+from device.core.vocab import Sign
 from device.packs.manifest import sha256_file
-from device.vocab import Sign
 from trainer.evaluate import SYNTHETIC_NOTE
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ def build_card(
         head=head,
         training_data=training_data,
         metrics_keras=_tag(metrics_keras, synthetic, "keras"),
-        metrics_tflite=_tag(metrics_tflite, synthetic, "tflite via device.interpreter.GradeModel"),
+        metrics_tflite=_tag(metrics_tflite, synthetic, "tflite via device.grading.interpreter.GradeModel"),
         gate=gate,
         provenance=Provenance(run_dir=str(run_dir) if run_dir is not None else None),
         latency=latency,
@@ -85,7 +85,7 @@ def find_converted(directory: Path) -> tuple[Path, ModelCard] | None:
     """A converted model folder (``convert model --out DIR``): its one .tflite and
     card (whose ``abstention.stats_file``, when set, lies beside them), or None when
     the folder holds no card (then it is a training run)."""
-    from device.card import load_card
+    from device.core.card import load_card
 
     directory = Path(directory)
     cards = sorted(directory.glob("*.card.json"))

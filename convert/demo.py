@@ -27,7 +27,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from device.vocab import MODEL_SIGNS
+from device.core.vocab import MODEL_SIGNS
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIG = ROOT / "firmware_config" / "desktop-demo.yaml"

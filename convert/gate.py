@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from device.card import GateRecord, GateThresholds, HeldOutMetrics, QuantMode
-from device.vocab import GRADES, NUM_GRADES
+from device.core.card import GateRecord, GateThresholds, HeldOutMetrics, QuantMode
+from device.core.vocab import GRADES, NUM_GRADES
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +143,7 @@ def predict_keras(model: Any, images: np.ndarray, *, batch: int = 32) -> np.ndar
 
 
 def predict_tflite(grade_model: Any, images: np.ndarray) -> np.ndarray:
-    """Probabilities (N, 4) through device.interpreter.GradeModel, one image at a time
+    """Probabilities (N, 4) through device.grading.interpreter.GradeModel, one image at a time
     as the device runs it."""
     if len(images) == 0:
         return np.zeros((0, NUM_GRADES))

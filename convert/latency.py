@@ -42,7 +42,7 @@ def _time_calls(fn: Callable[[], Any], runs: int, warmup: int) -> dict[str, floa
 def tflite_latency(path: Path, image: np.ndarray, *, runs: int = DEFAULT_RUNS, threads: int = 2,
                    warmup: int = DEFAULT_WARMUP) -> dict[str, Any]:
     """Invoke time of the .tflite (input set once, then ``invoke`` alone is timed)."""
-    from device.interpreter import GradeModel
+    from device.grading.interpreter import GradeModel
 
     model = GradeModel(path, threads=threads)
     model.predict(image)  # sets the input tensor

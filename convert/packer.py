@@ -2,7 +2,7 @@
 sign, golden images with the outputs this pack gives them, a manifest of sha256
 sums and an optional Ed25519 signature of the manifest.
 
-The golden outputs are computed through ``device.interpreter.GradeModel`` — the
+The golden outputs are computed through ``device.grading.interpreter.GradeModel`` — the
 same wrapper the device's self-test uses — on the PNG bytes as stored in the
 pack, so the device must reproduce them within the manifest's tolerance.
 """
@@ -21,11 +21,12 @@ import cv2
 import numpy as np
 
 import device
-from device.abstain import STATS_SUFFIX
-from device.atomic import atomic_path
-from device.card import ModelCard, card_mismatches
-from device.imageio import ImageError, encode_png
-from device.interpreter import GradeModel
+from device.core.atomic import atomic_path
+from device.core.card import ModelCard, card_mismatches
+from device.core.imageio import ImageError, encode_png
+from device.core.vocab import MODEL_SIGNS, Sign
+from device.grading.abstain import STATS_SUFFIX
+from device.grading.interpreter import GradeModel
 from device.packs.golden import read_golden_image
 from device.packs.manifest import (
     GOLDEN_NAME,
@@ -38,7 +39,6 @@ from device.packs.manifest import (
     sha256_file,
     software_version,
 )
-from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from device.atomic import atomic_write_bytes
+from device.core.atomic import atomic_write_bytes
 from device.packs.check import SigningKeyError, load_public_key
 
 log = logging.getLogger(__name__)

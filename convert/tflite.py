@@ -6,7 +6,7 @@ needing ``SELECT_TF_OPS`` would load on the workstation and fail on the Pi. Ever
 produced file is loaded in ``ai_edge_litert`` and its op list checked before it is
 accepted.
 
-Modes (``device.card.QuantMode``):
+Modes (``device.core.card.QuantMode``):
   float32  no optimisation; the reference.
   float16  weights stored as float16, computed in float32 on CPU.
   dynamic  weights int8, activations quantized on the fly; float input/output.
@@ -27,8 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from device.atomic import atomic_write_bytes
-from device.card import QuantMode
+from device.core.atomic import atomic_write_bytes
+from device.core.card import QuantMode
 
 log = logging.getLogger(__name__)
 

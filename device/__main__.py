@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from device.cliutil import main as _main
+from device.core.cliutil import main as _main
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "scan": ("device.cli.scan", "grade one image and print the result as JSON"),

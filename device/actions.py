@@ -1,7 +1,7 @@
 """What the dashboard's pages and its JSON API both do, without Flask.
 
 Each action takes its collaborators (the store, the acting user) as arguments and
-raises the typed failures of ``device.errors`` (``InvalidInput``, ``NotFound``...),
+raises the typed failures of ``device.core.errors`` (``InvalidInput``, ``NotFound``...),
 which the web maps to HTTP answers in one place. Tests call these directly.
 """
 
@@ -11,9 +11,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from device.easi import EASI_SIGNS
-from device.errors import InvalidInput, NotFound
-from device.pipeline import ScanResult
+from device.core.easi import EASI_SIGNS
+from device.core.errors import InvalidInput, NotFound
+from device.core.vocab import MODEL_SIGNS, Region, Sign, parse_region
+from device.scan.pipeline import ScanResult
 from device.store import Store
 from device.store.model import (
     Capture,
@@ -24,7 +25,6 @@ from device.store.model import (
     VisitRecord,
     VisitStatus,
 )
-from device.vocab import MODEL_SIGNS, Region, Sign, parse_region
 
 log = logging.getLogger(__name__)
 

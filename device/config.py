@@ -30,8 +30,9 @@ from pydantic import (
     model_validator,
 )
 
-from device.colourcard import CardKind
-from device.errors import validation_problems
+from device.colour.card import CardKind
+from device.core.cliutil import UserError
+from device.core.errors import validation_problems
 
 log = logging.getLogger(__name__)
 
@@ -477,3 +478,12 @@ def default_config_path() -> Path:
 
 def load_default_config() -> DeviceConfig:
     return load_config(default_config_path())
+
+
+def load_config_arg(path: Path | None) -> DeviceConfig:
+    """The config a ``--config`` option names (the packaged default when none), with
+    every problem on its own line as a UserError."""
+    try:
+        return load_config(path) if path else load_default_config()
+    except ConfigError as exc:
+        raise UserError(str(exc)) from exc

@@ -1,9 +1,9 @@
 """Scanning a followed lesion again (Flask-free): register, propose the crop, grade.
 
 Before grading a follow-up photo the device registers it to the lesion's last kept
-frame (device.register) and, when the inlier check passes, grades the last crop
+frame (device.vision.register) and, when the inlier check passes, grades the last crop
 mapped into the new frame (crop mode box; the store records it as "registered").
-Staff can still move that square (device.recrop). When registration is refused the
+Staff can still move that square (device.scan.recrop). When registration is refused the
 photo is graded with the auto crop and the result says why: never a silent guess.
 """
 
@@ -16,10 +16,10 @@ from typing import Any
 import numpy as np
 
 from device.config import CropMode
-from device.pipeline import ScanResult
-from device.recrop import FrameCache, FrameGone, scan_frame
-from device.register import Registration, RegistrationConfig, register
+from device.scan.pipeline import ScanResult
+from device.scan.recrop import FrameCache, FrameGone, scan_frame
 from device.store.model import CropOrigin, Lesion
+from device.vision.register import Registration, RegistrationConfig, register
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ def host(out: Path) -> None:
     from convert.packer import write_pack
     from convert.signing import keygen
     from device.cameras.synthetic import render_skin_frame
-    from device.vocab import MODEL_SIGNS
+    from device.core.vocab import MODEL_SIGNS
 
     out.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:

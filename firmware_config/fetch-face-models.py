@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Take the two face models again from the mediapipe wheel on PyPI, check them against
-the sha256 pinned in device/facemesh.py, and write them to device/facemodels/.
+the sha256 pinned in device/vision/facemesh.py, and write them to device/vision/facemodels/.
 
 The models are committed, so a build needs none of this; it is how they were got, and
 how a maintainer proves the committed bytes are MediaPipe's:
@@ -30,7 +30,7 @@ MEMBERS = {
 
 def main() -> int:
     sys.path.insert(0, str(ROOT))
-    from device.facemesh import MODEL_DIR, MODELS
+    from device.vision.facemesh import MODEL_DIR, MODELS
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare only; write nothing")

@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 
 from device.cameras.synthetic import render_skin_frame
-from device.vocab import MODEL_SIGNS
+from device.core.vocab import MODEL_SIGNS
 
 PACK_VERSION = "0.0.2-abstain"
 SIZE = 32
@@ -20,7 +20,7 @@ SIZE = 32
 def skin_crops(n: int, seed: int) -> np.ndarray:
     """The guide-square crops the scanner cuts from 320x240 synthetic skin frames (the
     tests' frames), at the model's input size."""
-    from device.crop import cut, guide_box
+    from device.vision.crop import cut, guide_box
 
     rng = np.random.default_rng(seed)
     out = []

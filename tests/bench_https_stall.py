@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from web_support import FAST_HASH, PASSWORD, fake_models, make_config  # noqa: E402
 
 from device.cameras import RetryingCamera, SyntheticCamera  # noqa: E402
-from device.service import Service  # noqa: E402
+from device.scan.service import Service  # noqa: E402
 from device.store import Store  # noqa: E402
 from device.web import create_app  # noqa: E402
 from device.web.serve import make_server  # noqa: E402

@@ -12,7 +12,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from device.vocab import MODEL_SIGNS
+from device.core.vocab import MODEL_SIGNS
 
 PACK_VERSION = "0.0.1-test"
 

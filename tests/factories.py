@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 import device
-from device.card import ModelCard, TrainingDataSummary
+from device.core.card import ModelCard, TrainingDataSummary
+from device.core.vocab import Sign
 from device.packs.manifest import sha256_file
-from device.vocab import Sign
 
 
 def tiny_keras_model(size: int = 32, seed: int = 0):

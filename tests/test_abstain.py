@@ -1,4 +1,4 @@
-"""Abstention statistics (device.abstain); the card migration is in test_card.py."""
+"""Abstention statistics (device.grading.abstain); the card migration is in test_card.py."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from device.abstain import (
+from device.grading.abstain import (
     Abstention,
     SignAbstention,
     StatsError,

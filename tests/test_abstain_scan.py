@@ -18,9 +18,9 @@ from device_pack import tiny_pack_dir
 from device.__main__ import main as device_main
 from device.cameras.synthetic import render_skin_frame
 from device.config import DeviceConfig
-from device.models import ModelSet
+from device.grading.models import ModelSet
 from device.packs.check import verify_pack
-from device.pipeline import Scanner
+from device.scan.pipeline import Scanner
 
 pytestmark = pytest.mark.slow  # builds a converted pack with TensorFlow once
 

@@ -9,9 +9,9 @@ import pytest
 
 from device import actions
 from device.actions import Actor
-from device.errors import InvalidInput, NotFound, http_status
+from device.core.errors import InvalidInput, NotFound, http_status
+from device.core.vocab import Region, Sign
 from device.store import Store
-from device.vocab import Region, Sign
 
 ANN = Actor("ann", "staff")
 

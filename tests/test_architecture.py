@@ -18,9 +18,9 @@ ROOT = Path(__file__).resolve().parents[1]
 #: the web sign-in mechanisms the labelling studio shares with the dashboard: server-side
 #: sessions, the login limit, the CSRF setup (issue 27: one home per mechanism, not a
 #: weaker copy).
-TRAINER_MAY_IMPORT = {"device", "device.vocab", "device.card", "device.ceiling", "device.imageio",
-                      "device.colour", "device.colourcard", "device.colourscene",
-                      "device.atomic", "device.errors", "device.cliutil",
+TRAINER_MAY_IMPORT = {"device", "device.core.vocab", "device.core.card", "device.core.ceiling", "device.core.imageio",
+                      "device.colour.maths", "device.colour.card", "device.colour.scene",
+                      "device.core.atomic", "device.core.errors", "device.core.cliutil",
                       "device.web.sessions", "device.web.limiter", "device.web.csrf",
                       "device.web.request_guards"}
 
@@ -80,7 +80,7 @@ def test_imports_run_one_way(layer):
     ("trainer", "from device import store\n", "trainer imports device.store"),
     ("trainer", "from device.web.scan import live\n", "trainer imports device.web.scan"),
     ("trainer", "from convert import packer\n", "trainer imports convert.packer"),
-    ("trainer", "from device.vocab import Sign\nfrom device import imageio\nimport device\n", None),
+    ("trainer", "from device.core.vocab import Sign\nfrom device import imageio\nimport device\n", None),
 ])
 def test_the_checker_catches_a_wrong_import(layer, source, caught):
     found = violations(layer, source, "x.py")
@@ -222,3 +222,90 @@ def test_the_cycle_finder_finds_a_ring_through_a_function_import():
     assert project_imports("def f():\n    from device import y\n", "device.x", False,
                            known) == {"device.y"}
     assert project_imports("from . import y\n", "device.x", False, known) == {"device.y"}
+
+
+# -- the layers inside device/ ----------------------------------------------------------
+#: device/'s packages (and its top-level modules) from the bottom up, with what each may
+#: import besides itself. A layer uses those below it, never those above
+#: (docs/ARCHITECTURE.md draws the same table).
+DEVICE_LAYERS: dict[str, set[str]] = {
+    "core": set(),                                           # the shared contracts
+    "colour": {"core", "config"},                            # the card, its maths and record
+    "config": {"core", "colour"},                            # device.config, the schema
+    "grading": {"core", "packs"},                            # interpreter, models, abstention
+    "packs": {"core", "grading"},                            # the pack format, verify, install
+    "vision": {"core", "colour", "config", "grading"},       # grading: the face models' interpreter
+    "cameras": {"core", "config"},
+    "scan": {"core", "colour", "config", "vision", "grading", "cameras", "packs"},
+    "store": {"core", "colour"},
+    "export": {"core", "store", "vision"},
+    "actions": {"core", "config", "scan", "store"},          # device.actions, device.followup
+    "followup": {"core", "config", "scan", "store", "vision"},
+    "tools": {"core", "colour", "config", "vision", "grading", "cameras", "scan", "store"},
+    "web": None,                                             # None: anything in device/
+    "cli": None,
+}
+#: What the store may take from colour: the record it keeps and the card kind it names, not
+#: the code that finds a card in an image.
+STORE_MAY_IMPORT_OF_COLOUR = {"device.colour.record", "device.colour.card", "device.colour.maths"}
+TOP_LEVEL_MODULES_AT_MOST = 8
+
+
+def device_layer(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "device"
+
+
+def layer_violations(graph: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for module, imports in sorted(graph.items()):
+        layer = device_layer(module)
+        allowed = DEVICE_LAYERS.get(layer, set()) if layer not in ("device", "__main__") else None
+        if layer not in DEVICE_LAYERS and layer not in ("device", "__main__"):
+            bad.append(f"{module}: {layer} is in no layer of DEVICE_LAYERS")
+            continue
+        for target in sorted(imports):
+            other = device_layer(target)
+            if other in (layer, "device") or allowed is None:
+                continue
+            if other not in allowed:
+                bad.append(f"{module} imports {target} ({layer} may not import {other})")
+            elif layer == "store" and other == "colour" and target not in STORE_MAY_IMPORT_OF_COLOUR:
+                bad.append(f"{module} imports {target} (the store keeps colour records; it "
+                           "does not look at images)")
+    return bad
+
+
+def test_device_layers_import_only_downwards():
+    graph = module_graph(("device",))
+    assert len(graph) > 100
+    bad = layer_violations(graph)
+    assert bad == [], "device/ layer violations:\n" + "\n".join(bad)
+
+
+def test_the_issue_22_rules_hold_in_the_table():
+    """Vision and grading import neither the store nor the web; the store imports no vision."""
+    for low in ("vision", "grading", "colour", "core"):
+        assert not DEVICE_LAYERS[low] & {"store", "web", "cli", "scan", "export", "tools"}
+    assert "vision" not in DEVICE_LAYERS["store"] and "scan" not in DEVICE_LAYERS["store"]
+
+
+@pytest.mark.parametrize("graph,caught", [
+    ({"device.vision.crop": {"device.store.db"}}, "vision may not import store"),
+    ({"device.grading.models": {"device.web.common"}}, "grading may not import web"),
+    ({"device.store.scans": {"device.vision.faces"}}, "store may not import vision"),
+    ({"device.store.model": {"device.colour.detect"}}, "does not look at images"),
+    ({"device.core.card": {"device.config"}}, "core may not import config"),
+    ({"device.newthing.x": set()}, "in no layer"),
+    ({"device.web.api": {"device.store.db", "device.vision.crop"}}, None),
+    ({"device.store.model": {"device.colour.record"}}, None),
+])
+def test_the_layer_checker_catches_a_wrong_import(graph, caught):
+    found = layer_violations(graph)
+    assert (found == []) if caught is None else any(caught in v for v in found), found
+
+
+def test_device_keeps_a_handful_of_top_level_modules():
+    top = sorted(p.name for p in (ROOT / "device").glob("*.py")
+                 if p.name not in ("__init__.py", "__main__.py"))
+    assert len(top) <= TOP_LEVEL_MODULES_AT_MOST, top

@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from device import atomic
-from device.atomic import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
+from device.core import atomic
+from device.core.atomic import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
 
 
 def test_writes_replace_and_leave_no_temp_files(tmp_path):

@@ -35,7 +35,7 @@ def server(tmp_path):
 
     from device.cli.run import server_options
     from device.packs.install import install_pack
-    from device.service import Service
+    from device.scan.service import Service
     from device.store import Store
     from device.web import create_app
     from device.web.users import UserStore

@@ -31,7 +31,7 @@ def server(tmp_path):
     from waitress.server import create_server
 
     from device.cli.run import server_options
-    from device.service import Service
+    from device.scan.service import Service
     from device.store import Store
     from device.web import create_app
     from device.web.users import UserStore

@@ -15,7 +15,7 @@ from web_support import FAST_HASH, fake_models, make_config
 from device.cameras import RetryingCamera
 from device.cameras.base import CameraState, CameraStatus
 from device.config import CropMode
-from device.visit_synth import render_followup
+from device.tools.visit_synth import render_followup
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
@@ -46,7 +46,7 @@ def server(tmp_path):
     from waitress.server import create_server
 
     from device.cli.run import server_options
-    from device.service import Service
+    from device.scan.service import Service
     from device.store import Store
     from device.web import create_app
     from device.web.users import UserStore

@@ -21,7 +21,7 @@ from device.cameras import (
     make_camera,
 )
 from device.config import CameraConfig, CameraSource, DeviceConfig
-from device.pipeline import Scanner
+from device.scan.pipeline import Scanner
 
 
 class FakeClock:

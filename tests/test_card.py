@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from device.card import (
+from device.core.card import (
     CARD_SCHEMA_VERSION,
     CardError,
     GateRecord,
@@ -90,7 +90,7 @@ def test_a_schema_2_card_is_migrated_and_cannot_abstain(tmp_path):
 
 
 def test_a_schema_3_card_is_migrated_without_a_human_ceiling(tmp_path):
-    from device.ceiling import LabelSource
+    from device.core.ceiling import LabelSource
 
     path = tmp_path / "c.card.json"
     path.write_text(json.dumps({**V1_CARD, "schema_version": 3, "gate": None}))

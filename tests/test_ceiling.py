@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.ceiling import CeilingVerdict, LabelSource
-from device.vocab import MODEL_SIGNS, Sign
+from device.core.ceiling import CeilingVerdict, LabelSource
+from device.core.vocab import MODEL_SIGNS, Sign
 from trainer.data import Sample
 
 ERY = Sign.ERYTHEMA
@@ -120,7 +120,7 @@ def test_an_old_manifest_without_rater_columns_still_reads(tmp_path):
 
 
 def _jpeg() -> bytes:
-    from device.imageio import encode_jpeg
+    from device.core.imageio import encode_jpeg
 
     return encode_jpeg(np.full((16, 16, 3), 128, np.uint8), 90)
 
@@ -227,8 +227,8 @@ def test_train_on_raters_then_evaluate_and_card(tiny_backbone, tmp_path, capsys)
 
     from convert.cards import build_card
     from convert.cli.model import _human_ceiling
-    from device.card import HeldOutMetrics, load_card, save_card
-    from device.ceiling import SignCeiling
+    from device.core.card import HeldOutMetrics, load_card, save_card
+    from device.core.ceiling import SignCeiling
     from trainer.__main__ import main
     from trainer.run import load_run
 
@@ -274,8 +274,8 @@ def test_train_on_raters_then_evaluate_and_card(tiny_backbone, tmp_path, capsys)
 def test_status_page_shows_the_human_ceiling(tmp_path):
     from web_support import fake_card, logged_in, make_app
 
-    from device.ceiling import SignCeiling
-    from device.models import ModelSet, SignModel
+    from device.core.ceiling import SignCeiling
+    from device.grading.models import ModelSet, SignModel
     from device.web.users import Role
     from trainer.ceiling import sign_ceiling
 

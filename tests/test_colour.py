@@ -7,7 +7,10 @@ import numpy as np
 import pytest
 
 from device.cameras.synthetic import render_skin_frame
-from device.colour import (
+from device.colour.card import CardKind
+from device.colour.correct import ColourCorrection, ColourStatus, correct_colour
+from device.colour.detect import find_card
+from device.colour.maths import (
     REFERENCE_LAB,
     REFERENCE_LINEAR,
     REFERENCE_SRGB,
@@ -19,10 +22,7 @@ from device.colour import (
     linear_to_srgb,
     srgb_to_linear,
 )
-from device.colourcard import CardKind
-from device.colourcorrect import ColourCorrection, ColourStatus, correct_colour
-from device.colourdetect import find_card
-from device.colourscene import Light, capture, place_card, random_crosstalk
+from device.colour.scene import Light, capture, place_card, random_crosstalk
 from device.config import ColourConfig
 
 

@@ -14,18 +14,18 @@ from device_pack import tiny_pack_dir, tiny_packs_dir
 from PIL import Image
 
 from device.cameras.synthetic import render_skin_frame
-from device.colourcard import CardKind, write_printable
-from device.colourcorrect import ColourStatus
-from device.colourdetect import find_card
-from device.colourscene import Light, capture, place_card, random_crosstalk
+from device.colour.card import CardKind, write_printable
+from device.colour.detect import find_card
+from device.colour.record import ColourStatus
+from device.colour.scene import Light, capture, place_card, random_crosstalk
 from device.config import ColourConfig, CropConfig, DeviceConfig, QualityConfig
-from device.export_rows import ExportRow, manifest_record
-from device.hints import Hint, HintEngine
-from device.models import ModelSet
-from device.pipeline import Scanner
+from device.core.vocab import Region
+from device.export.rows import ExportRow, manifest_record
+from device.grading.models import ModelSet
+from device.scan.pipeline import Scanner
 from device.store import DB_NAME, Store
 from device.store.model import SCHEMA_VERSION, Capture
-from device.vocab import Region
+from device.vision.hints import Hint, HintEngine
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)
 

@@ -8,8 +8,8 @@ import numpy as np
 from web_support import capture_from_preview, csrf_token, login, make_app
 
 from device.cameras import render_skin_frame
-from device.colourcard import CardKind
-from device.colourscene import Light, capture, place_card, random_crosstalk
+from device.colour.card import CardKind
+from device.colour.scene import Light, capture, place_card, random_crosstalk
 from device.web.users import Role
 
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 from convert.__main__ import main as convert_main
-from device.card import load_card
+from device.core.card import load_card
+from device.core.vocab import MODEL_SIGNS, Sign
 from device.packs.manifest import MANIFEST_NAME, SIGNATURE_NAME
-from device.vocab import MODEL_SIGNS, Sign
 
 pytestmark = pytest.mark.slow
 

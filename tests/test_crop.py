@@ -10,9 +10,9 @@ import pytest
 from device.cameras import SyntheticCamera
 from device.cameras.folder import read_rgb
 from device.config import CropConfig, CropMode, QualityConfig
-from device.crop import CropError, auto_box, choose_crop, clip_box, cut, guide_box, iou
-from device.frameviews import shrink
-from device.quality import MEASURE_SIDE, check_quality
+from device.vision.crop import CropError, auto_box, choose_crop, clip_box, cut, guide_box, iou
+from device.vision.frameviews import shrink
+from device.vision.quality import MEASURE_SIDE, check_quality
 
 AUTO = CropConfig(mode=CropMode.AUTO)
 

@@ -8,11 +8,11 @@ import cv2
 import numpy as np
 import pytest
 
-from device.avoid import lip_zones
 from device.config import CropConfig, CropMode
-from device.crop import auto_box, best_square, iou
-from device.faces import dark_eye_pairs
-from device.frameviews import WORK_SIDE, shrink, skin_mask
+from device.vision.avoid import lip_zones
+from device.vision.crop import auto_box, best_square, iou
+from device.vision.faces import dark_eye_pairs
+from device.vision.frameviews import WORK_SIDE, shrink, skin_mask
 
 AUTO = CropConfig(mode=CropMode.AUTO)
 SKIN = np.array([225, 180, 150], np.float32)

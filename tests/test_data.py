@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.vocab import Region, Sign
+from device.core.vocab import Region, Sign
 from trainer.data import DataError, check_image, load_dataset, samples_for_sign
 
 HEADER = "path,patient_id,region,erythema,excoriation,lichenification"

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from trainer_fixtures import TINY_BACKBONE, TINY_SIZE
 
-from device.export_dataset import export_dataset
-from device.export_rows import ExportFilter
-from device.imageio import read_image
+from device.core.imageio import read_image
+from device.core.vocab import MODEL_SIGNS, Region
+from device.export.dataset import export_dataset
+from device.export.rows import ExportFilter
 from device.store import Store
-from device.vocab import MODEL_SIGNS, Region
 
 T0 = dt.datetime(2026, 4, 1, 9, 0, tzinfo=dt.timezone.utc)
 

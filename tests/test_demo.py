@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from convert import demo as demo_mod
-from device.vocab import MODEL_SIGNS
+from device.core.vocab import MODEL_SIGNS
 
 
 class FakeCLI:
@@ -109,7 +109,7 @@ def test_every_command_the_demo_runs_parses_with_the_real_cli(tmp_path):
     """The fake above accepts anything; the real parsers refuse an unknown option (exit 2)."""
     import importlib
 
-    from device.cliutil import build_parser
+    from device.core.cliutil import build_parser
 
     demo, fake = _demo(tmp_path)
     demo.run(serve=False)

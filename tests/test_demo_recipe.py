@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from device.vocab import MODEL_SIGNS
+from device.core.vocab import MODEL_SIGNS
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +49,7 @@ def test_mobile_recipe_learns_each_sign_clearly_above_chance(trained):
 
 def _convert(run: Path, sign: str, out: Path, *extra: str):
     from convert.__main__ import main as convert_main
-    from device.card import load_card
+    from device.core.card import load_card
 
     rc = convert_main(["model", str(run / sign), "--out", str(out), "--bench-runs", "3",
                        "--brief", *extra])

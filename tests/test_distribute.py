@@ -20,7 +20,7 @@ import pytest
 from test_sweep import fake_train
 from trainer_fixtures import SUBPROCESS_MAIN, TINY_BACKBONE, TINY_SIZE
 
-from device.vocab import MODEL_SIGNS, Sign
+from device.core.vocab import MODEL_SIGNS, Sign
 from trainer.strategy import StrategyError, StrategyKind, parse_tf_config, plan_strategy
 from trainer.sweep import SweepConfig, SweepError, report_sweep, run_sweep, shard_from_env
 from trainer.train import TrainConfig

@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from device.easi import (
+from device.core.easi import (
     Band,
     EasiError,
     Missing,
@@ -16,7 +16,7 @@ from device.easi import (
     validate_grade,
     weights_for_age,
 )
-from device.vocab import REGIONS, Region
+from device.core.vocab import REGIONS, Region
 
 
 def rec(region, e, p, x, li, area):

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.vocab import Sign
+from device.core.vocab import Sign
 from trainer.evaluate import compute_metrics, expected_calibration_error, save_confusion
 from trainer.input_pipeline import class_weights
 from trainer.model_setup import bn_momentum

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from web_support import logged_in, make_app
 
-from device import export_dataset as ex
 from device.__main__ import main as device_main
-from device.audit import AuditAction, AuditLog
-from device.export_rows import ExportFilter, age_band
-from device.faces import Faces, blur_faces
+from device.export import dataset as ex
+from device.export.rows import ExportFilter, age_band
+from device.store.audit import AuditAction, AuditLog
+from device.vision.faces import Faces, blur_faces
 from device.web.users import Role
 
 WHEN = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.timezone.utc)
@@ -150,14 +150,14 @@ def test_full_disk_mid_export_leaves_nothing_half_written(saved, tmp_path, monke
 
 
 def test_full_frames_have_faces_blurred_outside_the_crop(saved, tmp_path, monkeypatch):
-    import device.faces
+    import device.vision.faces
 
     app, ids = saved
     store = app.config["TEST_STORE"]
     scan = store.get_scan(ids[0])
     x, y, w, h = scan.crop_box
     face = (max(0, x - 40), max(0, y - 40), w + 80, h + 80)  # a "face" around the crop
-    monkeypatch.setattr(device.faces, "find_faces", lambda rgb, **kw: Faces([face]))
+    monkeypatch.setattr(device.vision.faces, "find_faces", lambda rgb, **kw: Faces([face]))
     result = export(app, tmp_path / "out", full_frames=True)
     got = rows(tmp_path / "out")
     frame = cv2.imread(str(tmp_path / "out" / got[0]["frame_path"])).astype(int)
@@ -227,9 +227,9 @@ def test_download_refuses_staff_and_is_audited(saved):
 def test_an_abstained_scan_graded_by_staff_is_exported(tmp_path):
     """The models abstained (no model grades); staff graded it: training data the pack
     lacked most, exported with the staff's grades and the abstention."""
+    from device.core.vocab import Region, Sign
     from device.store import Store
     from device.store.model import Capture
-    from device.vocab import Region, Sign
 
     store = Store(tmp_path / "data", clock=lambda: WHEN)
     store.create_patient("A1", None)

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from device.__main__ import main as device_main
+from device.core.vocab import Region, Sign
 from device.store import DB_NAME, Store
-from device.vocab import Region, Sign
 
 WHEN = dt.datetime(2026, 5, 4, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -94,7 +94,7 @@ def test_an_ordinary_folder_is_still_exported_and_replaced(site, capsys):
 KILLED = """
 import os, signal, sys
 from pathlib import Path
-from device.export_work import ExportWork, partial_path
+from device.export.work import ExportWork, partial_path
 data, out = Path(sys.argv[1]), Path(sys.argv[2])
 tmp = partial_path(out)
 work = data / ".exports" / "dl-0123abcd"
@@ -116,8 +116,8 @@ def killed_export(data: Path, out: Path) -> None:
 
 
 def test_a_killed_exports_work_is_removed_by_the_next_export(site, capsys):
-    from device.audit import AuditAction, AuditLog
-    from device.export_work import ExportWork
+    from device.export.work import ExportWork
+    from device.store.audit import AuditAction, AuditLog
 
     root, data, _, config = site
     out = root.parent / "export"
@@ -146,9 +146,9 @@ def test_a_killed_exports_work_is_removed_at_service_start(tmp_path):
     import yaml
     from web_support import write_frames
 
-    from device.audit import AuditAction, AuditLog
     from device.cli import run as run_cli
     from device.config import load_config
+    from device.store.audit import AuditAction, AuditLog
 
     write_frames(tmp_path / "frames", n=1)
     path = tmp_path / "device.yaml"
@@ -173,7 +173,7 @@ def test_a_killed_exports_work_is_removed_at_service_start(tmp_path):
     (errno.ENOSPC, "the disk is full"), (errno.EROFS, "read-only"),
     (errno.EACCES, "permission denied"), (errno.EIO, "disk failed")])
 def test_a_failing_disk_is_one_line_and_exit_2(site, monkeypatch, capsys, code, words):
-    from device import export_dataset as ex
+    from device.export import dataset as ex
 
     root, _, _, config = site
 

@@ -11,15 +11,15 @@ import cv2
 import numpy as np
 import pytest
 
-from device import facemesh
-from device.facemesh import (
+from device.vision import facemesh
+from device.vision.facemesh import (
     FaceLandmarker,
     FaceModelError,
     anchors,
     decode,
     weighted_nms,
 )
-from device.faces import Faces, find_faces
+from device.vision.faces import Faces, find_faces
 
 
 @pytest.fixture(scope="module")

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 
 from device.__main__ import main as device_main
-from device.crop import iou
-from device.register import RegistrationStatus, register
+from device.core.vocab import Region, Sign
 from device.store import DB_NAME, Store, StoreError
 from device.store.model import SCHEMA_VERSION
-from device.timeline import lesion_timeline
-from device.visit_synth import render_followup
-from device.vocab import Region, Sign
+from device.store.timeline import lesion_timeline
+from device.tools.visit_synth import render_followup
+from device.vision.crop import iou
+from device.vision.register import RegistrationStatus, register
 from device.web.svg import grades_chart
 
 
@@ -157,7 +157,7 @@ class _Scanner:
 
 def test_scan_lesion_proposes_the_registered_crop_or_says_why_not(tmp_path, series):
     from device.followup import scan_lesion
-    from device.recrop import FrameCache
+    from device.scan.recrop import FrameCache
     from device.store import Capture
 
     st = _store_with_lesion(tmp_path)

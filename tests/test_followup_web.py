@@ -11,8 +11,8 @@ import json
 import pytest
 from web_support import logged_in, make_app
 
-from device.imageio import encode_png
-from device.visit_synth import render_followup
+from device.core.imageio import encode_png
+from device.tools.visit_synth import render_followup
 from device.web.users import Role
 
 

@@ -1,4 +1,4 @@
-"""The frame looked at once (device.frameviews): the shared views give exactly what
+"""The frame looked at once (device.vision.frameviews): the shared views give exactly what
 each stage computed for itself before, checked against a straightforward per-stage
 computation written out here."""
 
@@ -8,14 +8,14 @@ import cv2
 import numpy as np
 import pytest
 
-from device.avoid import MAX_OVERLAY_IN_CROP, MIN_SKIN_IN_CROP, AvoidMasks
 from device.cameras import SyntheticCamera
 from device.config import CropConfig, CropMode, QualityConfig
-from device.crop import auto_box, best_square, choose_crop
-from device.faces import Faces
-from device.frameviews import MEASURE_SIDE, FrameViews, shrink, skin_mask
-from device.hints import HintEngine
-from device.quality import check_quality
+from device.vision.avoid import MAX_OVERLAY_IN_CROP, MIN_SKIN_IN_CROP, AvoidMasks
+from device.vision.crop import auto_box, best_square, choose_crop
+from device.vision.faces import Faces
+from device.vision.frameviews import MEASURE_SIDE, FrameViews, shrink, skin_mask
+from device.vision.hints import HintEngine
+from device.vision.quality import check_quality
 
 AUTO = CropConfig(mode=CropMode.AUTO)
 

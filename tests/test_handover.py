@@ -20,8 +20,8 @@ from hostile import malformed_images
 from web_support import fake_models, logged_in, make_app, write_frames
 
 from device.__main__ import main as device_main
+from device.core.vocab import Region, Sign
 from device.store import Store
-from device.vocab import Region, Sign
 from device.web.users import Role
 
 

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from device import imageio
-from device.errors import http_status
-from device.imageio import (
+from device.core import imageio
+from device.core.errors import http_status
+from device.core.imageio import (
     MAX_PIXELS,
     ImageDamagedError,
     ImageError,
@@ -23,7 +23,7 @@ from device.imageio import (
     image_size,
     read_image,
 )
-from device.pipeline import ScanError, load_image_file
+from device.scan.pipeline import ScanError, load_image_file
 from device.web.uploads import UploadError, decode_image
 
 
@@ -146,7 +146,7 @@ def test_reduced_decode_for_checks():
 def test_the_pixel_limit_is_the_one_api_md_promises():
     from pathlib import Path
 
-    from device.imageio import MAX_SIDE, too_large
+    from device.core.imageio import MAX_SIDE, too_large
 
     api = (Path(__file__).resolve().parents[1] / "device" / "web" / "API.md").read_text()
     text = " ".join(api.split())

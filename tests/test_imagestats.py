@@ -1,4 +1,4 @@
-"""Abstention's second space (device.imagestats): low-level statistics of the crop as
+"""Abstention's second space (device.grading.imagestats): low-level statistics of the crop as
 the model is fed. The images are made here: crops from the synthetic generator, a
 photograph-like texture (1/f noise, specular spots, JPEG) and a drawn non-skin image."""
 
@@ -10,15 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
-from device.abstain import (
+from device.core.imageio import encode_jpeg, read_image
+from device.core.vocab import MODEL_SIGNS
+from device.grading.abstain import (
     SignAbstention,
     StatsError,
     calibrate_threshold,
     fit_stats,
     load_stats,
 )
-from device.imageio import encode_jpeg, read_image
-from device.imagestats import (
+from device.grading.imagestats import (
     DESCRIPTOR_VERSION,
     DIM,
     ImageStatsError,
@@ -27,7 +28,6 @@ from device.imagestats import (
     fit_image_stats,
     variants,
 )
-from device.vocab import MODEL_SIGNS
 from trainer.synth_render import render_lesion, skin_colour
 
 SIZE = 64

@@ -14,6 +14,7 @@ import pytest
 from factories import tiny_card, tiny_tflite
 
 from device.__main__ import main as device_main
+from device.core.vocab import MODEL_SIGNS, Sign
 from device.packs.install import (
     CURRENT,
     PREVIOUS,
@@ -26,7 +27,6 @@ from device.packs.install import (
     verify_pack,
 )
 from device.packs.manifest import MANIFEST_NAME, SIGNATURE_NAME
-from device.vocab import MODEL_SIGNS, Sign
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -58,7 +58,7 @@ def test_mirror_model_splits_saves_and_converts(mirror_model, tmp_path):
     import keras
 
     from convert.tflite import convert_keras
-    from device.interpreter import GradeModel
+    from device.grading.interpreter import GradeModel
     from trainer.model import CUSTOM_OBJECTS, split_multi_sign, with_pooled_features
 
     x = _images(seed=2)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from device_pack import tiny_pack_dir
 
-from device.interpreter import GradeModel, InterpreterError, interpreter_class
+from device.grading.interpreter import GradeModel, InterpreterError, interpreter_class
 
 
 @pytest.fixture(scope="module")

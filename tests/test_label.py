@@ -17,7 +17,7 @@ from label_support import (
     write_label_csv,
 )
 
-from device.vocab import Sign
+from device.core.vocab import Sign
 from trainer.__main__ import main as trainer_main
 from trainer.label.annotations import all_photos, get_answer, queue
 from trainer.label.models import LabelError

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device.vocab import MODEL_SIGNS, Sign
+from device.core.vocab import MODEL_SIGNS, Sign
 from trainer.model import (
     BACKBONE_LAYER,
     Head,
@@ -249,7 +249,7 @@ def test_ordinal_classifier_converts_to_tflite_builtins(tiny_backbone, mode, tmp
     from ai_edge_litert.interpreter import Interpreter
     from factories import to_tflite
 
-    from device.interpreter import GradeModel
+    from device.grading.interpreter import GradeModel
 
     model = build_classifier(tiny_backbone, image_size=SIZE, head="ordinal")
     content = to_tflite(model, mode)

@@ -9,9 +9,9 @@ import datetime as dt
 import pytest
 from web_support import logged_in, make_app
 
-from device.monitor import field_agreement
+from device.core.vocab import Region, Sign
 from device.store import Store
-from device.vocab import Region, Sign
+from device.store.monitor import field_agreement
 from device.web.users import Role
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from device.nativelog import is_native_line
+from device.core.nativelog import is_native_line
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,7 @@ def test_native_lines_are_recognised_and_others_are_not():
 
 SCRIPT = textwrap.dedent("""
     import os, subprocess, sys
-    from device.nativelog import filtered_stderr
+    from device.core.nativelog import filtered_stderr
     native, kept = {native!r}, {kept!r}
     with filtered_stderr(enabled={enabled}):
         for i, a in enumerate(native):

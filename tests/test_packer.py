@@ -13,7 +13,8 @@ from factories import tiny_card, tiny_tflite
 
 from convert import signing
 from convert.packer import PackError, decode_png, write_pack
-from device.interpreter import GradeModel
+from device.core.vocab import MODEL_SIGNS, Sign
+from device.grading.interpreter import GradeModel
 from device.packs.manifest import (
     GOLDEN_NAME,
     MANIFEST_NAME,
@@ -21,7 +22,6 @@ from device.packs.manifest import (
     GoldenSet,
     PackManifest,
 )
-from device.vocab import MODEL_SIGNS, Sign
 
 
 @pytest.fixture(scope="session")
@@ -163,7 +163,7 @@ def test_pack_refuses_mismatched_card_and_wrong_golden_size(tiny_models, tmp_pat
 
 def test_sources_from_sweep_reads_trainer_best_json(tmp_path):
     from convert.cli.pack import sources_from_sweep
-    from device.cliutil import UserError
+    from device.core.cliutil import UserError
 
     best = {"metric": "accuracy", "synthetic": True, "note": "synthetic",
             "signs": {"erythema": {"backbone": "vgg16", "accuracy": 0.9,

@@ -8,13 +8,13 @@ import cv2
 import numpy as np
 import pytest
 
-from device.avoid import MAX_OVERLAY_IN_CROP, AvoidMasks, overlay_mask
 from device.cameras.synthetic import render_skin_frame
 from device.config import CropConfig, CropMode, QualityConfig
-from device.crop import auto_box, iou
-from device.faces import Faces, blur_faces, face_from_eyes, find_faces
-from device.frameviews import WORK_SIDE, shrink, skin_mask
-from device.quality import QualityIssue, check_quality, confirm_skin
+from device.vision.avoid import MAX_OVERLAY_IN_CROP, AvoidMasks, overlay_mask
+from device.vision.crop import auto_box, iou
+from device.vision.faces import Faces, blur_faces, face_from_eyes, find_faces
+from device.vision.frameviews import WORK_SIDE, shrink, skin_mask
+from device.vision.quality import QualityIssue, check_quality, confirm_skin
 
 AUTO = CropConfig(mode=CropMode.AUTO)
 

@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 from device_pack import PACK_VERSION, tiny_pack_dir, tiny_packs_dir
 
-import device.imageio as imageio
+import device.core.imageio as imageio
 from device.cameras import SyntheticCamera
 from device.config import CropMode, DeviceConfig, GradingConfig
-from device.models import ModelSet, ModelSetError
-from device.pipeline import STAGES, ScanError, Scanner, check_image, review_reasons
-from device.quality import QualityIssue
-from device.service import Service
-from device.vocab import MODEL_SIGNS, Grade
+from device.core.vocab import MODEL_SIGNS, Grade
+from device.grading.models import ModelSet, ModelSetError
+from device.scan.pipeline import STAGES, ScanError, Scanner, check_image, review_reasons
+from device.scan.service import Service
+from device.vision.quality import QualityIssue
 
 
 @pytest.fixture(scope="module")

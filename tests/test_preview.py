@@ -1,7 +1,7 @@
 """The live preview without a web server: one capture thread shared by its viewers,
 frames dropped (not queued) for a slow viewer, pausing with no viewers, a camera that
 vanishes and returns, picamera2's lores stream for the preview and main for the still,
-and the live hints (device.hints)."""
+and the live hints (device.vision.hints)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 
 from device.cameras import PiCamera2Camera, RetryingCamera, SyntheticCamera, render_skin_frame
 from device.config import CropConfig, CropMode, QualityConfig
-from device.crop import choose_crop
-from device.hints import Hint, HintEngine
-from device.preview import PreviewHub, StreamSettings, StreamState
+from device.scan.preview import PreviewHub, StreamSettings, StreamState
+from device.vision.crop import choose_crop
+from device.vision.hints import Hint, HintEngine
 
 FAST = StreamSettings(fps=50, hint_hz=10, idle_seconds=0.2, retry_pause=0.02)
 

@@ -8,9 +8,9 @@ import time
 import numpy as np
 from web_support import logged_in, make_app
 
-from device.purger import Purger
+from device.core.vocab import Region, Sign
 from device.store import Store
-from device.vocab import Region, Sign
+from device.store.purger import Purger
 from device.web.users import Role
 
 T0 = dt.datetime(2026, 1, 10, 9, 0, tzinfo=dt.timezone.utc)

@@ -8,7 +8,7 @@ import pytest
 
 from device.cameras import SyntheticCamera
 from device.config import QualityConfig
-from device.quality import QualityIssue, check_quality
+from device.vision.quality import QualityIssue, check_quality
 
 CONFIG = QualityConfig()
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device.cliutil import build_parser
+from device.core.cliutil import build_parser
 from trainer.__main__ import COMMANDS
 from trainer.recipe import RECIPES, Optimizer, RecipeName, Schedule, parse_recipe
 

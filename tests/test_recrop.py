@@ -13,10 +13,10 @@ import pytest
 from web_support import fake_card, logged_in, make_app
 
 from device.cameras import render_skin_frame
-from device.models import ModelSet, SignModel
+from device.core.vocab import MODEL_SIGNS, Sign
+from device.grading.models import ModelSet, SignModel
 from device.store import DB_NAME, Store
 from device.store.model import SCHEMA_VERSION, V3_COLUMNS
-from device.vocab import MODEL_SIGNS, Sign
 from device.web.users import Role
 
 

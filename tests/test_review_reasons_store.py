@@ -16,10 +16,10 @@ from web_support import (
 )
 
 from device.cameras import FolderCamera
-from device.service import Service
+from device.core.vocab import Region, Sign
+from device.scan.service import Service
 from device.store import DB_NAME, Store
 from device.store.model import SCHEMA_VERSION, Capture
-from device.vocab import Region, Sign
 from device.web import create_app
 from device.web.users import Role, UserStore
 

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.vocab import Sign
+from device.core.vocab import Sign
 from trainer.__main__ import main as trainer_main
 from trainer.data import DataError
 from trainer.roots import load_roots, root_shares
@@ -100,10 +100,10 @@ def test_a_device_export_and_a_studio_export_read_together(tmp_path):
 
     from label_support import make_project, two_rater_rows, write_label_csv
 
-    from device.export_dataset import export_dataset
-    from device.export_rows import ExportFilter
+    from device.core.vocab import MODEL_SIGNS, Region
+    from device.export.dataset import export_dataset
+    from device.export.rows import ExportFilter
     from device.store import Store
-    from device.vocab import MODEL_SIGNS, Region
     from trainer.label.annotations import all_photos
     from trainer.label.importers import read_csv_labels, write_labels
 

@@ -10,9 +10,9 @@ import pytest
 from web_support import fake_models, logged_in, make_app, tiny_pack_file
 
 from device.cameras import FolderCamera, RetryingCamera
-from device.models import ModelSet, ModelSetError
+from device.grading.models import ModelSet, ModelSetError
 from device.packs.install import current_pack_dir, list_packs
-from device.service import Service
+from device.scan.service import Service
 from device.web.users import Role
 
 
@@ -114,7 +114,7 @@ def test_dashboard_install_that_fails_to_load_rolls_back(tmp_path, monkeypatch):
 ])
 def test_a_scan_says_both_packs_failed_not_that_none_is_installed(tmp_path, monkeypatch,
                                                                    broken, words):
-    from device.models import PacksFailedError
+    from device.grading.models import PacksFailedError
 
     app = make_app(tmp_path, models=None)
     config = app.extensions["atopiscan"].config
@@ -139,7 +139,7 @@ def test_a_scan_says_both_packs_failed_not_that_none_is_installed(tmp_path, monk
 
 
 def test_a_scan_with_nothing_installed_still_says_so(tmp_path, caplog):
-    from device.models import NoPackDirError
+    from device.grading.models import NoPackDirError
 
     app = make_app(tmp_path, models=None)
     service = app.extensions["atopiscan"].service

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.vocab import MODEL_SIGNS, Sign
+from device.core.vocab import MODEL_SIGNS, Sign
 from trainer.data import DataError, LoadReport, Sample
 from trainer.split import apply_split, load_split, make_split, save_split
 

@@ -15,10 +15,10 @@ import cv2
 import numpy as np
 import pytest
 
-from device.easi import Band
+from device.core.easi import Band
+from device.core.vocab import REGIONS, Region, Sign
 from device.store import DB_NAME, Store
 from device.store.model import StoreError, VisitStatus
-from device.vocab import REGIONS, Region, Sign
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)
 GRADES = {Sign.ERYTHEMA: 2, Sign.EXCORIATION: 1, Sign.LICHENIFICATION: 0}
@@ -250,7 +250,7 @@ KILLER = textwrap.dedent("""
     import numpy as np
     import device.store as st
     import device.store.db as store_db
-    from device.vocab import Region, Sign
+    from device.core.vocab import Region, Sign
 
     def hook(what):
         print("MID", what, flush=True)
@@ -317,7 +317,7 @@ def test_kill_9_mid_save_leaves_previous_state(tmp_path, op):
 
 
 def test_unknown_ids_are_typed_not_found(store):
-    from device.errors import NotFound, http_status
+    from device.core.errors import NotFound, http_status
     from device.store.model import StoreError
 
     for call in (lambda: store.get_patient("nobody"), lambda: store.get_visit(999)):

@@ -9,11 +9,11 @@ import sqlite3
 import cv2
 import numpy as np
 
-import device.faces as faces_module
-from device.faces import Faces
+import device.vision.faces as faces_module
+from device.core.vocab import Region
 from device.store import DB_NAME, Store
 from device.store.model import SCHEMA_VERSION, V4_COLUMNS, Capture
-from device.vocab import Region
+from device.vision.faces import Faces
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)
 
@@ -67,7 +67,7 @@ def test_faces_in_the_kept_frame_are_blurred_outside_the_crop(tmp_path, monkeypa
     box = (120, 120, 80, 80)
     crop = full[120:200, 120:200].copy()
     for blur, name in ((True, "blurred"), (False, "plain")):
-        s = Store(tmp_path / name, clock=lambda: T0, blur_faces=blur)
+        s = Store(tmp_path / name, clock=lambda: T0, redact_frame=faces_module.blur_faces if blur else None)
         s.create_patient("P1", 1990)
         scan = s.save_region_scan(s.open_visit("P1").id, Region.HEAD_NECK, image=crop,
                                   capture=Capture(frame=full, box=box))

@@ -11,9 +11,9 @@ import cv2
 import numpy as np
 import pytest
 
+from device.core.vocab import Region, Sign
 from device.store import DB_NAME, Store
 from device.store.model import SCHEMA_VERSION, V2_COLUMNS, Capture
-from device.vocab import Region, Sign
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)
 GRADES = {Sign.ERYTHEMA: 2, Sign.EXCORIATION: 1, Sign.LICHENIFICATION: 0}

@@ -21,9 +21,9 @@ from web_support import (
 )
 
 from device.cameras import RetryingCamera, SyntheticCamera
-from device.service import Service
+from device.scan.service import Service
 from device.store import Store
-from device.streamclient import count_frames, read_events
+from device.tools.streamclient import count_frames, read_events
 from device.web import create_app
 from device.web.users import UserStore
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from trainer_fixtures import TINY_BACKBONE, TINY_BACKBONE_WIDE, TINY_SIZE
 
-from device.vocab import MODEL_SIGNS, Sign
+from device.core.vocab import MODEL_SIGNS, Sign
 from trainer.report import PAPER_TABLE3, paper_accuracy
 from trainer.sweep import (
     SweepConfig,

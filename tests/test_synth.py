@@ -10,7 +10,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.vocab import MODEL_SIGNS, Region, Sign
+from device.core.vocab import MODEL_SIGNS, Region, Sign
 from trainer.__main__ import main as trainer_main
 from trainer.data import load_dataset, samples_for_sign
 from trainer.split import apply_split, make_split

@@ -7,8 +7,8 @@ import json
 
 import numpy as np
 
-from device.colourdetect import find_card
-from device.imageio import read_image
+from device.colour.detect import find_card
+from device.core.imageio import read_image
 from trainer.synth_card import SCENES_NAME, write_card_scenes
 
 

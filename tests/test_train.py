@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from trainer_fixtures import SUBPROCESS_MAIN, TINY_BACKBONE, TINY_SIZE
 
-from device.vocab import MODEL_SIGNS, Sign
+from device.core.vocab import MODEL_SIGNS, Sign
 
 REPO = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.slow

@@ -1,6 +1,14 @@
 import pytest
 
-from device.vocab import MODEL_SIGNS, Grade, Region, Sign, parse_grade, parse_region, parse_sign
+from device.core.vocab import (
+    MODEL_SIGNS,
+    Grade,
+    Region,
+    Sign,
+    parse_grade,
+    parse_region,
+    parse_sign,
+)
 
 
 def test_model_signs_are_the_papers_three():

@@ -12,7 +12,7 @@ import re
 import pytest
 from web_support import capture_from_preview, logged_in, make_app
 
-from device.vocab import Region, Sign
+from device.core.vocab import Region, Sign
 from device.web import fhir, svg, sysinfo
 from device.web.status import SYNTHETIC_LABEL
 from device.web.users import Role

@@ -171,7 +171,7 @@ def test_live_preview_streams_over_https(tmp_path):
     from web_support import FAST_HASH, fake_models, make_config
 
     from device.cameras import RetryingCamera, SyntheticCamera
-    from device.service import Service
+    from device.scan.service import Service
     from device.store import Store
     from device.web import create_app
     from device.web.serve import make_server

@@ -140,7 +140,7 @@ def test_header_reader_does_not_decode():
 def test_an_abstained_upload_is_saved_without_grades_and_the_page_says_why(tmp_path):
     from web_support import fake_models, write_frames
 
-    from device.abstain import FeatureStats
+    from device.grading.abstain import FeatureStats
 
     models = fake_models()
     for sm in models:  # features far from the pack's statistics

@@ -25,7 +25,7 @@ import yaml
 from device_pack import tiny_packs_dir
 from web_support import write_frames
 
-from device.vocab import MODEL_SIGNS
+from device.core.vocab import MODEL_SIGNS
 
 pytestmark = pytest.mark.slow
 

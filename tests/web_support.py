@@ -17,12 +17,12 @@ import cv2
 import numpy as np
 
 from device.cameras import FolderCamera, RetryingCamera, render_skin_frame
-from device.card import ModelCard, TrainingDataSummary
 from device.config import DeviceConfig, validate_mapping
-from device.models import ModelSet, SignModel
-from device.service import Service
+from device.core.card import ModelCard, TrainingDataSummary
+from device.core.vocab import MODEL_SIGNS, Sign
+from device.grading.models import ModelSet, SignModel
+from device.scan.service import Service
 from device.store import Store
-from device.vocab import MODEL_SIGNS, Sign
 from device.web import create_app
 from device.web.users import Role, UserStore
 
@@ -38,7 +38,7 @@ FAKE_PROBS = {
 
 
 class FakeModel:
-    """Stands in for device.interpreter.GradeModel: same input_size/predict surface."""
+    """Stands in for device.grading.interpreter.GradeModel: same input_size/predict surface."""
 
     def __init__(self, sign: Sign, size: int = 32) -> None:
         self.input_size = (size, size)

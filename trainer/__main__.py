@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from device.cliutil import main as _main
+from device.core.cliutil import main as _main
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "synth": ("trainer.cli.synth", "generate a synthetic lesion data set"),

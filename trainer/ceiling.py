@@ -1,4 +1,4 @@
-"""The human ceiling of one sign: the model measured as one more rater (device.ceiling).
+"""The human ceiling of one sign: the model measured as one more rater (device.core.ceiling).
 
 On the held-out lesions that two or more raters graded (the manifest's per-rater columns,
 trainer.data): quadratic weighted kappa of every pair of raters and of the model with
@@ -6,7 +6,7 @@ every rater (scikit-learn's ``cohen_kappa_score``, as the labelling studio's agr
 report, trainer.label.agreement), Krippendorff's alpha across the raters (the studio's own
 function), each with a 95 % percentile bootstrap interval resampling lesions. The mean
 kappas and their difference are resampled on the same lesions, so the verdict
-(device.ceiling.decide) rests on a paired interval.
+(device.core.ceiling.decide) rests on a paired interval.
 
 The bootstrap's kappas use ``qwk`` below, the same formula as scikit-learn's in a few numpy
 lines (a test holds them equal): a thousand resamples of three signs then take well under a
@@ -22,8 +22,8 @@ from itertools import combinations
 
 import numpy as np
 
-from device.ceiling import Estimate, SignCeiling, decide
-from device.vocab import NUM_GRADES, Sign
+from device.core.ceiling import Estimate, SignCeiling, decide
+from device.core.vocab import NUM_GRADES, Sign
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.atomic import atomic_path
+from device.core.atomic import atomic_path
 from trainer.run import CKPT_DIR, MODEL_FILE, read_json, write_json
 
 log = logging.getLogger(__name__)

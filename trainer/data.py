@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from device.vocab import MODEL_SIGNS, Region, Sign, parse_grade, parse_region, parse_sign
+from device.core.vocab import MODEL_SIGNS, Region, Sign, parse_grade, parse_region, parse_sign
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def samples_for_sign(samples: Iterable[Sample], sign: Sign) -> list[Sample]:
 
 def check_image(path: Path) -> str | None:
     """None if ``path`` decodes as a JPEG or PNG image, else the reason it does not."""
-    from device.imageio import ImageError, read_image
+    from device.core.imageio import ImageError, read_image
 
     try:  # decoded at 1/8 size: enough to find a truncated or corrupt file, and fast
         read_image(path, what="the file", formats=("jpeg", "png"), reduce=8)

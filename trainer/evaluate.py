@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.card import HeldOutMetrics
-from device.vocab import GRADES, NUM_GRADES, Sign
+from device.core.card import HeldOutMetrics
+from device.core.vocab import GRADES, NUM_GRADES, Sign
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +232,7 @@ def print_run_metrics(metrics: dict, backbone: str) -> None:
 
 def print_ceiling(metrics: dict) -> None:
     """The human ceiling of metrics.json, one line per sign (nothing for an older file)."""
-    from device.ceiling import SIMULATED_NOTE, SignCeiling
+    from device.core.ceiling import SIMULATED_NOTE, SignCeiling
     from trainer.ceiling import format_ceiling
 
     ceiling = metrics.get("human_ceiling") or {}

@@ -23,14 +23,14 @@ from pathlib import Path
 
 import numpy as np
 
-from device.card import HeldOutMetrics
-from device.vocab import NUM_GRADES, Sign
+from device.core.card import HeldOutMetrics
+from device.core.vocab import NUM_GRADES, Sign
 from trainer.data import MANIFEST_NAME, load_dataset
 from trainer.roots import file_sha256
 
 log = logging.getLogger(__name__)
 
-#: provenance.json "format" of a device export (written by device/export_rows.py).
+#: provenance.json "format" of a device export (written by device/export/rows.py).
 DEVICE_EXPORT_FORMAT = "atopiscan.device-export/"
 FIELD_DIR = "field-eval"
 NOTE = ("staff grades on this device's reviewed scans as truth: one clinic's data, a check "

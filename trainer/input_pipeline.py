@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.vocab import NUM_GRADES, Sign
+from device.core.vocab import NUM_GRADES, Sign
 
 log = logging.getLogger(__name__)
 

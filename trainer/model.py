@@ -18,7 +18,7 @@ its probabilities also works, but CORAL is what the head was designed for.
 
 ``with_pooled_features`` adds the pooled features as a second output ("features"),
 which the model contract allows: convert exports that model so the device can score
-how unlike the training images a crop is (device.abstain).
+how unlike the training images a crop is (device.grading.abstain).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Iterable
 from enum import Enum
 from typing import Any
 
-from device.vocab import MODEL_SIGNS, NUM_GRADES, Sign, parse_sign
+from device.core.vocab import MODEL_SIGNS, NUM_GRADES, Sign, parse_sign
 from trainer.backbones import get_backbone
 
 log = logging.getLogger(__name__)

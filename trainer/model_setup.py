@@ -8,8 +8,8 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from device.ceiling import LabelSource
-from device.vocab import Sign
+from device.core.ceiling import LabelSource
+from device.core.vocab import Sign
 from trainer.train_config import TrainConfig, TrainError
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ import io
 import logging
 from pathlib import Path
 
-from device.vocab import MODEL_SIGNS, Sign
+from device.core.vocab import MODEL_SIGNS, Sign
 from trainer.run import METRICS_FILE, read_json, write_json
 
 log = logging.getLogger(__name__)

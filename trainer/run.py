@@ -27,11 +27,11 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from device.atomic import atomic_write_json, json_default
-from device.ceiling import LabelSource
-from device.errors import validation_problems
-from device.imageio import read_image
-from device.vocab import NUM_GRADES, Sign
+from device.core.atomic import atomic_write_json, json_default
+from device.core.ceiling import LabelSource
+from device.core.errors import validation_problems
+from device.core.imageio import read_image
+from device.core.vocab import NUM_GRADES, Sign
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def load_image(path: Path | str, image_size: int | tuple[int, int],
     """Decode an image file to uint8 RGB of ``image_size`` (int for square, or (H, W)).
 
     The one preprocessing for training, evaluation, calibration and the gate:
-    ``device.imageio.read_image`` (RGB, EXIF orientation applied, as on the device),
+    ``device.core.imageio.read_image`` (RGB, EXIF orientation applied, as on the device),
     optional lesion ``box`` crop (x, y, w, h; full photos
     of the manifest layout), resize with INTER_AREA (the device resizes its crops the
     same way, so train and device pixels agree).
@@ -234,7 +234,7 @@ class Run:
     def data_summary(self):
         import hashlib
 
-        from device.card import TrainingDataSummary
+        from device.core.card import TrainingDataSummary
 
         sign = self.sign or self.signs[0]
         train, val = self.train_samples(), self.val_samples()

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.atomic import atomic_write_json, json_default
-from device.vocab import MODEL_SIGNS, NUM_GRADES, Sign, parse_sign
+from device.core.atomic import atomic_write_json, json_default
+from device.core.vocab import MODEL_SIGNS, NUM_GRADES, Sign, parse_sign
 from trainer.data import DataError, LoadReport, Sample, samples_for_sign
 
 log = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from device.vocab import MODEL_SIGNS, Sign, parse_sign
+from device.core.vocab import MODEL_SIGNS, Sign, parse_sign
 from trainer.run import METRICS_FILE, read_json, write_json
 
 log = logging.getLogger(__name__)

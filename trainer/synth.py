@@ -35,8 +35,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.imageio import encode_jpeg
-from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign
+from device.core.imageio import encode_jpeg
+from device.core.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign
 from trainer.data import BOX_COLUMNS, FOLDERS, MANIFEST, MANIFEST_COLUMNS, MANIFEST_NAME
 from trainer.synth_render import (
     _ch,

@@ -1,4 +1,4 @@
-"""Full synthetic photos with a colour reference card (device.colourscene lays the card
+"""Full synthetic photos with a colour reference card (device.colour.scene lays the card
 and takes the photo under other lights; this module paints the scene).
 
 ``render_card_photo`` paints a full photo (trainer.synth.render_full_photo) with a card
@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from device.colourcard import CardKind
-from device.colourscene import capture, place_card, random_light
-from device.imageio import encode_png
-from device.vocab import MODEL_SIGNS, Region, Sign
+from device.colour.card import CardKind
+from device.colour.scene import capture, place_card, random_light
+from device.core.imageio import encode_png
+from device.core.vocab import MODEL_SIGNS, Region, Sign
 from trainer.synth import plan_dataset, render_full_photo
 
 SCENES_NAME = "scenes.json"
@@ -48,7 +48,7 @@ def render_card_photo(rng: np.random.Generator, grades: dict[Sign, int], *, tone
 
 def write_card_scenes(out: Path, n: int, seed: int = 0, lights: int = 0) -> Path:
     """Render ``n`` full photos with a card (the two kinds in turn) under D65 into ``out``,
-    and each also under ``lights`` random lights (device.colourscene.random_light), each
+    and each also under ``lights`` random lights (device.colour.scene.random_light), each
     recorded beside its file."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.atomic import atomic_write_text
-from device.vocab import MODEL_SIGNS, NUM_GRADES, Sign
+from device.core.atomic import atomic_write_text
+from device.core.vocab import MODEL_SIGNS, NUM_GRADES, Sign
 from trainer.data import MANIFEST_NAME, RATERS_COLUMN, rater_cells, rater_column
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,7 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from device.vocab import MODEL_SIGNS, Sign
+from device.core.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)
 

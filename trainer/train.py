@@ -20,8 +20,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import device
-from device.ceiling import LabelSource
-from device.vocab import MODEL_SIGNS, Sign, parse_sign
+from device.core.ceiling import LabelSource
+from device.core.vocab import MODEL_SIGNS, Sign, parse_sign
 from trainer.checkpoint import LAST_FILE, STATE_FILE, ResumeState, make_checkpointer, save_model
 from trainer.model_setup import build_model, compile_model, snap_to_int8_grid
 from trainer.recipe import parse_recipe

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from device.ceiling import LabelSource, parse_label_source
-from device.vocab import Sign, parse_sign
+from device.core.ceiling import LabelSource, parse_label_source
+from device.core.vocab import Sign, parse_sign
 from trainer.model import Head, parse_head
 from trainer.recipe import RecipeName, parse_recipe
 

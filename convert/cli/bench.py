@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device.card import QuantMode
-from device.cliutil import UserError
+from device.core.card import QuantMode
+from device.core.cliutil import UserError
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ def format_table(rows: list[BenchRow]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.card import load_card
+    from device.core.card import load_card
     from device.packs.check import verify_into
     from device.packs.manifest import MANIFEST_NAME, PackManifest
 

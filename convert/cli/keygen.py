@@ -9,7 +9,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from device.cliutil import UserError
+from device.core.cliutil import UserError
 
 log = logging.getLogger(__name__)
 

@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Any
 
 from convert.tflite import DEFAULT_CALIB_N
-from device.card import FALLBACK_ORDER, ModelCard, QuantMode, save_card
-from device.cliutil import UserError
+from device.core.card import FALLBACK_ORDER, ModelCard, QuantMode, save_card
+from device.core.cliutil import UserError
 
 log = logging.getLogger(__name__)
 
@@ -105,8 +105,8 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
     from convert.gate import evaluate_gate, predict_keras, predict_tflite
     from convert.latency import format_latency, measure
     from convert.tflite import ConversionError, calibration_images, write_tflite
-    from device.card import CALIBRATED_MODES
-    from device.interpreter import GradeModel
+    from device.core.card import CALIBRATED_MODES
+    from device.grading.interpreter import GradeModel
     from trainer.model import with_pooled_features
 
     sign = run.sign
@@ -183,7 +183,7 @@ def _write_card(run: Any, summary: Any, final: Path, gate: Any, gate_info: Any, 
 def _human_ceiling(run: Any) -> Any:
     """The run's human ceiling of its sign (metrics.json, the Keras model); None for a run
     evaluated before there was one."""
-    from device.ceiling import SignCeiling
+    from device.core.ceiling import SignCeiling
     from trainer.run import METRICS_FILE
 
     if not (run.dir / METRICS_FILE).exists():
@@ -213,7 +213,7 @@ def load_samples(samples: Sequence[Any], image_size: int) -> Any:
 def _convert(model: Any, mode: QuantMode, calib: Any) -> tuple[bytes, list[str]]:
     """(flatbuffer, layers kept in float) of ``model`` in ``mode``."""
     from convert.tflite import check_builtins_only, convert_keras
-    from device.card import CALIBRATED_MODES
+    from device.core.card import CALIBRATED_MODES
 
     if mode is QuantMode.INT8_SELECTIVE:
         from convert.selective import convert_selective

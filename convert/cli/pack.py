@@ -25,8 +25,8 @@ from convert.cli.model import (
     open_run,
     thresholds_from,
 )
-from device.cliutil import UserError
-from device.vocab import MODEL_SIGNS, Sign, parse_sign
+from device.core.cliutil import UserError
+from device.core.vocab import MODEL_SIGNS, Sign, parse_sign
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def sources_from_sweep(sweep_dir: Path) -> dict[Sign, Path]:
 def pick_golden(model_path: Path, samples: list[Any], image_size: int, *, n: int = 8,
                 threads: int = 2, seed: int = 0, max_candidates: int = 64) -> list[np.ndarray]:
     """n held-out images, round-robin over the true grades, preferring a clear top grade."""
-    from device.interpreter import GradeModel
+    from device.grading.interpreter import GradeModel
     from trainer.run import load_image
 
     sign_grades = [next(iter(s.grades.values())) for s in samples]
@@ -165,7 +165,7 @@ def _model_for(sign: Sign, src: Path, args: argparse.Namespace, work: Path,
     """(tflite, card, run or None) for one sign: an already converted folder as it is, or
     a training run converted now; None when the run fails the accuracy gate."""
     from convert.cards import find_converted
-    from device.card import CardError
+    from device.core.card import CardError
 
     if not src.is_dir():
         raise UserError(f"--{sign.value} {src}: not a folder")

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from device.cameras.base import CameraError, CameraState, CameraStatus, SceneHold
-from device.imageio import ImageError, read_image
+from device.core.imageio import ImageError, read_image
 
 log = logging.getLogger(__name__)
 

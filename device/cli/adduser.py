@@ -12,7 +12,8 @@ import getpass
 import sys
 from pathlib import Path
 
-from device.cliutil import UserError, load_config_arg
+from device.config import load_config_arg
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

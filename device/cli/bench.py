@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from device.cli.scan import load_models
-from device.cliutil import UserError, load_config_arg
+from device.config import load_config_arg
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,10 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.bench import format_bench, run_bench
     from device.cameras import CameraError, make_camera
     from device.config import CropMode
-    from device.pipeline import ScanError, Scanner, load_image_file
+    from device.scan.pipeline import ScanError, Scanner, load_image_file
+    from device.tools.bench import format_bench, run_bench
 
     if args.n < 1:
         raise UserError("--n must be at least 1")

@@ -1,5 +1,5 @@
 """``python -m device bench-colour``: grade synthetic lesions under several lights with and
-without the colour card's correction (device.colourbench)."""
+without the colour card's correction (device.tools.colourbench)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 
 from device.cli.scan import load_models
-from device.cliutil import UserError, load_config_arg
+from device.config import load_config_arg
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.colourbench import (
+    from device.tools.colourbench import (
         device_scenes,
         folder_scenes,
         format_colour_bench,
@@ -45,8 +46,8 @@ def run(args: argparse.Namespace) -> int:
     scenes = (folder_scenes(args.scenes, args.n) if args.scenes is not None
               else device_scenes(args.n, args.seed))
     if args.sheet is not None:
-        from device.colourbench import contact_sheet
-        from device.imageio import encode_png
+        from device.core.imageio import encode_png
+        from device.tools.colourbench import contact_sheet
 
         first = next(iter(folder_scenes(args.scenes, 1) if args.scenes is not None
                           else device_scenes(1, args.seed)))

@@ -6,8 +6,9 @@ import argparse
 import json
 from pathlib import Path
 
-from device.atomic import atomic_write_text
-from device.cliutil import UserError, load_config_arg
+from device.config import load_config_arg
+from device.core.atomic import atomic_write_text
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -40,7 +41,7 @@ def _size(text: str | None, config) -> tuple[int, int]:
 def _scanner(config, pack: Path | None):
     """A Scanner with the pack's models, or None when no pack is installed or given."""
     from device.packs.install import current_pack_dir
-    from device.pipeline import Scanner
+    from device.scan.pipeline import Scanner
 
     if pack is None and current_pack_dir(config.packs.dir) is None:
         return None
@@ -52,7 +53,7 @@ def _scanner(config, pack: Path | None):
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.followup_bench import run_followup_bench
+    from device.tools.followup_bench import run_followup_bench
 
     if args.n < 1:
         raise UserError("--n must be at least 1")

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from device.cliutil import UserError
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -80,7 +80,7 @@ def _serve(config: Any) -> tuple[Any, Any, str, str]:
 
     from device.cameras import make_camera
     from device.cli.run import server_options
-    from device.service import Service
+    from device.scan.service import Service
     from device.store import Store
     from device.web import create_app
     from device.web.users import UserStore
@@ -106,7 +106,7 @@ def _run_viewers(app: Any, base: str, cookie: str, n: int, seconds: float) -> di
     process's CPU share and the hub's frame and hint rates."""
 
     child = subprocess.Popen(
-        [sys.executable, "-m", "device.streamclient", f"{base}/scan/stream.mjpg", cookie,
+        [sys.executable, "-m", "device.tools.streamclient", f"{base}/scan/stream.mjpg", cookie,
          str(seconds), str(n)], stdout=subprocess.PIPE, text=True)
     try:
         end = time.monotonic() + 30

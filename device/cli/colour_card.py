@@ -1,12 +1,12 @@
 """``python -m device colour-card OUT``: write the project's printable colour card as
-OUT.png and OUT.pdf (device.colourcard; printing instructions in docs/colour-card.md)."""
+OUT.png and OUT.pdf (device.colour.card; printing instructions in docs/colour-card.md)."""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from device.cliutil import UserError
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.colourcard import PRINT_PATCH_MM, write_printable
+    from device.colour.card import PRINT_PATCH_MM, write_printable
 
     if not 150 <= args.dpi <= 1200:
         raise UserError("--dpi must be between 150 and 1200")

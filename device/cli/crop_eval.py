@@ -7,7 +7,7 @@ import argparse
 import json
 from pathlib import Path
 
-from device.cliutil import UserError
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -17,7 +17,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.crop import evaluate_manifest
+    from device.vision.crop import evaluate_manifest
 
     if not args.manifest.is_file():
         raise UserError(f"{args.manifest}: no such manifest file")

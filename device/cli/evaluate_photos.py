@@ -10,7 +10,8 @@ import argparse
 from pathlib import Path
 
 from device.cli.scan import load_models
-from device.cliutil import UserError, load_config_arg
+from device.config import load_config_arg
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,9 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.atomic import atomic_write_json
-    from device.contactsheet import thumbnail, write_sheet
-    from device.photoeval import (
+    from device.core.atomic import atomic_write_json
+    from device.scan.pipeline import Scanner
+    from device.tools.contactsheet import thumbnail, write_sheet
+    from device.tools.photoeval import (
         BoxesError,
         evaluate_photo,
         find_photos,
@@ -37,7 +39,6 @@ def run(args: argparse.Namespace) -> int:
         read_boxes,
         totals,
     )
-    from device.pipeline import Scanner
 
     if not args.dir.exists():
         raise UserError(f"{args.dir}: no such folder or photo")

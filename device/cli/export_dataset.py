@@ -1,6 +1,6 @@
 """``python -m device export-dataset``: reviewed scans as a training data set (graded
 crops, manifest.csv in the trainer's layout, provenance.json). See
-device/export_dataset.py; the dashboard offers the same export as a .tar.gz."""
+device/export/dataset.py; the dashboard offers the same export as a .tar.gz."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ import getpass
 import os
 from pathlib import Path
 
-from device.cliutil import UserError, load_config_arg
+from device.config import load_config_arg
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -76,10 +77,10 @@ def write_error(exc: OSError, out: Path) -> UserError:
 
 def run(args: argparse.Namespace) -> int:
     import device
-    from device.audit import AuditAction, AuditLog
-    from device.export_dataset import ExportError, check_target, export_dataset
-    from device.export_rows import ExportFilter
+    from device.export.dataset import ExportError, check_target, export_dataset
+    from device.export.rows import ExportFilter
     from device.store import DB_NAME, Store
+    from device.store.audit import AuditAction, AuditLog
 
     config = load_config_arg(args.config)
     flt = ExportFilter(since=parse_date(args.since, "--since"),

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device.cliutil import UserError, load_config_arg
-from device.config import is_loopback
-from device.errors import storage_error
+from device.config import is_loopback, load_config_arg
+from device.core.cliutil import UserError
+from device.core.errors import storage_error
 
 log = logging.getLogger(__name__)
 
@@ -77,9 +77,9 @@ class Prepared:
 
 def prepare(config: Any) -> Prepared:
     """Open the store, users and service and build the app (everything but serving)."""
-    from device.export_work import sweep_and_audit
-    from device.purger import Purger
-    from device.service import Service
+    from device.export.work import sweep_and_audit
+    from device.scan.service import Service
+    from device.store.purger import Purger
     from device.web import create_app, default_store
     from device.web.tls import ensure_certificate
     from device.web.users import UserStore
@@ -154,7 +154,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         prepared = prepare(config)
     except (OSError, ValueError, sqlite3.Error) as exc:  # a TlsError is a ValueError
-        # A read-only or full data folder is said as such (device.errors), not as a traceback.
+        # A read-only or full data folder is said as such (device.core.errors), not as a traceback.
         why = storage_error(exc, f"data folder {config.storage.data_dir}")
         raise UserError(f"cannot start: {why}") from exc
     if prepared.setup_password:

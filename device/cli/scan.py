@@ -8,7 +8,8 @@ import json
 import sys
 from pathlib import Path
 
-from device.cliutil import UserError, load_config_arg
+from device.config import load_config_arg
+from device.core.cliutil import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def load_models(config, pack: Path | None):
-    from device.models import ModelSet, ModelSetError
+    from device.grading.models import ModelSet, ModelSetError
     from device.packs.install import current_pack_dir
 
     pack_dir = pack or current_pack_dir(config.packs.dir)
@@ -51,7 +52,7 @@ def parse_box(text: str) -> tuple[float, float, float, float]:
 def run(args: argparse.Namespace) -> int:
     from device.cameras import CameraError, make_camera
     from device.config import CropMode
-    from device.pipeline import ScanError, Scanner, load_image_file
+    from device.scan.pipeline import ScanError, Scanner, load_image_file
 
     config = load_config_arg(args.config)
     box = parse_box(args.box) if args.box else None

@@ -8,5 +8,5 @@ file's sha256, golden images for the self-test, and optionally a signature.
 - ``container``: a pack file is a plain tar (compressed ones are refused, alike everywhere).
 - ``install``: install with an atomic switch, keep the previous pack, roll back.
 
-``convert.packer`` writes packs; ``device.models.ModelSet`` loads an installed one.
+``convert.packer`` writes packs; ``device.grading.models.ModelSet`` loads an installed one.
 """

@@ -13,7 +13,7 @@ Checks, in order, each problem worded so a person can act on it:
 7. this device's software is at least the pack's min_device_version;
 8. each model's input tensor has the size its card states (else the device's loader
    refuses it after the install and scans fail until a rollback);
-9. the self-test: each golden image through device.interpreter.GradeModel must
+9. the self-test: each golden image through device.grading.interpreter.GradeModel must
    give the recorded probabilities within manifest.selftest_tolerance, and the
    recorded grade (unless the recorded top two are a tie within the tolerance).
 
@@ -35,9 +35,10 @@ from typing import Any
 import numpy as np
 
 import device
-from device.card import CardError, card_mismatches, load_card
-from device.errors import InvalidInput
-from device.interpreter import GradeModel, InterpreterError
+from device.core.card import CardError, card_mismatches, load_card
+from device.core.errors import InvalidInput
+from device.core.vocab import MODEL_SIGNS, Sign
+from device.grading.interpreter import GradeModel, InterpreterError
 from device.packs.container import format_problem
 from device.packs.golden import golden_image, read_golden_image, read_golden_set
 from device.packs.manifest import (
@@ -50,7 +51,6 @@ from device.packs.manifest import (
     software_version,
 )
 from device.packs.stats import check_stats, features_fit
-from device.vocab import MODEL_SIGNS, Sign
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +364,7 @@ def _check_cards(report: VerifyReport, manifest: PackManifest, dest: Path,
 
 def input_size_fits(report: VerifyReport, entry: Any, model: GradeModel, dest: Path) -> bool:
     """Whether ``model``'s actual input tensor has its card's input_size (a problem if not):
-    the check the device's loader makes (device.models), made before the install."""
+    the check the device's loader makes (device.grading.models), made before the install."""
     card = load_card(dest / entry.card)  # valid: _check_cards passed before the self-test
     problems = card_mismatches(card, model_input_size=model.input_size,
                                card_where=entry.card, model_where=entry.model)

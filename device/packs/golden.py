@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 from pydantic import ValidationError
 
-from device.errors import validation_problems
-from device.imageio import ImageError, read_image
+from device.core.errors import validation_problems
+from device.core.imageio import ImageError, read_image
 from device.packs.manifest import GoldenSet, PackManifest
 
 log = logging.getLogger(__name__)

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import device
-from device.atomic import fsync_dir
-from device.card import CardError, load_card
+from device.core.atomic import fsync_dir
+from device.core.card import CardError, load_card
+from device.core.vocab import Sign
 from device.packs.check import VerifyReport, load_public_key, verify_into, verify_pack
 from device.packs.manifest import (
     MANIFEST_NAME,
@@ -41,7 +42,6 @@ from device.packs.manifest import (
     read_manifest,
     sha256_file,
 )
-from device.vocab import Sign
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ Layout inside the tar (paths are POSIX, relative, no '..'):
     manifest.json               PackManifest below
     manifest.sig                optional: raw 64-byte Ed25519 signature of manifest.json's bytes
     models/<sign>.tflite
-    models/<sign>.card.json     device.card.ModelCard
-    models/<sign>.ood.npz       optional: abstention statistics (device.abstain)
+    models/<sign>.card.json     device.core.card.ModelCard
+    models/<sign>.ood.npz       optional: abstention statistics (device.grading.abstain)
     golden/<sign>/<k>.png       RGB PNG at the model's input size
     golden/expected.json        GoldenSet below
 
@@ -25,8 +25,8 @@ from typing import Literal
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from device.errors import InvalidInput, validation_problems
-from device.vocab import NUM_GRADES, Sign
+from device.core.errors import InvalidInput, validation_problems
+from device.core.vocab import NUM_GRADES, Sign
 
 PACK_SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -62,7 +62,7 @@ class PackModelEntry(BaseModel):
     model: str = Field(description="Path of the .tflite inside the pack")
     card: str = Field(description="Path of its model card inside the pack")
     stats: str | None = Field(default=None, description="Path of its abstention statistics "
-                              "(device.abstain) inside the pack; None: it cannot abstain")
+                              "(device.grading.abstain) inside the pack; None: it cannot abstain")
 
 
 class PackManifest(BaseModel):

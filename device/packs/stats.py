@@ -1,4 +1,4 @@
-"""Pack checks of the abstention statistics (device.abstain): present exactly when the
+"""Pack checks of the abstention statistics (device.grading.abstain): present exactly when the
 card describes them, the file the card names, readable, and of the size of the
 model's pooled features. Called by device.packs.check."""
 
@@ -8,10 +8,10 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from device.abstain import StatsError, load_stats
+from device.grading.abstain import StatsError, load_stats
 
 if TYPE_CHECKING:
-    from device.interpreter import GradeModel
+    from device.grading.interpreter import GradeModel
 
 
 class Findings(Protocol):

@@ -16,8 +16,12 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from device.errors import storage_guard
+if TYPE_CHECKING:
+    import numpy as np
+
+from device.core.errors import storage_guard
 from device.store.model import (
     SCHEMA,
     SCHEMA_VERSION,
@@ -38,6 +42,8 @@ IMAGES_DIR = "images"
 #: Test hook: called between the writes of one save (tests/test_store.py kills the
 #: process while it runs, to prove the save is all-or-nothing). None in production.
 _mid_save_hook: Callable[[str], None] | None = None
+#: A kept frame and the crop box (x, y, w, h) in, the frame to write out.
+FrameRedactor = Callable[["np.ndarray", "tuple[int, int, int, int] | None"], "np.ndarray"]
 
 
 def utcnow() -> dt.datetime:
@@ -62,7 +68,7 @@ class Database:
     """The connection and transaction half of ``Store``; the record mixins build on it."""
 
     def __init__(self, data_dir: Path | str, *, keep_images: bool = True, retention_days: int = 365,
-                 keep_frames: bool = True, blur_faces: bool = False,
+                 keep_frames: bool = True, redact_frame: FrameRedactor | None = None,
                  clock: Callable[[], dt.datetime] = utcnow) -> None:
         self.data_dir = Path(data_dir).expanduser()
         with storage_guard("creating the data folder", self.data_dir.parent):
@@ -71,7 +77,10 @@ class Database:
         self.images_dir = self.data_dir / IMAGES_DIR
         self.keep_images = keep_images
         self.keep_frames = keep_frames
-        self.blur_faces = blur_faces  # blur faces in kept frames outside the crop box
+        # What a kept frame goes through before it is written, outside the crop box (the
+        # dashboard passes device.vision.faces.blur_faces when storage.blur_faces is on): the
+        # store itself looks at no image.
+        self.redact_frame = redact_frame
         self.retention_days = retention_days
         self.clock = clock
         self._local = threading.local()
@@ -117,7 +126,7 @@ class Database:
 
     @contextmanager
     def _tx(self) -> Iterator[sqlite3.Connection]:
-        # A full or read-only disk becomes StorageFull / StorageReadOnly (device.errors),
+        # A full or read-only disk becomes StorageFull / StorageReadOnly (device.core.errors),
         # which the dashboard answers with 507 / 503 and the CLIs with one line.
         with storage_guard("saving to the scan database", self.data_dir):
             conn = self._conn()

@@ -7,6 +7,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 
+from device.core.vocab import Region
 from device.store.model import (
     Lesion,
     RecordNotFoundError,
@@ -16,7 +17,6 @@ from device.store.model import (
     scan_from_row,
 )
 from device.store.patients import PatientRecords
-from device.vocab import Region
 
 log = logging.getLogger(__name__)
 

@@ -8,18 +8,18 @@ from dataclasses import asdict, dataclass, field, fields
 from enum import Enum
 from typing import Any
 
-from device.colourcorrect import ColourCorrection
-from device.easi import EasiResult
-from device.errors import InvalidInput, NotFound
-from device.vocab import MODEL_SIGNS, Region, Sign
+from device.colour.record import ColourCorrection
+from device.core.easi import EasiResult
+from device.core.errors import InvalidInput, NotFound
+from device.core.vocab import MODEL_SIGNS, Region, Sign
 
 #: PRAGMA user_version of the database this code writes; a newer one is refused.
 #: 2: the full frame, crop box, crop mode and quality measures of each scan; who
 #: confirmed its grades (reviewed_*) and the role behind each override.
 #: 3: who moved the crop square on the captured frame (crop_by, crop_at).
-#: 4: whether the models abstained on the scan (device.abstain), and the score.
+#: 4: whether the models abstained on the scan (device.grading.abstain), and the score.
 #: 5: lesions followed visit after visit (a lesions table, region_scans.lesion_id).
-#: 6: the colour step of each scan (device.colourcorrect): card, residual, correction.
+#: 6: the colour step of each scan (device.colour.correct): card, residual, correction.
 #: 7: why each sign was flagged for review (review_reasons), so the result page keeps
 #: them after a restart.
 SCHEMA_VERSION = 7
@@ -102,7 +102,7 @@ class CropOrigin(str, Enum):
     AUTO = "auto"
     BOX = "box"
     MOVED = "moved"
-    REGISTERED = "registered"  # the followed lesion's last crop, found again (device.register)
+    REGISTERED = "registered"  # the followed lesion's last crop, found again (device.vision.register)
 
 
 #: Columns schema 4 added: whether the models abstained, and the score.
@@ -138,7 +138,7 @@ def migrate_to_v5(conn: sqlite3.Connection) -> None:
 
 
 def migrate_to_v6(conn: sqlite3.Connection) -> None:
-    """Add schema 6's column ``colour`` (JSON of device.colourcorrect.ColourCorrection;
+    """Add schema 6's column ``colour`` (JSON of device.colour.correct.ColourCorrection;
     NULL: a scan from before colour correction, or one that stopped at quality). Also
     run on a new file: the column is not in SCHEMA, so this stays the one place."""
     have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
@@ -263,19 +263,19 @@ class Review:
 class Capture:
     """How a scan was taken, kept beside it: the full-resolution frame, the square
     (x, y, w, h, in frame pixels) the models graded, the crop mode that chose it and
-    the quality measures (device.quality.measure)."""
+    the quality measures (device.vision.quality.measure)."""
 
     frame: Any = field(default=None, repr=False)  # RGB uint8 numpy array, or None
     box: tuple[int, int, int, int] | None = None
     crop_mode: str | None = None
     quality: dict[str, float] = field(default_factory=dict)
-    #: The models abstained (device.abstain): no model grades; the score (above 1
+    #: The models abstained (device.grading.abstain): no model grades; the score (above 1
     #: abstains), None when the pack could not tell.
     abstained: bool = False
     abstention_score: float | None = None
-    #: The scan's colour step (device.colourcorrect), None when it did not run.
+    #: The scan's colour step (device.colour.correct), None when it did not run.
     colour: ColourCorrection | None = None
-    #: Why each sign's grade needs review (device.pipeline.review_reasons); a sign
+    #: Why each sign's grade needs review (device.scan.pipeline.review_reasons); a sign
     #: missing or with no reasons needs none.
     review_reasons: dict[Sign, list[str]] = field(default_factory=dict)
 
@@ -304,7 +304,7 @@ class RegionScan:
     reviewed: Review | None = None
     crop_by: str | None = None  # who moved the crop square (crop_mode "moved"), and when
     crop_at: str | None = None
-    abstained: bool = False  # the models abstained (device.abstain): no model grades
+    abstained: bool = False  # the models abstained (device.grading.abstain): no model grades
     abstention_score: float | None = None
     lesion_id: int | None = None  # the followed lesion this scan is of (schema 5)
     colour: ColourCorrection | None = None  # schema 6: the colour step, None before it

@@ -7,7 +7,7 @@ import datetime as dt
 import logging
 
 from device.store.db import iso
-from device.store.exports import VisitScores
+from device.store.history import VisitScores
 
 log = logging.getLogger(__name__)
 

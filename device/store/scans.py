@@ -17,10 +17,11 @@ from typing import Any
 
 import numpy as np
 
-from device.atomic import atomic_write_bytes
-from device.easi import validate_area, validate_grade
-from device.errors import storage_guard
-from device.imageio import encode_jpeg, encode_png
+from device.core.atomic import atomic_write_bytes
+from device.core.easi import validate_area, validate_grade
+from device.core.errors import storage_guard
+from device.core.imageio import encode_jpeg, encode_png
+from device.core.vocab import MODEL_SIGNS, NUM_GRADES, Region, Sign
 from device.store.db import IMAGES_DIR, NOW, iso
 from device.store.lesions import LesionRecords
 from device.store.model import (
@@ -35,7 +36,6 @@ from device.store.model import (
     reasons_to_json,
     scan_from_row,
 )
-from device.vocab import MODEL_SIGNS, NUM_GRADES, Region, Sign
 
 log = logging.getLogger(__name__)
 
@@ -140,10 +140,8 @@ class ScanRecords(LesionRecords):
         rel_path = self._keep(visit_id, image, lossless=True) if self.keep_images else None
         frame = capture.frame
         try:
-            if frame is not None and self.blur_faces and self.keep_images and self.keep_frames:
-                from device.faces import blur_faces
-
-                frame = blur_faces(frame, capture.box)  # the crop itself stays as graded
+            if frame is not None and self.redact_frame and self.keep_images and self.keep_frames:
+                frame = self.redact_frame(frame, capture.box)  # the crop itself stays as graded
             frame_path = (self._keep(visit_id, frame, lossless=False)
                           if self.keep_images and self.keep_frames else None)
         except BaseException:  # e.g. the disk filled up between the two files

@@ -21,7 +21,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 import device
-from device.errors import (
+from device.core.errors import (
     AtopiscanError,
     StorageFull,
     StorageReadOnly,
@@ -47,28 +47,30 @@ class WebContext:
     """What the routes need, kept on ``app.extensions['atopiscan']``."""
 
     config: Any  # device.config.DeviceConfig
-    service: Any  # device.service.Service (camera, scanner, models, reload_models)
+    service: Any  # device.scan.service.Service (camera, scanner, models, reload_models)
     store: Any  # device.store scan store
     users: UserStore
     data_dir: Path
     errors: errorlog.RingBufferHandler
     tls: Any = None  # device.web.tls.TlsSetup when the dashboard is served over HTTPS
-    purger: Any = None  # device.purger.Purger when retention runs on a schedule
+    purger: Any = None  # device.store.purger.Purger when retention runs on a schedule
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
 
 
 def _default_service(config: Any) -> Any:
-    from device.service import Service
+    from device.scan.service import Service
 
     return Service.from_config(config)
 
 
 def default_store(config: Any, data_dir: Path) -> Any:
     from device.store import Store
+    from device.vision.faces import blur_faces
 
     return Store(data_dir, keep_images=config.storage.keep_images,
                  retention_days=config.storage.retention_days,
-                 keep_frames=config.storage.keep_frames, blur_faces=config.storage.blur_faces)
+                 keep_frames=config.storage.keep_frames,
+                 redact_frame=blur_faces if config.storage.blur_faces else None)
 
 
 def create_app(config: Any, *, service: Any = None, store: Any = None,

@@ -3,7 +3,7 @@
 ``GET /scan/result/<id>/frame.jpg`` is the captured frame; ``POST
 /api/scans/<id>/regrade`` (JSON ``{"box": [x, y, w, h]}``) and the result page's form
 (``POST /scan/result/<id>/regrade``, in device.web.scan: box_x, box_y, box_w, box_h in
-frame pixels) grade the same frame again inside the moved square (device.recrop,
+frame pixels) grade the same frame again inside the moved square (device.scan.recrop,
 through ``regrade_box``) and record who moved it.
 """
 
@@ -21,10 +21,10 @@ from flask import (
     request,
 )
 
-from device.errors import AtopiscanError, http_status
-from device.imageio import encode_jpeg
-from device.pipeline import ScanError
-from device.recrop import FrameCache, FrameGone, Recrop, regrade, scan_frame
+from device.core.errors import AtopiscanError, http_status
+from device.core.imageio import encode_jpeg
+from device.scan.pipeline import ScanError
+from device.scan.recrop import FrameCache, FrameGone, Recrop, regrade, scan_frame
 from device.store.model import RegionScan, StoreError
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, ctx, store

@@ -11,7 +11,7 @@ from flask import request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
 from device.actions import to_number, to_whole
-from device.errors import InvalidInput, validation_problems
+from device.core.errors import InvalidInput, validation_problems
 from device.store.model import VisitStatus
 
 log = logging.getLogger(__name__)

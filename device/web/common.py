@@ -11,9 +11,9 @@ from typing import Any, NoReturn
 from flask import abort, current_app
 
 from device.cameras import CameraError
-from device.errors import http_status
-from device.models import ModelSetError
-from device.pipeline import ScanError
+from device.core.errors import http_status
+from device.grading.models import ModelSetError
+from device.scan.pipeline import ScanError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def abort_store(exc: Exception) -> NoReturn:
 
 @contextmanager
 def scan_aborts() -> Iterator[None]:
-    """A scan's failures as HTTP errors: bad input by its type (device.errors), a camera
+    """A scan's failures as HTTP errors: bad input by its type (device.core.errors), a camera
     or a model pack that cannot serve 503."""
     try:
         yield

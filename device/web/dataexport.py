@@ -3,7 +3,7 @@ export). Each export is written to the audit log with who and when.
 
 ``GET /export/dataset.tar.gz`` (pages) and ``GET /api/export/dataset.tar.gz`` (API)
 take ``since``, ``until`` (YYYY-MM-DD), ``include_unreviewed`` and ``full_frames``
-(1/true). The work is device.export_archive's; this module only maps the request.
+(1/true). The work is device.export.archive's; this module only maps the request.
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ from typing import Any
 from flask import Blueprint, abort, request, send_file
 
 import device
-from device.audit import AuditAction, AuditLog
-from device.errors import http_status
-from device.export_dataset import ExportError
-from device.export_rows import ExportFilter
+from device.core.errors import http_status
+from device.export.dataset import ExportError
+from device.export.rows import ExportFilter
+from device.store.audit import AuditAction, AuditLog
 from device.web.auth import current_user, roles_required
 from device.web.common import ctx, store
 from device.web.users import Role
@@ -55,7 +55,7 @@ def request_filter() -> ExportFilter:
 @bp.route("/api/export/dataset.tar.gz")
 @roles_required(Role.TECHNICIAN)
 def download() -> Any:
-    from device.export_archive import export_tarball
+    from device.export.archive import export_tarball
 
     flt = request_filter()
     user = current_user()

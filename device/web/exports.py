@@ -11,8 +11,8 @@ import io
 import logging
 from typing import Any
 
+from device.core.vocab import MODEL_SIGNS, Region
 from device.store.model import VisitRecord
-from device.vocab import MODEL_SIGNS, Region
 
 log = logging.getLogger(__name__)
 

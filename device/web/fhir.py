@@ -18,8 +18,8 @@ import logging
 import uuid
 from typing import Any
 
+from device.core.vocab import Region, Sign
 from device.store.model import Lesion, RegionScan, VisitRecord, VisitStatus
-from device.vocab import Region, Sign
 
 log = logging.getLogger(__name__)
 

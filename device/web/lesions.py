@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
 
+from device.core.imageio import encode_jpeg
+from device.core.vocab import MODEL_SIGNS
 from device.followup import FollowupScan, scan_lesion
-from device.imageio import encode_jpeg
-from device.recrop import FrameGone, scan_frame
+from device.scan.recrop import FrameGone, scan_frame
 from device.store.model import Lesion, RecordNotFoundError, StoreError
-from device.timeline import MARK_CHANGE, lesion_timeline
-from device.vocab import MODEL_SIGNS
+from device.store.timeline import MARK_CHANGE, lesion_timeline
 from device.web import adjust, stream
 from device.web.auth import roles_required
 from device.web.common import abort_store, ctx, scan_aborts, store

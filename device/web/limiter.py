@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from device.errors import storage_guard
+from device.core.errors import storage_guard
 
 log = logging.getLogger(__name__)
 

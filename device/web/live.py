@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app
 
-from device.imageio import encode_jpeg
-from device.pipeline import ScanResult
+from device.core.imageio import encode_jpeg
+from device.scan.pipeline import ScanResult
 
 #: Recent scans whose details and crops are kept.
 KEEP = 20

@@ -13,8 +13,8 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 
-from device.card import CardError, load_card
-from device.models import ModelSetError, read_manifest
+from device.core.card import CardError, load_card
+from device.grading.models import ModelSetError, read_manifest
 from device.packs.container import FormatIssue, format_problem
 from device.packs.install import (
     InstallError,

@@ -28,14 +28,14 @@ from flask import (
 from werkzeug.exceptions import BadRequest, HTTPException
 
 from device import actions
-from device.crop import guide_box
-from device.easi import VALID_GRADES
+from device.core.easi import VALID_GRADES
+from device.core.imageio import encode_jpeg
+from device.core.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
 from device.followup import FollowupScan
-from device.imageio import encode_jpeg
-from device.pipeline import ScanResult
-from device.preview import StreamState
+from device.scan.pipeline import ScanResult
+from device.scan.preview import StreamState
 from device.store.model import RegionScan, StoreError
-from device.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
+from device.vision.crop import guide_box
 from device.web import adjust, lesions, stream
 from device.web.auth import roles_required
 from device.web.common import abort_store, actor, ctx, scan_aborts, store
@@ -50,7 +50,7 @@ bp = Blueprint("scan", __name__)
 
 def run_scan(image: np.ndarray | None = None) -> ScanResult:
     """Scan an uploaded image, or the camera's still: the frame on screen in the live
-    preview (device.preview.PreviewHub.still)."""
+    preview (device.scan.preview.PreviewHub.still)."""
     service = ctx().service
     with scan_aborts():
         if image is None:

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 #: Connections the kernel holds while every thread is busy (a burst of page loads).
 BACKLOG = 128
 #: Bytes waitress may hold for one client before the app's write waits: small, so a slow
-#: preview viewer skips frames (device.preview) instead of queueing seconds of them.
+#: preview viewer skips frames (device.scan.preview) instead of queueing seconds of them.
 STREAM_BUFFER_BYTES = 256 * 1024
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.errors import storage_guard
+from device.core.errors import storage_guard
 
 log = logging.getLogger(__name__)
 

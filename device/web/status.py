@@ -15,8 +15,8 @@ from typing import Any
 from flask import Blueprint, jsonify, render_template
 
 import device
-from device.card import HeldOutMetrics, ModelCard
-from device.ceiling import SIMULATED_NOTE, SignCeiling
+from device.core.card import HeldOutMetrics, ModelCard
+from device.core.ceiling import SIMULATED_NOTE, SignCeiling
 from device.web import sysinfo
 from device.web.auth import roles_required
 from device.web.common import ctx
@@ -144,8 +144,8 @@ def status_data() -> dict[str, Any]:
 
 
 def field_agreement_data() -> dict[str, Any]:
-    """The field-agreement monitor (device.monitor) for the pack in use."""
-    from device.monitor import from_config
+    """The field-agreement monitor (device.store.monitor) for the pack in use."""
+    from device.store.monitor import from_config
 
     c = ctx()
     models = c.service.models

@@ -1,5 +1,5 @@
 """The live preview routes (staff): ``/scan/stream.mjpg`` (MJPEG) and ``/scan/hints``
-(server-sent events), both fed by the app's one PreviewHub (device.preview).
+(server-sent events), both fed by the app's one PreviewHub (device.scan.preview).
 
 Each open stream holds one server thread, so their number is capped per login and in
 all (device.web.streamslots, web.limits); past a cap the answer is 503 with the reason. The
@@ -19,8 +19,8 @@ from typing import Any
 from flask import Blueprint, Response, current_app, session
 from werkzeug.wsgi import ClosingIterator
 
-from device.hints import HintEngine
-from device.preview import PreviewHub, StreamSettings
+from device.scan.preview import PreviewHub, StreamSettings
+from device.vision.hints import HintEngine
 from device.web.auth import roles_required
 from device.web.common import ctx
 from device.web.streamslots import StreamLimitError, StreamSlots
@@ -101,7 +101,7 @@ def mjpeg_parts(preview: PreviewHub, *, wait: float = 5.0,
 
 def hint_events(preview: PreviewHub, *, wait: float = 10.0,
                 allowed: Callable[[], bool] = lambda: True) -> Iterator[bytes]:
-    """Server-sent events: one ``data:`` JSON line per hint update (device.preview.HintUpdate)."""
+    """Server-sent events: one ``data:`` JSON line per hint update (device.scan.preview.HintUpdate)."""
     with preview.watch() as viewer:
         yield b"retry: 2000\n\n"
         while allowed():

@@ -1,8 +1,8 @@
-"""Uploaded photos: decoded by ``device.imageio`` with its refusals as HTTP answers.
+"""Uploaded photos: decoded by ``device.core.imageio`` with its refusals as HTTP answers.
 
 A photo arrives as bytes from a browser or an API client. ``read_image`` reads
 the size from the header before decoding (so a "decompression bomb" is refused
-first), accepts only colour JPEG and PNG (as the CLI does: device.pipeline.read_photo),
+first), accepts only colour JPEG and PNG (as the CLI does: device.scan.pipeline.read_photo),
 applies the EXIF orientation and refuses files cut short. Each refusal is an ``UploadError`` carrying the HTTP status
 (413 too large, 415 not a JPEG/PNG, 400 otherwise) and a message a person can act on.
 """
@@ -13,10 +13,10 @@ import logging
 
 import numpy as np
 
-from device.errors import http_status
-from device.imageio import ImageError, ImageFormatError, ImageSize
-from device.imageio import image_size as _header_size
-from device.pipeline import PHOTO_FORMATS, read_photo
+from device.core.errors import http_status
+from device.core.imageio import ImageError, ImageFormatError, ImageSize
+from device.core.imageio import image_size as _header_size
+from device.scan.pipeline import PHOTO_FORMATS, read_photo
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def image_size(data: bytes) -> ImageSize:
 
 def decode_image(data: bytes) -> np.ndarray:
     """Check and decode an uploaded photo to uint8 RGB (H, W, 3): the same reading as
-    ``python -m device scan --image`` (device.pipeline.read_photo)."""
+    ``python -m device scan --image`` (device.scan.pipeline.read_photo)."""
     try:
         return read_photo(data, WHAT)
     except ImageFormatError as exc:

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from device.errors import storage_guard
+from device.core.errors import storage_guard
 
 log = logging.getLogger(__name__)
 

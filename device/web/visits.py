@@ -19,9 +19,9 @@ from flask import (
 )
 
 from device import actions
-from device.easi import EASI_SIGNS
+from device.core.easi import EASI_SIGNS
+from device.core.vocab import MODEL_SIGNS, REGIONS, Sign
 from device.store.model import StoreError
-from device.vocab import MODEL_SIGNS, REGIONS, Sign
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, actor, store
 from device.web.exports import visit_csv

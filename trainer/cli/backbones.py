@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from device.cliutil import UserError
+from device.core.cliutil import UserError
 from trainer.backbones import BACKBONE_GROUPS, get_backbone, list_backbones
 
 log = logging.getLogger(__name__)

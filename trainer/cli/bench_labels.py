@@ -39,7 +39,7 @@ def _true_grades(data: Path) -> dict[str, dict[str, int]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.vocab import MODEL_SIGNS
+    from device.core.vocab import MODEL_SIGNS
     from trainer.__main__ import main as trainer_main
     from trainer.evaluate import compute_metrics, predict_samples
     from trainer.run import load_run

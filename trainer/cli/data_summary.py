@@ -13,8 +13,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from device.cliutil import UserError
-from device.vocab import MODEL_SIGNS, NUM_GRADES, Grade, Sign, parse_sign
+from device.core.cliutil import UserError
+from device.core.vocab import MODEL_SIGNS, NUM_GRADES, Grade, Sign, parse_sign
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from device.cliutil import UserError
+from device.core.cliutil import UserError
 from trainer.cli.train import add_common, check_numbers, config_from_args
 
 

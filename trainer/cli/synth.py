@@ -7,7 +7,7 @@ import logging
 import time
 from pathlib import Path
 
-from device.cliutil import UserError
+from device.core.cliutil import UserError
 
 log = logging.getLogger(__name__)
 

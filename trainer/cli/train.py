@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import logging
 
-from device.cliutil import UserError
+from device.core.cliutil import UserError
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def check_numbers(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from device.vocab import parse_sign
+    from device.core.vocab import parse_sign
     from trainer.evaluate import print_run_metrics
     from trainer.run import RunError
     from trainer.train import TrainError, WorkerResult, train

@@ -21,7 +21,7 @@ from itertools import combinations
 
 import numpy as np
 
-from device.vocab import MODEL_SIGNS, NUM_GRADES, Sign
+from device.core.vocab import MODEL_SIGNS, NUM_GRADES, Sign
 from trainer.label.consensus import adjudications, lesions_by_photo
 from trainer.label.matching import Lesion, iou
 

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from device.vocab import Sign, parse_region
+from device.core.vocab import Sign, parse_region
 from trainer.label.db import get_setting, transaction
 from trainer.label.models import (
     GRADED_SIGNS,

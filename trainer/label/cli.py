@@ -12,7 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
-from device.cliutil import UserError
+from device.core.cliutil import UserError
 from trainer.label.models import LabelError
 
 log = logging.getLogger(__name__)

@@ -16,7 +16,7 @@ import statistics
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from device.vocab import Sign, parse_sign
+from device.core.vocab import Sign, parse_sign
 from trainer.label.annotations import box_from_row, get_photo
 from trainer.label.db import get_setting, transaction
 from trainer.label.matching import Lesion, match_boxes

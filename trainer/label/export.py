@@ -23,9 +23,9 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from device.atomic import atomic_write_text
-from device.imageio import encode_jpeg
-from device.vocab import MODEL_SIGNS
+from device.core.atomic import atomic_write_text
+from device.core.imageio import encode_jpeg
+from device.core.vocab import MODEL_SIGNS
 from trainer.data import RATERS_COLUMN, rater_cells, rater_column
 from trainer.label.consensus import ConsensusBox, all_consensus
 from trainer.label.db import photos_dir

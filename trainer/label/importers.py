@@ -24,7 +24,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from device.vocab import parse_grade
+from device.core.vocab import parse_grade
 from trainer.label.annotations import photo_from_row, write_answer
 from trainer.label.db import transaction
 from trainer.label.models import GRADED_SIGNS, AnnotationIn, BoxIn, LabelError, Photo

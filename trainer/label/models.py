@@ -8,7 +8,7 @@ from enum import Enum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from device.vocab import MODEL_SIGNS, NUM_GRADES, Region, Sign
+from device.core.vocab import MODEL_SIGNS, NUM_GRADES, Region, Sign
 
 log = logging.getLogger(__name__)
 

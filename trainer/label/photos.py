@@ -21,8 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
-from device.imageio import ImageError, read_image
-from device.vocab import Region, parse_region
+from device.core.imageio import ImageError, read_image
+from device.core.vocab import Region, parse_region
 from trainer.label.db import get_setting, transaction
 from trainer.label.models import LabelError
 

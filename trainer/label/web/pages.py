@@ -17,8 +17,8 @@ from flask import (
     url_for,
 )
 
-from device.atomic import atomic_write_bytes
-from device.imageio import encode_jpeg
+from device.core.atomic import atomic_write_bytes
+from device.core.imageio import encode_jpeg
 from trainer.label.annotations import get_photo
 from trainer.label.consensus import adjudicate as record_adjudication
 from trainer.label.consensus import adjudication_queue

@@ -1,0 +1,247 @@
+"""Abstention: refuse to grade an image unlike the pack's training images.
+
+Each sign's model returns its pooled features beside the grade probabilities
+(the model contract in docs/ARCHITECTURE.md). At conversion, ``convert`` fits
+class-conditional Gaussians with one shared covariance to the features of the
+training split (Lee et al. 2018, "A simple unified framework for detecting
+out-of-distribution samples"): a mean per grade and a shrunk (Ledoit-Wolf)
+covariance. An image's score is its Mahalanobis distance to the nearest grade
+mean. The threshold is the distance that accepts at least ``target_accept`` of
+the held-out split; a scan beyond it makes the models abstain.
+
+The statistics travel in the pack as ``models/<sign>.ood.npz`` (plain arrays,
+loaded with ``allow_pickle=False``), listed and hashed in the manifest and named
+with their sha256 in the model card. This module is numpy only: the device fits
+nothing, it scores.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.grading.imagestats import DESCRIPTOR_VERSION, DIM, ImageStats, ledoit_wolf
+
+log = logging.getLogger(__name__)
+
+METHOD = "mahalanobis-shared-covariance"
+#: Share of held-out images a threshold must accept (the issue: at least 99 %).
+DEFAULT_ACCEPT = 0.99
+STATS_SUFFIX = ".ood.npz"
+_KEYS = ("means", "classes", "precision", "threshold")
+#: The optional second space (device.grading.imagestats), in the same file; packs before it lack them.
+_IMAGE_KEYS = ("image_mean", "image_precision", "image_threshold", "image_version")
+
+
+class StatsError(ValueError):
+    """Abstention statistics that cannot be read or do not fit the model."""
+
+
+@dataclass(frozen=True)
+class FeatureStats:
+    """Grade means (C, D), the shared precision matrix (D, D) and the threshold on the
+    Mahalanobis distance (not squared); ``image``: the second, model-independent space
+    (device.grading.imagestats), None in packs fitted before it."""
+
+    means: np.ndarray
+    classes: tuple[int, ...]
+    precision: np.ndarray
+    threshold: float
+    image: ImageStats | None = None
+
+    @property
+    def dim(self) -> int:
+        return int(self.means.shape[1])
+
+    def distance(self, features: np.ndarray) -> float:
+        """Mahalanobis distance of one feature vector to the nearest grade mean."""
+        f = np.asarray(features, np.float32).reshape(-1)
+        if f.shape[0] != self.dim:
+            raise StatsError(f"features have {f.shape[0]} values; the statistics expect {self.dim}")
+        diff = self.means - f[None, :]
+        # einsum's own loops, not BLAS: right after an interpreter invoke, OpenBLAS's
+        # worker threads fight the interpreter's for the cores (measured on 2 cores:
+        # 45 ms instead of 0.4, and the next scan stages slowed with it).
+        sq = np.einsum("ce,ce->c", np.einsum("cd,de->ce", diff, self.precision), diff)
+        return float(math.sqrt(max(float(sq.min()), 0.0)))
+
+    def distances(self, features: np.ndarray) -> np.ndarray:
+        """Distances for a batch (N, D)."""
+        feats = np.asarray(features, np.float64)
+        diff = feats[:, None, :] - self.means[None].astype(np.float64)
+        sq = np.einsum("ncd,de,nce->nc", diff, self.precision.astype(np.float64), diff)
+        return np.sqrt(np.maximum(sq.min(axis=1), 0.0))
+
+    def with_threshold(self, threshold: float) -> FeatureStats:
+        return FeatureStats(self.means, self.classes, self.precision, float(threshold), self.image)
+
+    def with_image(self, image: ImageStats | None) -> FeatureStats:
+        return FeatureStats(self.means, self.classes, self.precision, self.threshold, image)
+
+    def to_bytes(self) -> bytes:
+        arrays = {"means": self.means.astype(np.float32),
+                  "classes": np.asarray(self.classes, np.int32),
+                  "precision": self.precision.astype(np.float32),
+                  "threshold": np.float64(self.threshold)}
+        if self.image is not None:
+            arrays.update(image_mean=self.image.mean.astype(np.float64),
+                          image_precision=self.image.precision.astype(np.float64),
+                          image_threshold=np.float64(self.image.threshold),
+                          image_version=np.int32(self.image.version))
+        buf = io.BytesIO()
+        np.savez(buf, **arrays)
+        return buf.getvalue()
+
+
+def load_stats(path: Path | str) -> FeatureStats:
+    """Read a ``.ood.npz`` written by ``FeatureStats.to_bytes``; StatsError names the file."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            missing = [k for k in _KEYS if k not in data.files]
+            if missing:
+                raise StatsError(f"{path}: abstention statistics lack {', '.join(missing)}; "
+                                 "rebuild the pack")
+            means, classes = data["means"], data["classes"]
+            precision, threshold = data["precision"], float(data["threshold"])
+            image = _read_image_stats(path, data)
+    except (OSError, ValueError, EOFError) as exc:
+        if isinstance(exc, StatsError):
+            raise
+        raise StatsError(f"{path}: unreadable abstention statistics ({exc}); rebuild the pack") from exc
+    d = means.shape[1] if means.ndim == 2 else -1
+    if d < 1 or precision.shape != (d, d) or classes.shape != (means.shape[0],):
+        raise StatsError(f"{path}: abstention statistics have inconsistent shapes "
+                         f"(means {means.shape}, precision {precision.shape}); rebuild the pack")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise StatsError(f"{path}: abstention threshold {threshold} is not a positive number")
+    return FeatureStats(means.astype(np.float32), tuple(int(c) for c in classes),
+                        precision.astype(np.float32), threshold, image)
+
+
+def _read_image_stats(path: Path, data: np.lib.npyio.NpzFile) -> ImageStats | None:
+    """The image-statistics space when the file has it (all four arrays, or none)."""
+    present = [k for k in _IMAGE_KEYS if k in data.files]
+    if not present:
+        return None
+    if len(present) != len(_IMAGE_KEYS):
+        raise StatsError(f"{path}: image statistics lack "
+                         f"{', '.join(k for k in _IMAGE_KEYS if k not in present)}; rebuild the pack")
+    version, threshold = int(data["image_version"]), float(data["image_threshold"])
+    if version != DESCRIPTOR_VERSION:
+        raise StatsError(f"{path}: image statistics of descriptor version {version}; this "
+                         f"software computes version {DESCRIPTOR_VERSION}: rebuild the pack "
+                         "or update the device")
+    mean, precision = data["image_mean"], data["image_precision"]
+    if mean.shape != (DIM,) or precision.shape != (DIM, DIM):
+        raise StatsError(f"{path}: image statistics have shapes {mean.shape} and "
+                         f"{precision.shape}, expected ({DIM},) and ({DIM}, {DIM}); rebuild the pack")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise StatsError(f"{path}: image-statistics threshold {threshold} is not a positive number")
+    return ImageStats(mean.astype(np.float64), precision.astype(np.float64), threshold, version)
+
+
+def fit_stats(features: np.ndarray, labels: np.ndarray) -> tuple[FeatureStats, float]:
+    """Class means and the shared, shrunk covariance's inverse; threshold not yet set
+    (infinite). Returns the statistics and the shrinkage used."""
+    feats = np.asarray(features, np.float64)
+    labels = np.asarray(labels).astype(int)
+    if feats.ndim != 2 or feats.shape[0] != labels.shape[0] or feats.shape[0] < 2:
+        raise StatsError(f"need (N, D) features with N >= 2 and one label each; got "
+                         f"{feats.shape} and {labels.shape}")
+    classes = tuple(int(c) for c in np.unique(labels))
+    means = np.stack([feats[labels == c].mean(axis=0) for c in classes])
+    centred = feats - means[np.searchsorted(classes, labels)]
+    cov, shrink = ledoit_wolf(centred)
+    precision = np.linalg.pinv(cov, hermitian=True)
+    return FeatureStats(means.astype(np.float32), classes, precision.astype(np.float32),
+                        math.inf), shrink
+
+
+def calibrate_threshold(distances: np.ndarray, accept: float = DEFAULT_ACCEPT) -> tuple[float, float]:
+    """The smallest threshold accepting at least ``accept`` of ``distances`` (held-out
+    images; accepted means distance <= threshold), and the share it accepts."""
+    d = np.sort(np.asarray(distances, np.float64))
+    if d.size == 0:
+        raise StatsError("no held-out images to calibrate the abstention threshold on")
+    if not 0 < accept <= 1:
+        raise StatsError(f"accept share {accept} must be in (0, 1]")
+    k = min(d.size - 1, max(0, math.ceil(accept * d.size) - 1))
+    threshold = float(d[k]) * (1 + 1e-6) + 1e-9  # float32 scoring on the device: a hair of room
+    return threshold, float((d <= threshold).mean())
+
+
+@dataclass(frozen=True)
+class SignAbstention:
+    """One sign's scores: the feature space's distance and threshold, and the image
+    space's (None for packs fitted before it). Past either threshold abstains."""
+
+    distance: float
+    threshold: float
+    image_distance: float | None = None
+    image_threshold: float | None = None
+
+    @property
+    def image_ratio(self) -> float | None:
+        if self.image_distance is None or not self.image_threshold:
+            return None
+        return self.image_distance / self.image_threshold
+
+    @property
+    def ratio(self) -> float:
+        return max(self.distance / self.threshold, self.image_ratio or 0.0)
+
+    @property
+    def abstained(self) -> bool:
+        image_past = (self.image_distance is not None and self.image_threshold is not None
+                      and self.image_distance > self.image_threshold)
+        return self.distance > self.threshold or image_past
+
+    def to_dict(self) -> dict[str, float | bool | None]:
+        image = self.image_ratio
+        return {"distance": round(self.distance, 4), "threshold": round(self.threshold, 4),
+                "feature_score": round(self.distance / self.threshold, 4),
+                "image_distance": None if self.image_distance is None else round(self.image_distance, 4),
+                "image_threshold": None if self.image_threshold is None else round(self.image_threshold, 4),
+                "image_score": None if image is None else round(image, 4),
+                "score": round(self.ratio, 4), "abstained": self.abstained}
+
+
+@dataclass(frozen=True)
+class Abstention:
+    """A scan's verdict. ``score`` is the largest distance/threshold over the signs:
+    above 1 the models abstain. ``checked`` is False when the pack has no statistics."""
+
+    checked: bool
+    signs: dict[str, SignAbstention]
+    pack_version: str | None = None
+
+    @property
+    def score(self) -> float | None:
+        return max((s.ratio for s in self.signs.values()), default=None) if self.checked else None
+
+    @property
+    def abstained(self) -> bool:
+        return self.checked and any(s.abstained for s in self.signs.values())
+
+    def message(self) -> str:
+        pack = f"pack {self.pack_version}" if self.pack_version else "the installed pack"
+        if not self.checked:
+            return f"{pack} carries no abstention statistics: it cannot tell unfamiliar images"
+        if self.abstained:
+            return (f"The models do not recognise this image: it is outside {pack}'s training "
+                    f"data (score {self.score:.2f}, above 1 abstains). No model grades are "
+                    "given: grade it yourself, or retake the photo.")
+        return f"within {pack}'s training data (score {self.score:.2f}, above 1 abstains)"
+
+    def to_dict(self) -> dict:
+        score = self.score
+        return {"checked": self.checked, "abstained": self.abstained,
+                "score": None if score is None else round(score, 4),
+                "signs": {k: v.to_dict() for k, v in self.signs.items()},
+                "message": self.message()}

@@ -1,0 +1,198 @@
+"""Abstention's second space: low-level statistics of the crop exactly as the model is
+fed (the resized crop), independent of the model.
+
+A small model trained on rendered images can map a camera photo's crop close to its
+training features: its pooled features were never asked to tell the two apart. How an
+image was made shows in its pixels, though. Rendered skin is smooth noise fields,
+a defocus blur and Gaussian sensor noise; a camera photo has 1/f texture (pores, hair,
+creases, fabric), heavy-tailed detail, specular highlights, JPEG-smoothed chroma and
+colours from real light. So each crop is described by:
+
+- colour moments in CIE Lab: mean, standard deviation and skew per channel (9);
+- band energies of the lightness at three scales (differences of Gaussians, sigma
+  0.7 / 1.4 / 2.8 / 5.6), as logs, and the kurtosis of the two finest bands (5);
+- gradient-magnitude quantiles 50 / 90 / 99 % (Sobel on the lightness), as logs (3);
+- a rotation-invariant uniform LBP histogram (8 neighbours, radius 1; 10 bins, the
+  last dropped since they sum to one) (9);
+- saturation mean and spread, and the achromatic share (saturation < 0.1) (3).
+
+(Version 1 also had five colour-with-lightness values. They were added after seeing
+their effect on the third-party development photos, which may not select anything a
+pack ships with, so version 2 leaves them out.)
+
+At conversion one Gaussian (Ledoit-Wolf shrunk covariance, on standardised
+descriptors) is fitted to the training split's crops; the threshold is the smallest
+Mahalanobis distance accepting at least 99 % of the held-out split, the same rule as
+the feature space (device.grading.abstain). numpy and OpenCV only, no BLAS products on the
+scan path (einsum's own loops, see device.grading.abstain).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+#: Bumped when ``describe`` changes; a pack's statistics name the version they were fitted with.
+DESCRIPTOR_VERSION = 2
+DESCRIPTOR_NAMES: tuple[str, ...] = (
+    *(f"lab_{c}_{m}" for c in "Lab" for m in ("mean", "std", "skew")),
+    "band1_log_energy", "band2_log_energy", "band3_log_energy",
+    "band1_log_kurtosis", "band2_log_kurtosis",
+    "grad_log_q50", "grad_log_q90", "grad_log_q99",
+    *(f"lbp_riu2_{k}" for k in range(9)),
+    "sat_mean", "sat_std", "achromatic_share",
+)
+DIM = len(DESCRIPTOR_NAMES)
+_SIGMAS = (0.7, 1.4, 2.8, 5.6)
+#: The lightness is blurred this much (pixels at the input size) before the texture
+#: measures: a crop's finest pixel noise depends on how far the device shrank it (the
+#: camera's distance, the crop's size), not on what was photographed.
+PRE_BLUR = 1.0
+#: LBP neighbours count as brighter only by this much lightness (Lab L, 0-100): flat
+#: areas then read as flat instead of as coin tosses between quantisation steps.
+LBP_TOLERANCE = 0.5
+#: Acquisition-blur variants (Gaussian sigma at the input size) of each training crop
+#: in the fit: the same crop shrunk from a larger frame is smoother (``variants``).
+ACQUISITION_BLURS = (0.25, 0.5, 0.75, 1.0)
+_EPS = 1e-6
+# Neighbours of the 8-point, radius-1 LBP, in circular order.
+_NEIGHBOURS = ((-1, -1), (-1, 0), (-1, 1), (0, 1), (1, 1), (1, 0), (1, -1), (0, -1))
+
+
+class ImageStatsError(ValueError):
+    """An image that cannot be described (not RGB uint8, too small)."""
+
+
+def _moments(x: np.ndarray) -> tuple[float, float, float]:
+    mean = float(x.mean())
+    d = x - mean
+    std = float(np.sqrt((d * d).mean()))
+    skew = float((d * d * d).mean()) / (std ** 3 + _EPS) if std > _EPS else 0.0
+    return mean, std, skew
+
+
+def variants(rgb: np.ndarray) -> list[np.ndarray]:
+    """A training crop and its acquisition-blur variants (``ACQUISITION_BLURS``), for the fit."""
+    import cv2
+
+    return [rgb, *(cv2.GaussianBlur(rgb, (0, 0), s) for s in ACQUISITION_BLURS)]
+
+
+def _lbp_riu2(gray: np.ndarray) -> np.ndarray:
+    """Rotation-invariant uniform LBP histogram (10 bins: 0..8 set bits when at most two
+    0/1 transitions around the circle, 9 for all others), normalised to sum 1."""
+    centre = gray[1:-1, 1:-1]
+    h, w = gray.shape
+    bits = [gray[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx] >= centre + LBP_TOLERANCE
+            for dy, dx in _NEIGHBOURS]
+    ones = np.zeros(centre.shape, np.int32)
+    changes = np.zeros(centre.shape, np.int32)
+    for i, b in enumerate(bits):
+        ones += b
+        changes += b != bits[(i + 1) % 8]
+    codes = np.where(changes <= 2, ones, 9)
+    hist = np.bincount(codes.ravel(), minlength=10).astype(np.float64)
+    return hist / max(hist.sum(), 1.0)
+
+
+def describe(rgb: np.ndarray) -> np.ndarray:
+    """The descriptor (``DIM`` float64 values, ``DESCRIPTOR_NAMES``) of one RGB uint8 crop
+    at the model's input size."""
+    import cv2
+
+    img = np.asarray(rgb)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or min(img.shape[:2]) < 8:
+        raise ImageStatsError(f"need an RGB uint8 image of at least 8x8 pixels; got "
+                              f"{img.dtype} {img.shape}")
+    f = img.astype(np.float32) / 255.0
+    lab = cv2.cvtColor(f, cv2.COLOR_RGB2LAB)
+    out: list[float] = []
+    for c in range(3):
+        out.extend(_moments(lab[..., c]))
+    light = cv2.GaussianBlur(np.ascontiguousarray(lab[..., 0]), (0, 0), PRE_BLUR)
+    blurred = [cv2.GaussianBlur(light, (0, 0), s) for s in _SIGMAS]
+    bands = [light - blurred[0], blurred[0] - blurred[1], blurred[1] - blurred[2]]
+    energies = [float((b * b).mean()) for b in bands]
+    out.extend(math.log(e + _EPS) for e in energies)
+    for b, e in zip(bands[:2], energies[:2], strict=True):
+        out.append(math.log(float((b ** 4).mean()) / (e * e + _EPS) + _EPS))
+    gx = cv2.Sobel(light, cv2.CV_32F, 1, 0, ksize=3)
+    gy = cv2.Sobel(light, cv2.CV_32F, 0, 1, ksize=3)
+    mag = np.sqrt(gx * gx + gy * gy).ravel()
+    out.extend(math.log(float(q) + 1e-3) for q in np.quantile(mag, (0.5, 0.9, 0.99)))
+    out.extend(_lbp_riu2(light)[:9].tolist())
+    hi, lo = f.max(axis=2), f.min(axis=2)
+    sat = (hi - lo) / (hi + _EPS)
+    out.extend((float(sat.mean()), float(sat.std()), float((sat < 0.1).mean())))
+    return np.asarray(out, np.float64)
+
+
+def describe_many(images: np.ndarray | list[np.ndarray]) -> np.ndarray:
+    """Descriptors (N, DIM) of a stack of crops."""
+    rows = [describe(im) for im in images]
+    return np.stack(rows) if rows else np.zeros((0, DIM), np.float64)
+
+
+@dataclass(frozen=True)
+class ImageStats:
+    """One Gaussian over the descriptors: mean (DIM,), precision (DIM, DIM) of the shrunk
+    covariance, and the threshold on the Mahalanobis distance (not squared)."""
+
+    mean: np.ndarray
+    precision: np.ndarray
+    threshold: float
+    version: int = DESCRIPTOR_VERSION
+
+    def distance_of(self, descriptor: np.ndarray) -> float:
+        diff = np.asarray(descriptor, np.float64).reshape(-1) - self.mean
+        # einsum's own loops, not BLAS (see device.grading.abstain.FeatureStats.distance).
+        sq = float(np.einsum("d,d->", np.einsum("d,de->e", diff, self.precision), diff))
+        return math.sqrt(max(sq, 0.0))
+
+    def distance(self, rgb: np.ndarray) -> float:
+        """Distance of one crop (RGB uint8 at the model's input size) to the training crops."""
+        return self.distance_of(describe(rgb))
+
+    def distances(self, descriptors: np.ndarray) -> np.ndarray:
+        diff = np.asarray(descriptors, np.float64) - self.mean[None]
+        sq = np.einsum("nd,de,ne->n", diff, self.precision, diff)
+        return np.sqrt(np.maximum(sq, 0.0))
+
+    def with_threshold(self, threshold: float) -> ImageStats:
+        return ImageStats(self.mean, self.precision, float(threshold), self.version)
+
+
+def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
+    """Ledoit-Wolf shrunk covariance of centred rows (N, D) and the shrinkage used:
+    (1 - s) * S + s * mu * I, with s estimated from the data (Ledoit & Wolf 2004).
+    Both spaces of abstention fit with it (this one, and device.grading.abstain's features)."""
+    x = np.asarray(centred, np.float64)
+    n, d = x.shape
+    sample = x.T @ x / n
+    mu = float(np.trace(sample)) / d
+    delta = float(((sample - mu * np.eye(d)) ** 2).sum()) / d
+    x2 = x ** 2
+    beta_sum = float((x2.T @ x2).sum()) / n - float((sample ** 2).sum())
+    beta = min(max(beta_sum / (d * n), 0.0), delta)
+    shrink = beta / delta if delta > 0 else 1.0
+    return (1 - shrink) * sample + shrink * mu * np.eye(d), shrink
+
+
+def fit_image_stats(descriptors: np.ndarray) -> tuple[ImageStats, float]:
+    """Fit the Gaussian (threshold not yet set: infinite); returns it and the shrinkage.
+    Descriptors are standardised before the Ledoit-Wolf shrinkage (their units differ),
+    and the scaling is folded into the stored precision."""
+    x = np.asarray(descriptors, np.float64)
+    if x.ndim != 2 or x.shape[1] != DIM or x.shape[0] < 2:
+        raise ImageStatsError(f"need (N, {DIM}) descriptors with N >= 2; got {x.shape}")
+    mean = x.mean(axis=0)
+    scale = x.std(axis=0)
+    scale = np.maximum(scale, 1e-3 * max(float(np.median(scale)), _EPS))
+    cov, shrink = ledoit_wolf((x - mean) / scale)
+    precision = np.linalg.pinv(cov, hermitian=True) / scale[:, None] / scale[None, :]
+    return ImageStats(mean, precision, math.inf), shrink

@@ -1,0 +1,334 @@
+"""The scan pipeline: capture -> quality -> crop -> resize -> grade each sign ->
+abstain or not.
+
+``Scanner.scan`` returns a ``ScanResult``; a failed quality check returns the
+reasons and grades nothing. Errors a person must act on are raised as
+``ScanError`` (bad image, no pack installed) or ``device.cameras.CameraError``.
+
+Review rule (per sign; the scan needs review when any sign does). With p the
+four grade probabilities and t = argmax p:
+  1. unsure:  p[t] < grading.review_min_top_prob;
+  2. split:   sum of p[g] over grades |g - t| >= 2 is >= grading.review_max_far_mass,
+     i.e. the model also backs a grade that is not a neighbour of its answer
+     (e.g. 0.55 "none" with 0.35 "moderate"), which a grader would not do.
+
+Abstention (device.grading.abstain): when the pack carries statistics, each model's pooled
+features are scored, and (packs fitted with them) the image statistics of the crop as
+the model is fed (device.grading.imagestats); a crop beyond either threshold of any sign makes
+the models abstain:
+the result keeps no model grades (``signs`` is empty, ``abstained`` is True) and
+staff grade the region themselves or retake. Where the photo showed little skin,
+an abstention is reported as the quality check's "not skin" refusal instead
+(device.vision.quality.confirm_skin).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+import device
+from device.cameras.base import Camera
+from device.colour.correct import ColourCorrection, correct_colour
+from device.config import CropMode, DeviceConfig, GradingConfig
+from device.core.errors import InvalidInput, NoPackInstalled
+from device.core.imageio import ImageError, read_image, too_large
+from device.core.vocab import Grade, Sign
+from device.grading.abstain import Abstention, FeatureStats, SignAbstention
+from device.grading.imagestats import describe
+from device.grading.models import ModelSet
+from device.vision.crop import CropError, CropResult, choose_crop, cut
+from device.vision.faces import SCAN_DETECT_SIDE, Faces, find_faces
+from device.vision.frameviews import MEASURE_SIDE, FrameViews, shrink
+from device.vision.quality import QualityReport, check_quality, confirm_skin
+
+log = logging.getLogger(__name__)
+
+STAGES = ("capture", "quality", "colour", "crop", "resize", "invoke", "abstain", "total")
+
+
+class ScanError(InvalidInput):
+    """A scan could not run: a bad image or no model pack. The message says what to do."""
+
+
+class PackUnusableError(ScanError, NoPackInstalled):
+    """Packs are installed but none could be loaded: the message says which and why."""
+
+
+class NoPackError(ScanError, NoPackInstalled):
+    """No model pack is installed, so the scan cannot grade (a 503 on the web)."""
+
+
+@dataclass
+class SignResult:
+    sign: Sign
+    grade: Grade
+    probs: list[float]
+    review: bool
+    review_reasons: list[str] = field(default_factory=list)
+    invoke_ms: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"grade": int(self.grade), "label": self.grade.label,
+                "probs": [round(p, 4) for p in self.probs], "review": self.review,
+                "review_reasons": list(self.review_reasons),
+                "invoke_ms": round(self.invoke_ms, 3)}
+
+
+@dataclass
+class ScanResult:
+    quality: QualityReport
+    crop: CropResult | None
+    signs: dict[Sign, SignResult]
+    timings_ms: dict[str, float]
+    pack_version: str | None
+    image_size: tuple[int, int]
+    created: str = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc)
+                         .isoformat(timespec="seconds"))
+    #: The frame and the crop (RGB uint8), for the store and the dashboard; not in to_dict.
+    image: np.ndarray | None = field(default=None, repr=False)
+    crop_image: np.ndarray | None = field(default=None, repr=False)
+    #: None until the models ran (quality refusal); see device.grading.abstain.
+    abstention: Abstention | None = None
+    #: Faces found in the frame (full-frame pixels), for blurring the stored frame.
+    faces: Faces | None = field(default=None, repr=False)
+    #: The colour step (device.colour.correct); None only for a result built by hand.
+    colour: ColourCorrection | None = None
+
+    @property
+    def abstained(self) -> bool:
+        return self.abstention is not None and self.abstention.abstained
+
+    @property
+    def graded(self) -> bool:
+        return bool(self.signs)
+
+    @property
+    def review(self) -> bool:
+        return any(s.review for s in self.signs.values())
+
+    def grades(self) -> dict[Sign, Grade]:
+        return {sign: s.grade for sign, s in self.signs.items()}
+
+    def to_dict(self) -> dict:
+        return {
+            "ok": self.quality.ok and self.graded,
+            "graded": self.graded,
+            "abstained": self.abstained,
+            "abstention_score": (None if self.abstention is None or self.abstention.score is None
+                                 else round(self.abstention.score, 4)),
+            "abstention": self.abstention.to_dict() if self.abstention else None,
+            "review": self.review,
+            "pack_version": self.pack_version,
+            "software_version": device.__version__,
+            "created": self.created,
+            "image_size": list(self.image_size),
+            "quality": self.quality.to_dict(),
+            "crop": self.crop.to_dict() if self.crop else None,
+            "colour": self.colour.to_dict() if self.colour else None,
+            "grades": {sign.value: s.to_dict() for sign, s in self.signs.items()},
+            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
+        }
+
+
+def review_reasons(probs: np.ndarray, grading: GradingConfig) -> list[str]:
+    """Why a sign's probabilities need a person's review (empty: none); see module doc."""
+    top = int(np.argmax(probs))
+    reasons = []
+    if probs[top] < grading.review_min_top_prob:
+        reasons.append(f"unsure: top probability {probs[top]:.2f} < "
+                       f"{grading.review_min_top_prob:g}")
+    far = float(sum(p for g, p in enumerate(probs) if abs(g - top) >= 2))
+    if far >= grading.review_max_far_mass:
+        reasons.append(f"split: {far:.2f} of the probability is on grades two or more "
+                       f"steps from {Grade(top).label}")
+    return reasons
+
+
+def check_image(image: np.ndarray, origin: str = "image") -> np.ndarray:
+    """Accept an RGB (or RGBA: alpha dropped) uint8 image; refuse the rest clearly."""
+    arr = np.asarray(image)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
+        raise ScanError(f"{origin} is greyscale; the signs are graded from colour (erythema "
+                        "is redness), so use a colour photo")
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ScanError(f"{origin} has shape {arr.shape}; expected a colour image (H, W, 3)")
+    if arr.dtype != np.uint8:
+        raise ScanError(f"{origin} has {arr.dtype} pixels; expected 8-bit colour (uint8)")
+    h, w = arr.shape[:2]
+    problem = too_large(w, h, origin)  # the one pixel limit (device.core.imageio)
+    if problem is not None:
+        raise ScanError(problem)
+    if min(h, w) < 8:
+        raise ScanError(f"{origin} is only {w}x{h} pixels; use a real photo of the lesion")
+    return np.ascontiguousarray(arr[..., :3])
+
+
+#: What the device grades, from ``device scan --image`` and from an upload alike.
+PHOTO_FORMATS = ("jpeg", "png")
+
+
+def read_photo(source: Path | bytes, what: str) -> np.ndarray:
+    """The one reading of a photo to grade, shared by the CLI and the dashboard: a colour
+    JPEG or PNG, EXIF orientation applied, trailing bytes after a JPEG accepted. Raises
+    ImageError (a format, size or damage refusal, or a greyscale photo)."""
+    return read_image(source, what=what, formats=PHOTO_FORMATS, allow_grey=False)
+
+
+def load_image_file(path: Path | str) -> np.ndarray:
+    """Read an image file to RGB uint8, or raise ScanError saying what is wrong with it."""
+    path = Path(path)
+    try:
+        decoded = read_photo(path, str(path))
+    except ImageError as exc:
+        raise ScanError(str(exc)) from exc
+    return check_image(decoded, str(path))
+
+
+class Scanner:
+    """Runs one scan; collaborators (camera, models) are handed in so tests use fakes."""
+
+    def __init__(self, config: DeviceConfig, camera: Camera | None = None,
+                 models: ModelSet | None = None) -> None:
+        self.config = config
+        self.camera = camera
+        self.models = models
+        #: Why ``models`` is None when a pack is installed (device.grading.models.ModelSetError
+        #: from the service's last load); None: nothing installed, or models loaded.
+        self.load_failure: Exception | None = None
+
+    def no_models_error(self) -> ScanError:
+        """Why nothing can be graded: no pack installed, or installed packs that failed."""
+        from device.grading.models import NoPackDirError, PacksFailedError
+
+        failure = self.load_failure
+        flash = "flash a pack that passes them: python -m device flash PACK"
+        if isinstance(failure, PacksFailedError):
+            return PackUnusableError(f"both installed model packs failed their checks, so "
+                                     f"nothing can be graded ({failure}); {flash}")
+        if failure is not None and not isinstance(failure, NoPackDirError):
+            return PackUnusableError(f"the installed model pack failed its checks, so nothing "
+                                     f"can be graded ({failure}); {flash}")
+        return NoPackError("no model pack is installed; install one with "
+                           "python -m device flash PACK")
+
+    def scan(self, image: np.ndarray | None = None, box: tuple[float, ...] | None = None,
+             mode: CropMode | None = None) -> ScanResult:
+        """Scan ``image`` (RGB uint8), or a frame from the camera when it is None."""
+        timings = dict.fromkeys(STAGES, 0.0)
+        start = time.perf_counter()
+        if image is None:
+            if self.camera is None:
+                raise ScanError("no camera is configured; give an image instead")
+            image = self.camera.read()
+            timings["capture"] = _ms_since(start)
+        image = check_image(image)
+        models = self.models  # one reference: a reload mid-scan does not mix packs
+
+        t = time.perf_counter()
+        # One scaled-down copy of the frame for the quality measures and the auto crop.
+        preview = shrink(image, MEASURE_SIDE)
+        timings["quality"] = _ms_since(t)
+        # Colour first (device.colour.correct): the card is found on the preview, and the
+        # quality measures, the crop and the models see corrected colours (skin under a
+        # warm lamp is skin); the stored frame stays as taken, the correction beside it.
+        t = time.perf_counter()
+        colour = correct_colour(image, self.config.colour, preview=preview)
+        if colour.corrected:
+            preview = colour.apply(preview)
+        timings["colour"] = _ms_since(t)
+        t = time.perf_counter()
+        # The frame looked at once (device.vision.frameviews): one preview, one tiny copy, one
+        # skin mask and one CIELAB for faces, skin share, texture and the auto crop.
+        views = FrameViews.of(image, preview=preview)
+        tiny = views.tiny
+        faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(
+            image.shape[0] / tiny.shape[0])
+        quality = check_quality(image, self.config.quality, views=views, faces=faces)
+        timings["quality"] += _ms_since(t)
+        result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
+                            pack_version=models.pack_version if models else None,
+                            image_size=image.shape[:2], image=image, faces=faces,
+                            colour=colour)
+        if not quality.ok:
+            timings["total"] = _ms_since(start)
+            return result
+        if models is None:
+            raise self.no_models_error()
+
+        t = time.perf_counter()
+        try:
+            crop = choose_crop(image, self.config.crop, mode=mode,
+                               box=tuple(box) if box is not None else None,  # type: ignore[arg-type]
+                               faces=faces, views=views)
+        except CropError as exc:
+            raise ScanError(str(exc)) from exc
+        result.crop = crop
+        patch = cut(image, crop.box)
+        timings["crop"] = _ms_since(t)
+        if colour.corrected:
+            t = time.perf_counter()
+            patch = colour.apply(patch)
+            timings["colour"] += _ms_since(t)
+        result.crop_image = patch
+
+        self._grade(models, patch, result)
+        if result.abstained:
+            result.signs = {}  # the models abstain: no model grades are shown or saved
+            result.quality = confirm_skin(result.quality, self.config.quality)
+        timings["total"] = _ms_since(start)
+        return result
+
+    def _grade(self, models: ModelSet, patch: np.ndarray, result: ScanResult) -> None:
+        """Grade ``patch`` with each sign's model and score its features (abstention)."""
+        timings = result.timings_ms
+        inputs: dict[tuple[int, int], np.ndarray] = {}
+        described: dict[tuple[int, int], np.ndarray] = {}  # device.grading.imagestats, once per input
+        scores: dict[str, SignAbstention] = {}
+        for sign_model in models:
+            h, w = sign_model.model.input_size
+            t = time.perf_counter()
+            if (h, w) not in inputs:  # signs with the same input size share one resize
+                inputs[(h, w)] = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)
+            timings["resize"] += _ms_since(t)
+            t = time.perf_counter()
+            if sign_model.stats is not None:  # features only where there is something to score
+                probs, feats = sign_model.model.predict_with_features(inputs[(h, w)])
+            else:
+                probs, feats = sign_model.model.predict(inputs[(h, w)]), None
+            invoke = _ms_since(t)
+            timings["invoke"] += invoke
+            if sign_model.stats is not None and feats is not None:
+                t = time.perf_counter()
+                scores[sign_model.sign.value] = _score(sign_model.stats, feats, inputs[(h, w)],
+                                                       described, (h, w))
+                timings["abstain"] += _ms_since(t)
+            reasons = review_reasons(probs, self.config.grading)
+            result.signs[sign_model.sign] = SignResult(
+                sign_model.sign, Grade(int(np.argmax(probs))), [float(p) for p in probs],
+                bool(reasons), reasons, invoke)
+        result.abstention = Abstention(checked=models.can_abstain, signs=scores,
+                                       pack_version=models.pack_version)
+
+
+def _score(stats: FeatureStats, feats: np.ndarray, model_input: np.ndarray,
+           described: dict[tuple[int, int], np.ndarray], size: tuple[int, int]) -> SignAbstention:
+    """Both spaces' distances of one sign: the pooled features, and (packs that carry
+    them) the image statistics of the crop exactly as the model was fed."""
+    image = stats.image
+    if image is None:
+        return SignAbstention(stats.distance(feats), stats.threshold)
+    if size not in described:
+        described[size] = describe(model_input)
+    return SignAbstention(stats.distance(feats), stats.threshold,
+                          image.distance_of(described[size]), image.threshold)
+
+
+def _ms_since(t: float) -> float:
+    return (time.perf_counter() - t) * 1000.0

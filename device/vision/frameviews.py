@@ -1,0 +1,86 @@
+"""The frame looked at once: the scaled-down copies, the skin mask and the CIELAB
+conversion that the quality check, the auto crop, the face search and the live hints
+all read, made once per frame instead of once per stage.
+
+``FrameViews.of(frame)`` keeps the frame's preview (shorter side at most
+MEASURE_SIDE, INTER_AREA) and its tiny copy (shorter side at most WORK_SIDE, shrunk
+from the preview). Everything derived from them is computed on first use and then
+kept (``functools.cached_property``): a frame refused by the quality check never
+pays for the crop's CIELAB conversion. The views are of one frame only; make new
+ones for the next frame (or after a colour correction changes the preview).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import cv2
+import numpy as np
+
+#: auto works on a copy whose shorter side is this many pixels (speed; lesions are large).
+WORK_SIDE = 192
+
+
+def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
+    """``rgb`` scaled (INTER_AREA) so its shorter side is at most ``side`` pixels; ``rgb``
+    itself when it is already that small."""
+    h, w = rgb.shape[:2]
+    scale = side / min(h, w)
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
+
+
+def skin_mask(rgb: np.ndarray) -> np.ndarray:
+    """Boolean mask of skin-coloured pixels (a loose YCrCb range: light to dark skin,
+    inflamed skin included)."""
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    return (y > 30) & (cr >= 133) & (cr <= 185) & (cb >= 70) & (cb <= 135)
+
+
+#: Shorter side of the preview the quality measures and the colour card search use.
+MEASURE_SIDE = 512
+
+
+@dataclass(frozen=True)
+class FrameViews:
+    """One frame's shared views. ``preview`` and ``tiny`` are RGB uint8; the rest is
+    derived from them on first use and kept."""
+
+    preview: np.ndarray
+    tiny: np.ndarray
+
+    @classmethod
+    def of(cls, rgb: np.ndarray, *, preview: np.ndarray | None = None) -> FrameViews:
+        """The views of ``rgb`` (RGB uint8); ``preview``: its preview when the caller
+        already made it (e.g. colour-corrected)."""
+        preview = shrink(rgb if preview is None else preview, MEASURE_SIDE)
+        return cls(preview, shrink(preview, WORK_SIDE))
+
+    @cached_property
+    def preview_grey(self) -> np.ndarray:
+        """The preview in grey (uint8): brightness and sharpness."""
+        return cv2.cvtColor(self.preview, cv2.COLOR_RGB2GRAY)
+
+    @cached_property
+    def tiny_grey(self) -> np.ndarray:
+        """The tiny copy in grey (uint8): skin texture."""
+        return cv2.cvtColor(self.tiny, cv2.COLOR_RGB2GRAY)
+
+    @cached_property
+    def skin(self) -> np.ndarray:
+        """device.vision.crop.skin_mask of the tiny copy (boolean)."""
+        return skin_mask(self.tiny)
+
+    @cached_property
+    def saturation(self) -> np.ndarray:
+        """HSV saturation (0-255) of the tiny copy."""
+        return cv2.cvtColor(self.tiny, cv2.COLOR_RGB2HSV)[..., 1]
+
+    @cached_property
+    def lab(self) -> np.ndarray:
+        """Float CIELAB (L* 0-100) of the tiny copy: the auto crop's working colours."""
+        return cv2.cvtColor(self.tiny.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)

@@ -13,12 +13,11 @@ from typing import Any
 
 from device.core.easi import EASI_SIGNS
 from device.core.errors import InvalidInput, NotFound
-from device.core.vocab import MODEL_SIGNS, Region, Sign, parse_region
+from device.core.vocab import MODEL_SIGNS, CropMode, Region, Sign, parse_region
 from device.scan.pipeline import ScanResult
 from device.store import Store
 from device.store.model import (
     Capture,
-    CropOrigin,
     Patient,
     RegionScan,
     Visit,
@@ -129,23 +128,26 @@ def set_visit_status(store: Store, visit_id: int, value: str) -> Visit:
 
 def save_scan(store: Store, visit_id: int, region: Region, result: ScanResult,
               actor: Actor, *, lesion_id: int | None = None,
-              crop_origin: CropOrigin | None = None) -> RegionScan:
-    """Store a graded scan (its crop, frame, crop box and quality) in the visit; one the
-    models abstained on is stored too, without model grades, for staff to grade.
-    ``lesion_id``: the followed lesion it is of; ``crop_origin`` overrides the crop mode
-    recorded (a registered follow-up crop)."""
-    crop = result.crop
-    crop_mode = crop_origin.value if crop_origin else (crop.mode.value if crop else None)
+              crop_origin: CropMode | None = None) -> RegionScan:
+    """Store a graded scan in the visit: its record (``ScanResult.record()``, kept whole and
+    as the row's grades, probabilities, review reasons, crop box and quality), the crop and
+    the frame; one the models abstained on is stored too, without model grades, for staff
+    to grade. ``lesion_id``: the followed lesion it is of; ``crop_origin`` overrides the
+    crop mode recorded (a registered follow-up crop)."""
+    record = result.record()
+    crop = record.crop
+    crop_mode = crop_origin or (crop.mode if crop else None)
     scan = store.save_region_scan(
-        visit_id, region, grades={s: int(r.grade) for s, r in result.signs.items()},
-        probs={s: r.probs for s, r in result.signs.items()}, review=result.review,
-        pack_version=result.pack_version, image=result.crop_image,
+        visit_id, region, grades={s: int(g.grade) for s, g in record.grades.items()},
+        probs={s: list(g.probs) for s, g in record.grades.items()}, review=record.review,
+        pack_version=record.pack_version, image=result.crop_image,
         capture=Capture(frame=result.image, box=crop.box if crop else None,
-                        crop_mode=crop_mode,
-                        quality=result.quality.measures, abstained=result.abstained,
-                        abstention_score=result.abstention.score if result.abstention else None,
-                        colour=result.colour,
-                        review_reasons={s: r.review_reasons for s, r in result.signs.items()}),
+                        crop_mode=crop_mode.value if crop_mode else None,
+                        quality=record.quality.measures, abstained=record.abstained,
+                        abstention_score=record.abstention_score, colour=result.colour,
+                        review_reasons={s: list(g.review_reasons)
+                                        for s, g in record.grades.items()},
+                        result=record),
         lesion_id=lesion_id)
     log.info("%s scanned %s for visit %s (scan %s, review %s)", actor.username, region.value,
              visit_id, scan.id, result.review)

@@ -27,12 +27,14 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     ValidationInfo,
+    field_validator,
     model_validator,
 )
 
 from device.colour.card import CardKind
 from device.core.cliutil import UserError
 from device.core.errors import validation_problems
+from device.core.vocab import CONFIG_CROP_MODES, CropMode  # CropMode: one enum for config and store
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +61,6 @@ class CameraSource(str, Enum):
     FOLDER = "folder"
     PICAMERA2 = "picamera2"
     OPENCV = "opencv"
-
-
-class CropMode(str, Enum):
-    GUIDE = "guide"
-    AUTO = "auto"
-    BOX = "box"
 
 
 class LogLevel(str, Enum):
@@ -130,6 +126,14 @@ class CameraConfig(_Section):
 
 class CropConfig(_Section):
     mode: CropMode = Field(default=CropMode.GUIDE, description="Crop mode: guide, auto or box")
+
+    @field_validator("mode")
+    @classmethod
+    def _chosen_mode(cls, mode: CropMode) -> CropMode:
+        if mode not in CONFIG_CROP_MODES:
+            raise ValueError(f"{mode.value!r} is recorded by the device, not chosen: use "
+                             + ", ".join(m.value for m in CONFIG_CROP_MODES))
+        return mode
     guide_fraction: float = Field(
         default=0.5, gt=0.05, le=1.0,
         description="Side of the guide square as a fraction of the frame's shorter side")

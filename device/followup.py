@@ -18,7 +18,7 @@ import numpy as np
 from device.config import CropMode
 from device.scan.pipeline import ScanResult
 from device.scan.recrop import FrameCache, FrameGone, scan_frame
-from device.store.model import CropOrigin, Lesion
+from device.store.model import Lesion
 from device.vision.register import Registration, RegistrationConfig, register
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,10 @@ class FollowupScan:
     note: str
 
     @property
-    def crop_origin(self) -> CropOrigin | None:
+    def crop_origin(self) -> CropMode | None:
         """How the crop was chosen, for the store: registered, else the scan's own mode."""
         if self.registration is not None and self.registration.ok:
-            return CropOrigin.REGISTERED
+            return CropMode.REGISTERED
         return None
 
     @property

@@ -64,8 +64,7 @@ def server(tmp_path):
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.effective_port}", camera, store
-    if "atopiscan.preview" in app.extensions:
-        app.extensions["atopiscan.preview"].close()
+    app.extensions["atopiscan"].scans.close()
     srv.close()
     thread.join(5)
 

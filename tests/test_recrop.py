@@ -168,9 +168,9 @@ def test_the_kept_frame_serves_after_a_restart_and_a_lost_one_is_404(app, staff)
     store = app.config["TEST_STORE"]
     frame, lesion = _lesion_photo()
     scan_id = _capture(client, token, frame)
-    app.extensions.pop("atopiscan.frames")  # as after a restart: nothing in memory
+    app.extensions["atopiscan"].scans.forget()  # as after a restart: nothing in memory
     assert _regrade(client, token, scan_id, _plain_skin_box(lesion)).status_code == 200
-    app.extensions.pop("atopiscan.frames")
+    app.extensions["atopiscan"].scans.forget()
     (store.data_dir / store.get_scan(scan_id).frame_path).unlink()
     resp = _regrade(client, token, scan_id, _plain_skin_box(lesion))
     assert resp.status_code == 404 and "capture the region again" in resp.get_json()["error"]

@@ -50,13 +50,13 @@ def served(tmp_path):
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{srv.effective_port}", cookie, app, raw
-    app.extensions["atopiscan.preview"].close()
+    app.extensions["atopiscan"].scans.close()
     srv.close()
     thread.join(5)
 
 
 def _hub(app):
-    return app.extensions["atopiscan.preview"]
+    return app.extensions["atopiscan"].scans.hub()
 
 
 def test_the_stream_needs_a_login(tmp_path):
@@ -80,7 +80,7 @@ def test_an_open_stream_ends_when_its_login_ends(served, monkeypatch):
     reader = threading.Thread(target=lambda: result.update(
         count=count_frames(f"{base}/scan/stream.mjpg", cookie, 30.0)))
     reader.start()
-    assert _until(lambda: "atopiscan.preview" in app.extensions
+    assert _until(lambda: app.extensions["atopiscan"].scans.hub_started is not None
                   and _hub(app).stats().frames > 3)
     client = app.config["TEST_CLIENT"]
     started = time.monotonic()
@@ -113,7 +113,7 @@ def test_two_viewers_at_once_share_one_capture(served):
     threads = [threading.Thread(target=view, args=(i,)) for i in range(2)]
     for t in threads:
         t.start()
-    assert _until(lambda: "atopiscan.preview" in app.extensions
+    assert _until(lambda: app.extensions["atopiscan"].scans.hub_started is not None
                   and _hub(app).stats().viewers == 2)
     for t in threads:
         t.join(15)
@@ -161,7 +161,7 @@ def test_a_camera_that_vanishes_and_returns_mid_stream(served):
     reader = threading.Thread(target=lambda: result.update(
         count=count_frames(f"{base}/scan/stream.mjpg", cookie, 3.0)))
     reader.start()
-    assert _until(lambda: "atopiscan.preview" in app.extensions
+    assert _until(lambda: app.extensions["atopiscan"].scans.hub_started is not None
                   and _hub(app).stats().frames > 3)
     raw.present = False
     time.sleep(1.0)

@@ -206,6 +206,6 @@ def test_live_preview_streams_over_https(tmp_path):
                         break
         assert frames >= 3
     finally:
-        app.extensions["atopiscan.preview"].close()
+        app.extensions["atopiscan"].scans.close()
         srv.stop()
         thread.join(5)

@@ -110,7 +110,7 @@ def _run_viewers(app: Any, base: str, cookie: str, n: int, seconds: float) -> di
          str(seconds), str(n)], stdout=subprocess.PIPE, text=True)
     try:
         end = time.monotonic() + 30
-        while "atopiscan.preview" not in app.extensions or hub_of(app).stats().viewers < n:
+        while hub_of(app).stats().viewers < n:
             if time.monotonic() > end or child.poll() is not None:
                 raise UserError("the viewers did not connect to the stream within 30 s")
             time.sleep(0.05)
@@ -135,10 +135,7 @@ def _wait_paused(app: Any, timeout: float = 20.0) -> None:
 
 
 def hub_of(app: Any) -> Any:
-    from device.web.stream import hub
-
-    with app.app_context():
-        return hub()
+    return app.extensions["atopiscan"].scans.hub()
 
 
 def _measure(app: Any, wait: Any) -> dict[str, float]:

@@ -181,8 +181,7 @@ def run(args: argparse.Namespace) -> int:
         server.serve()
     finally:
         server.stop()
-        preview = prepared.app.extensions.get("atopiscan.preview")
-        if preview is not None:  # ends the open streams and the capture thread
-            preview.close()
+        # ends the open streams and the capture thread
+        prepared.app.extensions["atopiscan"].scans.close()
         prepared.service.close()
     return 0

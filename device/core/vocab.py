@@ -104,3 +104,20 @@ def parse_region(text: str) -> Region:
             return region
     names = ", ".join(r.value for r in REGIONS)
     raise ValueError(f"unknown body region {text!r}: expected one of {names}")
+
+
+class CropMode(str, Enum):
+    """How a scan's crop square was chosen. The configuration (``crop.mode``) and the
+    pipeline choose among the first three (``CONFIG_CROP_MODES``); the store also records
+    a square staff moved on the frozen frame and one registered to a followed lesion's
+    last photo (device.vision.register)."""
+
+    GUIDE = "guide"
+    AUTO = "auto"
+    BOX = "box"
+    MOVED = "moved"
+    REGISTERED = "registered"
+
+
+#: The crop modes a configuration may choose (the others are recorded, not chosen).
+CONFIG_CROP_MODES = (CropMode.GUIDE, CropMode.AUTO, CropMode.BOX)

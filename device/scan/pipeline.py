@@ -39,6 +39,7 @@ from device.colour.correct import ColourCorrection, correct_colour
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.core.errors import InvalidInput, NoPackInstalled
 from device.core.imageio import ImageError, read_image, too_large
+from device.core.scanrecord import CropChoice, QualityVerdict, Scan, SignGrade
 from device.core.vocab import Grade, Sign
 from device.grading.abstain import Abstention, FeatureStats, SignAbstention
 from device.grading.imagestats import describe
@@ -74,11 +75,12 @@ class SignResult:
     review_reasons: list[str] = field(default_factory=list)
     invoke_ms: float = 0.0
 
+    def record(self) -> SignGrade:
+        return SignGrade(self.grade, tuple(round(float(p), 4) for p in self.probs), self.review,
+                         tuple(self.review_reasons), round(self.invoke_ms, 3))
+
     def to_dict(self) -> dict:
-        return {"grade": int(self.grade), "label": self.grade.label,
-                "probs": [round(p, 4) for p in self.probs], "review": self.review,
-                "review_reasons": list(self.review_reasons),
-                "invoke_ms": round(self.invoke_ms, 3)}
+        return self.record().to_dict()
 
 
 @dataclass
@@ -116,25 +118,28 @@ class ScanResult:
     def grades(self) -> dict[Sign, Grade]:
         return {sign: s.grade for sign, s in self.signs.items()}
 
+    def record(self) -> Scan:
+        """The result as the typed record the store keeps and the JSON API answers."""
+        quality = self.quality.to_dict()
+        crop = self.crop
+        return Scan(
+            quality=QualityVerdict(quality["ok"], tuple(quality["reasons"]),
+                                   tuple(quality["issues"]), quality["measures"]),
+            crop=None if crop is None else CropChoice(
+                tuple(int(v) for v in crop.box), crop.mode, crop.requested, crop.fallback,
+                crop.reason, None if crop.score is None else float(crop.score)),
+            grades={sign: s.record() for sign, s in self.signs.items()},
+            timings_ms={k: round(v, 3) for k, v in self.timings_ms.items()},
+            pack_version=self.pack_version, software_version=device.__version__,
+            created=self.created, image_size=(int(self.image_size[0]), int(self.image_size[1])),
+            abstained=self.abstained,
+            abstention_score=(None if self.abstention is None or self.abstention.score is None
+                              else round(self.abstention.score, 4)),
+            abstention=self.abstention.to_dict() if self.abstention else None,
+            colour=self.colour.to_dict() if self.colour else None)
+
     def to_dict(self) -> dict:
-        return {
-            "ok": self.quality.ok and self.graded,
-            "graded": self.graded,
-            "abstained": self.abstained,
-            "abstention_score": (None if self.abstention is None or self.abstention.score is None
-                                 else round(self.abstention.score, 4)),
-            "abstention": self.abstention.to_dict() if self.abstention else None,
-            "review": self.review,
-            "pack_version": self.pack_version,
-            "software_version": device.__version__,
-            "created": self.created,
-            "image_size": list(self.image_size),
-            "quality": self.quality.to_dict(),
-            "crop": self.crop.to_dict() if self.crop else None,
-            "colour": self.colour.to_dict() if self.colour else None,
-            "grades": {sign.value: s.to_dict() for sign, s in self.signs.items()},
-            "timings_ms": {k: round(v, 3) for k, v in self.timings_ms.items()},
-        }
+        return self.record().to_dict()
 
 
 def review_reasons(probs: np.ndarray, grading: GradingConfig) -> list[str]:

@@ -103,7 +103,8 @@ def regrade(scanner: Any, store: Any, cache: FrameCache, scan_id: int,
         scan_id, grades={s: int(r.grade) for s, r in result.signs.items()},
         probs={s: r.probs for s, r in result.signs.items()}, review=result.review,
         image=result.crop_image, box=result.crop.box, user=user,
-        review_reasons={s: r.review_reasons for s, r in result.signs.items()})
+        review_reasons={s: r.review_reasons for s, r in result.signs.items()},
+        result=result.record())
     log.info("%s moved the crop of scan %s to %s and regraded it", user, scan_id,
              result.crop.box)
     return Recrop(updated, result)

@@ -31,6 +31,7 @@ from device.store.model import (
     migrate_to_v5,
     migrate_to_v6,
     migrate_to_v7,
+    migrate_to_v8,
     migrate_v1_to_v2,
 )
 
@@ -106,6 +107,8 @@ class Database:
                 migrate_to_v6(conn)
             if found < 7:
                 migrate_to_v7(conn)
+            if found < 8:
+                migrate_to_v8(conn)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
 

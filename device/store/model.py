@@ -11,6 +11,7 @@ from typing import Any
 from device.colour.record import ColourCorrection
 from device.core.easi import EasiResult
 from device.core.errors import InvalidInput, NotFound
+from device.core.scanrecord import Scan
 from device.core.vocab import MODEL_SIGNS, Region, Sign
 
 #: PRAGMA user_version of the database this code writes; a newer one is refused.
@@ -22,7 +23,10 @@ from device.core.vocab import MODEL_SIGNS, Region, Sign
 #: 6: the colour step of each scan (device.colour.correct): card, residual, correction.
 #: 7: why each sign was flagged for review (review_reasons), so the result page keeps
 #: them after a restart.
-SCHEMA_VERSION = 7
+#: 8: the scan's whole result as the pipeline gave it (``result``, device.core.scanrecord.Scan):
+#: the crop fallback, quality reasons, abstention and timings the result page and the JSON API
+#: show, kept after a restart.
+SCHEMA_VERSION = 8
 
 
 class StoreError(InvalidInput):
@@ -93,18 +97,6 @@ def migrate_to_v3(conn: sqlite3.Connection) -> None:
             conn.execute(f"ALTER TABLE region_scans ADD COLUMN {name} {kind}")
 
 
-class CropOrigin(str, Enum):
-    """How a scan's crop square was chosen, as the store records it (``crop_mode``):
-    the crop modes of device.config.CropMode, moved by staff on the frozen frame, or
-    registered to a followed lesion's last photo."""
-
-    GUIDE = "guide"
-    AUTO = "auto"
-    BOX = "box"
-    MOVED = "moved"
-    REGISTERED = "registered"  # the followed lesion's last crop, found again (device.vision.register)
-
-
 #: Columns schema 4 added: whether the models abstained, and the score.
 V4_COLUMNS: tuple[tuple[str, str], ...] = (
     ("abstained", "INTEGER NOT NULL DEFAULT 0"), ("abstention_score", "REAL"),
@@ -153,6 +145,22 @@ def migrate_to_v7(conn: sqlite3.Connection) -> None:
     have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
     if "review_reasons" not in have:
         conn.execute("ALTER TABLE region_scans ADD COLUMN review_reasons TEXT")
+
+
+def migrate_to_v8(conn: sqlite3.Connection) -> None:
+    """Add schema 8's column ``result`` (JSON of device.core.scanrecord.Scan; NULL: a scan
+    from before 8, or one recorded by hand). Also run on a new file, as migrate_to_v7."""
+    have = {r[1] for r in conn.execute("PRAGMA table_info(region_scans)")}
+    if "result" not in have:
+        conn.execute("ALTER TABLE region_scans ADD COLUMN result TEXT")
+
+
+def result_to_json(result: Scan | None) -> str | None:
+    return json.dumps(result.to_dict(), sort_keys=True) if result is not None else None
+
+
+def result_from_json(text: str | None) -> Scan | None:
+    return Scan.from_dict(json.loads(text)) if text else None
 
 
 def reasons_to_json(reasons: dict[Sign, list[str]]) -> str | None:
@@ -278,6 +286,8 @@ class Capture:
     #: Why each sign's grade needs review (device.scan.pipeline.review_reasons); a sign
     #: missing or with no reasons needs none.
     review_reasons: dict[Sign, list[str]] = field(default_factory=dict)
+    #: The pipeline's whole result, kept as it was (schema 8); None for a scan by hand.
+    result: Scan | None = None
 
 
 @dataclass(frozen=True)
@@ -310,6 +320,9 @@ class RegionScan:
     colour: ColourCorrection | None = None  # schema 6: the colour step, None before it
     #: schema 7: why each sign needs review (only signs with a reason; empty before 7)
     review_reasons: dict[Sign, list[str]] = field(default_factory=dict)
+    #: schema 8: the pipeline's result as it was (the last regrade's after a moved square);
+    #: None before 8 and for a region recorded by hand. Not in to_dict: the API's ``details``.
+    result: Scan | None = None
 
     @property
     def colour_corrected(self) -> bool:
@@ -362,6 +375,7 @@ def scan_from_row(row: sqlite3.Row) -> RegionScan:
         lesion_id=row["lesion_id"],
         colour=ColourCorrection.from_dict(json.loads(row["colour"])) if row["colour"] else None,
         review_reasons=reasons_from_json(row["review_reasons"]),
+        result=result_from_json(row["result"]),
     )
 
 

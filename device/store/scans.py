@@ -21,12 +21,12 @@ from device.core.atomic import atomic_write_bytes
 from device.core.easi import validate_area, validate_grade
 from device.core.errors import storage_guard
 from device.core.imageio import encode_jpeg, encode_png
-from device.core.vocab import MODEL_SIGNS, NUM_GRADES, Region, Sign
+from device.core.scanrecord import Scan
+from device.core.vocab import MODEL_SIGNS, NUM_GRADES, CropMode, Region, Sign
 from device.store.db import IMAGES_DIR, NOW, iso
 from device.store.lesions import LesionRecords
 from device.store.model import (
     Capture,
-    CropOrigin,
     RecordNotFoundError,
     RegionScan,
     StoreError,
@@ -34,6 +34,7 @@ from device.store.model import (
     model_col,
     prob_col,
     reasons_to_json,
+    result_to_json,
     scan_from_row,
 )
 
@@ -100,7 +101,8 @@ class ScanRecords(LesionRecords):
                 "abstained": int(capture.abstained), "abstention_score": capture.abstention_score,
                 "lesion_id": lesion_id,
                 "colour": json.dumps(capture.colour.to_dict()) if capture.colour else None,
-                "review_reasons": reasons_to_json(capture.review_reasons)}
+                "review_reasons": reasons_to_json(capture.review_reasons),
+                "result": result_to_json(capture.result)}
         for sign in MODEL_SIGNS:
             g = grades.get(sign)
             cols[model_col(sign)] = None if g is None else int(g)
@@ -205,17 +207,19 @@ class ScanRecords(LesionRecords):
     def regrade_scan(self, scan_id: int, *, grades: Mapping[Sign, int],
                      probs: Mapping[Sign, Sequence[float]], review: bool,
                      image: np.ndarray, box: tuple[int, int, int, int], user: str,
-                     review_reasons: Mapping[Sign, list[str]] | None = None) -> RegionScan:
+                     review_reasons: Mapping[Sign, list[str]] | None = None,
+                     result: Scan | None = None) -> RegionScan:
         """Staff moved the crop square on the scan's frame and the models graded it again:
         the new crop, box (crop mode "moved", by ``user``), model grades, probabilities and
-        review flag (and its reasons) replace the old. An overridden sign keeps its override; the others'
+        review flag (and its reasons) and the pipeline's ``result`` replace the old. An overridden sign keeps its override; the others'
         final grades follow the new model grades. Model grade changes are audited."""
         old = self.get_scan(scan_id)
         rel_path = self._keep(old.visit_id, image, lossless=True) if self.keep_images else None
         updates: dict[str, Any] = {
             "image_path": rel_path, "review": int(bool(review)), "crop_box": json.dumps(
-                [int(v) for v in box]), "crop_mode": CropOrigin.MOVED.value, "crop_by": user,
-            "crop_at": NOW, "review_reasons": reasons_to_json(dict(review_reasons or {}))}
+                [int(v) for v in box]), "crop_mode": CropMode.MOVED.value, "crop_by": user,
+            "crop_at": NOW, "review_reasons": reasons_to_json(dict(review_reasons or {})),
+            "result": result_to_json(result)}
         audit = []
         for sign in MODEL_SIGNS:
             grade = int(grades[Sign(sign)])

@@ -28,6 +28,7 @@ from device.core.errors import (
     http_status,
     storage_error,
 )
+from device.scan.session import ScanSession
 from device.web import errorlog
 from device.web.auth import LoginLimiter, current_user, init_auth, load_secret_key, wants_json
 from device.web.csrf import init_csrf
@@ -52,6 +53,7 @@ class WebContext:
     users: UserStore
     data_dir: Path
     errors: errorlog.RingBufferHandler
+    scans: ScanSession  # the preview, the captured frames and the recent scans
     tls: Any = None  # device.web.tls.TlsSetup when the dashboard is served over HTTPS
     purger: Any = None  # device.store.purger.Purger when retention runs on a schedule
     started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
@@ -76,10 +78,12 @@ def default_store(config: Any, data_dir: Path) -> Any:
 def create_app(config: Any, *, service: Any = None, store: Any = None,
                users: UserStore | None = None, data_dir: Path | None = None,
                limiter: LoginLimiter | None = None, testing: bool = False,
-               tls: Any = None, purger: Any = None) -> Flask:
+               tls: Any = None, purger: Any = None, scans: ScanSession | None = None) -> Flask:
     """Build the dashboard. ``config`` is a DeviceConfig; ``data_dir`` overrides
     ``config.storage.data_dir`` (the secret key and users live there). ``tls`` (a
-    device.web.tls.TlsSetup) says it is served over HTTPS: Secure cookies and HSTS."""
+    device.web.tls.TlsSetup) says it is served over HTTPS: Secure cookies and HSTS.
+    ``scans`` (a device.scan.session.ScanSession) holds the preview and the recent scans;
+    by default one around the service's camera."""
     data_dir = Path(data_dir or config.storage.data_dir).expanduser()
     data_dir.mkdir(parents=True, exist_ok=True)
     app = Flask(__name__)
@@ -101,9 +105,11 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
         store = default_store(config, data_dir)
     if service is None:
         service = _default_service(config)
+    if scans is None:
+        scans = ScanSession(config, service.camera)
     app.extensions["atopiscan"] = WebContext(
         config=config, service=service, store=store, users=users, data_dir=data_dir,
-        errors=errorlog.install(), tls=tls, purger=purger,
+        errors=errorlog.install(), scans=scans, tls=tls, purger=purger,
     )
 
     # Registered before CSRFProtect, whose check reads (and so size-checks) the body.

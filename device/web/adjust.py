@@ -16,7 +16,6 @@ from flask import (
     Blueprint,
     Response,
     abort,
-    current_app,
     jsonify,
     request,
 )
@@ -27,8 +26,7 @@ from device.scan.pipeline import ScanError
 from device.scan.recrop import FrameCache, FrameGone, Recrop, regrade, scan_frame
 from device.store.model import RegionScan, StoreError
 from device.web.auth import current_user, roles_required
-from device.web.common import abort_store, ctx, store
-from device.web.live import live
+from device.web.common import abort_store, ctx, scans, store
 from device.web.users import Role
 
 log = logging.getLogger(__name__)
@@ -40,7 +38,7 @@ FRAME_SIDE = 960
 
 
 def frame_cache() -> FrameCache:
-    return current_app.extensions.setdefault("atopiscan.frames", FrameCache())
+    return scans().frames
 
 
 def frame_size(scan: RegionScan) -> tuple[int, int] | None:
@@ -86,7 +84,7 @@ def regrade_box(scan_id: int, box: Any) -> Recrop:
                        current_user().username)
     except (AtopiscanError, StoreError, ScanError) as exc:
         abort(http_status(exc), description=str(exc))
-    live().remember(scan_id, done.result)
+    scans().remember(scan_id, done.result)
     return done
 
 

@@ -20,8 +20,7 @@ from device.web import scan as scan_view
 from device.web import visits as visits_view
 from device.web.auth import current_user, roles_required
 from device.web.bodies import PatientBody, ReviewBody, ScanBody, VisitStatusBody, parse_body
-from device.web.common import abort_store, actor, store
-from device.web.live import live
+from device.web.common import abort_store, actor, scans, store
 from device.web.uploads import UploadError, decode_image
 from device.web.users import Role
 
@@ -126,11 +125,11 @@ def scan() -> Any:
     result = scan_view.run_scan(image)
     reply = {"result": result.to_dict(), "saved": False, "scan": None}
     if not result.quality.ok or not (result.graded or result.abstained):
-        live().remember(None, result)
+        scans().remember(None, result)
         reasons = result.quality.reasons or ["the image could not be graded"]
         return jsonify({**reply, "error": "retake: " + "; ".join(reasons)}), 422
     if visit is None:
-        live().remember(None, result)
+        scans().remember(None, result)
         return jsonify(reply), 200
     saved = scan_view.save_scan(visit.id, region, result)
     reply.update(saved=True, scan=saved.to_dict())
@@ -147,7 +146,7 @@ def scan_get(scan_id: int) -> Any:
     except StoreError as exc:
         abort_store(exc)
     return jsonify(scan=found.to_dict(), changes=changes,
-                   details=live().results.get(scan_id))
+                   details=found.result.to_dict() if found.result else None)
 
 
 @bp.route("/scans/<int:scan_id>/review", methods=["POST"])

@@ -14,6 +14,7 @@ from device.cameras import CameraError
 from device.core.errors import http_status
 from device.grading.models import ModelSetError
 from device.scan.pipeline import ScanError
+from device.scan.session import ScanSession
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +26,11 @@ def ctx() -> Any:
 
 def store() -> Any:
     return ctx().store
+
+
+def scans() -> ScanSession:
+    """This app's ScanSession: the live preview, the captured frames, the recent scans."""
+    return ctx().scans
 
 
 def actor() -> Any:

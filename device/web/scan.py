@@ -38,8 +38,7 @@ from device.store.model import RegionScan, StoreError
 from device.vision.crop import guide_box
 from device.web import adjust, lesions, stream
 from device.web.auth import roles_required
-from device.web.common import abort_store, actor, ctx, scan_aborts, store
-from device.web.live import live
+from device.web.common import abort_store, actor, ctx, scan_aborts, scans, store
 from device.web.uploads import UploadError, decode_image
 from device.web.users import Role
 
@@ -66,9 +65,7 @@ def save_scan(visit_id: int, region: Region, result: ScanResult,
     scan = actions.save_scan(store(), visit_id, region, result, actor(),
                              lesion_id=followup.lesion.id if followup else None,
                              crop_origin=followup.crop_origin if followup else None)
-    live().remember(scan.id, result)
-    if result.image is not None:  # staff may move the crop square on this frame next
-        adjust.frame_cache().put(scan.id, result.image)
+    scans().remember(scan.id, result)  # its crop for a moment, its frame for a moved square
     return scan
 
 
@@ -162,7 +159,7 @@ def capture() -> Any:
     followup = lesions.follow(lesion, visit.id, image) if lesion else None
     result = followup.result if followup else run_scan(image)
     if not result.quality.ok or not (result.graded or result.abstained):
-        live().remember(None, result)
+        scans().remember(None, result)
         return _page(422, retake=result.quality.reasons or ["the image could not be graded"],
                      retake_preview=encode_preview_data(result.image))
     scan = save_scan(visit.id, region, result, followup)
@@ -194,7 +191,7 @@ def _result_page(scan_id: int, status: int = 200) -> Any:
     return render_template(
         "result.html", nav="scan", scan=scan, visit=visit, patient=patient, changes=changes,
         lesion=lesion, other_lesions=[x for x in others if x.region is scan.region],
-        details=live().results.get(scan_id), MODEL_SIGNS=MODEL_SIGNS, Grade=Grade, Sign=Sign,
+        MODEL_SIGNS=MODEL_SIGNS, Grade=Grade, Sign=Sign,
         valid_grades=VALID_GRADES, frame_size=adjust.frame_size(scan)), status
 
 

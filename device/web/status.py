@@ -116,8 +116,6 @@ def pack_status() -> dict[str, Any]:
 
 
 def status_data() -> dict[str, Any]:
-    from device.web.live import live
-
     c = ctx()
     load = sysinfo.load_average()
     now = dt.datetime.now(dt.timezone.utc)
@@ -127,7 +125,7 @@ def status_data() -> dict[str, Any]:
         "time": now.isoformat(timespec="seconds"),
         "pack": pack_status(),
         "camera": {"source": c.config.camera.source.value, **c.service.camera_status()},
-        "recent_scans_ms": list(live().timings)[::-1],
+        "recent_scans_ms": [t.to_dict() for t in c.scans.recent_timings()],
         "cpu_temperature_c": sysinfo.cpu_temperature_c(),
         "load_average": list(load) if load else None,
         "disk": sysinfo.disk_free(c.data_dir),

@@ -19,10 +19,9 @@ from typing import Any
 from flask import Blueprint, Response, current_app, session
 from werkzeug.wsgi import ClosingIterator
 
-from device.scan.preview import PreviewHub, StreamSettings
-from device.vision.hints import HintEngine
+from device.scan.preview import PreviewHub
 from device.web.auth import roles_required
-from device.web.common import ctx
+from device.web.common import ctx, scans
 from device.web.streamslots import StreamLimitError, StreamSlots
 from device.web.users import Role
 
@@ -33,7 +32,6 @@ bp = Blueprint("stream", __name__)
 BOUNDARY = "atopiscan-frame"
 #: An open stream re-checks its login this often: a logout or password change ends it.
 SESSION_CHECK_S = 5.0
-_HUB_KEY = "atopiscan.preview"
 _SLOTS_KEY = "atopiscan.stream_slots"
 #: Seconds a refused viewer is asked to wait before trying again.
 RETRY_AFTER_S = 10
@@ -41,19 +39,8 @@ _hub_lock = threading.Lock()
 
 
 def hub() -> PreviewHub:
-    """This app's preview hub, made on first use around the service's camera."""
-    found = current_app.extensions.get(_HUB_KEY)
-    if found is None:
-        with _hub_lock:
-            found = current_app.extensions.get(_HUB_KEY)
-            if found is None:
-                config = ctx().config
-                found = PreviewHub(ctx().service.camera,
-                                   HintEngine(config.quality, config.crop, colour=config.colour),
-                                   StreamSettings(max_side=max(config.camera.preview_width,
-                                                               config.camera.preview_height)))
-                current_app.extensions[_HUB_KEY] = found
-    return found
+    """This app's preview hub (device.scan.session.ScanSession.hub)."""
+    return scans().hub()
 
 
 def login_check() -> Callable[[], bool]:

@@ -23,7 +23,7 @@ from device.core.easi import EASI_SIGNS
 from device.core.vocab import MODEL_SIGNS, REGIONS, Sign
 from device.store.model import StoreError
 from device.web.auth import current_user, roles_required
-from device.web.common import abort_store, actor, store
+from device.web.common import abort_store, actor, scans, store
 from device.web.exports import visit_csv
 from device.web.fhir import visit_bundle
 from device.web.svg import Point, trend_chart
@@ -122,9 +122,7 @@ def scan_image(scan_id: int) -> Any:
         abort_store(exc)
     path = st.image_file(scan)
     if path is None:
-        from device.web.live import cached_crop
-
-        data = cached_crop(scan_id)
+        data = scans().crop(scan_id)
         if data is None:
             abort(404, description=f"scan {scan_id} has no stored image (keep_images is off, "
                                    "or it was purged)")

@@ -152,3 +152,14 @@ def test_check_config_cli(tmp_path, capsys):
     assert "bad.yaml:3: camera.widht: unknown key" in err
     assert "bad.yaml:4: crop.mode:" in err
     assert "2 problem(s)" in err
+
+
+def test_a_recorded_crop_mode_is_not_a_configurable_one(tmp_path):
+    """One CropMode enum (device.core.vocab): the store records moved and registered crops,
+    the configuration chooses among guide, auto and box."""
+    from device.core.vocab import CropMode as VocabCropMode
+
+    assert CropMode is VocabCropMode
+    with pytest.raises(ConfigError, match="recorded by the device, not chosen"):
+        load_config(write(tmp_path, "version: 1\ncrop: {mode: moved}\n"))
+    assert load_config(write(tmp_path, "version: 1\ncrop: {mode: box}\n")).crop.mode is CropMode.BOX

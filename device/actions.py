@@ -8,12 +8,12 @@ which the web maps to HTTP answers in one place. Tests call these directly.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from device.core.easi import EASI_SIGNS
 from device.core.errors import InvalidInput, NotFound
-from device.core.vocab import MODEL_SIGNS, CropMode, Region, Sign, parse_region
+from device.core.vocab import MODEL_SIGNS, CropMode, Region, Role, Sign, parse_region
 from device.scan.pipeline import ScanResult
 from device.store import Store
 from device.store.model import (
@@ -33,7 +33,7 @@ class Actor:
     """Who acts: the user name recorded beside each change, and their role."""
 
     username: str
-    role: str | None = None
+    role: Role | None = None
 
 
 def to_number(value: Any) -> float | None:
@@ -154,18 +154,27 @@ def save_scan(store: Store, visit_id: int, region: Region, result: ScanResult,
     return scan
 
 
-def apply_review(store: Store, scan_id: int, values: dict[str, Any], actor: Actor) -> RegionScan:
+@dataclass(frozen=True)
+class ReviewEntry:
+    """What staff enter when they save a scan's review: a final grade for some model
+    signs (the others stay as they are), papulation and area % (None: unchanged)."""
+
+    grades: dict[Sign, float] = field(default_factory=dict)
+    papulation: float | None = None
+    area_percent: float | None = None
+
+
+def apply_review(store: Store, scan_id: int, entry: ReviewEntry, actor: Actor) -> RegionScan:
     """The staff's final grades (overrides where they differ from the current grade),
-    papulation and area %, then the record that this user confirmed the grades.
-    ``values`` holds sign names, 'papulation' and 'area_percent'."""
+    papulation and area %, then the record that this user confirmed the grades."""
     scan = store.get_scan(scan_id)
-    for sign in MODEL_SIGNS:
-        value = parse_number(values.get(sign.value), sign.value)
-        if value is not None and value != scan.final_grades.get(sign):
-            scan = store.override_grade(scan_id, sign, value, actor.username, actor.role)
-    papulation = parse_number(values.get(Sign.PAPULATION.value), "papulation")
-    area = parse_number(values.get("area_percent"), "area %")
-    if papulation is not None or area is not None:
-        scan = store.set_clinician_entries(scan_id, papulation=papulation, area_percent=area,
-                                           user=actor.username)
-    return store.confirm_review(scan_id, actor.username, actor.role)
+    role = actor.role.value if actor.role else None
+    for sign, value in entry.grades.items():
+        if sign not in MODEL_SIGNS:
+            raise InvalidInput(f"{sign.value}: not a model sign; enter it as papulation")
+        if value != scan.final_grades.get(sign):
+            scan = store.override_grade(scan_id, sign, value, actor.username, role)
+    if entry.papulation is not None or entry.area_percent is not None:
+        scan = store.set_clinician_entries(scan_id, papulation=entry.papulation,
+                                           area_percent=entry.area_percent, user=actor.username)
+    return store.confirm_review(scan_id, actor.username, role)

@@ -10,10 +10,10 @@ import pytest
 from device import actions
 from device.actions import Actor
 from device.core.errors import InvalidInput, NotFound, http_status
-from device.core.vocab import Region, Sign
+from device.core.vocab import Region, Role, Sign
 from device.store import Store
 
-ANN = Actor("ann", "staff")
+ANN = Actor("ann", Role.STAFF)
 
 
 @pytest.fixture
@@ -30,8 +30,8 @@ def test_a_visit_from_patient_to_reviewed_scan(store):
     scan = store.save_region_scan(visit.id, Region.TRUNK, grades={s: 1 for s in
                                                                   (Sign.ERYTHEMA, Sign.EXCORIATION,
                                                                    Sign.LICHENIFICATION)})
-    done = actions.apply_review(store, scan.id, {"erythema": "2,5", "papulation": "1",
-                                                 "area_percent": "30"}, ANN)
+    entry = actions.ReviewEntry({Sign.ERYTHEMA: 2.5}, papulation=1, area_percent=30)
+    done = actions.apply_review(store, scan.id, entry, ANN)
     assert done.final_grades[Sign.ERYTHEMA] == 2.5 and done.area_percent == 30
     assert done.reviewed.user == "ann" and done.overrides[Sign.ERYTHEMA].role == "staff"
     cleared = actions.clear_region(store, visit.id, "head_neck", ANN)
@@ -71,3 +71,20 @@ def test_actions_import_no_flask():
     code = "import sys, device.actions; print('flask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_a_review_body_becomes_a_typed_entry_once(store):
+    """The API's and the form's ReviewBody hand actions a ReviewEntry (no dump and
+    re-parse); a sign no model grades is refused, and the actor's Role is recorded."""
+    from device.web.bodies import ReviewBody
+
+    entry = ReviewBody.model_validate({"erythema": "2,5", "excoriation": "",
+                                       "area_percent": 30}).entry()
+    assert entry == actions.ReviewEntry({Sign.ERYTHEMA: 2.5}, None, 30.0)
+    store.create_patient("P1", 1990)
+    scan = store.save_region_scan(store.open_visit("P1").id, Region.TRUNK,
+                                  grades={Sign.ERYTHEMA: 1})
+    with pytest.raises(InvalidInput, match="papulation"):
+        actions.apply_review(store, scan.id, actions.ReviewEntry({Sign.PAPULATION: 1}), ANN)
+    done = actions.apply_review(store, scan.id, entry, Actor("bo", Role.ADMIN))
+    assert done.overrides[Sign.ERYTHEMA].role == "admin" and done.reviewed.role == "admin"

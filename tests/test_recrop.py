@@ -151,7 +151,7 @@ def test_the_result_page_form_regrades_and_says_who_moved_it(app, staff):
     ({"box": [10, 10, 0, 40]}, 400, "no area"),
     ({"box": [1, 2, 3]}, 400, "four numbers"),
     ({"box": ["a", 2, 3, 4]}, 400, "not four numbers"),
-    ({"square": [1, 2, 3, 4]}, 400, '{"box"'),
+    ({"square": [1, 2, 3, 4]}, 400, "unknown field; use box"),
 ])
 def test_bad_boxes_are_refused_and_change_nothing(app, staff, body, status, words):
     client, token = staff

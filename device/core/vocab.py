@@ -121,3 +121,15 @@ class CropMode(str, Enum):
 
 #: The crop modes a configuration may choose (the others are recorded, not chosen).
 CONFIG_CROP_MODES = (CropMode.GUIDE, CropMode.AUTO, CropMode.BOX)
+
+
+class Role(str, Enum):
+    """Who may see what on the device (device.web.users keeps the users). Admin may do
+    everything the other two may. Recorded beside each override and review."""
+
+    STAFF = "staff"            # clinic staff: scans, visits, exports
+    TECHNICIAN = "technician"  # device status, model packs
+    ADMIN = "admin"            # everything, including users
+
+    def __str__(self) -> str:
+        return self.value

@@ -17,7 +17,6 @@ from flask import (
     Response,
     abort,
     jsonify,
-    request,
 )
 
 from device.core.errors import AtopiscanError, http_status
@@ -26,6 +25,7 @@ from device.scan.pipeline import ScanError
 from device.scan.recrop import FrameCache, FrameGone, Recrop, regrade, scan_frame
 from device.store.model import RegionScan, StoreError
 from device.web.auth import current_user, roles_required
+from device.web.bodies import RegradeBody, parse_body
 from device.web.common import abort_store, ctx, scans, store
 from device.web.users import Role
 
@@ -71,16 +71,10 @@ def frame(scan_id: int) -> Response:
     return Response(encode_jpeg(rgb, 85, max_side=FRAME_SIDE), mimetype="image/jpeg")
 
 
-def regrade_box(scan_id: int, box: Any) -> Recrop:
+def regrade_box(scan_id: int, box: tuple[float, float, float, float]) -> Recrop:
     """Run the regrade; a typed failure becomes its HTTP error with the reason."""
-    if not isinstance(box, (list, tuple)) or len(box) != 4:
-        abort(400, description="box: give four numbers x, y, w, h (pixels of the captured frame)")
     try:
-        numbers = tuple(float(v) for v in box)
-    except (TypeError, ValueError):
-        abort(400, description=f"box: {box!r} is not four numbers x, y, w, h")
-    try:
-        done = regrade(ctx().service.scanner, store(), frame_cache(), scan_id, numbers,
+        done = regrade(ctx().service.scanner, store(), frame_cache(), scan_id, box,
                        current_user().username)
     except (AtopiscanError, StoreError, ScanError) as exc:
         abort(http_status(exc), description=str(exc))
@@ -91,9 +85,6 @@ def regrade_box(scan_id: int, box: Any) -> Recrop:
 @bp.route("/api/scans/<int:scan_id>/regrade", methods=["POST"])
 @roles_required(Role.STAFF)
 def regrade_api(scan_id: int) -> Any:
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict) or set(body) != {"box"}:
-        abort(400, description='send a JSON object {"box": [x, y, w, h]} (frame pixels)')
-    done = regrade_box(scan_id, body["box"])
+    done = regrade_box(scan_id, parse_body(RegradeBody).box)
     return jsonify(scan=done.scan.to_dict(), result=done.result.to_dict(),
                    changes=store().grade_changes(scan_id))

@@ -154,7 +154,7 @@ def scan_get(scan_id: int) -> Any:
 def scan_review(scan_id: int) -> Any:
     """Final grades (overrides), papulation and area % for one scan."""
     body = parse_body(ReviewBody)
-    updated = scan_view.apply_review(scan_id, body.model_dump(exclude_none=True))
+    updated = scan_view.apply_review(scan_id, body)
     return jsonify(scan=updated.to_dict(), changes=store().grade_changes(scan_id))
 
 

@@ -10,8 +10,9 @@ from typing import Annotated, Any, TypeVar
 from flask import request
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, model_validator
 
-from device.actions import to_number, to_whole
+from device.actions import ReviewEntry, to_number, to_whole
 from device.core.errors import InvalidInput, validation_problems
+from device.core.vocab import MODEL_SIGNS
 from device.store.model import VisitStatus
 
 log = logging.getLogger(__name__)
@@ -52,7 +53,8 @@ class ScanBody(BaseModel):
 
 
 class ReviewBody(BaseModel):
-    """``POST /api/scans/<id>/review``: final grades, papulation and area %."""
+    """``POST /api/scans/<id>/review`` and the result page's form: final grades,
+    papulation and area %."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -61,6 +63,30 @@ class ReviewBody(BaseModel):
     lichenification: Number = None
     papulation: Number = None
     area_percent: Number = None
+
+    def entry(self) -> ReviewEntry:
+        """The review as device.actions takes it."""
+        return ReviewEntry(
+            grades={s: g for s in MODEL_SIGNS if (g := getattr(self, s.value)) is not None},
+            papulation=self.papulation, area_percent=self.area_percent)
+
+
+def _four_numbers(value: Any) -> tuple[float, ...]:
+    if not isinstance(value, (list, tuple)) or len(value) != 4:
+        raise ValueError("give four numbers x, y, w, h (pixels of the captured frame)")
+    try:
+        return tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{list(value)!r} is not four numbers x, y, w, h") from None
+
+
+class RegradeBody(BaseModel):
+    """``POST /api/scans/<id>/regrade`` (JSON) and the result page's form (box_x, box_y,
+    box_w, box_h): the moved square, x, y, w, h in pixels of the captured frame."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    box: Annotated[tuple[float, float, float, float], BeforeValidator(_four_numbers)]
 
 
 Body = TypeVar("Body", bound=BaseModel)
@@ -78,9 +104,15 @@ def raw_body() -> dict[str, Any]:
 
 def parse_body(model: type[Body]) -> Body:
     """The request's body as ``model``; ``InvalidInput`` listing every refused field."""
+    return parse_fields(model, raw_body())
+
+
+def parse_fields(model: type[Body], data: dict[str, Any]) -> Body:
+    """``data`` (e.g. a form's fields) as ``model``; ``InvalidInput`` listing every refused
+    field."""
     known = ", ".join(model.model_fields)
     try:
-        return model.model_validate(raw_body())
+        return model.model_validate(data)
     except ValidationError as exc:
         problems = validation_problems(exc, unknown_key=f"unknown field; use {known}")
         raise InvalidInput("; ".join(str(p).removeprefix("<top>: ") for p in problems)) from None

@@ -39,7 +39,7 @@ def actor() -> Any:
     from device.web.auth import current_user
 
     user = current_user()
-    return Actor(user.username, user.role.value)
+    return Actor(user.username, user.role)
 
 
 def abort_store(exc: Exception) -> NoReturn:

@@ -29,6 +29,7 @@ from werkzeug.exceptions import BadRequest, HTTPException
 
 from device import actions
 from device.core.easi import VALID_GRADES
+from device.core.errors import InvalidInput
 from device.core.imageio import encode_jpeg
 from device.core.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_region
 from device.followup import FollowupScan
@@ -38,6 +39,7 @@ from device.store.model import RegionScan, StoreError
 from device.vision.crop import guide_box
 from device.web import adjust, lesions, stream
 from device.web.auth import roles_required
+from device.web.bodies import RegradeBody, ReviewBody, parse_fields
 from device.web.common import abort_store, actor, ctx, scan_aborts, scans, store
 from device.web.uploads import UploadError, decode_image
 from device.web.users import Role
@@ -69,9 +71,9 @@ def save_scan(visit_id: int, region: Region, result: ScanResult,
     return scan
 
 
-def apply_review(scan_id: int, values: dict[str, Any]) -> RegionScan:
+def apply_review(scan_id: int, body: ReviewBody) -> RegionScan:
     """The staff's final grades, papulation and area % (``actions.apply_review``)."""
-    return actions.apply_review(store(), scan_id, values, actor())
+    return actions.apply_review(store(), scan_id, body.entry(), actor())
 
 
 def _guide(width: int, height: int) -> dict[str, float]:
@@ -208,7 +210,10 @@ def regrade_form(scan_id: int) -> Any:
     refusal shows its reason on the result page, grades unchanged."""
     box = [request.form.get(f"box_{k}") for k in ("x", "y", "w", "h")]
     try:
-        adjust.regrade_box(scan_id, box)
+        adjust.regrade_box(scan_id, parse_fields(RegradeBody, {"box": box}).box)
+    except InvalidInput as exc:
+        flash(f"Not regraded: {exc}", "error")
+        return _result_page(scan_id, 400)
     except HTTPException as exc:
         flash(f"Not regraded: {exc.description}", "error")
         return _result_page(scan_id, exc.code or 400)
@@ -219,8 +224,12 @@ def regrade_form(scan_id: int) -> Any:
 @bp.route("/scan/result/<int:scan_id>/save", methods=["POST"])
 @roles_required(Role.STAFF)
 def save(scan_id: int) -> Any:
+    fields = {k: v for k, v in request.form.items() if k in ReviewBody.model_fields}
     try:
-        scan = apply_review(scan_id, request.form.to_dict())
+        scan = apply_review(scan_id, parse_fields(ReviewBody, fields))
+    except InvalidInput as exc:
+        flash(f"Not saved: {exc}", "error")
+        return _result_page(scan_id, 400)
     except BadRequest as exc:
         flash(f"Not saved: {exc.description}", "error")
         return _result_page(scan_id, 400)

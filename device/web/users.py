@@ -16,29 +16,18 @@ import secrets
 import sqlite3
 import threading
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from device.core.errors import storage_guard
+from device.core.vocab import Role  # one home: the actions record it too
 
 log = logging.getLogger(__name__)
 
 USERS_FILE = "users.sqlite"
 MIN_PASSWORD_LENGTH = 8
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
-
-
-class Role(str, Enum):
-    """Who may see what. Admin may do everything the other two may."""
-
-    STAFF = "staff"            # clinic staff: scans, visits, exports
-    TECHNICIAN = "technician"  # device status, model packs
-    ADMIN = "admin"            # everything, including users
-
-    def __str__(self) -> str:
-        return self.value
 
 
 ROLES: tuple[Role, ...] = tuple(Role)

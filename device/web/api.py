@@ -166,13 +166,9 @@ def packs() -> Any:
             result = packs_view.install_upload(request.files.get("pack"))
         except packs_view.PackUploadError as exc:
             return jsonify(error=str(exc), problems=exc.problems), exc.status
-        note = result["rolled_back"]
-        if note is not None:  # installed, failed to load, rolled back by the service
-            return jsonify({**result, "error": (
-                f"pack {result['installed']['version']} passed its checks but failed to load on "
-                f"this device ({note['error']}); rolled back automatically to "
-                f"{note['running'] or 'nothing (the previous pack does not load either)'}")}), 422
-        return jsonify(result), 201
+        if result.rolled_back is not None:  # installed, failed to load, rolled back by the service
+            return jsonify({**result.to_dict(), "error": result.rollback_sentence()}), 422
+        return jsonify(result.to_dict()), 201
     from device.web.status import pack_status
 
     return jsonify(running=pack_status(), packs=packs_view.packs_data())
@@ -185,4 +181,4 @@ def packs_rollback() -> Any:
         result = packs_view.do_rollback()
     except packs_view.PackUploadError as exc:
         return jsonify(error=str(exc), problems=exc.problems), exc.status
-    return jsonify(result)
+    return jsonify(result.to_dict())

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from device.core.card import CardError, load_card
 from device.grading.models import ModelSetError, read_manifest
 from device.packs.container import FormatIssue, format_problem
 from device.packs.install import (
+    InstalledPack,
     InstallError,
     NotEnoughSpaceError,
     PackInfo,
@@ -24,6 +26,7 @@ from device.packs.install import (
     list_packs,
     rollback,
 )
+from device.scan.service import RollbackNote
 from device.web.auth import current_user, roles_required
 from device.web.common import ctx
 from device.web.status import FIGURES, card_summary, pack_status
@@ -80,7 +83,46 @@ def _reload(*, roll_back: bool = False) -> str | None:
     return None
 
 
-def install_upload(upload: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class UploadOutcome:
+    """What installing an uploaded pack did: the pack, whether the service failed to load
+    it (``reload_error``) and whether it rolled back by itself (``rolled_back``)."""
+
+    pack: InstalledPack
+    reload_error: str | None = None
+    rolled_back: RollbackNote | None = None
+
+    def rollback_sentence(self) -> str:
+        """Why the pack is not in use, when the service rolled it back."""
+        note = self.rolled_back
+        assert note is not None
+        return (f"pack {self.pack.version} passed its checks but failed to load on this device "
+                f"({note.error}); rolled back automatically to "
+                f"{note.running or 'nothing (the previous pack does not load either)'}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``POST /api/packs`` (device/web/API.md)."""
+        report = self.pack.report
+        return {"installed": {"id": self.pack.id, "version": self.pack.version,
+                              "installed": self.pack.installed},
+                "report": report.summary() if report else None,
+                "reload_error": self.reload_error,
+                "rolled_back": self.rolled_back.to_dict() if self.rolled_back else None}
+
+
+@dataclass(frozen=True)
+class RollbackOutcome:
+    """A rollback from the dashboard: the pack now current, and a failed reload's error."""
+
+    pack: PackInfo
+    reload_error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"current": {"id": self.pack.id, "version": self.pack.version},
+                "reload_error": self.reload_error}
+
+
+def install_upload(upload: Any) -> UploadOutcome:
     """Install an uploaded pack file; raises PackUploadError (nothing changed) on refusal."""
     if upload is None or not upload.filename:
         raise PackUploadError("choose a pack file (.tar from python -m convert pack)")
@@ -108,22 +150,17 @@ def install_upload(upload: Any) -> dict[str, Any]:
     error = _reload(roll_back=True)
     log.info("%s installed pack %s (%s) from the dashboard", current_user().username,
              installed.version, installed.id)
-    report = installed.report
-    note = ctx().service.rollback_note
-    return {"installed": {"id": installed.id, "version": installed.version,
-                          "installed": installed.installed},
-            "report": report.summary() if report else None, "reload_error": error,
-            "rolled_back": note.to_dict() if note is not None else None}
+    return UploadOutcome(installed, error, ctx().service.rollback_note)
 
 
-def do_rollback() -> dict[str, Any]:
+def do_rollback() -> RollbackOutcome:
     try:
         pack = rollback(packs_dir())
     except InstallError as exc:
         raise PackUploadError(str(exc).splitlines()[0], exc.problems, status=409) from exc
     error = _reload()
     log.info("%s rolled back to pack %s (%s)", current_user().username, pack.version, pack.id)
-    return {"current": {"id": pack.id, "version": pack.version}, "reload_error": error}
+    return RollbackOutcome(pack, error)
 
 
 @bp.route("/models")
@@ -146,18 +183,16 @@ def upload() -> Any:
     except PackUploadError as exc:
         flash(f"{exc}" + "".join(f" · {p}" for p in exc.problems), "error")
         return _render(exc.status, exc.problems)
-    note = result["rolled_back"]
+    note, version = result.rolled_back, result.pack.version
     if note is not None:
-        flash(f"Pack {result['installed']['version']} passed its checks but failed to load "
-              f"({note['error']}); rolled back automatically"
-              + (f" to pack {note['running']}." if note["running"] else
-                 ", but the previous pack does not load either."), "error")
-    elif result["reload_error"]:
-        flash(f"Pack {result['installed']['version']} installed, but loading it failed: "
-              f"{result['reload_error']}.", "error")
+        flash(f"Pack {version} passed its checks but failed to load ({note.error}); rolled "
+              "back automatically" + (f" to pack {note.running}." if note.running else
+                                      ", but the previous pack does not load either."), "error")
+    elif result.reload_error:
+        flash(f"Pack {version} installed, but loading it failed: {result.reload_error}.",
+              "error")
     else:
-        flash(f"Pack {result['installed']['version']} installed, self-test passed, now in use.",
-              "info")
+        flash(f"Pack {version} installed, self-test passed, now in use.", "info")
     return redirect(url_for("models.models_page"))
 
 
@@ -168,8 +203,8 @@ def rollback_pack() -> Any:
         result = do_rollback()
     except PackUploadError as exc:
         abort(exc.status, description=str(exc))
-    if result["reload_error"]:
-        flash(f"Rolled back, but loading the pack failed: {result['reload_error']}", "error")
+    if result.reload_error:
+        flash(f"Rolled back, but loading the pack failed: {result.reload_error}", "error")
     else:
-        flash(f"Rolled back: pack {result['current']['version']} is in use.", "info")
+        flash(f"Rolled back: pack {result.pack.version} is in use.", "info")
     return redirect(url_for("models.models_page"))

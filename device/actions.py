@@ -16,6 +16,7 @@ from device.core.errors import InvalidInput, NotFound
 from device.core.vocab import MODEL_SIGNS, CropMode, Region, Role, Sign, parse_region
 from device.scan.pipeline import ScanResult
 from device.store import Store
+from device.store.history import VisitHistory
 from device.store.model import (
     Capture,
     Patient,
@@ -88,23 +89,41 @@ def visit_view(store: Store, visit_id: int) -> VisitRecord:
     return store.visit_record(visit_id)
 
 
-def patient_view(store: Store, patient_id: str) -> tuple[Patient, list[dict[str, Any]]]:
+def patient_view(store: Store, patient_id: str) -> tuple[Patient, list[VisitHistory]]:
     """The patient and their visit history (``Store.patient_history``)."""
     return store.get_patient(patient_id), store.patient_history(patient_id)
 
 
-def sign_changes(history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class SignChange:
+    """A sign's mean grade at the first and the latest visit that has it, and the change
+    (None with a single such visit); all None when no visit has it."""
+
+    sign: Sign
+    first: float | None = None
+    first_date: str | None = None
+    last: float | None = None
+    last_date: str | None = None
+    change: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of ``sign_changes`` in ``GET /api/patients/<id>``."""
+        return {"sign": self.sign.value, "first": self.first, "first_date": self.first_date,
+                "last": self.last, "last_date": self.last_date, "change": self.change}
+
+
+def sign_changes(history: list[VisitHistory]) -> list[SignChange]:
     """Each sign's mean grade at the first and latest visit that has it, and the change."""
     rows = []
     for sign in EASI_SIGNS:
-        values = [(h["date"], h["sign_means"].get(sign.value)) for h in history]
+        values = [(h.date, h.sign_means.get(sign)) for h in history]
         values = [(d, v) for d, v in values if v is not None]
         if not values:
-            rows.append({"sign": sign, "first": None, "last": None, "change": None})
+            rows.append(SignChange(sign))
             continue
         (d0, v0), (d1, v1) = values[0], values[-1]
-        rows.append({"sign": sign, "first": v0, "first_date": d0, "last": v1, "last_date": d1,
-                     "change": round(v1 - v0, 2) if len(values) > 1 else None})
+        rows.append(SignChange(sign, v0, d0, v1, d1,
+                               round(v1 - v0, 2) if len(values) > 1 else None))
     return rows
 
 

@@ -96,7 +96,7 @@ def test_the_store_keeps_the_correction_and_the_export_carries_it(tmp_path, mode
     plain = s.save_region_scan(visit.id, Region.HEAD_NECK, grades=result.grades())
     assert plain.colour is None and not plain.colour_corrected
     history = s.patient_history("P1")
-    assert history[0]["colour_checked"] == 1 and history[0]["colour_corrected"] == 1
+    assert history[0].colour_checked == 1 and history[0].colour_corrected == 1
     rec = manifest_record(ExportRow(again, "P1", visit.date, 1990), "crops/x.png", "")
     assert rec["colour_status"] == "corrected" and rec["colour_card"] == "printed"
     matrix = np.array([float(v) for v in rec["colour_matrix"].split()]).reshape(3, 3)

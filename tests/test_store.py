@@ -182,14 +182,15 @@ def test_patient_history(store, clock):
     v2 = store.open_visit("C1", dt.date(2026, 3, 10))
     store.save_region_scan(v2.id, Region.TRUNK, grades=GRADES)
     history = store.patient_history("C1")
-    assert [h["visit_id"] for h in history] == [v1.id, v2.id]
-    assert history[0]["easi"] == pytest.approx(18.35) and history[0]["band"] == "moderate"
-    assert history[1]["easi"] is None and not history[1]["complete"] and history[1]["missing"]
+    assert [h.visit_id for h in history] == [v1.id, v2.id]
+    assert history[0].easi == pytest.approx(18.35) and history[0].band is Band.MODERATE
+    assert history[1].easi is None and not history[1].complete and history[1].missing
     # erythema over the three scanned-with-model regions of visit 1: (1 + 2 + 3) / 3
-    assert history[0]["sign_means"]["erythema"] == pytest.approx(2.0)
-    assert history[0]["sign_means"]["papulation"] == pytest.approx(1.5)
-    assert history[1]["sign_means"] == {"erythema": 2.0, "excoriation": 1.0,
-                                        "lichenification": 0.0, "papulation": None}
+    assert history[0].sign_means[Sign.ERYTHEMA] == pytest.approx(2.0)
+    assert history[0].sign_means[Sign.PAPULATION] == pytest.approx(1.5)
+    assert history[1].to_dict()["sign_means"] == {"erythema": 2.0, "excoriation": 1.0,
+                                                  "lichenification": 0.0, "papulation": None}
+    assert history[0].to_dict()["band"] == "moderate" and history[0].to_dict()["status"] == "open"
 
 
 def test_purge_expired(store, clock):

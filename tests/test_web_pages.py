@@ -180,6 +180,12 @@ def test_api_mirrors_pages(app, staff):
     assert resp.status_code == 400 and "closed" in resp.get_json()["error"]
     hist = client.get("/api/patients/A1").get_json()
     assert hist["history"][0]["easi"] == pytest.approx(5.2)
+    assert set(hist["history"][0]) == {  # the JSON shape of API.md, from VisitHistory.to_dict
+        "visit_id", "date", "status", "easi", "easi_display", "band", "complete", "missing",
+        "sign_means", "colour_checked", "colour_corrected"}
+    assert hist["history"][0]["band"] == "mild" and hist["history"][0]["status"] == "closed"
+    assert [c["sign"] for c in hist["sign_changes"]][0] == "erythema"
+    assert hist["sign_changes"][0]["first"] == hist["sign_changes"][0]["last"] is not None
     me = client.get("/api/me").get_json()
     assert me["username"] == "staff" and me["role"] == "staff"
 

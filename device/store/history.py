@@ -5,14 +5,47 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from device.core.easi import EasiResult, RegionRecord, compute_easi
+from device.core.easi import Band, EasiResult, RegionRecord, compute_easi
 from device.core.vocab import MODEL_SIGNS, Region, Sign
-from device.store.model import RegionScan, Visit, VisitRecord
+from device.store.model import RegionScan, Visit, VisitRecord, VisitStatus
 from device.store.scans import ScanRecords
 
 log = logging.getLogger(__name__)
+
+
+#: The signs whose mean grade a patient's history follows (the model's three, papulation).
+HISTORY_SIGNS: tuple[Sign, ...] = (*MODEL_SIGNS, Sign.PAPULATION)
+
+
+@dataclass(frozen=True)
+class VisitHistory:
+    """One visit in a patient's history: EASI (None while incomplete), its band, what is
+    missing, each sign's mean final grade over the regions scanned, and how many scans
+    had their colour checked and corrected."""
+
+    visit_id: int
+    date: str
+    status: VisitStatus
+    easi: float | None
+    easi_display: float | None
+    band: Band | None
+    complete: bool
+    missing: tuple[str, ...]
+    sign_means: dict[Sign, float | None]
+    colour_checked: int = 0
+    colour_corrected: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """One entry of ``history`` in ``GET /api/patients/<id>`` (device/web/API.md)."""
+        return {"visit_id": self.visit_id, "date": self.date, "status": self.status.value,
+                "easi": self.easi, "easi_display": self.easi_display,
+                "band": self.band.value if self.band else None, "complete": self.complete,
+                "missing": list(self.missing),
+                "sign_means": {s.value: m for s, m in self.sign_means.items()},
+                "colour_checked": self.colour_checked, "colour_corrected": self.colour_corrected}
 
 
 class VisitScores(ScanRecords):
@@ -33,27 +66,25 @@ class VisitScores(ScanRecords):
         ]
         return compute_easi(records, age=self.visit_age(visit))
 
-    def patient_history(self, patient_id: str) -> list[dict[str, Any]]:
+    def patient_history(self, patient_id: str) -> list[VisitHistory]:
         """Per visit, oldest first: EASI (None while incomplete) and each sign's mean
         final grade over the regions scanned."""
         history = []
         for visit in self.list_visits(patient_id):
             latest = self.latest_scans(visit.id)
             result = self._easi(visit, latest)
-            means: dict[str, float | None] = {}
-            for sign in (*MODEL_SIGNS, Sign.PAPULATION):
+            means: dict[Sign, float | None] = {}
+            for sign in HISTORY_SIGNS:
                 vals = [s.papulation if sign is Sign.PAPULATION else s.final_grades.get(sign)
                         for s in latest.values()]
                 vals = [v for v in vals if v is not None]
-                means[sign.value] = round(sum(vals) / len(vals), 3) if vals else None
-            band = result.band
-            history.append({"visit_id": visit.id, "date": visit.date, "status": visit.status.value,
-                            "easi": result.total, "easi_display": result.total_display,
-                            "band": band.value if band else None, "complete": result.complete,
-                            "missing": [str(m) for m in result.missing], "sign_means": means,
-                            # scans whose colour step ran (schema 5), and how many it corrected
-                            "colour_checked": sum(sc.colour is not None for sc in latest.values()),
-                            "colour_corrected": sum(sc.colour_corrected for sc in latest.values())})
+                means[sign] = round(sum(vals) / len(vals), 3) if vals else None
+            history.append(VisitHistory(
+                visit.id, visit.date, visit.status, result.total, result.total_display,
+                result.band, result.complete, tuple(str(m) for m in result.missing), means,
+                # scans whose colour step ran (schema 6), and how many it corrected
+                colour_checked=sum(sc.colour is not None for sc in latest.values()),
+                colour_corrected=sum(sc.colour_corrected for sc in latest.values())))
         return history
 
     def visit_record(self, visit_id: int) -> VisitRecord:

@@ -55,9 +55,8 @@ def patients() -> Any:
 @roles_required(Role.STAFF)
 def patient(patient_id: str) -> Any:
     found, history = actions.patient_view(store(), patient_id)
-    return jsonify(patient=found.to_dict(), history=history,
-                   sign_changes=[{**row, "sign": row["sign"].value}
-                                 for row in actions.sign_changes(history)])
+    return jsonify(patient=found.to_dict(), history=[h.to_dict() for h in history],
+                   sign_changes=[row.to_dict() for row in actions.sign_changes(history)])
 
 
 @bp.route("/patients/<patient_id>/visits", methods=["GET", "POST"])

@@ -55,7 +55,7 @@ def patients() -> Any:
 @roles_required(Role.STAFF)
 def patient_page(patient_id: str) -> Any:
     patient, history = actions.patient_view(store(), patient_id)
-    chart = trend_chart([Point(h["date"], h["easi"]) for h in history])
+    chart = trend_chart([Point(h.date, h.easi) for h in history])
     return render_template("patient.html", nav="patients", patient=patient, history=history,
                            lesions=store().list_lesions(patient_id),
                            chart=chart, changes=actions.sign_changes(history), MODEL_SIGNS=MODEL_SIGNS,

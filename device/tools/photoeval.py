@@ -16,6 +16,7 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from enum import Enum
 from pathlib import Path
 
 from device.scan.pipeline import ScanError, Scanner, load_image_file
@@ -41,11 +42,20 @@ class LesionBox:
     box: Box
 
 
+class PhotoVerdict(str, Enum):
+    """What the device did with a photo."""
+
+    GRADED = "graded"
+    ABSTAINED = "abstained"  # the models abstained: staff grade
+    REFUSED = "refused"  # the quality check refused it
+    ERROR = "error"  # unreadable or bad input
+
+
 @dataclass
 class PhotoResult:
     path: Path
     rel: str
-    verdict: str  # graded | abstained | refused | error
+    verdict: PhotoVerdict
     reasons: list[str] = field(default_factory=list)
     score: float | None = None
     crop: dict | None = None
@@ -57,7 +67,7 @@ class PhotoResult:
     image_size: tuple[int, int] = (0, 0)  # height, width
 
     def line(self) -> str:
-        parts = [f"{self.rel}: {self.verdict}"]
+        parts = [f"{self.rel}: {self.verdict.value}"]
         if self.score is not None:
             parts.append(f"abstention score {self.score:.2f}")
         if self.crop:
@@ -72,7 +82,7 @@ class PhotoResult:
         return ", ".join(parts)
 
     def to_dict(self) -> dict:
-        return {"file": self.rel, "verdict": self.verdict, "reasons": self.reasons,
+        return {"file": self.rel, "verdict": self.verdict.value, "reasons": self.reasons,
                 "abstention_score": self.score, "crop": self.crop, "grades": self.grades,
                 "ms": round(self.ms, 2), "lesion_boxes": [list(b) for b in self.boxes],
                 "on_lesion": self.on_lesion,
@@ -144,14 +154,14 @@ def evaluate_photo(scanner: Scanner, photo: Path, root: Path,
         image = load_image_file(photo)
         scan = scanner.scan(image)
     except ScanError as exc:
-        return PhotoResult(photo, rel, "error", [str(exc)], ms=(time.perf_counter() - start) * 1e3), None
+        return PhotoResult(photo, rel, PhotoVerdict.ERROR, [str(exc)], ms=(time.perf_counter() - start) * 1e3), None
     ms = (time.perf_counter() - start) * 1e3
     if not scan.quality.ok:
-        verdict = "refused"
+        verdict = PhotoVerdict.REFUSED
     elif scan.abstained:
-        verdict = "abstained"
+        verdict = PhotoVerdict.ABSTAINED
     else:
-        verdict = "graded"
+        verdict = PhotoVerdict.GRADED
     result = PhotoResult(photo, rel, verdict, list(scan.quality.reasons),
                          scan.abstention.score if scan.abstention else None,
                          scan.crop.to_dict() if scan.crop else None,
@@ -168,14 +178,16 @@ def evaluate_photo(scanner: Scanner, photo: Path, root: Path,
 
 def totals(results: list[PhotoResult]) -> dict:
     n = len(results)
-    count = {v: sum(r.verdict == v for r in results) for v in ("graded", "abstained", "refused", "error")}
+    count = {v: sum(r.verdict is v for r in results) for v in PhotoVerdict}
     labelled = [r for r in results if r.on_lesion is not None]
     hits = sum(bool(r.on_lesion) for r in labelled)
+    graded, abstained = count[PhotoVerdict.GRADED], count[PhotoVerdict.ABSTAINED]
     return {
-        "photos": n, "accepted": count["graded"], "abstained": count["abstained"],
-        "refused_by_quality": count["refused"], "unreadable_or_bad_input": count["error"],
-        "refused_or_abstained_share": (n - count["graded"]) / n if n else 0.0,
-        "abstained_share": count["abstained"] / n if n else 0.0,
+        "photos": n, "accepted": graded, "abstained": abstained,
+        "refused_by_quality": count[PhotoVerdict.REFUSED],
+        "unreadable_or_bad_input": count[PhotoVerdict.ERROR],
+        "refused_or_abstained_share": (n - graded) / n if n else 0.0,
+        "abstained_share": abstained / n if n else 0.0,
         "ms_per_photo": sum(r.ms for r in results) / n if n else 0.0,
         "crops_checked_against_boxes": len(labelled),
         "crops_on_lesion": hits,

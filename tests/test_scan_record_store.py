@@ -115,6 +115,14 @@ def test_result_page_and_api_details_are_the_same_after_a_restart(tmp_path):
     assert details["grades"]["excoriation"]["review_reasons"]
 
     again = _app(config)  # a restart: nothing of the first app's memory
-    client2, _ = logged_in(again, Role.STAFF)
+    client2, token2 = logged_in(again, Role.STAFF)
     assert _crop_line(client2.get(f"/scan/result/{scan_id}").get_data(as_text=True)) == line
     assert _json(client2.get(f"/api/scans/{scan_id}").get_json()["details"]) == _json(details)
+
+    # a moved square (graded from the kept frame) replaces the record with its own result
+    moved = client2.post(f"/api/scans/{scan_id}/regrade", json={"box": [60, 60, 150, 150]},
+                         headers={"X-CSRFToken": token2})
+    assert moved.status_code == 200, moved.get_json()
+    now = client2.get(f"/api/scans/{scan_id}").get_json()
+    assert _json(now["details"]) == _json(moved.get_json()["result"])
+    assert now["details"]["crop"]["mode"] == "box" and now["scan"]["crop_mode"] == "moved"

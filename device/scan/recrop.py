@@ -99,12 +99,13 @@ def regrade(scanner: Any, store: Any, cache: FrameCache, scan_id: int,
             result.abstention.message() if result.abstained and result.abstention
             else "the square could not be graded")
         raise RecropRefused(f"not graded: {reasons}")
+    record = result.record()  # what the store keeps, whole and as the row's grades
     updated = store.regrade_scan(
-        scan_id, grades={s: int(r.grade) for s, r in result.signs.items()},
-        probs={s: r.probs for s, r in result.signs.items()}, review=result.review,
+        scan_id, grades={s: int(g.grade) for s, g in record.grades.items()},
+        probs={s: list(g.probs) for s, g in record.grades.items()}, review=record.review,
         image=result.crop_image, box=result.crop.box, user=user,
-        review_reasons={s: r.review_reasons for s, r in result.signs.items()},
-        result=result.record())
+        review_reasons={s: list(g.review_reasons) for s, g in record.grades.items()},
+        result=record)
     log.info("%s moved the crop of scan %s to %s and regraded it", user, scan_id,
              result.crop.box)
     return Recrop(updated, result)

@@ -14,11 +14,12 @@ import datetime as dt
 import hashlib
 import ipaddress
 import logging
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from device.core.atomic import atomic_write_bytes
 
 log = logging.getLogger(__name__)
 
@@ -98,14 +99,7 @@ def make_self_signed(cert_path: Path, key_path: Path, *, host: str, device_name:
     cert_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for path, data, mode in ((key_path, key_pem, 0o600),
                              (cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # the key first: a cut leaves no certificate without its key
+        atomic_write_bytes(path, data, mode=mode)  # the key first: no certificate without it
 
 
 def load_pair(cert_path: Path, key_path: Path) -> Any:

@@ -5,17 +5,17 @@ photo taken; overrides kept; bad boxes and lost frames refused clearly."""
 from __future__ import annotations
 
 import io
-import sqlite3
 
 import cv2
 import numpy as np
 import pytest
+from store_support import drop_column, make_older
 from web_support import fake_card, logged_in, make_app
 
 from device.cameras import render_skin_frame
 from device.core.vocab import MODEL_SIGNS, Sign
 from device.grading.models import ModelSet, SignModel
-from device.store import DB_NAME, Store
+from device.store import Store
 from device.store.model import SCHEMA_VERSION, V3_COLUMNS
 from device.web.users import Role
 
@@ -193,12 +193,7 @@ def test_regrade_needs_staff_and_csrf(app, staff):
 def test_a_schema_2_database_gains_the_crop_columns(tmp_path):
     s = Store(tmp_path)
     s.close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    for name, _ in V3_COLUMNS:
-        conn.execute(f"ALTER TABLE region_scans DROP COLUMN {name}")
-    conn.execute("PRAGMA user_version = 2")
-    conn.commit()
-    conn.close()
+    make_older(tmp_path, 2, *(drop_column(name) for name, _ in V3_COLUMNS))
     s = Store(tmp_path)
     cols = {r[1] for r in s._conn().execute("PRAGMA table_info(region_scans)")}
     assert {"crop_by", "crop_at"} <= cols

@@ -75,7 +75,7 @@ def _drag(page, start, end, steps=8):
     page.mouse.up()
 
 
-def test_aim_capture_move_the_square_regrade_save(chromium, server, tmp_path):
+def test_aim_capture_move_the_square_recrop_save(chromium, server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     base, camera, app = server
@@ -132,12 +132,12 @@ def test_aim_capture_move_the_square_regrade_save(chromium, server, tmp_path):
             assert resized[2] == resized[3] > int(before[2])  # bigger, and still square
             shot("moved")
 
-            page.click("#regrade")
+            page.click("#recrop")
             expect(page).to_have_url(f"{base}/scan/result/1")
             expect(page.locator("#crop-info")).to_contain_text("moved by nurse")
             scan = app.extensions["atopiscan"].store.get_scan(1)
             assert scan.crop_mode == "moved" and list(scan.crop_box) == resized
-            shot("regraded")
+            shot("recropped")
 
             # grades and area by touch, save, then the next region
             page.click("label:has(input[name=papulation][value='1'])")

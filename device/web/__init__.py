@@ -149,18 +149,18 @@ def _security_headers(app: Flask, *, https: bool) -> None:
 def _register(app: Flask) -> None:
     from device.web import (
         account,
-        adjust,
         api,
         dataexport,
         lesions,
         packs,
+        recrop,
         scan,
         status,
         stream,
         visits,
     )
 
-    for module in (status, scan, stream, adjust, visits, lesions, packs, api, dataexport,
+    for module in (status, scan, stream, recrop, visits, lesions, packs, api, dataexport,
                    account):
         app.register_blueprint(module.bp)
 

@@ -23,7 +23,7 @@ from device.followup import FollowupScan, scan_lesion
 from device.scan.recrop import FrameGone, scan_frame
 from device.store.model import Lesion, RecordNotFoundError, StoreError
 from device.store.timeline import MARK_CHANGE, lesion_timeline
-from device.web import adjust, stream
+from device.web import recrop, stream
 from device.web.auth import roles_required
 from device.web.common import abort_store, ctx, scan_aborts, store
 from device.web.svg import grades_chart
@@ -58,7 +58,7 @@ def follow(lesion: Lesion, visit_id: int, image: np.ndarray | None) -> FollowupS
     with scan_aborts():
         if image is None:
             image = stream.hub().still()
-        return scan_lesion(ctx().service.scanner, store(), adjust.frame_cache(), lesion,
+        return scan_lesion(ctx().service.scanner, store(), recrop.frame_cache(), lesion,
                            visit_id, image)
 
 
@@ -89,7 +89,7 @@ def last_photo(lesion_id: int) -> Response:
     if last is None:
         abort(404, description=f"lesion {lesion_id} has no kept photo yet")
     try:
-        rgb = scan_frame(last, store(), adjust.frame_cache())
+        rgb = scan_frame(last, store(), recrop.frame_cache())
     except FrameGone as exc:
         abort(404, description=str(exc))
     return Response(encode_jpeg(rgb, 80, max_side=OVERLAY_SIDE), mimetype="image/jpeg")

@@ -1,6 +1,6 @@
 """What the app keeps in memory about recent scans (``live()``, one per app): each
 scan's crop for a moment after it (when images are not kept) and the stage timings the
-status page shows. Written by the scan pages (device.web.scan, device.web.adjust, the
+status page shows. Written by the scan pages (device.web.scan, device.web.recrop, the
 API), read by the status and visit pages. Nothing here is needed after a restart:
 what the result page shows is in the store.
 

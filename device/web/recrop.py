@@ -1,10 +1,11 @@
-"""Moving the crop square after Capture (staff): the frozen frame, and "Grade this square".
+"""The recrop (staff move the crop square after Capture and the same frame is graded
+again inside it): the frozen frame, and "Grade this square".
 
 ``GET /scan/result/<id>/frame.jpg`` is the captured frame; ``POST
-/api/scans/<id>/regrade`` (JSON ``{"box": [x, y, w, h]}``) and the result page's form
-(``POST /scan/result/<id>/regrade``, in device.web.scan: box_x, box_y, box_w, box_h in
-frame pixels) grade the same frame again inside the moved square (device.scan.recrop,
-through ``regrade_box``) and record who moved it.
+/api/scans/<id>/recrop`` (JSON ``{"box": [x, y, w, h]}``) and the result page's form
+(``POST /scan/result/<id>/recrop``, in device.web.scan: box_x, box_y, box_w, box_h in
+frame pixels) recrop the scan (device.scan.recrop, through ``recrop_box``) and record who
+moved the square. Both URLs also answer under their old name, ``.../regrade``.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from flask import (
 from device.core.errors import AtopiscanError, http_status
 from device.core.imageio import encode_jpeg
 from device.scan.pipeline import ScanError
-from device.scan.recrop import FrameCache, FrameGone, Recrop, regrade, scan_frame
+from device.scan.recrop import FrameCache, FrameGone, Recrop, recrop, scan_frame
 from device.store.model import RegionScan, StoreError
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, ctx, store
@@ -33,7 +34,7 @@ from device.web.users import Role
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("adjust", __name__)
+bp = Blueprint("recrop", __name__)
 
 #: Longest side of the frozen frame sent to the page (the square is mapped back to pixels).
 FRAME_SIDE = 960
@@ -73,8 +74,8 @@ def frame(scan_id: int) -> Response:
     return Response(encode_jpeg(rgb, 85, max_side=FRAME_SIDE), mimetype="image/jpeg")
 
 
-def regrade_box(scan_id: int, box: Any) -> Recrop:
-    """Run the regrade; a typed failure becomes its HTTP error with the reason."""
+def recrop_box(scan_id: int, box: Any) -> Recrop:
+    """Recrop scan ``scan_id`` to ``box``; a typed failure becomes its HTTP error with the reason."""
     if not isinstance(box, (list, tuple)) or len(box) != 4:
         abort(400, description="box: give four numbers x, y, w, h (pixels of the captured frame)")
     try:
@@ -82,7 +83,7 @@ def regrade_box(scan_id: int, box: Any) -> Recrop:
     except (TypeError, ValueError):
         abort(400, description=f"box: {box!r} is not four numbers x, y, w, h")
     try:
-        done = regrade(ctx().service.scanner, store(), frame_cache(), scan_id, numbers,
+        done = recrop(ctx().service.scanner, store(), frame_cache(), scan_id, numbers,
                        current_user().username)
     except (AtopiscanError, StoreError, ScanError) as exc:
         abort(http_status(exc), description=str(exc))
@@ -90,12 +91,13 @@ def regrade_box(scan_id: int, box: Any) -> Recrop:
     return done
 
 
-@bp.route("/api/scans/<int:scan_id>/regrade", methods=["POST"])
+@bp.route("/api/scans/<int:scan_id>/recrop", methods=["POST"])
+@bp.route("/api/scans/<int:scan_id>/regrade", methods=["POST"])  # its name until issue 22
 @roles_required(Role.STAFF)
-def regrade_api(scan_id: int) -> Any:
+def recrop_api(scan_id: int) -> Any:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or set(body) != {"box"}:
         abort(400, description='send a JSON object {"box": [x, y, w, h]} (frame pixels)')
-    done = regrade_box(scan_id, body["box"])
+    done = recrop_box(scan_id, body["box"])
     return jsonify(scan=done.scan.to_dict(), result=done.result.to_dict(),
                    changes=store().grade_changes(scan_id))

@@ -12,10 +12,10 @@ or (form: ``lesion``) marks the scan as of an existing lesion of the patient.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from device.core.imageio import encode_jpeg
 from device.core.vocab import MODEL_SIGNS
@@ -64,7 +64,7 @@ def follow(lesion: Lesion, visit_id: int, image: np.ndarray | None) -> FollowupS
 
 @bp.route("/lesions/<int:lesion_id>")
 @roles_required(Role.STAFF)
-def timeline_page(lesion_id: int) -> Any:
+def timeline_page(lesion_id: int) -> ResponseReturnValue:
     try:
         timeline = lesion_timeline(store(), lesion_id)
         patient = store().get_patient(timeline.lesion.patient_id)
@@ -97,7 +97,7 @@ def last_photo(lesion_id: int) -> Response:
 
 @bp.route("/scans/<int:scan_id>/lesion", methods=["POST"])
 @roles_required(Role.STAFF)
-def set_lesion(scan_id: int) -> Any:
+def set_lesion(scan_id: int) -> ResponseReturnValue:
     st = store()
     try:
         scan = st.get_scan(scan_id)

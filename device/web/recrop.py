@@ -21,6 +21,7 @@ from flask import (
     jsonify,
     request,
 )
+from flask.typing import ResponseReturnValue
 
 from device.core.errors import AtopiscanError, http_status
 from device.core.imageio import encode_jpeg
@@ -94,7 +95,7 @@ def recrop_box(scan_id: int, box: Any) -> Recrop:
 @bp.route("/api/scans/<int:scan_id>/recrop", methods=["POST"])
 @bp.route("/api/scans/<int:scan_id>/regrade", methods=["POST"])  # its name until issue 22
 @roles_required(Role.STAFF)
-def recrop_api(scan_id: int) -> Any:
+def recrop_api(scan_id: int) -> ResponseReturnValue:
     body = request.get_json(silent=True)
     if not isinstance(body, dict) or set(body) != {"box"}:
         abort(400, description='send a JSON object {"box": [x, y, w, h]} (frame pixels)')

@@ -6,7 +6,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from device.store import DB_NAME
+from device.core.vocab import Region
+from device.store import DB_NAME, Store
+from device.store.model import RegionScan
 
 
 def drop_column(name: str, table: str = "region_scans") -> str:
@@ -25,3 +27,14 @@ def make_older(data_dir: Path, version: int, *statements: str) -> None:
         conn.commit()
     finally:
         conn.close()
+
+
+def one_scan_store(data_dir: Path, **store_options) -> RegionScan:
+    """Leave in ``data_dir`` a closed store holding one trunk scan of patient P1 (no grades,
+    no photo), the scan a migration must keep; ``store_options`` go to ``Store``."""
+    store = Store(data_dir, **store_options)
+    try:
+        store.create_patient("P1", 1990)
+        return store.save_region_scan(store.open_visit("P1").id, Region.TRUNK)
+    finally:
+        store.close()

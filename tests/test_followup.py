@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from store_support import drop_column, make_older
+from store_support import drop_column, make_older, one_scan_store
 
 from device.__main__ import main as device_main
 from device.core.vocab import Region, Sign
@@ -111,10 +111,7 @@ def test_timeline_marks_a_change_of_a_whole_grade(tmp_path):
 
 
 def test_a_version_4_database_gains_lesions(tmp_path):
-    st = Store(tmp_path)
-    st.create_patient("P1", 1990)
-    old = st.save_region_scan(st.open_visit("P1").id, Region.TRUNK)
-    st.close()
+    old = one_scan_store(tmp_path)
     make_older(tmp_path, 4, "DROP INDEX region_scans_lesion", drop_column("lesion_id"),
                "DROP TABLE lesions")
     st = Store(tmp_path)

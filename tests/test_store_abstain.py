@@ -7,7 +7,7 @@ import datetime as dt
 
 import cv2
 import numpy as np
-from store_support import drop_column, make_older
+from store_support import drop_column, make_older, one_scan_store
 
 import device.vision.faces as faces_module
 from device.core.vocab import Region
@@ -44,10 +44,7 @@ def test_an_abstained_scan_is_saved_without_model_grades(tmp_path):
 
 
 def test_a_version_3_database_gains_the_abstention_columns(tmp_path):
-    s = Store(tmp_path, clock=lambda: T0)
-    s.create_patient("P1", 1990)
-    old = s.save_region_scan(s.open_visit("P1").id, Region.TRUNK)
-    s.close()
+    old = one_scan_store(tmp_path, clock=lambda: T0)
     make_older(tmp_path, 3, *(drop_column(name) for name, _ in V4_COLUMNS))
     s = Store(tmp_path, clock=lambda: T0)
     assert s._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 4

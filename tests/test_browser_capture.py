@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from test_browser import ARGS, Shots, _login
+from test_browser import _login, open_page
 from web_support import FAST_HASH, PASSWORD, UnpluggableCamera, fake_models, make_config
 
 from device.cameras import RetryingCamera, SyntheticCamera
@@ -19,7 +19,6 @@ from device.config import CropMode
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-VIEWPORT = {"width": 800, "height": 480}
 #: Controls a finger must hit; inline text links inside sentences are not counted.
 TARGETS = ("button:visible, a.button:visible, select:visible, header nav a:visible, "
            "input[type=text]:visible, input[type=number]:visible, input[type=password]:visible, "
@@ -80,11 +79,8 @@ def test_aim_capture_move_the_square_recrop_save(chromium, server, tmp_path):
 
     base, camera, app = server
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+        browser, page, shot = open_page(pw, chromium, tmp_path)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(15000)
-            shot = Shots(page, tmp_path)
             page.goto(f"{base}/scan/stream.mjpg")
             expect(page).to_have_url(f"{base}/login?next=/scan/stream.mjpg")  # login first
             _fits(page, "login")
@@ -170,7 +166,8 @@ def test_aim_capture_move_the_square_recrop_save(chromium, server, tmp_path):
     assert len(list(tmp_path.glob("*.png"))) == 7
 
 
-def test_the_preview_comes_back_by_itself_after_the_stream_caps_refused_it(chromium, server):
+def test_the_preview_comes_back_by_itself_after_the_stream_caps_refused_it(chromium, server,
+                                                                           tmp_path):
     """A stream refused at the caps (503) closes an EventSource for good; the page opens
     the hints again by itself once a slot is free, instead of staying on 'reconnecting…'."""
     from playwright.sync_api import expect, sync_playwright
@@ -182,9 +179,8 @@ def test_the_preview_comes_back_by_itself_after_the_stream_caps_refused_it(chrom
         cap = slots()
     taken = [cap.take(f"another-login-{i}") for i in range(cap.max_streams)]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+        browser, page, _ = open_page(pw, chromium, tmp_path)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
             _login(page, base, "nurse")
             page.goto(f"{base}/scan")
             expect(page.locator("#preview-state")).to_contain_text("reconnecting", timeout=10000)

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from device.core.atomic import atomic_write_bytes
 from device.core.card import AbstentionInfo, ImageSpaceInfo
 from device.grading.abstain import (
     DEFAULT_ACCEPT,
@@ -84,9 +85,7 @@ def fit_abstention(tflite: Path, train_images: np.ndarray, train_grades: Sequenc
         stats, image_info, image_ok = _fit_image_space(stats, train_images, val_images, each)
         combined = float(((val_dist <= threshold) & image_ok).mean())
     path = stats_path_for(tflite)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(stats.to_bytes())
-    tmp.replace(path)
+    atomic_write_bytes(path, stats.to_bytes())
     log.info("%s: abstention threshold %.3f accepts %.1f %% of %d held-out images", tflite.name,
              threshold, 100 * accepted, len(val_images))
     how = (f"Mahalanobis distance to the nearest grade mean (shared Ledoit-Wolf covariance, "

@@ -71,6 +71,18 @@ def add_users(db, raters=("alice", "bob"), adjudicators=("carol",)) -> None:
         add_user(db, name, PASSWORD, Role.ADJUDICATOR, hash_method=FAST_HASH)
 
 
+def studio_app(tmp: Path, *, n_patients: int = 2):
+    """The labelling studio's Flask app (testing mode) on a new project with the
+    default users, and the project's database."""
+    from trainer.label.web import create_app
+
+    project, db = make_project(tmp, overlap=1.0, n_patients=n_patients, per_patient=1)
+    add_users(db)
+    app = create_app(project)
+    app.config["TESTING"] = True
+    return app, db
+
+
 def write_label_csv(path: Path, rows: list[dict]) -> Path:
     cols = ["rater", "photo", "x", "y", "w", "h", "erythema", "excoriation", "lichenification"]
     with path.open("w", newline="") as fh:

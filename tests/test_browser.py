@@ -73,6 +73,20 @@ class Shots:
         return path
 
 
+#: The device's 7-inch touch screen.
+DEVICE_SCREEN = {"width": 800, "height": 480}
+
+
+def open_page(pw, chromium: Path, folder: Path, *, viewport: dict | None = None,
+              timeout_ms: int = 15000):
+    """A headless chromium (close it: ``browser.close()``), a page of ``viewport``
+    (default: the device's screen) and its screenshots into ``folder``."""
+    browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+    page = browser.new_page(viewport=viewport or DEVICE_SCREEN)
+    page.set_default_timeout(timeout_ms)
+    return browser, page, Shots(page, folder)
+
+
 def _login(page, base: str, user: str) -> None:
     page.goto(f"{base}/login")
     page.fill("#username", user)
@@ -85,12 +99,8 @@ def test_staff_scans_overrides_saves_and_sees_easi(chromium, server, tmp_path):
 
     base = server
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+        browser, page, shot = open_page(pw, chromium, tmp_path)
         try:
-            # 800x480: the device's 7-inch touch screen
-            page = browser.new_page(viewport={"width": 800, "height": 480})
-            page.set_default_timeout(15000)
-            shot = Shots(page, tmp_path)
             page.goto(f"{base}/scan")
             expect(page).to_have_url(f"{base}/login?next=/scan")
             shot("login")

@@ -11,7 +11,7 @@ import threading
 import time
 
 import pytest
-from test_browser import ARGS, Shots, _login
+from test_browser import _login, open_page
 from web_support import FAST_HASH, PASSWORD, UnpluggableCamera, fake_models, make_config
 
 from device.cameras import RetryingCamera, SyntheticCamera
@@ -19,7 +19,6 @@ from device.config import CropMode
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-VIEWPORT = {"width": 800, "height": 480}
 #: Controls a finger must hit; inline text links inside sentences are not counted.
 TARGETS = ("button:visible, a.button:visible, select:visible, header nav a:visible, "
            "input[type=text]:visible, input[type=number]:visible, input[type=password]:visible, "
@@ -74,16 +73,13 @@ def _drag(page, start, end, steps=8):
     page.mouse.up()
 
 
-def test_aim_capture_move_the_square_regrade_save(chromium, server, tmp_path):
+def test_aim_capture_move_the_square_recrop_save(chromium, server, tmp_path):
     from playwright.sync_api import expect, sync_playwright
 
     base, camera, app = server
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+        browser, page, shot = open_page(pw, chromium, tmp_path)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(15000)
-            shot = Shots(page, tmp_path)
             page.goto(f"{base}/scan/stream.mjpg")
             expect(page).to_have_url(f"{base}/login?next=/scan/stream.mjpg")  # login first
             _fits(page, "login")
@@ -131,12 +127,12 @@ def test_aim_capture_move_the_square_regrade_save(chromium, server, tmp_path):
             assert resized[2] == resized[3] > int(before[2])  # bigger, and still square
             shot("moved")
 
-            page.click("#regrade")
+            page.click("#recrop")
             expect(page).to_have_url(f"{base}/scan/result/1")
             expect(page.locator("#crop-info")).to_contain_text("moved by nurse")
             scan = app.extensions["atopiscan"].store.get_scan(1)
             assert scan.crop_mode == "moved" and list(scan.crop_box) == resized
-            shot("regraded")
+            shot("recropped")
 
             # grades and area by touch, save, then the next region
             page.click("label:has(input[name=papulation][value='1'])")
@@ -169,7 +165,8 @@ def test_aim_capture_move_the_square_regrade_save(chromium, server, tmp_path):
     assert len(list(tmp_path.glob("*.png"))) == 7
 
 
-def test_the_preview_comes_back_by_itself_after_the_stream_caps_refused_it(chromium, server):
+def test_the_preview_comes_back_by_itself_after_the_stream_caps_refused_it(chromium, server,
+                                                                           tmp_path):
     """A stream refused at the caps (503) closes an EventSource for good; the page opens
     the hints again by itself once a slot is free, instead of staying on 'reconnecting…'."""
     from playwright.sync_api import expect, sync_playwright
@@ -181,9 +178,8 @@ def test_the_preview_comes_back_by_itself_after_the_stream_caps_refused_it(chrom
         cap = slots()
     taken = [cap.take(f"another-login-{i}") for i in range(cap.max_streams)]
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+        browser, page, _ = open_page(pw, chromium, tmp_path)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
             _login(page, base, "nurse")
             page.goto(f"{base}/scan")
             expect(page.locator("#preview-state")).to_contain_text("reconnecting", timeout=10000)

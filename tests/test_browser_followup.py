@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from test_browser import ARGS, Shots, _login
+from test_browser import _login, open_page
 from web_support import FAST_HASH, fake_models, make_config
 
 from device.cameras import RetryingCamera
@@ -19,7 +19,6 @@ from device.tools.visit_synth import render_followup
 
 pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
-VIEWPORT = {"width": 800, "height": 480}
 
 
 class VisitCamera:
@@ -81,11 +80,8 @@ def test_one_lesion_through_three_visits(chromium, server, tmp_path):
 
     base, camera, store = server
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+        browser, page, shot = open_page(pw, chromium, tmp_path, timeout_ms=20000)
         try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.set_default_timeout(20000)
-            shot = Shots(page, tmp_path)
             _login(page, base, "nurse")
 
             # visit 1: scan, then start following the lesion from the result page

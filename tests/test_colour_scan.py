@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sqlite3
 
 import numpy as np
 import pytest
 from device_pack import tiny_pack_dir, tiny_packs_dir
 from PIL import Image
+from store_support import drop_column, make_older, one_scan_store
 
 from device.cameras.synthetic import render_skin_frame
 from device.colour.card import CardKind, write_printable
@@ -23,7 +23,7 @@ from device.core.vocab import Region
 from device.export.rows import ExportRow, manifest_record
 from device.grading.models import ModelSet
 from device.scan.pipeline import Scanner
-from device.store import DB_NAME, Store
+from device.store import Store
 from device.store.model import SCHEMA_VERSION, Capture
 from device.vision.hints import Hint, HintEngine
 
@@ -105,15 +105,8 @@ def test_the_store_keeps_the_correction_and_the_export_carries_it(tmp_path, mode
 
 
 def test_a_version_4_database_gains_the_colour_column(tmp_path):
-    s = Store(tmp_path, clock=lambda: T0)
-    s.create_patient("P1", 1990)
-    old = s.save_region_scan(s.open_visit("P1").id, Region.TRUNK)
-    s.close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    conn.execute("ALTER TABLE region_scans DROP COLUMN colour")
-    conn.execute("PRAGMA user_version = 4")
-    conn.commit()
-    conn.close()
+    old = one_scan_store(tmp_path, clock=lambda: T0)
+    make_older(tmp_path, 4, drop_column("colour"))
     s = Store(tmp_path, clock=lambda: T0)
     assert s._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert s.get_scan(old.id).colour is None

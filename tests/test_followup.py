@@ -5,14 +5,14 @@ the bench-followup command (small and fast: 320-480 px frames)."""
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import numpy as np
 import pytest
+from store_support import drop_column, make_older, one_scan_store
 
 from device.__main__ import main as device_main
 from device.core.vocab import Region, Sign
-from device.store import DB_NAME, Store, StoreError
+from device.store import Store, StoreError
 from device.store.model import SCHEMA_VERSION
 from device.store.timeline import lesion_timeline
 from device.tools.visit_synth import render_followup
@@ -111,17 +111,9 @@ def test_timeline_marks_a_change_of_a_whole_grade(tmp_path):
 
 
 def test_a_version_4_database_gains_lesions(tmp_path):
-    st = Store(tmp_path)
-    st.create_patient("P1", 1990)
-    old = st.save_region_scan(st.open_visit("P1").id, Region.TRUNK)
-    st.close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    conn.execute("DROP INDEX region_scans_lesion")
-    conn.execute("ALTER TABLE region_scans DROP COLUMN lesion_id")
-    conn.execute("DROP TABLE lesions")
-    conn.execute("PRAGMA user_version = 4")
-    conn.commit()
-    conn.close()
+    old = one_scan_store(tmp_path)
+    make_older(tmp_path, 4, "DROP INDEX region_scans_lesion", drop_column("lesion_id"),
+               "DROP TABLE lesions")
     st = Store(tmp_path)
     assert st._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 5
     assert st.get_scan(old.id).lesion_id is None

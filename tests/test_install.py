@@ -2,7 +2,6 @@
 tiny TFLite models (tests/factories.py) by convert.packer.write_pack."""
 
 import hashlib
-import io
 import json
 import os
 import subprocess
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from factories import tiny_card, tiny_tflite
+from hostile import read_members, write_members
 
 from device.__main__ import main as device_main
 from device.core.vocab import MODEL_SIGNS, Sign
@@ -68,22 +68,6 @@ def make_pack(models, tmp_path_factory):
         return cache[key]
 
     return make
-
-
-def read_members(pack: Path) -> dict[str, bytes]:
-    with tarfile.open(pack) as tar:
-        return {m.name: tar.extractfile(m).read() for m in tar.getmembers() if m.isreg()}
-
-
-def write_members(out: Path, members: dict[str, bytes], extra: list[tarfile.TarInfo] = ()) -> Path:
-    with tarfile.open(out, "w") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for info in extra:
-            tar.addfile(info)
-    return out
 
 
 def rehash(members: dict[str, bytes], *names: str) -> None:

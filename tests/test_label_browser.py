@@ -10,7 +10,7 @@ import threading
 
 import pytest
 from label_support import PASSWORD, add_users, make_project
-from test_browser import ARGS, Shots, _free_port
+from test_browser import _free_port, open_page
 
 from trainer.__main__ import main as trainer_main
 
@@ -68,11 +68,8 @@ def test_two_raters_adjudicator_agreement_export(chromium, studio, tmp_path):
 
     base, project, db = studio
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(chromium), headless=True, args=ARGS)
+        browser, page, shot = open_page(pw, chromium, tmp_path, viewport={"width": 1280, "height": 800})
         try:
-            page = browser.new_page(viewport={"width": 1280, "height": 800})
-            page.set_default_timeout(15000)
-            shot = Shots(page, tmp_path)
             page.goto(f"{base}/label")
             expect(page).to_have_url(f"{base}/login?next=/label")
             shot("login")

@@ -11,20 +11,14 @@ import textwrap
 import time
 
 import pytest
-from label_support import PASSWORD, add_users, make_project
+from label_support import PASSWORD, add_users, make_project, studio_app
 
 from trainer.label.annotations import all_photos, get_answer
 
 
 @pytest.fixture
 def studio(tmp_path):
-    from trainer.label.web import create_app
-
-    project, db = make_project(tmp_path, overlap=1.0, n_patients=2, per_patient=1)
-    add_users(db)
-    app = create_app(project)
-    app.config["TESTING"] = True
-    return app, db
+    return studio_app(tmp_path)
 
 
 def login_token(client):

@@ -13,6 +13,7 @@ import types
 import cv2
 import numpy as np
 import pytest
+from web_support import UnpluggableCamera
 
 from device.cameras import PiCamera2Camera, RetryingCamera, SyntheticCamera, render_skin_frame
 from device.config import CropConfig, CropMode, QualityConfig
@@ -23,38 +24,10 @@ from device.vision.hints import Hint, HintEngine
 FAST = StreamSettings(fps=50, hint_hz=10, idle_seconds=0.2, retry_pause=0.02)
 
 
-class CountingCamera:
-    """Synthetic frames (one scene held, like a steady hand), counting reads."""
-
-    def __init__(self, width=320, height=240):
-        self.inner = SyntheticCamera(width, height, seed=3, scene_seconds=60)
-        self.reads = 0
-        self.status = self.inner.status
-
-    def open(self):
-        self.inner.open()
-
-    def read(self):
-        self.reads += 1
-        return self.inner.read()
-
-    def close(self):
-        self.inner.close()
-
-
-class VanishingCamera(CountingCamera):
-    """Like CountingCamera, but unplugged while ``present`` is False."""
-
-    present = True
-
-    def open(self):
-        if not self.present:
-            raise OSError("no such device")
-
-    def read(self):
-        if not self.present:
-            raise OSError("device vanished")
-        return super().read()
+def counting_camera(width=320, height=240):
+    """Synthetic frames (one scene held, like a steady hand), counting reads (``reads``);
+    ``present = False`` unplugs it."""
+    return UnpluggableCamera(SyntheticCamera(width, height, seed=3, scene_seconds=60))
 
 
 def _decode(jpeg: bytes) -> np.ndarray:
@@ -71,7 +44,7 @@ def _until(predicate, timeout=5.0):
 
 
 def test_two_viewers_share_one_capture_and_a_slow_one_drops_frames():
-    camera = CountingCamera()
+    camera = counting_camera()
     hub = PreviewHub(camera, None, FAST)
     try:
         with hub.watch() as fast, hub.watch() as slow:
@@ -97,7 +70,7 @@ def test_two_viewers_share_one_capture_and_a_slow_one_drops_frames():
 
 
 def test_the_preview_pauses_when_nobody_watches():
-    camera = CountingCamera()
+    camera = counting_camera()
     hub = PreviewHub(camera, None, FAST)
     assert camera.reads == 0 and not hub.stats().running  # nothing read before a viewer
     with hub.watch() as viewer:
@@ -112,7 +85,7 @@ def test_the_preview_pauses_when_nobody_watches():
 
 
 def test_a_camera_that_vanishes_shows_its_state_and_recovers_by_itself():
-    raw = VanishingCamera()
+    raw = counting_camera()
     camera = RetryingCamera(raw, retry_seconds=0.05, name="test camera")
     hub = PreviewHub(camera, HintEngine(QualityConfig(min_sharpness=1), CropConfig()), FAST)
     try:
@@ -134,7 +107,7 @@ def test_a_camera_that_vanishes_shows_its_state_and_recovers_by_itself():
 
 
 def test_still_is_the_frame_on_screen_for_a_camera_without_a_preview_stream():
-    camera = CountingCamera()
+    camera = counting_camera()
     camera.inner._scene.seconds = 0  # a new scene at every read: each frame differs
     hub = PreviewHub(camera, None, FAST)
     try:
@@ -262,7 +235,7 @@ def test_motion_between_frames_asks_to_hold_still(engine):
 
 
 def test_hints_are_computed_on_the_stream_frames():
-    camera = CountingCamera(640, 480)
+    camera = counting_camera(640, 480)
     hub = PreviewHub(camera, HintEngine(QualityConfig(min_sharpness=5), CropConfig()), FAST)
     try:
         with hub.watch() as viewer:
@@ -276,7 +249,7 @@ def test_hints_are_computed_on_the_stream_frames():
 
 
 def test_closing_the_hub_ends_its_viewers():
-    hub = PreviewHub(CountingCamera(), None, FAST)
+    hub = PreviewHub(counting_camera(), None, FAST)
     got = []
 
     def watch():

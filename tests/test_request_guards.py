@@ -5,7 +5,7 @@ RecursionError); a too-large number in a form is a 400 - in the dashboard and th
 from __future__ import annotations
 
 import pytest
-from label_support import add_users, make_project
+from label_support import studio_app
 from web_support import logged_in, make_app
 
 from device.web.request_guards import MAX_ROW_ID
@@ -62,13 +62,7 @@ def test_deep_json_is_a_400_in_the_dashboard(dashboard):
 
 @pytest.fixture
 def studio(tmp_path):
-    from trainer.label.web import create_app
-
-    project, db = make_project(tmp_path, overlap=1.0, n_patients=2, per_patient=1)
-    add_users(db)
-    app = create_app(project)
-    app.config["TESTING"] = True
-    return app
+    return studio_app(tmp_path)[0]
 
 
 def studio_client(app, name):

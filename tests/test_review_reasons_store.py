@@ -4,8 +4,8 @@ it after a restart, not only while the scan is in the app's memory."""
 from __future__ import annotations
 
 import re
-import sqlite3
 
+from store_support import drop_column, make_older
 from web_support import (
     FAST_HASH,
     capture_from_preview,
@@ -18,7 +18,7 @@ from web_support import (
 from device.cameras import FolderCamera
 from device.core.vocab import Region, Sign
 from device.scan.service import Service
-from device.store import DB_NAME, Store
+from device.store import Store
 from device.store.model import SCHEMA_VERSION, Capture
 from device.web import create_app
 from device.web.users import Role, UserStore
@@ -33,11 +33,7 @@ def test_reasons_round_trip_and_a_version_6_file_gains_the_column(tmp_path):
         Sign.EXCORIATION: ["unsure: top probability 0.40 < 0.5"], Sign.ERYTHEMA: []}))
     assert kept.review_reasons == {Sign.EXCORIATION: ["unsure: top probability 0.40 < 0.5"]}
     s.close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    conn.execute("ALTER TABLE region_scans DROP COLUMN review_reasons")
-    conn.execute("PRAGMA user_version = 6")
-    conn.commit()
-    conn.close()
+    make_older(tmp_path, 6, drop_column("review_reasons"))
     s = Store(tmp_path)
     assert s._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 7
     assert s.get_scan(old.id).review_reasons == {}  # a scan from before 7: none were kept

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from store_support import make_older
 
 from device.core.easi import Band
 from device.core.vocab import REGIONS, Region, Sign
@@ -214,10 +215,7 @@ def test_purge_expired(store, clock):
 
 def test_newer_database_is_refused(tmp_path):
     Store(tmp_path).close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    conn.execute("PRAGMA user_version = 99")
-    conn.commit()
-    conn.close()
+    make_older(tmp_path, 99)  # or rather newer: a version this software does not know
     with pytest.raises(StoreError, match="newer atopiscan software"):
         Store(tmp_path)
 

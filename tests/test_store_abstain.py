@@ -4,14 +4,14 @@ databases, and blurs faces in kept full frames outside the crop box."""
 from __future__ import annotations
 
 import datetime as dt
-import sqlite3
 
 import cv2
 import numpy as np
+from store_support import drop_column, make_older, one_scan_store
 
 import device.vision.faces as faces_module
 from device.core.vocab import Region
-from device.store import DB_NAME, Store
+from device.store import Store
 from device.store.model import SCHEMA_VERSION, V4_COLUMNS, Capture
 from device.vision.faces import Faces
 
@@ -44,16 +44,8 @@ def test_an_abstained_scan_is_saved_without_model_grades(tmp_path):
 
 
 def test_a_version_3_database_gains_the_abstention_columns(tmp_path):
-    s = Store(tmp_path, clock=lambda: T0)
-    s.create_patient("P1", 1990)
-    old = s.save_region_scan(s.open_visit("P1").id, Region.TRUNK)
-    s.close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)
-    for name, _ in V4_COLUMNS:
-        conn.execute(f"ALTER TABLE region_scans DROP COLUMN {name}")
-    conn.execute("PRAGMA user_version = 3")
-    conn.commit()
-    conn.close()
+    old = one_scan_store(tmp_path, clock=lambda: T0)
+    make_older(tmp_path, 3, *(drop_column(name) for name, _ in V4_COLUMNS))
     s = Store(tmp_path, clock=lambda: T0)
     assert s._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION >= 4
     assert s.get_scan(old.id).abstained is False

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import sqlite3
 
 import cv2
 import numpy as np
 import pytest
+from store_support import drop_column, make_older
 
 from device.core.vocab import Region, Sign
-from device.store import DB_NAME, Store
+from device.store import Store
 from device.store.model import SCHEMA_VERSION, V2_COLUMNS, Capture
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)
@@ -87,12 +87,7 @@ def test_version_1_database_is_migrated(tmp_path):
     untouched, _, _ = save(s, seed=1)
     s.override_grade(reviewed.id, Sign.EXCORIATION, 2, "ann")
     s.close()
-    conn = sqlite3.connect(tmp_path / DB_NAME)  # make it a version-1 file again
-    for name, _ in V2_COLUMNS:
-        conn.execute(f"ALTER TABLE region_scans DROP COLUMN {name}")
-    conn.execute("PRAGMA user_version = 1")
-    conn.commit()
-    conn.close()
+    make_older(tmp_path, 1, *(drop_column(name) for name, _ in V2_COLUMNS))
     s = Store(tmp_path, clock=lambda: T0)
     assert s._conn().execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert s.get_scan(reviewed.id).reviewed.user == "ann"  # overridden: someone reviewed it

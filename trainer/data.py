@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from device.core.imageio import PHOTO_SUFFIXES
 from device.core.vocab import MODEL_SIGNS, Region, Sign, parse_grade, parse_region, parse_sign
 
 log = logging.getLogger(__name__)
@@ -31,7 +32,6 @@ log = logging.getLogger(__name__)
 FOLDERS = "folders"
 MANIFEST = "manifest"
 MANIFEST_NAME = "manifest.csv"
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 MANIFEST_COLUMNS = ("path", "patient_id", "region") + tuple(s.value for s in MODEL_SIGNS)
 BOX_COLUMNS = ("box_x", "box_y", "box_w", "box_h")
 RATERS_COLUMN = "raters"
@@ -182,7 +182,7 @@ def _load_folders(root: Path, check_images: bool) -> LoadReport:
 def _file_problem(path: Path, check_images: bool) -> str | None:
     if path.is_dir():
         return "unexpected folder inside a grade folder"
-    if path.suffix.lower() not in IMAGE_SUFFIXES:
+    if path.suffix.lower() not in PHOTO_SUFFIXES:
         return f"not an image file (suffix {path.suffix or 'none'!r}; expected .jpg or .png)"
     if not path.is_file():
         return "image file does not exist"

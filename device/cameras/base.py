@@ -17,6 +17,8 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from device.core.imageio import ImageError, as_rgb
+
 log = logging.getLogger(__name__)
 
 
@@ -57,14 +59,14 @@ class Camera(Protocol):
 
 
 def as_rgb_frame(frame: object, origin: str) -> np.ndarray:
-    """Check a frame is uint8 (H, W, 3); drop an alpha/padding channel if present."""
-    arr = np.asarray(frame)
-    if arr.ndim == 3 and arr.shape[2] == 4:
-        arr = arr[..., :3]
-    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8 or min(arr.shape[:2]) < 1:
-        raise CameraError(f"{origin} gave a frame of shape {arr.shape} {arr.dtype}, "
-                          "not an RGB uint8 image")
-    return np.ascontiguousarray(arr)
+    """``frame`` as RGB uint8 (H, W, 3), an alpha or padding channel dropped
+    (``device.core.imageio.as_rgb``), or a CameraError naming the camera."""
+    try:
+        return as_rgb(frame, f"{origin} frame")
+    except ImageError as exc:
+        shape = getattr(frame, "shape", None)
+        raise CameraError(f"{origin} gave a frame that is not an RGB uint8 image "
+                          f"(shape {shape}): {exc}") from exc
 
 
 def has_preview_stream(camera: object) -> bool:

@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from device.cameras.base import CameraError, CameraState, CameraStatus, SceneHold
-from device.core.imageio import ImageError, read_image
+from device.core.imageio import PHOTO_SUFFIXES, ImageError, read_image
 
 log = logging.getLogger(__name__)
-
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
-
 
 def read_rgb(path: Path) -> np.ndarray | None:
     """Decode an image file to RGB uint8 (``read_image``), or None when it is not usable."""
@@ -37,10 +34,10 @@ class FolderCamera:
         if not self.folder.is_dir():
             raise CameraError(f"camera folder {self.folder} does not exist; set camera.folder")
         self._files = sorted(p for p in self.folder.rglob("*")
-                             if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+                             if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
         if not self._files:
             raise CameraError(f"camera folder {self.folder} holds no images "
-                              f"({', '.join(IMAGE_SUFFIXES)})")
+                              f"({', '.join(PHOTO_SUFFIXES)})")
         self._next = 0
 
     def open(self) -> None:

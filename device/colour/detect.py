@@ -30,6 +30,7 @@ from device.colour.maths import (
     REFERENCE_LINEAR,
     srgb_to_linear,
 )
+from device.core.imageio import shrink
 
 log = logging.getLogger(__name__)
 
@@ -59,9 +60,7 @@ def find_card(rgb: np.ndarray, kinds: tuple[CardKind, ...] = (CardKind.PRINTED, 
     shrunk to WORK_SIDE."""
     h, w = rgb.shape[:2]
     if work is None:
-        scale = min(1.0, WORK_SIDE / max(h, w))
-        work = rgb if scale == 1.0 else cv2.resize(rgb, (round(w * scale), round(h * scale)),
-                                                   interpolation=cv2.INTER_AREA)
+        work = shrink(rgb, WORK_SIDE, longer=True)
     finders = {CardKind.PRINTED: _find_printed, CardKind.CHART: _find_chart}
     found = None
     for kind in kinds:

@@ -32,6 +32,12 @@ log = logging.getLogger(__name__)
 MAX_PIXELS = 40_000_000
 MAX_SIDE = 12_000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: What the device grades and the trainer learns from: a JPEG (phones, cameras) or a
+#: lossless PNG, read with ``read_image(..., formats=PHOTO_FORMATS)``.
+PHOTO_FORMATS = ("jpeg", "png")
+#: The file names of those formats: the one list every folder walk uses (the folder
+#: camera, photo evaluation, training data, the labelling studio's import).
+PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
 class ImageError(InvalidInput):
@@ -193,29 +199,49 @@ def read_image(source: Path | bytes, *, what: str | None = None,
     return _to_rgb_array(image, what, allow_grey)
 
 
-def _check_rgb(rgb: np.ndarray) -> np.ndarray:
-    arr = np.asarray(rgb)
-    if arr.dtype != np.uint8 or arr.ndim != 3 or arr.shape[2] != 3:
-        raise ValueError(f"image must be uint8 RGB HxWx3, got {arr.shape} {arr.dtype}")
-    return arr
+def as_rgb(image: object, what: str = "image", *, min_side: int = 1) -> np.ndarray:
+    """The one check of an image already in memory (a camera frame, a photo to grade, an
+    image to encode): uint8 colour (H, W, 3), or (H, W, 4) with the alpha or padding channel
+    dropped, within the one pixel limit and at least ``min_side`` pixels a side. Returns a
+    contiguous (H, W, 3) array; raises ``ImageError`` naming ``what`` and what to do."""
+    arr = np.asarray(image)
+    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
+        raise ImageError(f"{what} is greyscale; the signs are graded from colour (erythema "
+                         "is redness), so use a colour photo")
+    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
+        raise ImageError(f"{what} has shape {arr.shape}; expected a colour image (H, W, 3)")
+    if arr.dtype != np.uint8:
+        raise ImageError(f"{what} has {arr.dtype} pixels; expected 8-bit colour (uint8)")
+    h, w = arr.shape[:2]
+    problem = too_large(w, h, what)
+    if problem is not None:
+        raise ImageTooLargeError(problem)
+    if min(h, w) < max(1, min_side):
+        raise ImageError(f"{what} is only {w}x{h} pixels; use a real photo of the lesion")
+    return np.ascontiguousarray(arr[..., :3])
 
 
-def _shrink(rgb: np.ndarray, max_side: int | None) -> np.ndarray:
+def shrink(rgb: np.ndarray, side: int | None, *, longer: bool = False) -> np.ndarray:
+    """The one resizer: ``rgb`` scaled down (``INTER_AREA``) so its shorter side (its longer
+    side with ``longer=True``) is at most ``side`` pixels; ``rgb`` itself when it is already
+    that small or ``side`` is None."""
     import cv2
 
     h, w = rgb.shape[:2]
-    if max_side and max(h, w) > max_side:
-        scale = max_side / max(h, w)
-        rgb = cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                         interpolation=cv2.INTER_AREA)
-    return rgb
+    if not side:
+        return rgb
+    scale = side / (max(h, w) if longer else min(h, w))
+    if scale >= 1:
+        return rgb
+    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                      interpolation=cv2.INTER_AREA)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
     """RGB uint8 (H, W, 3) -> PNG bytes (lossless)."""
     import cv2
 
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(_check_rgb(rgb), cv2.COLOR_RGB2BGR))
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(as_rgb(rgb), cv2.COLOR_RGB2BGR))
     if not ok:
         raise ValueError("could not encode the image as PNG")
     return buf.tobytes()
@@ -225,7 +251,7 @@ def encode_jpeg(rgb: np.ndarray, quality: int = 85, *, max_side: int | None = No
     """RGB uint8 (H, W, 3) -> JPEG bytes, first shrunk to ``max_side`` when given."""
     import cv2
 
-    rgb = _shrink(_check_rgb(rgb), max_side)
+    rgb = shrink(as_rgb(rgb), max_side, longer=True)
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR),
                            [cv2.IMWRITE_JPEG_QUALITY, int(quality)])
     if not ok:

@@ -38,7 +38,7 @@ from device.cameras.base import Camera
 from device.colour.correct import ColourCorrection, correct_colour
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.core.errors import InvalidInput, NoPackInstalled
-from device.core.imageio import ImageError, read_image, too_large
+from device.core.imageio import PHOTO_FORMATS, ImageError, as_rgb, read_image, shrink
 from device.core.scanrecord import CropChoice, QualityVerdict, Scan, SignGrade
 from device.core.vocab import Grade, Sign
 from device.grading.abstain import Abstention, FeatureStats, SignAbstention
@@ -46,7 +46,7 @@ from device.grading.imagestats import describe
 from device.grading.models import ModelSet
 from device.vision.crop import CropError, CropResult, choose_crop, cut
 from device.vision.faces import SCAN_DETECT_SIDE, Faces, find_faces
-from device.vision.frameviews import MEASURE_SIDE, FrameViews, shrink
+from device.vision.frameviews import MEASURE_SIDE, FrameViews
 from device.vision.quality import QualityReport, check_quality, confirm_skin
 
 log = logging.getLogger(__name__)
@@ -156,27 +156,17 @@ def review_reasons(probs: np.ndarray, grading: GradingConfig) -> list[str]:
     return reasons
 
 
+#: The shortest side a scan grades; anything smaller is not a photo of a lesion.
+MIN_PHOTO_SIDE = 8
+
+
 def check_image(image: np.ndarray, origin: str = "image") -> np.ndarray:
-    """Accept an RGB (or RGBA: alpha dropped) uint8 image; refuse the rest clearly."""
-    arr = np.asarray(image)
-    if arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] == 1):
-        raise ScanError(f"{origin} is greyscale; the signs are graded from colour (erythema "
-                        "is redness), so use a colour photo")
-    if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-        raise ScanError(f"{origin} has shape {arr.shape}; expected a colour image (H, W, 3)")
-    if arr.dtype != np.uint8:
-        raise ScanError(f"{origin} has {arr.dtype} pixels; expected 8-bit colour (uint8)")
-    h, w = arr.shape[:2]
-    problem = too_large(w, h, origin)  # the one pixel limit (device.core.imageio)
-    if problem is not None:
-        raise ScanError(problem)
-    if min(h, w) < 8:
-        raise ScanError(f"{origin} is only {w}x{h} pixels; use a real photo of the lesion")
-    return np.ascontiguousarray(arr[..., :3])
-
-
-#: What the device grades, from ``device scan --image`` and from an upload alike.
-PHOTO_FORMATS = ("jpeg", "png")
+    """``image`` as a scan grades it (``device.core.imageio.as_rgb``: RGB, or RGBA with the
+    alpha dropped, uint8, within the pixel limit), or a ScanError saying what is wrong."""
+    try:
+        return as_rgb(image, origin, min_side=MIN_PHOTO_SIDE)
+    except ImageError as exc:
+        raise ScanError(str(exc)) from exc
 
 
 def read_photo(source: Path | bytes, what: str) -> np.ndarray:

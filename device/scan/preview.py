@@ -27,8 +27,7 @@ import cv2
 import numpy as np
 
 from device.cameras.base import CameraError, has_preview_stream
-from device.core.imageio import encode_jpeg
-from device.vision.frameviews import shrink
+from device.core.imageio import encode_jpeg, shrink
 from device.vision.hints import HintEngine, LiveHints
 
 log = logging.getLogger(__name__)
@@ -242,11 +241,11 @@ class PreviewHub:
         s = self.settings
         try:
             if has_preview_stream(self.camera):
-                small = fit(self.camera.read_preview(), s.max_side)  # type: ignore[attr-defined]
+                small = shrink(self.camera.read_preview(), s.max_side, longer=True)  # type: ignore[attr-defined]
                 full = None
             else:
                 full = self.camera.read()  # type: ignore[attr-defined]
-                small = fit(full, s.max_side)
+                small = shrink(full, s.max_side, longer=True)
         except CameraError as exc:
             self._publish_lost(str(exc))
             return False
@@ -288,14 +287,6 @@ class PreviewHub:
         if was is not StreamState.CAMERA_LOST:
             # info, not warning: the camera's own warning is already in the recent errors
             log.info("preview: camera lost (%s); retrying", message)
-
-
-def fit(rgb: np.ndarray, max_side: int) -> np.ndarray:
-    """``rgb`` scaled down so its longer side is at most ``max_side``."""
-    h, w = rgb.shape[:2]
-    if max(h, w) <= max_side:
-        return rgb
-    return shrink(rgb, round(min(h, w) * max_side / max(h, w)))
 
 
 _LOST: dict[tuple[int, int], bytes] = {}

@@ -1,9 +1,11 @@
-"""Grading the captured frame again with a crop square staff moved (Flask-free).
+"""The recrop: grading the captured frame again inside a crop square staff moved
+(Flask-free). One word, "recrop", names this action in the code, the store, the API and
+the audit; only the stored crop mode says ``moved``.
 
 After Capture the frame is frozen: staff drag or resize the square over it and press
 "Grade this square". No new photo is taken: the same frame is graded with their box
 (crop mode box), as often as they like, and the scan records the crop as moved, by
-whom (``Store.regrade_scan``). The frame comes from ``FrameCache`` (the exact pixels,
+whom (``Store.recrop_scan``). The frame comes from ``FrameCache`` (the exact pixels,
 kept in memory for the last few captures), else from the full frame the store kept
 on disk (JPEG: the grades may differ a little from the original pixels').
 """
@@ -79,14 +81,14 @@ class Recrop:
     result: ScanResult   # the new grading (crop, grades, probabilities)
 
 
-def regrade(scanner: Any, store: Any, cache: FrameCache, scan_id: int,
+def recrop(scanner: Any, store: Any, cache: FrameCache, scan_id: int,
             box: tuple[float, float, float, float], user: str) -> Recrop:
     """Grade scan ``scan_id``'s frame again inside ``box`` (x, y, w, h in frame pixels)
     and record it as a crop moved by ``user``."""
     scan = store.get_scan(scan_id)
     if (scan.model_grades and all(g is None for g in scan.model_grades.values())
             and not scan.abstained):
-        raise Conflict(f"scan {scan_id} was recorded by hand (no photo): nothing to regrade")
+        raise Conflict(f"scan {scan_id} was recorded by hand (no photo): nothing to recrop")
     frame = scan_frame(scan, store, cache)
     h, w = frame.shape[:2]
     try:
@@ -100,12 +102,11 @@ def regrade(scanner: Any, store: Any, cache: FrameCache, scan_id: int,
             else "the square could not be graded")
         raise RecropRefused(f"not graded: {reasons}")
     record = result.record()  # what the store keeps, whole and as the row's grades
-    updated = store.regrade_scan(
+    updated = store.recrop_scan(
         scan_id, grades={s: int(g.grade) for s, g in record.grades.items()},
         probs={s: list(g.probs) for s, g in record.grades.items()}, review=record.review,
         image=result.crop_image, box=result.crop.box, user=user,
         review_reasons={s: list(g.review_reasons) for s, g in record.grades.items()},
         result=record)
-    log.info("%s moved the crop of scan %s to %s and regraded it", user, scan_id,
-             result.crop.box)
+    log.info("%s recropped scan %s to %s", user, scan_id, result.crop.box)
     return Recrop(updated, result)

@@ -204,12 +204,13 @@ class ScanRecords(LesionRecords):
             conn.execute("UPDATE visits SET updated = ? WHERE id = ?", (now, row["visit_id"]))
         return self.get_scan(scan_id)
 
-    def regrade_scan(self, scan_id: int, *, grades: Mapping[Sign, int],
+    def recrop_scan(self, scan_id: int, *, grades: Mapping[Sign, int],
                      probs: Mapping[Sign, Sequence[float]], review: bool,
                      image: np.ndarray, box: tuple[int, int, int, int], user: str,
                      review_reasons: Mapping[Sign, list[str]] | None = None,
                      result: Scan | None = None) -> RegionScan:
-        """Staff moved the crop square on the scan's frame and the models graded it again:
+        """The recrop: staff moved the crop square on the scan's frame and the models graded
+        it again:
         the new crop, box (crop mode "moved", by ``user``), model grades, probabilities and
         review flag (and its reasons) and the pipeline's ``result`` replace the old. An overridden sign keeps its override; the others'
         final grades follow the new model grades. Model grade changes are audited."""
@@ -224,16 +225,16 @@ class ScanRecords(LesionRecords):
         for sign in MODEL_SIGNS:
             grade = int(grades[Sign(sign)])
             if not 0 <= grade < NUM_GRADES or len(probs[sign]) != NUM_GRADES:
-                raise StoreError(f"regrade of scan {scan_id}: bad grade or probabilities for "
+                raise StoreError(f"recrop of scan {scan_id}: bad grade or probabilities for "
                                  f"{sign.value}")
             updates[model_col(sign)] = grade
             updates[prob_col(sign)] = json.dumps([float(p) for p in probs[sign]])
             if sign not in old.overrides:
                 updates[final_col(sign)] = float(grade)
             if grade != old.model_grades.get(sign):
-                audit.append((f"{sign.value} (model, moved crop)", model_col(sign), grade))
+                audit.append((f"{sign.value} (model, recrop)", model_col(sign), grade))
         try:
-            scan = self._change(scan_id, updates, audit, user, "regrade_scan")
+            scan = self._change(scan_id, updates, audit, user, "recrop_scan")
         except BaseException:
             if rel_path:
                 (self.data_dir / rel_path).unlink(missing_ok=True)

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
+from device.core.imageio import PHOTO_SUFFIXES
 from device.scan.pipeline import ScanError, Scanner, load_image_file
 from device.vision.crop import Box, iou
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 #: A crop is on a lesion when its IoU with a lesion box reaches this, or its centre is inside one.
 HIT_IOU = 0.3
 BOX_COLUMNS = ("file", "sha256", "width", "height", "x", "y", "w", "h")
@@ -93,7 +93,7 @@ def find_photos(root: Path) -> list[Path]:
     """Image files under ``root`` (recursively), in a stable order."""
     if root.is_file():
         return [root]
-    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    return sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in PHOTO_SUFFIXES)
 
 
 def read_boxes(path: Path) -> list[LesionBox]:

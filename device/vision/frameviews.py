@@ -18,19 +18,11 @@ from functools import cached_property
 import cv2
 import numpy as np
 
+# The one resizer lives in device.core.imageio; crop and quality import it from here.
+from device.core.imageio import shrink as shrink
+
 #: auto works on a copy whose shorter side is this many pixels (speed; lesions are large).
 WORK_SIDE = 192
-
-
-def shrink(rgb: np.ndarray, side: int) -> np.ndarray:
-    """``rgb`` scaled (INTER_AREA) so its shorter side is at most ``side`` pixels; ``rgb``
-    itself when it is already that small."""
-    h, w = rgb.shape[:2]
-    scale = side / min(h, w)
-    if scale >= 1:
-        return rgb
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA)
 
 
 def skin_mask(rgb: np.ndarray) -> np.ndarray:

@@ -12,11 +12,11 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import sqlite3
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from flask import Flask, current_app, jsonify, redirect, render_template, request, url_for
+from flask import Flask, Response, current_app, jsonify, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
@@ -35,6 +35,13 @@ from device.web.csrf import init_csrf
 from device.web.request_guards import install_request_guards
 from device.web.users import Role, UserStore
 
+if TYPE_CHECKING:  # the service and the store import cv2 and the scan pipeline
+    from device.config import DeviceConfig
+    from device.scan.service import Service
+    from device.store import Store
+    from device.store.purger import Purger
+    from device.web.tls import TlsSetup
+
 log = logging.getLogger(__name__)
 
 #: Pack uploads may be larger than photos (three models); this caps them.
@@ -43,29 +50,13 @@ MAX_PACK_MB = 512
 HSTS_MAX_AGE_S = 365 * 24 * 3600
 
 
-@dataclass
-class WebContext:
-    """What the routes need, kept on ``app.extensions['atopiscan']``."""
-
-    config: Any  # device.config.DeviceConfig
-    service: Any  # device.scan.service.Service (camera, scanner, models, reload_models)
-    store: Any  # device.store scan store
-    users: UserStore
-    data_dir: Path
-    errors: errorlog.RingBufferHandler
-    scans: ScanSession  # the preview, the captured frames and the recent scans
-    tls: Any = None  # device.web.tls.TlsSetup when the dashboard is served over HTTPS
-    purger: Any = None  # device.store.purger.Purger when retention runs on a schedule
-    started: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.timezone.utc))
-
-
-def _default_service(config: Any) -> Any:
+def _default_service(config: DeviceConfig) -> Service:
     from device.scan.service import Service
 
     return Service.from_config(config)
 
 
-def default_store(config: Any, data_dir: Path) -> Any:
+def default_store(config: DeviceConfig, data_dir: Path) -> Store:
     from device.store import Store
     from device.vision.faces import blur_faces
 
@@ -75,10 +66,11 @@ def default_store(config: Any, data_dir: Path) -> Any:
                  redact_frame=blur_faces if config.storage.blur_faces else None)
 
 
-def create_app(config: Any, *, service: Any = None, store: Any = None,
+def create_app(config: DeviceConfig, *, service: Service | None = None, store: Store | None = None,
                users: UserStore | None = None, data_dir: Path | None = None,
                limiter: LoginLimiter | None = None, testing: bool = False,
-               tls: Any = None, purger: Any = None, scans: ScanSession | None = None) -> Flask:
+               tls: TlsSetup | None = None, purger: Purger | None = None,
+               scans: ScanSession | None = None) -> Flask:
     """Build the dashboard. ``config`` is a DeviceConfig; ``data_dir`` overrides
     ``config.storage.data_dir`` (the secret key and users live there). ``tls`` (a
     device.web.tls.TlsSetup) says it is served over HTTPS: Secure cookies and HSTS.
@@ -107,6 +99,9 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
         service = _default_service(config)
     if scans is None:
         scans = ScanSession(config, service.camera)
+
+    from device.web.common import WebContext
+
     app.extensions["atopiscan"] = WebContext(
         config=config, service=service, store=store, users=users, data_dir=data_dir,
         errors=errorlog.install(), scans=scans, tls=tls, purger=purger,
@@ -120,7 +115,7 @@ def create_app(config: Any, *, service: Any = None, store: Any = None,
     _error_handlers(app)
 
     @app.context_processor
-    def _globals() -> dict[str, Any]:
+    def _globals() -> dict[str, object]:
         return {"device_name": config.device_name, "software_version": device.__version__,
                 "this_year": dt.date.today().year}
 
@@ -136,7 +131,7 @@ def _pack_upload_limit() -> None:
 
 def _security_headers(app: Flask, *, https: bool) -> None:
     @app.after_request
-    def _headers(response: Any) -> Any:
+    def _headers(response: Response) -> Response:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -155,23 +150,23 @@ def _security_headers(app: Flask, *, https: bool) -> None:
 def _register(app: Flask) -> None:
     from device.web import (
         account,
-        adjust,
         api,
         dataexport,
         lesions,
         packs,
+        recrop,
         scan,
         status,
         stream,
         visits,
     )
 
-    for module in (status, scan, stream, adjust, visits, lesions, packs, api, dataexport,
+    for module in (status, scan, stream, recrop, visits, lesions, packs, api, dataexport,
                    account):
         app.register_blueprint(module.bp)
 
     @app.route("/")
-    def index() -> Any:
+    def index() -> ResponseReturnValue:
         user = current_user()
         if user is not None and user.role is Role.TECHNICIAN:
             return redirect(url_for("status.status_page"))
@@ -189,35 +184,35 @@ def _data_dir() -> Path | None:
 
 
 def _error_handlers(app: Flask) -> None:
-    def reply(code: int, message: str) -> Any:
+    def reply(code: int, message: str) -> ResponseReturnValue:
         if wants_json():
             return jsonify(error=message), code
         return render_template("error.html", code=code, title=_TITLES.get(code, "Error"),
                                message=message), code
 
     @app.errorhandler(CSRFError)
-    def _csrf(exc: CSRFError) -> Any:
+    def _csrf(exc: CSRFError) -> ResponseReturnValue:
         return reply(400, f"CSRF check failed: {exc.description} Reload the page and try again; "
                           "API clients send the X-CSRFToken header from /api/csrf.")
 
     @app.errorhandler(413)
-    def _too_large(exc: HTTPException) -> Any:
+    def _too_large(exc: HTTPException) -> ResponseReturnValue:
         if exc.description != RequestEntityTooLarge.description:  # our own reason, e.g. pixels
             return reply(413, exc.description)
         limit = request.max_content_length or app.config["MAX_CONTENT_LENGTH"]
         return reply(413, f"the upload is larger than {limit / 1024 / 1024:g} MB")
 
     @app.errorhandler(AtopiscanError)
-    def _typed(exc: AtopiscanError) -> Any:  # decided by type: NotFound 404, InvalidInput 400...
+    def _typed(exc: AtopiscanError) -> ResponseReturnValue:  # decided by type: NotFound 404, InvalidInput 400...
         return reply(http_status(exc), str(exc))
 
     @app.errorhandler(HTTPException)
-    def _http(exc: HTTPException) -> Any:
+    def _http(exc: HTTPException) -> ResponseReturnValue:
         return reply(exc.code or 500, exc.description or exc.name)
 
     @app.errorhandler(sqlite3.Error)
     @app.errorhandler(OSError)
-    def _storage(exc: Exception) -> Any:
+    def _storage(exc: Exception) -> ResponseReturnValue:
         """A full or read-only data disk, met anywhere (a save, a login, a review): say so
         (507 / 503) instead of a bare 500. Transactions rolled back: nothing half-saved."""
         typed = storage_error(exc, "the device could not save", _data_dir())

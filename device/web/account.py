@@ -6,7 +6,6 @@ Ending this browser's own session logs it out. Every role may see and end its ow
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -18,6 +17,7 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from device.web.auth import current_user
 from device.web.sessions import SessionStore, handle_of
@@ -34,7 +34,7 @@ def _when(epoch: float) -> str:
 
 
 @bp.get("/account/sessions")
-def sessions_page() -> Any:
+def sessions_page() -> ResponseReturnValue:
     user = current_user()
     assert user is not None  # check_login ran
     mine = handle_of(session["sid"])
@@ -45,7 +45,7 @@ def sessions_page() -> Any:
 
 
 @bp.post("/account/sessions/end")
-def end_session() -> Any:
+def end_session() -> ResponseReturnValue:
     user = current_user()
     assert user is not None
     mine = handle_of(session["sid"])

@@ -8,9 +8,9 @@ from ``GET /api/csrf``. Errors are ``{"error": "..."}`` with a 4xx/5xx status.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import Blueprint, abort, jsonify, request
+from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
 from device import actions
@@ -30,19 +30,19 @@ bp = Blueprint("api", __name__, url_prefix="/api")
 
 
 @bp.route("/csrf")
-def csrf() -> Any:
+def csrf() -> ResponseReturnValue:
     return jsonify(csrf_token=generate_csrf())
 
 
 @bp.route("/me")
-def me() -> Any:
+def me() -> ResponseReturnValue:
     user = current_user()
     return jsonify(username=user.username, role=user.role.value, created=user.created)
 
 
 @bp.route("/patients", methods=["GET", "POST"])
 @roles_required(Role.STAFF)
-def patients() -> Any:
+def patients() -> ResponseReturnValue:
     if request.method == "POST":
         body = parse_body(PatientBody)
         patient = store().create_patient(body.patient_id or "", body.birth_year)
@@ -53,7 +53,7 @@ def patients() -> Any:
 
 @bp.route("/patients/<patient_id>")
 @roles_required(Role.STAFF)
-def patient(patient_id: str) -> Any:
+def patient(patient_id: str) -> ResponseReturnValue:
     found, history = actions.patient_view(store(), patient_id)
     return jsonify(patient=found.to_dict(), history=[h.to_dict() for h in history],
                    sign_changes=[row.to_dict() for row in actions.sign_changes(history)])
@@ -61,7 +61,7 @@ def patient(patient_id: str) -> Any:
 
 @bp.route("/patients/<patient_id>/visits", methods=["GET", "POST"])
 @roles_required(Role.STAFF)
-def patient_visits(patient_id: str) -> Any:
+def patient_visits(patient_id: str) -> ResponseReturnValue:
     st = store()
     try:
         if request.method == "POST":
@@ -75,33 +75,33 @@ def patient_visits(patient_id: str) -> Any:
 
 @bp.route("/visits/<int:visit_id>")
 @roles_required(Role.STAFF)
-def visit(visit_id: int) -> Any:
+def visit(visit_id: int) -> ResponseReturnValue:
     return jsonify(actions.visit_view(store(), visit_id).summary_dict())
 
 
 @bp.route("/visits/<int:visit_id>/status", methods=["POST"])
 @roles_required(Role.STAFF)
-def visit_status(visit_id: int) -> Any:
+def visit_status(visit_id: int) -> ResponseReturnValue:
     changed = store().set_visit_status(visit_id, parse_body(VisitStatusBody).status)
     return jsonify(changed.to_dict())
 
 
 @bp.route("/visits/<int:visit_id>/regions/<region>/clear", methods=["POST"])
 @roles_required(Role.STAFF)
-def clear_region(visit_id: int, region: str) -> Any:
+def clear_region(visit_id: int, region: str) -> ResponseReturnValue:
     scan = actions.clear_region(store(), visit_id, region, actor())
     return jsonify(scan.to_dict()), 201
 
 
 @bp.route("/visits/<int:visit_id>/export.<fmt>")
 @roles_required(Role.STAFF)
-def export(visit_id: int, fmt: str) -> Any:
+def export(visit_id: int, fmt: str) -> ResponseReturnValue:
     return visits_view.export_response(visit_id, fmt)
 
 
 @bp.route("/scan", methods=["POST"])
 @roles_required(Role.STAFF)
-def scan() -> Any:
+def scan() -> ResponseReturnValue:
     """Grade an uploaded photo (multipart field ``image``) or a camera frame. With
     ``patient_id`` and ``region`` the graded scan is saved to today's visit."""
     body = parse_body(ScanBody)
@@ -137,7 +137,7 @@ def scan() -> Any:
 
 @bp.route("/scans/<int:scan_id>")
 @roles_required(Role.STAFF)
-def scan_get(scan_id: int) -> Any:
+def scan_get(scan_id: int) -> ResponseReturnValue:
     st = store()
     try:
         found = st.get_scan(scan_id)
@@ -150,7 +150,7 @@ def scan_get(scan_id: int) -> Any:
 
 @bp.route("/scans/<int:scan_id>/review", methods=["POST"])
 @roles_required(Role.STAFF)
-def scan_review(scan_id: int) -> Any:
+def scan_review(scan_id: int) -> ResponseReturnValue:
     """Final grades (overrides), papulation and area % for one scan."""
     body = parse_body(ReviewBody)
     updated = scan_view.apply_review(scan_id, body)
@@ -159,7 +159,7 @@ def scan_review(scan_id: int) -> Any:
 
 @bp.route("/packs", methods=["GET", "POST"])
 @roles_required(Role.TECHNICIAN)
-def packs() -> Any:
+def packs() -> ResponseReturnValue:
     if request.method == "POST":
         try:
             result = packs_view.install_upload(request.files.get("pack"))
@@ -175,7 +175,7 @@ def packs() -> Any:
 
 @bp.route("/packs/rollback", methods=["POST"])
 @roles_required(Role.TECHNICIAN)
-def packs_rollback() -> Any:
+def packs_rollback() -> ResponseReturnValue:
     try:
         result = packs_view.do_rollback()
     except packs_view.PackUploadError as exc:

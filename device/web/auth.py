@@ -14,12 +14,13 @@ import secrets
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import ParamSpec, TypeVar
 from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     Flask,
+    Response,
     abort,
     current_app,
     flash,
@@ -31,12 +32,16 @@ from flask import (
     session,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from device.web.limiter import LoginLimiter
 from device.web.sessions import SessionStore
 from device.web.users import Role, User, UserError, UserStore
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 __all__ = ["LoginLimiter", "PUBLIC_ENDPOINTS", "SessionStore", "check_login", "current_user",
            "init_auth", "load_secret_key", "roles_required", "wants_json"]
@@ -99,12 +104,12 @@ def _start_session(username: str) -> None:
     session["seen"] = time.time()
 
 
-def _login_redirect():
+def _login_redirect() -> Response:
     target = request.full_path if request.method == "GET" else request.path
     return redirect(url_for("auth.login", next=target.rstrip("?")))
 
 
-def check_login() -> Any:
+def check_login() -> ResponseReturnValue | None:
     """before_request: load the user, expire idle sessions, refuse anonymous requests."""
     g.user = None
     users: UserStore = current_app.extensions["atopiscan.users"]
@@ -145,12 +150,12 @@ def check_login() -> Any:
     return None
 
 
-def roles_required(*roles: Role) -> Callable:
+def roles_required(*roles: Role) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Refuse (403) users whose role is not listed; admin always passes."""
 
-    def decorator(view: Callable) -> Callable:
+    def decorator(view: Callable[P, R]) -> Callable[P, R]:
         @functools.wraps(view)
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
             user = current_user()
             if user is None:
                 abort(401)
@@ -176,7 +181,7 @@ def _safe_next(target: str | None) -> str:
 
 
 @bp.route("/login", methods=["GET", "POST"])
-def login() -> Any:
+def login() -> ResponseReturnValue:
     if request.method == "GET":
         return render_template("login.html", next=request.args.get("next", ""))
     users: UserStore = current_app.extensions["atopiscan.users"]
@@ -204,7 +209,7 @@ def login() -> Any:
 
 
 @bp.route("/logout", methods=["POST"])
-def logout() -> Any:
+def logout() -> ResponseReturnValue:
     sid = session.get("sid")
     if isinstance(sid, str):
         _sessions().revoke(sid)  # a copy of the cookie stops working too
@@ -214,7 +219,7 @@ def logout() -> Any:
 
 
 @bp.route("/account/password", methods=["GET", "POST"])
-def change_password() -> Any:
+def change_password() -> ResponseReturnValue:
     user = current_user()
     assert user is not None  # check_login ran
     if request.method == "GET":
@@ -265,5 +270,5 @@ def init_auth(app: Flask, users: UserStore, limiter: LoginLimiter | None = None,
     app.register_blueprint(bp)
 
     @app.context_processor
-    def _inject_user() -> dict[str, Any]:
+    def _inject_user() -> dict[str, object]:
         return {"user": current_user(), "Role": Role}

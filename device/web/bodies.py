@@ -80,8 +80,8 @@ def _four_numbers(value: Any) -> tuple[float, ...]:
         raise ValueError(f"{list(value)!r} is not four numbers x, y, w, h") from None
 
 
-class RegradeBody(BaseModel):
-    """``POST /api/scans/<id>/regrade`` (JSON) and the result page's form (box_x, box_y,
+class RecropBody(BaseModel):
+    """``POST /api/scans/<id>/recrop`` (JSON) and the result page's form (box_x, box_y,
     box_w, box_h): the moved square, x, y, w, h in pixels of the captured frame."""
 
     model_config = ConfigDict(extra="forbid")

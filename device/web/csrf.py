@@ -9,14 +9,18 @@ header; pages get it from ``csrf_token()`` in templates. A failure is a
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask_wtf.csrf import CSRFProtect
 
 #: The token lives as long as the session, which expires on its own (idle limit, logout).
 CSRF_CONFIG = {"WTF_CSRF_TIME_LIMIT": None,
                "WTF_CSRF_HEADERS": ["X-CSRFToken", "X-CSRF-Token"]}
 
 
-def init_csrf(app: Any) -> Any:
+def init_csrf(app: Flask) -> CSRFProtect:
     """Protect ``app`` (call after the login check is registered: 401 before 400)."""
     from flask_wtf.csrf import CSRFProtect
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
 
 from flask import Blueprint, abort, request, send_file
+from flask.typing import ResponseReturnValue
 
 import device
 from device.core.errors import http_status
@@ -54,7 +54,7 @@ def request_filter() -> ExportFilter:
 @bp.route("/export/dataset.tar.gz")
 @bp.route("/api/export/dataset.tar.gz")
 @roles_required(Role.TECHNICIAN)
-def download() -> Any:
+def download() -> ResponseReturnValue:
     from device.export.archive import export_tarball
 
     flt = request_filter()

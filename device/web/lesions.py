@@ -12,10 +12,10 @@ or (form: ``lesion``) marks the scan as of an existing lesion of the patient.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 import numpy as np
 from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
 
 from device.core.imageio import encode_jpeg
 from device.core.vocab import MODEL_SIGNS
@@ -23,7 +23,7 @@ from device.followup import FollowupScan, scan_lesion
 from device.scan.recrop import FrameGone, scan_frame
 from device.store.model import Lesion, RecordNotFoundError, StoreError
 from device.store.timeline import MARK_CHANGE, lesion_timeline
-from device.web import adjust, stream
+from device.web import recrop, stream
 from device.web.auth import roles_required
 from device.web.common import abort_store, ctx, scan_aborts, store
 from device.web.svg import grades_chart
@@ -58,13 +58,13 @@ def follow(lesion: Lesion, visit_id: int, image: np.ndarray | None) -> FollowupS
     with scan_aborts():
         if image is None:
             image = stream.hub().still()
-        return scan_lesion(ctx().service.scanner, store(), adjust.frame_cache(), lesion,
+        return scan_lesion(ctx().service.scanner, store(), recrop.frame_cache(), lesion,
                            visit_id, image)
 
 
 @bp.route("/lesions/<int:lesion_id>")
 @roles_required(Role.STAFF)
-def timeline_page(lesion_id: int) -> Any:
+def timeline_page(lesion_id: int) -> ResponseReturnValue:
     try:
         timeline = lesion_timeline(store(), lesion_id)
         patient = store().get_patient(timeline.lesion.patient_id)
@@ -89,7 +89,7 @@ def last_photo(lesion_id: int) -> Response:
     if last is None:
         abort(404, description=f"lesion {lesion_id} has no kept photo yet")
     try:
-        rgb = scan_frame(last, store(), adjust.frame_cache())
+        rgb = scan_frame(last, store(), recrop.frame_cache())
     except FrameGone as exc:
         abort(404, description=str(exc))
     return Response(encode_jpeg(rgb, 80, max_side=OVERLAY_SIDE), mimetype="image/jpeg")
@@ -97,7 +97,7 @@ def last_photo(lesion_id: int) -> Response:
 
 @bp.route("/scans/<int:scan_id>/lesion", methods=["POST"])
 @roles_required(Role.STAFF)
-def set_lesion(scan_id: int) -> Any:
+def set_lesion(scan_id: int) -> ResponseReturnValue:
     st = store()
     try:
         scan = st.get_scan(scan_id)

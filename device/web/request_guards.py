@@ -18,6 +18,7 @@ from typing import Any
 
 from flask import Flask, current_app
 from flask.json.provider import DefaultJSONProvider
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter, Map
 
@@ -44,7 +45,7 @@ class DepthLimitedJSONProvider(DefaultJSONProvider):
             raise ValueError("the JSON is nested too deeply") from None
 
 
-def _too_large(exc: OverflowError) -> Any:
+def _too_large(exc: OverflowError) -> ResponseReturnValue:
     return current_app.handle_http_exception(BadRequest(
         description="a number in the request is too large (ids and counts are below 2^63)"))
 

@@ -37,9 +37,9 @@ from device.scan.pipeline import ScanResult
 from device.scan.preview import StreamState
 from device.store.model import RegionScan, StoreError
 from device.vision.crop import guide_box
-from device.web import adjust, lesions, stream
+from device.web import lesions, recrop, stream
 from device.web.auth import roles_required
-from device.web.bodies import RegradeBody, ReviewBody, parse_fields
+from device.web.bodies import RecropBody, ReviewBody, parse_fields
 from device.web.common import abort_store, actor, ctx, scan_aborts, scans, store
 from device.web.uploads import UploadError, decode_image
 from device.web.users import Role
@@ -194,7 +194,7 @@ def _result_page(scan_id: int, status: int = 200) -> Any:
         "result.html", nav="scan", scan=scan, visit=visit, patient=patient, changes=changes,
         lesion=lesion, other_lesions=[x for x in others if x.region is scan.region],
         MODEL_SIGNS=MODEL_SIGNS, Grade=Grade, Sign=Sign,
-        valid_grades=VALID_GRADES, frame_size=adjust.frame_size(scan)), status
+        valid_grades=VALID_GRADES, frame_size=recrop.frame_size(scan)), status
 
 
 @bp.route("/scan/result/<int:scan_id>")
@@ -203,19 +203,20 @@ def result_page(scan_id: int) -> Any:
     return _result_page(scan_id)
 
 
-@bp.route("/scan/result/<int:scan_id>/regrade", methods=["POST"])
+@bp.route("/scan/result/<int:scan_id>/recrop", methods=["POST"])
+@bp.route("/scan/result/<int:scan_id>/regrade", methods=["POST"])  # its name until issue 22
 @roles_required(Role.STAFF)
-def regrade_form(scan_id: int) -> Any:
-    """"Grade this square" on the result page (device.web.adjust does the regrade); a
+def recrop_form(scan_id: int) -> Any:
+    """"Grade this square" on the result page (device.web.recrop does the recrop); a
     refusal shows its reason on the result page, grades unchanged."""
     box = [request.form.get(f"box_{k}") for k in ("x", "y", "w", "h")]
     try:
-        adjust.regrade_box(scan_id, parse_fields(RegradeBody, {"box": box}).box)
+        recrop.recrop_box(scan_id, parse_fields(RecropBody, {"box": box}).box)
     except InvalidInput as exc:
-        flash(f"Not regraded: {exc}", "error")
+        flash(f"Not recropped: {exc}", "error")
         return _result_page(scan_id, 400)
     except HTTPException as exc:
-        flash(f"Not regraded: {exc.description}", "error")
+        flash(f"The square was not graded: {exc.description}", "error")
         return _result_page(scan_id, exc.code or 400)
     flash("Graded the square you moved.", "info")
     return redirect(url_for("scan.result_page", scan_id=scan_id))

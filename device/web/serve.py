@@ -17,9 +17,14 @@ import ssl
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from device.web.tls import TlsSetup
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
+
+    from device.config import ServerLimits
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +45,8 @@ class BoundServer:
     https: bool
 
 
-def waitress_options(limits: Any) -> dict[str, Any]:
-    """waitress.create_server options for ``limits`` (a device.config.ServerLimits)."""
+def waitress_options(limits: ServerLimits) -> dict[str, int | float | str]:
+    """waitress.create_server options for ``limits`` (the config's web.limits)."""
     return {"threads": limits.threads, "connection_limit": limits.connection_limit,
             "channel_timeout": limits.idle_timeout_s, "backlog": BACKLOG,
             "outbuf_high_watermark": STREAM_BUFFER_BYTES, "ident": "atopiscan"}
@@ -54,7 +59,8 @@ def tls_context(tls: TlsSetup) -> ssl.SSLContext:
     return context
 
 
-def make_server(app: Any, host: str, port: int, tls: TlsSetup | None, limits: Any) -> BoundServer:
+def make_server(app: WSGIApplication, host: str, port: int, tls: TlsSetup | None,
+                limits: ServerLimits) -> BoundServer:
     """Bind now (OSError when the address is busy or not this machine's)."""
     from waitress import create_server
 

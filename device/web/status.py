@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import Blueprint, jsonify, render_template
+from flask.typing import ResponseReturnValue
 
 import device
-from device.core.card import HeldOutMetrics, ModelCard
-from device.core.ceiling import SIMULATED_NOTE, SignCeiling
+from device.core.card import AbstentionInfo, HeldOutMetrics, ModelCard
+from device.core.ceiling import SIMULATED_NOTE, Estimate, SignCeiling
 from device.web import sysinfo
 from device.web.auth import roles_required
 from device.web.common import ctx
@@ -33,8 +34,10 @@ FIGURES: tuple[tuple[str, str], ...] = (
 )
 SYNTHETIC_LABEL = "measured on synthetic data (generated images), not clinical accuracy"
 
+N = TypeVar("N")
 
-def _number(value: Any) -> Any:
+
+def _number(value: N) -> N:
     if isinstance(value, float):
         return round(value, 4)
     return value
@@ -77,7 +80,7 @@ def _ceiling(c: SignCeiling | None) -> dict[str, Any] | None:
     if c is None:
         return None
 
-    def est(e: Any) -> dict[str, Any] | None:
+    def est(e: Estimate | None) -> dict[str, Any] | None:
         return None if e is None or e.value is None else {
             "value": _number(e.value), "ci95": [None if v is None else _number(v) for v in e.ci95]}
 
@@ -87,7 +90,7 @@ def _ceiling(c: SignCeiling | None) -> dict[str, Any] | None:
             "note": SIMULATED_NOTE if c.simulated_raters else None}
 
 
-def _abstention_line(info: Any) -> str:
+def _abstention_line(info: AbstentionInfo | None) -> str:
     if info is None:
         return "cannot abstain (no statistics in this pack)"
     if info.image_space is None or info.combined_heldout_accepted is None:
@@ -151,19 +154,19 @@ def field_agreement_data() -> dict[str, Any]:
 
 
 @bp.route("/healthz")
-def healthz() -> Any:
+def healthz() -> ResponseReturnValue:
     """Liveness only: open without login, so it says nothing about patients or models."""
     return jsonify(status="ok")
 
 
 @bp.route("/status")
 @roles_required(Role.TECHNICIAN)
-def status_page() -> Any:
+def status_page() -> ResponseReturnValue:
     return render_template("status.html", nav="status", s=status_data(), figures=FIGURES,
                            fmt_duration=sysinfo.format_duration)
 
 
 @bp.route("/api/status")
 @roles_required(Role.TECHNICIAN)
-def api_status() -> Any:
+def api_status() -> ResponseReturnValue:
     return jsonify(status_data())

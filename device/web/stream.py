@@ -14,9 +14,9 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 from flask import Blueprint, Response, current_app, session
+from flask.typing import ResponseReturnValue
 from werkzeug.wsgi import ClosingIterator
 
 from device.scan.preview import PreviewHub
@@ -139,12 +139,12 @@ def _streaming(make_body: Callable[[], Iterator[bytes]], mimetype: str) -> Respo
 
 @bp.route("/scan/stream.mjpg")
 @roles_required(Role.STAFF)
-def stream() -> Any:
+def stream() -> ResponseReturnValue:
     return _streaming(lambda: mjpeg_parts(hub(), allowed=login_check()),
                       f"multipart/x-mixed-replace; boundary={BOUNDARY}")
 
 
 @bp.route("/scan/hints")
 @roles_required(Role.STAFF)
-def hints() -> Any:
+def hints() -> ResponseReturnValue:
     return _streaming(lambda: hint_events(hub(), allowed=login_check()), "text/event-stream")

@@ -14,11 +14,17 @@ import datetime as dt
 import hashlib
 import ipaddress
 import logging
-import os
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
+
+from device.core.atomic import atomic_write_bytes
+
+if TYPE_CHECKING:  # cryptography is imported where a certificate is made or read
+    from cryptography import x509
+
+    from device.config import TlsConfig
 
 log = logging.getLogger(__name__)
 
@@ -43,12 +49,12 @@ class TlsSetup:
     not_after: str
     generated: bool = False  # made by this start
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, str | bool]:
         return {"cert": str(self.cert), "fingerprint_sha256": self.fingerprint_sha256,
                 "self_signed": self.self_signed, "not_after": self.not_after}
 
 
-def fingerprint(cert: Any) -> str:
+def fingerprint(cert: x509.Certificate) -> str:
     """SHA-256 of the certificate's DER bytes, as colon-separated upper-case hex."""
     from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -56,7 +62,7 @@ def fingerprint(cert: Any) -> str:
     return ":".join(digest[i:i + 2] for i in range(0, len(digest), 2))
 
 
-def _names(host: str, device_name: str) -> list[Any]:
+def _names(host: str, device_name: str) -> list[x509.GeneralName]:
     """Subject alternative names: this machine's names and the address it serves."""
     from cryptography import x509
 
@@ -98,17 +104,10 @@ def make_self_signed(cert_path: Path, key_path: Path, *, host: str, device_name:
     cert_path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     for path, data, mode in ((key_path, key_pem, 0o600),
                              (cert_path, cert.public_bytes(serialization.Encoding.PEM), 0o644)):
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)  # the key first: a cut leaves no certificate without its key
+        atomic_write_bytes(path, data, mode=mode)  # the key first: no certificate without it
 
 
-def load_pair(cert_path: Path, key_path: Path) -> Any:
+def load_pair(cert_path: Path, key_path: Path) -> x509.Certificate:
     """The certificate, after checking both files load and the key belongs to it."""
     from cryptography import x509
     from cryptography.hazmat.primitives import serialization
@@ -131,7 +130,7 @@ def load_pair(cert_path: Path, key_path: Path) -> Any:
     return cert
 
 
-def ensure_certificate(tls: Any, data_dir: Path, *, host: str, device_name: str) -> TlsSetup:
+def ensure_certificate(tls: TlsConfig, data_dir: Path, *, host: str, device_name: str) -> TlsSetup:
     """The certificate to serve (``tls`` is the config's web.tls): the configured pair,
     checked; else the self-signed pair in ``data_dir/tls``, made when missing or expiring."""
     if tls.cert is not None:

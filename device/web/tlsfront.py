@@ -29,8 +29,13 @@ import socket
 import ssl
 import threading
 from collections import Counter
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
+
+    from device.config import ServerLimits
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +59,11 @@ class PeerMap:
     def drop(self, port: int) -> None:
         self._by_port.pop(port, None)
 
-    def wsgi(self, app: Callable) -> Callable:
+    def wsgi(self, app: WSGIApplication) -> WSGIApplication:
         """The app, seeing the client's address instead of the front's loopback one."""
 
-        def with_client_address(environ: dict[str, Any], start_response: Callable) -> Any:
+        def with_client_address(environ: WSGIEnvironment,
+                                start_response: StartResponse) -> Iterable[bytes]:
             try:
                 addr = self._by_port.get(int(environ.get("REMOTE_PORT") or 0))
             except ValueError:
@@ -73,11 +79,11 @@ class TlsFront:
     """Listens on ``listener`` (bound, listening) and forwards to 127.0.0.1:``backend_port``."""
 
     def __init__(self, listener: socket.socket, context: ssl.SSLContext, backend_port: int,
-                 limits: Any, peers: PeerMap) -> None:
+                 limits: ServerLimits, peers: PeerMap) -> None:
         self.listener = listener
         self.context = context
         self.backend_port = backend_port
-        self.limits = limits  # device.config.ServerLimits
+        self.limits = limits
         self.peers = peers
         self.per_client: Counter[str] = Counter()
         self.refused = 0

@@ -14,9 +14,9 @@ import logging
 import numpy as np
 
 from device.core.errors import http_status
-from device.core.imageio import ImageError, ImageFormatError, ImageSize
+from device.core.imageio import PHOTO_FORMATS, ImageError, ImageFormatError, ImageSize
 from device.core.imageio import image_size as _header_size
-from device.scan.pipeline import PHOTO_FORMATS, read_photo
+from device.scan.pipeline import read_photo
 
 log = logging.getLogger(__name__)
 

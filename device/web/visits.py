@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -17,6 +16,7 @@ from flask import (
     send_file,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 
 from device import actions
 from device.core.easi import EASI_SIGNS
@@ -38,7 +38,7 @@ EXPORT_FORMATS = ("csv", "json", "fhir")
 
 @bp.route("/patients", methods=["GET", "POST"])
 @roles_required(Role.STAFF)
-def patients() -> Any:
+def patients() -> ResponseReturnValue:
     if request.method == "POST":
         patient = actions.create_patient(store(), request.form.get("patient_id", ""),
                                          request.form.get("birth_year"))
@@ -53,7 +53,7 @@ def patients() -> Any:
 
 @bp.route("/patients/<patient_id>")
 @roles_required(Role.STAFF)
-def patient_page(patient_id: str) -> Any:
+def patient_page(patient_id: str) -> ResponseReturnValue:
     patient, history = actions.patient_view(store(), patient_id)
     chart = trend_chart([Point(h.date, h.easi) for h in history])
     return render_template("patient.html", nav="patients", patient=patient, history=history,
@@ -64,7 +64,7 @@ def patient_page(patient_id: str) -> Any:
 
 @bp.route("/visits/<int:visit_id>")
 @roles_required(Role.STAFF)
-def visit_page(visit_id: int) -> Any:
+def visit_page(visit_id: int) -> ResponseReturnValue:
     view = actions.visit_view(store(), visit_id)
     return render_template("visit.html", nav="patients", regions=REGIONS, MODEL_SIGNS=MODEL_SIGNS,
                            EASI_SIGNS=EASI_SIGNS, Sign=Sign, **view.parts())
@@ -72,7 +72,7 @@ def visit_page(visit_id: int) -> Any:
 
 @bp.route("/visits/<int:visit_id>/regions/<region>/clear", methods=["POST"])
 @roles_required(Role.STAFF)
-def clear_region(visit_id: int, region: str) -> Any:
+def clear_region(visit_id: int, region: str) -> ResponseReturnValue:
     """Record a region as examined with 0 % area (nothing to scan there)."""
     actions.clear_region(store(), visit_id, region, actor())
     return redirect(url_for("visits.visit_page", visit_id=visit_id))
@@ -80,7 +80,7 @@ def clear_region(visit_id: int, region: str) -> Any:
 
 @bp.route("/visits/<int:visit_id>/status", methods=["POST"])
 @roles_required(Role.STAFF)
-def visit_status(visit_id: int) -> Any:
+def visit_status(visit_id: int) -> ResponseReturnValue:
     actions.set_visit_status(store(), visit_id, request.form.get("status", ""))
     return redirect(url_for("visits.visit_page", visit_id=visit_id))
 
@@ -114,7 +114,7 @@ def export(visit_id: int, fmt: str) -> Response:
 
 @bp.route("/scans/<int:scan_id>/image")
 @roles_required(Role.STAFF)
-def scan_image(scan_id: int) -> Any:
+def scan_image(scan_id: int) -> ResponseReturnValue:
     st = store()
     try:
         scan = st.get_scan(scan_id)

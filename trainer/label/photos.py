@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from device.core.imageio import ImageError, read_image
+from device.core.imageio import PHOTO_SUFFIXES, ImageError, read_image
 from device.core.vocab import Region, parse_region
 from trainer.label.db import get_setting, transaction
 from trainer.label.models import LabelError
 
 log = logging.getLogger(__name__)
 
-PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png")
 PATIENT_COLUMNS = ("path", "patient_id", "region")
 
 

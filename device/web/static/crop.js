@@ -59,15 +59,15 @@
     if (!drag || ev.pointerId !== drag.id) { return; }
     drag = null;
     sq.classList.remove("dragging");
-    var button = document.getElementById("regrade");
+    var button = document.getElementById("recrop");
     if (button) { button.classList.add("moved"); }
   }
   sq.addEventListener("pointerup", end);
   sq.addEventListener("pointercancel", end);
-  var form = document.getElementById("regrade-form");
+  var form = document.getElementById("recrop-form");
   if (form) {
     form.addEventListener("submit", function () {
-      var button = document.getElementById("regrade");
+      var button = document.getElementById("recrop");
       button.disabled = true;
       button.textContent = "Grading…";
     });

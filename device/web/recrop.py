@@ -1,16 +1,16 @@
-"""Moving the crop square after Capture (staff): the frozen frame, and "Grade this square".
+"""The recrop (staff move the crop square after Capture and the same frame is graded
+again inside it): the frozen frame, and "Grade this square".
 
 ``GET /scan/result/<id>/frame.jpg`` is the captured frame; ``POST
-/api/scans/<id>/regrade`` (JSON ``{"box": [x, y, w, h]}``) and the result page's form
-(``POST /scan/result/<id>/regrade``, in device.web.scan: box_x, box_y, box_w, box_h in
-frame pixels) grade the same frame again inside the moved square (device.scan.recrop,
-through ``regrade_box``) and record who moved it.
+/api/scans/<id>/recrop`` (JSON ``{"box": [x, y, w, h]}``) and the result page's form
+(``POST /scan/result/<id>/recrop``, in device.web.scan: box_x, box_y, box_w, box_h in
+frame pixels) recrop the scan (device.scan.recrop, through ``recrop_box``) and record who
+moved the square. Both URLs also answer under their old name, ``.../regrade``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from flask import (
     Blueprint,
@@ -18,20 +18,21 @@ from flask import (
     abort,
     jsonify,
 )
+from flask.typing import ResponseReturnValue
 
 from device.core.errors import AtopiscanError, http_status
 from device.core.imageio import encode_jpeg
 from device.scan.pipeline import ScanError
-from device.scan.recrop import FrameCache, FrameGone, Recrop, regrade, scan_frame
+from device.scan.recrop import FrameCache, FrameGone, Recrop, recrop, scan_frame
 from device.store.model import RegionScan, StoreError
 from device.web.auth import current_user, roles_required
-from device.web.bodies import RegradeBody, parse_body
+from device.web.bodies import RecropBody, parse_body
 from device.web.common import abort_store, ctx, scans, store
 from device.web.users import Role
 
 log = logging.getLogger(__name__)
 
-bp = Blueprint("adjust", __name__)
+bp = Blueprint("recrop", __name__)
 
 #: Longest side of the frozen frame sent to the page (the square is mapped back to pixels).
 FRAME_SIDE = 960
@@ -71,10 +72,10 @@ def frame(scan_id: int) -> Response:
     return Response(encode_jpeg(rgb, 85, max_side=FRAME_SIDE), mimetype="image/jpeg")
 
 
-def regrade_box(scan_id: int, box: tuple[float, float, float, float]) -> Recrop:
-    """Run the regrade; a typed failure becomes its HTTP error with the reason."""
+def recrop_box(scan_id: int, box: tuple[float, float, float, float]) -> Recrop:
+    """Recrop scan ``scan_id`` to ``box``; a typed failure becomes its HTTP error with the reason."""
     try:
-        done = regrade(ctx().service.scanner, store(), frame_cache(), scan_id, box,
+        done = recrop(ctx().service.scanner, store(), frame_cache(), scan_id, box,
                        current_user().username)
     except (AtopiscanError, StoreError, ScanError) as exc:
         abort(http_status(exc), description=str(exc))
@@ -82,9 +83,10 @@ def regrade_box(scan_id: int, box: tuple[float, float, float, float]) -> Recrop:
     return done
 
 
-@bp.route("/api/scans/<int:scan_id>/regrade", methods=["POST"])
+@bp.route("/api/scans/<int:scan_id>/recrop", methods=["POST"])
+@bp.route("/api/scans/<int:scan_id>/regrade", methods=["POST"])  # its name until issue 22
 @roles_required(Role.STAFF)
-def regrade_api(scan_id: int) -> Any:
-    done = regrade_box(scan_id, parse_body(RegradeBody).box)
+def recrop_api(scan_id: int) -> ResponseReturnValue:
+    done = recrop_box(scan_id, parse_body(RecropBody).box)
     return jsonify(scan=done.scan.to_dict(), result=done.result.to_dict(),
                    changes=store().grade_changes(scan_id))

@@ -17,7 +17,7 @@ from device.core.vocab import MODEL_SIGNS, CropMode, Region, Role, Sign, parse_r
 from device.scan.pipeline import ScanResult
 from device.store import Store
 from device.store.history import VisitHistory
-from device.store.model import (
+from device.store.schema import (
     Capture,
     Patient,
     RegionScan,

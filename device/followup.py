@@ -18,7 +18,7 @@ import numpy as np
 from device.config import CropMode
 from device.scan.pipeline import ScanResult
 from device.scan.recrop import FrameCache, FrameGone, scan_frame
-from device.store.model import Lesion
+from device.store.schema import Lesion
 from device.vision.register import Registration, RegistrationConfig, register
 
 log = logging.getLogger(__name__)

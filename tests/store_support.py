@@ -8,7 +8,7 @@ from pathlib import Path
 
 from device.core.vocab import Region
 from device.store import DB_NAME, Store
-from device.store.model import RegionScan
+from device.store.schema import RegionScan
 
 
 def drop_column(name: str, table: str = "region_scans") -> str:

@@ -294,11 +294,11 @@ def test_the_issue_22_rules_hold_in_the_table():
     ({"device.vision.crop": {"device.store.db"}}, "vision may not import store"),
     ({"device.grading.models": {"device.web.common"}}, "grading may not import web"),
     ({"device.store.scans": {"device.vision.faces"}}, "store may not import vision"),
-    ({"device.store.model": {"device.colour.detect"}}, "does not look at images"),
+    ({"device.store.schema": {"device.colour.detect"}}, "does not look at images"),
     ({"device.core.card": {"device.config"}}, "core may not import config"),
     ({"device.newthing.x": set()}, "in no layer"),
     ({"device.web.api": {"device.store.db", "device.vision.crop"}}, None),
-    ({"device.store.model": {"device.colour.record"}}, None),
+    ({"device.store.schema": {"device.colour.record"}}, None),
 ])
 def test_the_layer_checker_catches_a_wrong_import(graph, caught):
     found = layer_violations(graph)

@@ -24,7 +24,7 @@ from device.export.rows import ExportRow, manifest_record
 from device.grading.models import ModelSet
 from device.scan.pipeline import Scanner
 from device.store import Store
-from device.store.model import SCHEMA_VERSION, Capture
+from device.store.schema import SCHEMA_VERSION, Capture
 from device.vision.hints import Hint, HintEngine
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)

@@ -229,7 +229,7 @@ def test_an_abstained_scan_graded_by_staff_is_exported(tmp_path):
     lacked most, exported with the staff's grades and the abstention."""
     from device.core.vocab import Region, Sign
     from device.store import Store
-    from device.store.model import Capture
+    from device.store.schema import Capture
 
     store = Store(tmp_path / "data", clock=lambda: WHEN)
     store.create_patient("A1", None)

@@ -13,7 +13,7 @@ from store_support import drop_column, make_older, one_scan_store
 from device.__main__ import main as device_main
 from device.core.vocab import Region, Sign
 from device.store import Store, StoreError
-from device.store.model import SCHEMA_VERSION
+from device.store.schema import SCHEMA_VERSION
 from device.store.timeline import lesion_timeline
 from device.tools.visit_synth import render_followup
 from device.vision.crop import iou

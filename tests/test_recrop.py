@@ -16,7 +16,7 @@ from device.cameras import render_skin_frame
 from device.core.vocab import MODEL_SIGNS, Sign
 from device.grading.models import ModelSet, SignModel
 from device.store import Store
-from device.store.model import SCHEMA_VERSION, V3_COLUMNS
+from device.store.schema import SCHEMA_VERSION, V3_COLUMNS
 from device.web.users import Role
 
 

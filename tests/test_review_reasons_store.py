@@ -19,7 +19,7 @@ from device.cameras import FolderCamera
 from device.core.vocab import Region, Sign
 from device.scan.service import Service
 from device.store import Store
-from device.store.model import SCHEMA_VERSION, Capture
+from device.store.schema import SCHEMA_VERSION, Capture
 from device.web import create_app
 from device.web.users import Role, UserStore
 

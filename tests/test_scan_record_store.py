@@ -28,7 +28,7 @@ from device.core.vocab import Region
 from device.scan.pipeline import Scanner
 from device.scan.service import Service
 from device.store import DB_NAME, Store
-from device.store.model import SCHEMA_VERSION
+from device.store.schema import SCHEMA_VERSION
 from device.web import create_app
 from device.web.users import Role, UserStore
 

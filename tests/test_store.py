@@ -19,7 +19,7 @@ from store_support import make_older
 from device.core.easi import Band
 from device.core.vocab import REGIONS, Region, Sign
 from device.store import DB_NAME, Store
-from device.store.model import StoreError, VisitStatus
+from device.store.schema import StoreError, VisitStatus
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)
 GRADES = {Sign.ERYTHEMA: 2, Sign.EXCORIATION: 1, Sign.LICHENIFICATION: 0}
@@ -317,7 +317,7 @@ def test_kill_9_mid_save_leaves_previous_state(tmp_path, op):
 
 def test_unknown_ids_are_typed_not_found(store):
     from device.core.errors import NotFound, http_status
-    from device.store.model import StoreError
+    from device.store.schema import StoreError
 
     for call in (lambda: store.get_patient("nobody"), lambda: store.get_visit(999)):
         with pytest.raises(NotFound) as err:

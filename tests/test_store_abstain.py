@@ -12,7 +12,7 @@ from store_support import drop_column, make_older, one_scan_store
 import device.vision.faces as faces_module
 from device.core.vocab import Region
 from device.store import Store
-from device.store.model import SCHEMA_VERSION, V4_COLUMNS, Capture
+from device.store.schema import SCHEMA_VERSION, V4_COLUMNS, Capture
 from device.vision.faces import Faces
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)

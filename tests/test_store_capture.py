@@ -13,7 +13,7 @@ from store_support import drop_column, make_older
 
 from device.core.vocab import Region, Sign
 from device.store import Store
-from device.store.model import SCHEMA_VERSION, V2_COLUMNS, Capture
+from device.store.schema import SCHEMA_VERSION, V2_COLUMNS, Capture
 
 T0 = dt.datetime(2026, 3, 10, 9, 0, tzinfo=dt.timezone.utc)
 GRADES = {Sign.ERYTHEMA: 2, Sign.EXCORIATION: 1, Sign.LICHENIFICATION: 0}

@@ -17,7 +17,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from device.core.vocab import MODEL_SIGNS
-from device.store.model import RegionScan, scan_from_row
+from device.store.schema import RegionScan, scan_from_row
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ records who changed what as the user name it is given.
 from __future__ import annotations
 
 from device.store.db import DB_NAME, IMAGES_DIR, utcnow
-from device.store.model import (
+from device.store.schema import (
     Capture,
     Lesion,
     Patient,

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     import numpy as np
 
 from device.core.errors import storage_guard
-from device.store.model import (
+from device.store.schema import (
     SCHEMA,
     SCHEMA_VERSION,
     StoreError,

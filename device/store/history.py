@@ -10,7 +10,7 @@ from typing import Any
 
 from device.core.easi import Band, EasiResult, RegionRecord, compute_easi
 from device.core.vocab import MODEL_SIGNS, Region, Sign
-from device.store.model import RegionScan, Visit, VisitRecord, VisitStatus
+from device.store.schema import RegionScan, Visit, VisitRecord, VisitStatus
 from device.store.scans import ScanRecords
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,7 @@ import logging
 import sqlite3
 
 from device.core.vocab import Region
-from device.store.model import (
+from device.store.schema import (
     Lesion,
     RecordNotFoundError,
     RegionScan,

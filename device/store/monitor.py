@@ -20,7 +20,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from device.core.vocab import MODEL_SIGNS, Sign
-from device.store.model import final_col, model_col
+from device.store.schema import final_col, model_col
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ import re
 import sqlite3
 
 from device.store.db import Database
-from device.store.model import Patient, RecordNotFoundError, StoreError, Visit, VisitStatus
+from device.store.schema import Patient, RecordNotFoundError, StoreError, Visit, VisitStatus
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from device.core.scanrecord import Scan
 from device.core.vocab import MODEL_SIGNS, NUM_GRADES, CropMode, Region, Sign
 from device.store.db import IMAGES_DIR, NOW, iso
 from device.store.lesions import LesionRecords
-from device.store.model import (
+from device.store.schema import (
     Capture,
     RecordNotFoundError,
     RegionScan,

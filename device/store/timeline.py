@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 
 from device.core.vocab import MODEL_SIGNS, Sign
-from device.store.model import Lesion, RegionScan, Visit
+from device.store.schema import Lesion, RegionScan, Visit
 
 log = logging.getLogger(__name__)
 

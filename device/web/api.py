@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf
 
 from device import actions
-from device.store.model import StoreError
+from device.store.schema import StoreError
 from device.web import packs as packs_view
 from device.web import scan as scan_view
 from device.web import visits as visits_view

@@ -13,7 +13,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationError, mo
 from device.actions import ReviewEntry, to_number, to_whole
 from device.core.errors import InvalidInput, validation_problems
 from device.core.vocab import MODEL_SIGNS
-from device.store.model import VisitStatus
+from device.store.schema import VisitStatus
 
 log = logging.getLogger(__name__)
 

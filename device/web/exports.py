@@ -12,7 +12,7 @@ import logging
 from typing import Any
 
 from device.core.vocab import MODEL_SIGNS, Region
-from device.store.model import VisitRecord
+from device.store.schema import VisitRecord
 
 log = logging.getLogger(__name__)
 

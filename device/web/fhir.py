@@ -19,7 +19,7 @@ import uuid
 from typing import Any
 
 from device.core.vocab import Region, Sign
-from device.store.model import Lesion, RegionScan, VisitRecord, VisitStatus
+from device.store.schema import Lesion, RegionScan, VisitRecord, VisitStatus
 
 log = logging.getLogger(__name__)
 

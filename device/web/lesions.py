@@ -21,7 +21,7 @@ from device.core.imageio import encode_jpeg
 from device.core.vocab import MODEL_SIGNS
 from device.followup import FollowupScan, scan_lesion
 from device.scan.recrop import FrameGone, scan_frame
-from device.store.model import Lesion, RecordNotFoundError, StoreError
+from device.store.schema import Lesion, RecordNotFoundError, StoreError
 from device.store.timeline import MARK_CHANGE, lesion_timeline
 from device.web import recrop, stream
 from device.web.auth import roles_required

@@ -24,7 +24,7 @@ from device.core.errors import AtopiscanError, http_status
 from device.core.imageio import encode_jpeg
 from device.scan.pipeline import ScanError
 from device.scan.recrop import FrameCache, FrameGone, Recrop, recrop, scan_frame
-from device.store.model import RegionScan, StoreError
+from device.store.schema import RegionScan, StoreError
 from device.web.auth import current_user, roles_required
 from device.web.bodies import RecropBody, parse_body
 from device.web.common import abort_store, ctx, scans, store

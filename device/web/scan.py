@@ -35,7 +35,7 @@ from device.core.vocab import MODEL_SIGNS, REGIONS, Grade, Region, Sign, parse_r
 from device.followup import FollowupScan
 from device.scan.pipeline import ScanResult
 from device.scan.preview import StreamState
-from device.store.model import RegionScan, StoreError
+from device.store.schema import RegionScan, StoreError
 from device.vision.crop import guide_box
 from device.web import lesions, recrop, stream
 from device.web.auth import roles_required

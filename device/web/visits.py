@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from device import actions
 from device.core.easi import EASI_SIGNS
 from device.core.vocab import MODEL_SIGNS, REGIONS, Sign
-from device.store.model import StoreError
+from device.store.schema import StoreError
 from device.web.auth import current_user, roles_required
 from device.web.common import abort_store, actor, scans, store
 from device.web.exports import visit_csv

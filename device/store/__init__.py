@@ -14,6 +14,8 @@ records who changed what as the user name it is given.
 from __future__ import annotations
 
 from device.store.db import DB_NAME, IMAGES_DIR, utcnow
+from device.store.retention import ORPHAN_GRACE, Retention
+from device.store.scans import encode_image
 from device.store.schema import (
     Capture,
     Lesion,
@@ -24,8 +26,6 @@ from device.store.schema import (
     Visit,
     VisitStatus,
 )
-from device.store.retention import ORPHAN_GRACE, Retention
-from device.store.scans import encode_image
 
 __all__ = [
     "DB_NAME", "IMAGES_DIR", "ORPHAN_GRACE", "Capture", "Lesion", "Patient", "RecordNotFoundError",

@@ -10,8 +10,8 @@ from typing import Any
 
 from device.core.easi import Band, EasiResult, RegionRecord, compute_easi
 from device.core.vocab import MODEL_SIGNS, Region, Sign
-from device.store.schema import RegionScan, Visit, VisitRecord, VisitStatus
 from device.store.scans import ScanRecords
+from device.store.schema import RegionScan, Visit, VisitRecord, VisitStatus
 
 log = logging.getLogger(__name__)
 

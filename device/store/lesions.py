@@ -8,6 +8,7 @@ import logging
 import sqlite3
 
 from device.core.vocab import Region
+from device.store.patients import PatientRecords
 from device.store.schema import (
     Lesion,
     RecordNotFoundError,
@@ -16,7 +17,6 @@ from device.store.schema import (
     lesion_from_row,
     scan_from_row,
 )
-from device.store.patients import PatientRecords
 
 log = logging.getLogger(__name__)
 

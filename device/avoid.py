@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.faces import Faces, dark_eye_pairs, face_from_eyes, regions
+from device.faces import Faces, centre_inside, dark_eye_pairs, face_from_eyes, regions
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +156,18 @@ def lip_zones(lab: np.ndarray, skin: np.ndarray) -> list[tuple[int, int, int, in
 
 def avoid_masks(lab: np.ndarray, skin: np.ndarray, faces: Faces | None, scale: float) -> AvoidMasks:
     zones = zones_mask(skin.shape, faces, scale)
-    pairs = dark_eye_pairs(lab[..., 0], skin)
+    # Dark eyes and red lips inside a face the mesh found are that face's own, which
+    # its landmarks place exactly; by colour and proportion they would take in a red
+    # cheek or the skin around the eyes too (the lesion, often).
+    meshed = [] if faces is None else [tuple(v * scale for v in f) for f in faces.faces]
+
+    def unmeshed(box: tuple[int, int, int, int]) -> bool:
+        return not any(centre_inside(box, face) for face in meshed)
+
+    pairs = [p for p in dark_eye_pairs(lab[..., 0], skin) if unmeshed(p[0]) and unmeshed(p[1])]
     if pairs:  # eyes the face detector missed: their face's features, from its proportions
         zones |= zones_mask(skin.shape, Faces([face_from_eyes(*p) for p in pairs],
                                               [e for p in pairs for e in p]), 1.0)
-    for x, y, bw, bh in lip_zones(lab, skin):
+    for x, y, bw, bh in filter(unmeshed, lip_zones(lab, skin)):
         zones[y:y + bh, x:x + bw] = True
     return AvoidMasks(zones=zones, overlay=overlay_mask(lab), skin=skin)

@@ -42,6 +42,8 @@ def thumbnail(image: np.ndarray | None, result: PhotoResult) -> np.ndarray:
     text = result.verdict + (f" {result.score:.1f}" if result.score is not None else "")
     if result.on_lesion is not None:
         text += " hit" if result.on_lesion else " MISS"
+    if result.crop and result.crop.get("doubt"):
+        text += " unsure: " + str(result.crop["doubt"]).replace("_", " ")
     cv2.putText(tile, text, (3, THUMB + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
                 VERDICT_COLOUR[result.verdict], 1, cv2.LINE_AA)
     cv2.putText(tile, result.rel[-34:], (3, THUMB + 28), cv2.FONT_HERSHEY_SIMPLEX, 0.32,

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import asdict, dataclass
+from enum import Enum
 
 import cv2
 import numpy as np
@@ -53,6 +54,19 @@ class CropError(ValueError):
     """A crop box is invalid for this image."""
 
 
+class CropDoubt(str, Enum):
+    """Why the auto crop is unsure of its square and used the guide square instead."""
+
+    NOT_SKIN = "not_skin"                # the body part is small or not skin-coloured
+    NO_SQUARE_ALLOWED = "no_square_allowed"    # every square breaks a rule (device.avoid)
+    NOTHING_STANDS_OUT = "nothing_stands_out"  # no square's lesion score stands out
+
+    @property
+    def label(self) -> str:
+        """The doubt in a few words, for a contact sheet or the result page."""
+        return self.value.replace("_", " ")
+
+
 @dataclass(frozen=True)
 class CropResult:
     box: Box
@@ -61,12 +75,14 @@ class CropResult:
     fallback: bool = False    # auto fell back to guide
     reason: str = ""
     score: float | None = None
+    doubt: CropDoubt | None = None  # set whenever auto fell back: why it was unsure
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["box"] = list(self.box)
         data["mode"] = self.mode.value
         data["requested"] = self.requested.value
+        data["doubt"] = None if self.doubt is None else self.doubt.value
         return data
 
 
@@ -255,22 +271,20 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None 
     skin = views.skin
     skin_fraction = float(skin[body].mean()) if body.any() else 0.0
     if body_fraction < MIN_SKIN_FOR_AUTO or skin_fraction < 0.5:
-        return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
-                          f"auto crop unsure: the body part fills {body_fraction:.0%} of the "
-                          f"photo and {skin_fraction:.0%} of it looks like skin; used the "
-                          "guide square", None)
-    score = lesion_score_map(lab, body)
+        return _unsure(fallback, CropDoubt.NOT_SKIN,
+                       f"the body part fills {body_fraction:.0%} of the photo and "
+                       f"{skin_fraction:.0%} of it looks like skin")
     avoid = avoid_masks(lab, skin, faces, scale)
+    score = lesion_score_map(lab, body)
     square, value, peak = best_square(score, body, avoid)
     if peak == -np.inf:
-        return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
-                          "auto crop unsure: every square on the body touches an eye, nostril "
-                          f"or lip, an overlay, or is under {MIN_SKIN_IN_CROP:.0%} skin; used "
-                          "the guide square", None)
+        return _unsure(fallback, CropDoubt.NO_SQUARE_ALLOWED,
+                       "every square on the body touches an eye, nostril or lip, an "
+                       f"overlay, or is under {MIN_SKIN_IN_CROP:.0%} skin")
     if peak < config.auto_min_score:
-        return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
-                          f"auto crop unsure: no region stands out (score {peak:.2f} < "
-                          f"{config.auto_min_score:g}); used the guide square", peak)
+        return _unsure(fallback, CropDoubt.NOTHING_STANDS_OUT,
+                       f"no region stands out (score {peak:.2f} < {config.auto_min_score:g})",
+                       peak)
     refined = refine_square(score, square, value)
     sx, sy, side, _ = refined if avoid.square_ok(refined)[0] else square
     full_side = min(h, w, int(round(side / scale)))
@@ -278,6 +292,12 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None 
     y = min(max(0, int(round(sy / scale))), h - full_side)
     return CropResult((x, y, full_side, full_side), CropMode.AUTO, CropMode.AUTO, False,
                       "lesion found", value)
+
+
+def _unsure(box: Box, doubt: CropDoubt, why: str, score: float | None = None) -> CropResult:
+    """The guide square, with the doubt that made the auto crop give up on its own."""
+    return CropResult(box, CropMode.GUIDE, CropMode.AUTO, True,
+                      f"auto crop unsure: {why}; used the guide square", score, doubt)
 
 
 def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = None,

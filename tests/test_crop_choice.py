@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from device.avoid import lip_zones
+from device.avoid import avoid_masks, lip_zones, zones_mask
 from device.config import CropConfig, CropMode
 from device.crop import auto_box, best_square, iou
-from device.faces import dark_eye_pairs
+from device.faces import Faces, dark_eye_pairs
 from device.frameviews import WORK_SIDE, shrink, skin_mask
 
 AUTO = CropConfig(mode=CropMode.AUTO)
@@ -92,6 +92,23 @@ def test_lips_are_found_by_colour_and_a_dark_mole_is_not():
     small = shrink(np.clip(mole, 0, 255).astype(np.uint8), WORK_SIDE)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     assert lip_zones(lab, skin_mask(small)) == []
+
+
+def test_a_meshed_face_keeps_only_its_landmarked_parts():
+    """Dark eyes and red lips inside a face the mesh found are its own: the avoided
+    zones are the mesh's parts, not the wider boxes from colour and proportions (which
+    would take in the cheeks, where the lesion often is)."""
+    img, lips, _ = drawn_face(np.random.default_rng(3))
+    small = shrink(img, WORK_SIDE)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    scale = small.shape[0] / img.shape[0]
+    parts = [(103, 48, 94, 44), (283, 48, 94, 44), (205, 175, 70, 30), lips]
+    meshed = Faces(faces=[(0, 0, 480, 360)], eyes=parts[:2], parts=parts[2:])
+    zones = avoid_masks(lab, skin_mask(small), meshed, scale).zones
+    assert np.array_equal(zones, zones_mask(zones.shape, meshed, scale))
+    # Without the mesh the same eyes and lips are found by darkness and colour.
+    unmeshed = avoid_masks(lab, skin_mask(small), Faces(), scale).zones
+    assert unmeshed.sum() > zones.sum()
 
 
 def _overlap(a, b) -> bool:

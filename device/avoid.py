@@ -39,6 +39,9 @@ LOGO_MAX_HEIGHT = 0.1
 MAX_OVERLAY_IN_CROP = 0.02
 #: Smallest share of a crop square that must be skin-coloured.
 MIN_SKIN_IN_CROP = 0.8
+#: Skin-coloured pixels this much darker (L*) than the skin's median are hair or shadow
+#: (the same step that makes a mark dark enough to be an eye, device.faces).
+HAIR_DARKER = 20.0
 #: Lips by colour: a* above the skin's median by at least LIP_SPAN of the way to the
 #: skin's top a* (its 99.5th percentile), which must itself stand LIP_MIN_RED above.
 LIP_SPAN = 0.6
@@ -170,4 +173,16 @@ def avoid_masks(lab: np.ndarray, skin: np.ndarray, faces: Faces | None, scale: f
                                               [e for p in pairs for e in p]), 1.0)
     for x, y, bw, bh in filter(unmeshed, lip_zones(lab, skin)):
         zones[y:y + bh, x:x + bw] = True
-    return AvoidMasks(zones=zones, overlay=overlay_mask(lab), skin=skin)
+    return AvoidMasks(zones=zones, overlay=overlay_mask(lab), skin=skin & ~hair_mask(lab, skin))
+
+
+def hair_mask(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Skin-coloured pixels far darker than the skin's median: brown and black hair
+    (its YCrCb colour is skin's, only darker), deep shadow, dark clothing. A crop
+    counts them as not skin, so a hairline or a fringe over the forehead is not
+    taken for a rough lesion; a crust or a lash line is a small share of a square."""
+    if skin.sum() < 100:
+        return np.zeros_like(skin)
+    light = lab[..., 0]
+    ref = float(np.median(light[::2, ::2][skin[::2, ::2]]))
+    return skin & (light < ref - HAIR_DARKER)

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 import pytest
 
-from device.avoid import avoid_masks, lip_zones, zones_mask
+from device.avoid import avoid_masks, hair_mask, lip_zones, zones_mask
 from device.config import CropConfig, CropMode
 from device.crop import auto_box, best_square, iou
 from device.faces import Faces, dark_eye_pairs
@@ -109,6 +109,28 @@ def test_a_meshed_face_keeps_only_its_landmarked_parts():
     # Without the mesh the same eyes and lips are found by darkness and colour.
     unmeshed = avoid_masks(lab, skin_mask(small), Faces(), scale).zones
     assert unmeshed.sum() > zones.sum()
+
+
+def test_dark_hair_is_not_skin_for_the_crop():
+    """Brown hair is skin-coloured in YCrCb, only far darker: the crop counts it as not
+    skin, so a square on a hairline breaks the skin rule; a red patch is still skin."""
+    rng = np.random.default_rng(9)
+    img = plain_skin(rng, 360, 480)
+    img[:90] = (95, 62, 45) + rng.normal(0, 6, (90, 480, 3))  # a fringe of brown hair
+    patch = add_patch(img, rng, (300, 250), 50, (0, -25, -15), rough=6)
+    small = shrink(np.clip(img, 0, 255).astype(np.uint8), WORK_SIDE)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    skin = skin_mask(small)
+    s = small.shape[0] / img.shape[0]
+    hair_rows = int(90 * s)
+    assert skin[:hair_rows - 1].mean() > 0.95  # the colour range alone takes hair for skin
+    hair = hair_mask(lab, skin)
+    assert hair[:hair_rows - 1].mean() > 0.95 and not hair[hair_rows + 1:].any()
+    masks = avoid_masks(lab, skin, Faces(), s)
+    side = int(60 * s)
+    assert masks.square_ok((40, hair_rows - side // 2, side, side)) == (False, "less than 80% skin")
+    px, py, pw, _ = (int(v * s) for v in patch)
+    assert masks.square_ok((px + pw // 4, py + pw // 4, pw // 2, pw // 2))[0]
 
 
 def _overlap(a, b) -> bool:

@@ -28,5 +28,5 @@ def test_an_unsure_auto_crop_says_why_on_the_result_page(tmp_path):
                                    "birth_year": "1990"})
     scan_id = capture_from_preview(client, token)
     page = client.get(f"/scan/result/{scan_id}").get_data(as_text=True)
-    assert '<span id="crop-doubt">unsure: nothing stands out</span>' in page, page[:3000]
-    assert "fell back to the guide square" in page
+    assert '<span id="crop-doubt">auto crop unsure: nothing stands out</span>' in page, page[:3000]
+    assert "no region stands out (score" in page and "the guide square was graded" in page

@@ -10,7 +10,16 @@ import pytest
 from device.cameras import SyntheticCamera
 from device.cameras.folder import read_rgb
 from device.config import CropConfig, CropMode, QualityConfig
-from device.vision.crop import CropError, auto_box, choose_crop, clip_box, cut, guide_box, iou
+from device.vision.crop import (
+    CropDoubt,
+    CropError,
+    auto_box,
+    choose_crop,
+    clip_box,
+    cut,
+    guide_box,
+    iou,
+)
 from device.vision.frameviews import shrink
 from device.vision.quality import MEASURE_SIDE, check_quality
 
@@ -78,10 +87,18 @@ def test_auto_falls_back_to_guide_when_unsure():
     assert result.fallback and result.mode is CropMode.GUIDE
     assert result.box == guide_box(300, 400, AUTO.guide_fraction)
     assert "no region stands out" in result.reason
+    assert result.doubt is CropDoubt.NOTHING_STANDS_OUT
+    assert result.to_dict()["doubt"] == "nothing_stands_out"
     blue = np.zeros((300, 400, 3), np.uint8) + np.array([30, 60, 200], np.uint8)
     result = choose_crop(blue, AUTO)
     assert result.fallback and result.requested is CropMode.AUTO
-    assert "looks like skin" in result.reason
+    assert "looks like skin" in result.reason and result.doubt is CropDoubt.NOT_SKIN
+
+
+def test_a_sure_crop_has_no_doubt():
+    frame = SyntheticCamera(640, 480, seed=21).read()
+    result = auto_box(frame, AUTO)
+    assert not result.fallback and result.doubt is None and result.to_dict()["doubt"] is None
 
 
 @pytest.mark.slow

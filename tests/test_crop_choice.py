@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from device.config import CropConfig, CropMode
-from device.vision.avoid import lip_zones
+from device.vision.avoid import avoid_masks, hair_mask, lip_zones, zones_mask
 from device.vision.crop import auto_box, best_square, iou
-from device.vision.faces import dark_eye_pairs
+from device.vision.faces import Faces, dark_eye_pairs
 from device.vision.frameviews import WORK_SIDE, shrink, skin_mask
 
 AUTO = CropConfig(mode=CropMode.AUTO)
@@ -92,6 +92,45 @@ def test_lips_are_found_by_colour_and_a_dark_mole_is_not():
     small = shrink(np.clip(mole, 0, 255).astype(np.uint8), WORK_SIDE)
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     assert lip_zones(lab, skin_mask(small)) == []
+
+
+def test_a_meshed_face_keeps_only_its_landmarked_parts():
+    """Dark eyes and red lips inside a face the mesh found are its own: the avoided
+    zones are the mesh's parts, not the wider boxes from colour and proportions (which
+    would take in the cheeks, where the lesion often is)."""
+    img, lips, _ = drawn_face(np.random.default_rng(3))
+    small = shrink(img, WORK_SIDE)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    scale = small.shape[0] / img.shape[0]
+    parts = [(103, 48, 94, 44), (283, 48, 94, 44), (205, 175, 70, 30), lips]
+    meshed = Faces(faces=[(0, 0, 480, 360)], eyes=parts[:2], parts=parts[2:])
+    zones = avoid_masks(lab, skin_mask(small), meshed, scale).zones
+    assert np.array_equal(zones, zones_mask(zones.shape, meshed, scale))
+    # Without the mesh the same eyes and lips are found by darkness and colour.
+    unmeshed = avoid_masks(lab, skin_mask(small), Faces(), scale).zones
+    assert unmeshed.sum() > zones.sum()
+
+
+def test_dark_hair_is_not_skin_for_the_crop():
+    """Brown hair is skin-coloured in YCrCb, only far darker: the crop counts it as not
+    skin, so a square on a hairline breaks the skin rule; a red patch is still skin."""
+    rng = np.random.default_rng(9)
+    img = plain_skin(rng, 360, 480)
+    img[:90] = (95, 62, 45) + rng.normal(0, 6, (90, 480, 3))  # a fringe of brown hair
+    patch = add_patch(img, rng, (300, 250), 50, (0, -25, -15), rough=6)
+    small = shrink(np.clip(img, 0, 255).astype(np.uint8), WORK_SIDE)
+    lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    skin = skin_mask(small)
+    s = small.shape[0] / img.shape[0]
+    hair_rows = int(90 * s)
+    assert skin[:hair_rows - 1].mean() > 0.95  # the colour range alone takes hair for skin
+    hair = hair_mask(lab, skin)
+    assert hair[:hair_rows - 1].mean() > 0.95 and not hair[hair_rows + 1:].any()
+    masks = avoid_masks(lab, skin, Faces(), s)
+    side = int(60 * s)
+    assert masks.square_ok((40, hair_rows - side // 2, side, side)) == (False, "less than 80% skin")
+    px, py, pw, _ = (int(v * s) for v in patch)
+    assert masks.square_ok((px + pw // 4, py + pw // 4, pw // 2, pw // 2))[0]
 
 
 def _overlap(a, b) -> bool:

@@ -18,7 +18,7 @@ from web_support import UnpluggableCamera
 from device.cameras import PiCamera2Camera, RetryingCamera, SyntheticCamera, render_skin_frame
 from device.config import CropConfig, CropMode, QualityConfig
 from device.scan.preview import PreviewHub, StreamSettings, StreamState
-from device.vision.crop import choose_crop
+from device.vision.crop import CropDoubt, choose_crop
 from device.vision.hints import Hint, HintEngine
 
 FAST = StreamSettings(fps=50, hint_hz=10, idle_seconds=0.2, retry_pause=0.02)
@@ -208,6 +208,16 @@ def test_a_good_frame_has_no_hints_and_the_square_the_scan_would_choose(engine):
     assert hints.box == pytest.approx((x / 640, y / 480, w / 640, h / 480))
     data = hints.to_dict()
     assert data["ok"] and data["crop_mode"] == "auto" and data["hints"] == []
+    assert hints.crop_doubt is None and data["crop_doubt"] is None
+
+
+def test_an_unsure_auto_crop_says_why_in_the_hints(engine):
+    rng = np.random.default_rng(0)  # plain skin, sharp enough: nothing stands out
+    plain = np.clip(np.zeros((480, 640, 3)) + (225, 180, 150) + rng.normal(0, 6, (480, 640, 3)),
+                    0, 255).astype(np.uint8)
+    hints = engine.compute(plain)
+    assert hints.crop_mode is CropMode.GUIDE and hints.crop_doubt is CropDoubt.NOTHING_STANDS_OUT
+    assert hints.to_dict()["crop_doubt"] == "nothing_stands_out"
 
 
 @pytest.mark.parametrize(("change", "hint"), [

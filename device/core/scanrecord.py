@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from device.core.vocab import CropMode, Grade, Sign
+from device.core.vocab import CropDoubt, CropMode, Grade, Sign
 
 Box = tuple[int, int, int, int]  # x, y, w, h in frame pixels
 
@@ -54,18 +54,20 @@ class CropChoice:
     fallback: bool = False
     reason: str = ""
     score: float | None = None
+    doubt: CropDoubt | None = None  # why an auto crop was unsure (with fallback)
 
     def to_dict(self) -> dict[str, Any]:
         return {"box": list(self.box), "mode": self.mode.value,
                 "requested": self.requested.value, "fallback": self.fallback,
-                "reason": self.reason, "score": self.score}
+                "reason": self.reason, "score": self.score,
+                "doubt": None if self.doubt is None else self.doubt.value}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CropChoice:
         x, y, w, h = (int(v) for v in data["box"])
         return cls((x, y, w, h), CropMode(data["mode"]), CropMode(data["requested"]),
                    bool(data.get("fallback", False)), str(data.get("reason", "")),
-                   data.get("score"))
+                   data.get("score"), CropDoubt(data["doubt"]) if data.get("doubt") else None)
 
 
 @dataclass(frozen=True)

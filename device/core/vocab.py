@@ -123,6 +123,19 @@ class CropMode(str, Enum):
 CONFIG_CROP_MODES = (CropMode.GUIDE, CropMode.AUTO, CropMode.BOX)
 
 
+class CropDoubt(str, Enum):
+    """Why the auto crop is unsure of its square and used the guide square instead."""
+
+    NOT_SKIN = "not_skin"                # the body part is small or not skin-coloured
+    NO_SQUARE_ALLOWED = "no_square_allowed"    # every square breaks a rule (device.vision.avoid)
+    NOTHING_STANDS_OUT = "nothing_stands_out"  # no square's lesion score stands out
+
+    @property
+    def label(self) -> str:
+        """The doubt in a few words, for a contact sheet or the result page."""
+        return self.value.replace("_", " ")
+
+
 class Role(str, Enum):
     """Who may see what on the device (device.web.users keeps the users). Admin may do
     everything the other two may. Recorded beside each override and review."""

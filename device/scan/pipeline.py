@@ -127,7 +127,7 @@ class ScanResult:
                                    tuple(quality["issues"]), quality["measures"]),
             crop=None if crop is None else CropChoice(
                 tuple(int(v) for v in crop.box), crop.mode, crop.requested, crop.fallback,
-                crop.reason, None if crop.score is None else float(crop.score)),
+                crop.reason, None if crop.score is None else float(crop.score), crop.doubt),
             grades={sign: s.record() for sign, s in self.signs.items()},
             timings_ms={k: round(v, 3) for k, v in self.timings_ms.items()},
             pack_version=self.pack_version, software_version=device.__version__,

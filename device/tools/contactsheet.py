@@ -15,7 +15,7 @@ from device.tools.photoeval import PhotoResult
 log = logging.getLogger(__name__)
 
 THUMB = 220
-LABEL_H = 34
+LABEL_H = 46
 COLUMNS = 6
 GREEN, ORANGE, BLUE, RED = (40, 200, 40), (255, 150, 0), (60, 120, 255), (230, 40, 40)
 VERDICT_COLOUR = {"graded": GREEN, "abstained": ORANGE, "refused": RED, "error": RED}
@@ -42,10 +42,14 @@ def thumbnail(image: np.ndarray | None, result: PhotoResult) -> np.ndarray:
     text = result.verdict + (f" {result.score:.1f}" if result.score is not None else "")
     if result.on_lesion is not None:
         text += " hit" if result.on_lesion else " MISS"
+
     cv2.putText(tile, text, (3, THUMB + 13), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
                 VERDICT_COLOUR[result.verdict], 1, cv2.LINE_AA)
     cv2.putText(tile, result.rel[-34:], (3, THUMB + 28), cv2.FONT_HERSHEY_SIMPLEX, 0.32,
                 (60, 60, 60), 1, cv2.LINE_AA)
+    if result.crop and result.crop.get("doubt"):  # the auto crop was unsure, and why
+        cv2.putText(tile, "crop unsure: " + str(result.crop["doubt"]).replace("_", " "),
+                    (3, THUMB + 42), cv2.FONT_HERSHEY_SIMPLEX, 0.36, ORANGE, 1, cv2.LINE_AA)
     return tile
 
 

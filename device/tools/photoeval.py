@@ -72,7 +72,8 @@ class PhotoResult:
             parts.append(f"abstention score {self.score:.2f}")
         if self.crop:
             parts.append(f"crop {self.crop['mode']} {self.crop['box']}"
-                         + (" (fell back to guide)" if self.crop.get("fallback") else ""))
+                         + (f" (unsure, {self.crop.get('doubt') or 'fell back'}: guide square)"
+                            if self.crop.get("fallback") else ""))
         if self.grades:
             parts.append("grades " + " ".join(f"{k}={v}" for k, v in self.grades.items()))
         if self.on_lesion is not None:

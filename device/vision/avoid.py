@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from device.vision.faces import Faces, dark_eye_pairs, face_from_eyes, regions
+from device.vision.faces import Faces, centre_inside, dark_eye_pairs, face_from_eyes, regions
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ LOGO_MAX_HEIGHT = 0.1
 MAX_OVERLAY_IN_CROP = 0.02
 #: Smallest share of a crop square that must be skin-coloured.
 MIN_SKIN_IN_CROP = 0.8
+#: Skin-coloured pixels this much darker (L*) than the skin's median are hair or shadow
+#: (the same step that makes a mark dark enough to be an eye, device.vision.faces).
+HAIR_DARKER = 20.0
 #: Lips by colour: a* above the skin's median by at least LIP_SPAN of the way to the
 #: skin's top a* (its 99.5th percentile), which must itself stand LIP_MIN_RED above.
 LIP_SPAN = 0.6
@@ -156,10 +159,30 @@ def lip_zones(lab: np.ndarray, skin: np.ndarray) -> list[tuple[int, int, int, in
 
 def avoid_masks(lab: np.ndarray, skin: np.ndarray, faces: Faces | None, scale: float) -> AvoidMasks:
     zones = zones_mask(skin.shape, faces, scale)
-    pairs = dark_eye_pairs(lab[..., 0], skin)
+    # Dark eyes and red lips inside a face the mesh found are that face's own, which
+    # its landmarks place exactly; by colour and proportion they would take in a red
+    # cheek or the skin around the eyes too (the lesion, often).
+    meshed = [] if faces is None else [tuple(v * scale for v in f) for f in faces.faces]
+
+    def unmeshed(box: tuple[int, int, int, int]) -> bool:
+        return not any(centre_inside(box, face) for face in meshed)
+
+    pairs = [p for p in dark_eye_pairs(lab[..., 0], skin) if unmeshed(p[0]) and unmeshed(p[1])]
     if pairs:  # eyes the face detector missed: their face's features, from its proportions
         zones |= zones_mask(skin.shape, Faces([face_from_eyes(*p) for p in pairs],
                                               [e for p in pairs for e in p]), 1.0)
-    for x, y, bw, bh in lip_zones(lab, skin):
+    for x, y, bw, bh in filter(unmeshed, lip_zones(lab, skin)):
         zones[y:y + bh, x:x + bw] = True
-    return AvoidMasks(zones=zones, overlay=overlay_mask(lab), skin=skin)
+    return AvoidMasks(zones=zones, overlay=overlay_mask(lab), skin=skin & ~hair_mask(lab, skin))
+
+
+def hair_mask(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """Skin-coloured pixels far darker than the skin's median: brown and black hair
+    (its YCrCb colour is skin's, only darker), deep shadow, dark clothing. A crop
+    counts them as not skin, so a hairline or a fringe over the forehead is not
+    taken for a rough lesion; a crust or a lash line is a small share of a square."""
+    if skin.sum() < 100:
+        return np.zeros_like(skin)
+    light = lab[..., 0]
+    ref = float(np.median(light[::2, ::2][skin[::2, ::2]]))
+    return skin & (light < ref - HAIR_DARKER)

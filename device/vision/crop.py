@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from device.config import CropConfig, CropMode
+from device.core.vocab import CropDoubt
 from device.vision.avoid import MAX_OVERLAY_IN_CROP, MIN_SKIN_IN_CROP, AvoidMasks, avoid_masks
 from device.vision.faces import Faces
 from device.vision.frameviews import WORK_SIDE, FrameViews, shrink
@@ -61,12 +62,14 @@ class CropResult:
     fallback: bool = False    # auto fell back to guide
     reason: str = ""
     score: float | None = None
+    doubt: CropDoubt | None = None  # set whenever auto fell back: why it was unsure
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data["box"] = list(self.box)
         data["mode"] = self.mode.value
         data["requested"] = self.requested.value
+        data["doubt"] = None if self.doubt is None else self.doubt.value
         return data
 
 
@@ -108,10 +111,12 @@ def body_mask(lab: np.ndarray) -> np.ndarray:
     near = (dist8 <= level).astype(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
     near = cv2.morphologyEx(near, cv2.MORPH_OPEN, kernel)
-    count, labels, stats, _ = cv2.connectedComponentsWithStats(near)
+    # Labels only: connectedComponentsWithStats costs several times the labelling, and
+    # the areas are needed only when the middle pixel is off the body.
+    count, labels = cv2.connectedComponents(near)
     if count <= 1:
         return np.zeros((h, w), bool)
-    label = labels[h // 2, w // 2] or 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    label = labels[h // 2, w // 2] or 1 + int(np.argmax(np.bincount(labels.ravel())[1:]))
     body = (labels == label).astype(np.uint8)
     contours, _ = cv2.findContours(body, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     filled = np.zeros_like(body)
@@ -255,22 +260,20 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None 
     skin = views.skin
     skin_fraction = float(skin[body].mean()) if body.any() else 0.0
     if body_fraction < MIN_SKIN_FOR_AUTO or skin_fraction < 0.5:
-        return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
-                          f"auto crop unsure: the body part fills {body_fraction:.0%} of the "
-                          f"photo and {skin_fraction:.0%} of it looks like skin; used the "
-                          "guide square", None)
-    score = lesion_score_map(lab, body)
+        return _unsure(fallback, CropDoubt.NOT_SKIN,
+                       f"the body part fills {body_fraction:.0%} of the photo and "
+                       f"{skin_fraction:.0%} of it looks like skin")
     avoid = avoid_masks(lab, skin, faces, scale)
+    score = lesion_score_map(lab, body)
     square, value, peak = best_square(score, body, avoid)
     if peak == -np.inf:
-        return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
-                          "auto crop unsure: every square on the body touches an eye, nostril "
-                          f"or lip, an overlay, or is under {MIN_SKIN_IN_CROP:.0%} skin; used "
-                          "the guide square", None)
+        return _unsure(fallback, CropDoubt.NO_SQUARE_ALLOWED,
+                       "every square on the body touches an eye, nostril or lip, an "
+                       f"overlay, or is under {MIN_SKIN_IN_CROP:.0%} skin")
     if peak < config.auto_min_score:
-        return CropResult(fallback, CropMode.GUIDE, CropMode.AUTO, True,
-                          f"auto crop unsure: no region stands out (score {peak:.2f} < "
-                          f"{config.auto_min_score:g}); used the guide square", peak)
+        return _unsure(fallback, CropDoubt.NOTHING_STANDS_OUT,
+                       f"no region stands out (score {peak:.2f} < {config.auto_min_score:g})",
+                       peak)
     refined = refine_square(score, square, value)
     sx, sy, side, _ = refined if avoid.square_ok(refined)[0] else square
     full_side = min(h, w, int(round(side / scale)))
@@ -278,6 +281,12 @@ def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None 
     y = min(max(0, int(round(sy / scale))), h - full_side)
     return CropResult((x, y, full_side, full_side), CropMode.AUTO, CropMode.AUTO, False,
                       "lesion found", value)
+
+
+def _unsure(box: Box, doubt: CropDoubt, why: str, score: float | None = None) -> CropResult:
+    """The guide square, with the doubt that made the auto crop give up on its own."""
+    return CropResult(box, CropMode.GUIDE, CropMode.AUTO, True,
+                      f"auto crop unsure: {why}; used the guide square", score, doubt)
 
 
 def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = None,

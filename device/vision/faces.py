@@ -74,7 +74,7 @@ class Faces:
         the mesh; from the face's proportions for a face given without one)."""
         out = list(self.eyes) + list(self.parts)
         for x, y, w, h in self.faces:
-            if any(_inside(z, (x, y, w, h)) for z in self.parts):
+            if any(centre_inside(z, (x, y, w, h)) for z in self.parts):
                 continue
             for x0, y0, x1, y1 in (EYE_ZONE, NOSE_LIPS_ZONE):
                 out.append((x + int(x0 * w), y + int(y0 * h), max(1, int((x1 - x0) * w)),
@@ -183,7 +183,8 @@ def find_cats(rgb: np.ndarray, *, side: int = 120) -> list[Box]:
     return [tuple(int(round(v / scale)) for v in b) for b in _cats(_grey(small))]  # type: ignore[misc]
 
 
-def _inside(box: Box, outer: Box) -> bool:
+def centre_inside(box: Box, outer: Box) -> bool:
+    """Whether the centre of ``box`` lies in ``outer`` (both x, y, w, h)."""
     cx, cy = box[0] + box[2] / 2, box[1] + box[3] / 2
     return outer[0] <= cx <= outer[0] + outer[2] and outer[1] <= cy <= outer[1] + outer[3]
 

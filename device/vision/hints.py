@@ -20,7 +20,7 @@ import numpy as np
 
 from device.colour.detect import find_card
 from device.config import ColourConfig, CropConfig, CropMode, QualityConfig
-from device.vision.crop import CropError, choose_crop
+from device.vision.crop import CropDoubt, CropError, choose_crop
 from device.vision.frameviews import FrameViews
 from device.vision.quality import QualityIssue, check_quality
 
@@ -74,6 +74,7 @@ class LiveHints:
     motion: float
     measures: dict[str, float] = field(default_factory=dict)
     compute_ms: float = 0.0
+    crop_doubt: CropDoubt | None = None  # why the auto crop was unsure (guide square shown)
 
     @property
     def ok(self) -> bool:
@@ -85,6 +86,7 @@ class LiveHints:
             "hints": [{"code": h.value, "text": h.text} for h in self.hints],
             "box": [round(v, 4) for v in self.box] if self.box else None,
             "crop_mode": self.crop_mode.value if self.crop_mode else None,
+            "crop_doubt": self.crop_doubt.value if self.crop_doubt else None,
             "motion": round(self.motion, 2),
             "measures": {k: round(float(v), 2) for k, v in self.measures.items()},
             "compute_ms": round(self.compute_ms, 1),
@@ -131,14 +133,15 @@ class HintEngine:
             hints.append(Hint.NO_COLOUR_CARD)
         box: tuple[float, float, float, float] | None = None
         mode: CropMode | None = None
+        doubt: CropDoubt | None = None
         try:
             # The box mode needs a box from staff: the preview shows the guide square then.
             config_mode = CropMode.GUIDE if self.crop.mode is CropMode.BOX else None
             crop = choose_crop(rgb, self.crop, mode=config_mode, views=views)
             h, w = rgb.shape[:2]
             x, y, bw, bh = crop.box
-            box, mode = (x / w, y / h, bw / w, bh / h), crop.mode
+            box, mode, doubt = (x / w, y / h, bw / w, bh / h), crop.mode, crop.doubt
         except CropError as exc:  # a frame too odd to crop: no square, the hints say why
             log.debug("no crop square for the preview: %s", exc)
         return LiveHints(tuple(hints), box, mode, motion, dict(report.measures),
-                         (time.perf_counter() - start) * 1000.0)
+                         (time.perf_counter() - start) * 1000.0, doubt)

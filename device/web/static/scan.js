@@ -31,6 +31,10 @@
     list.textContent = "";
     var items = d.state === "live" ? d.hints : [];
     if (d.state === "live" && d.ok) { items = [{code: "ready", text: "Ready: press Capture"}]; }
+    if (d.state === "live" && d.crop_doubt) {  // the auto crop is unsure: say why
+      items = items.concat([{code: "crop-unsure", text: "Auto crop unsure (" +
+        d.crop_doubt.replace(/_/g, " ") + "): the guide square will be graded"}]);
+    }
     items.forEach(function (h) {
       var li = document.createElement("li");
       li.className = "hint hint-" + h.code;

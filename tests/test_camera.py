@@ -140,7 +140,7 @@ def test_a_camera_that_raises_mid_scan_gives_a_camera_error_not_a_crash():
     config.quality.min_sharpness = 0.0
     scanner = Scanner(config, RetryingCamera(flaky, retry_seconds=2, clock=clock), models=None)
     first = scanner.scan()
-    assert first.quality.measures["brightness"] == pytest.approx(120)
+    assert first.quality.measures.brightness == pytest.approx(120)
     with pytest.raises(CameraError):
         scanner.scan()
     flaky.plug_in()

@@ -111,7 +111,7 @@ def test_quality_on_shared_views_gives_the_same_measures_and_verdict(index):
     shared = check_quality(frame, config, views=FrameViews.of(frame), faces=Faces())
     alone = check_quality(frame, config, faces=Faces())
     reference = _reference_measures(frame)
-    assert {k: shared.measures[k] for k in reference} == reference
+    assert {k: shared.measures.to_dict()[k] for k in reference} == reference
     assert shared.measures == alone.measures
     assert (shared.ok, shared.issues, shared.reasons) == (alone.ok, alone.issues, alone.reasons)
 

@@ -45,7 +45,7 @@ def test_skin_passes_and_fur_coloured_like_skin_is_refused():
     assert report.ok, report.reasons
     cat = fur()
     measures = check_quality(cat, config).measures
-    assert measures["skin_fraction"] >= config.min_skin_fraction  # colour alone passes it
+    assert measures.skin_fraction >= config.min_skin_fraction  # colour alone passes it
     report = check_quality(cat, config, faces=Faces())
     assert not report.ok and report.issues == [QualityIssue.NOT_SKIN]
     assert "fur" in report.reasons[0]
@@ -65,7 +65,7 @@ def test_abstention_on_little_skin_becomes_a_not_skin_refusal():
     frame, _ = skin_frame(3)
     frame[:, 300:] = (40, 90, 160)  # half the photo is a blue object
     report = check_quality(frame, config, faces=Faces())
-    assert report.ok and report.measures["skin_fraction"] < 0.5
+    assert report.ok and report.measures.skin_fraction < 0.5
     refused = confirm_skin(report, config)
     assert not refused.ok and refused.issues == [QualityIssue.NOT_SKIN]
     full, _ = skin_frame(3)
@@ -174,4 +174,4 @@ def test_vivid_red_paint_is_not_skin_though_its_colour_range_says_so():
     assert skin_mask(door).mean() > 0.8  # the YCrCb range alone takes it for skin
     report = check_quality(door, QualityConfig(), faces=Faces())
     assert not report.ok and report.issues == [QualityIssue.NOT_SKIN]
-    assert report.measures["skin_fraction"] < 0.05
+    assert report.measures.skin_fraction < 0.05

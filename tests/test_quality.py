@@ -8,7 +8,8 @@ import pytest
 
 from device.cameras import SyntheticCamera
 from device.config import QualityConfig
-from device.vision.quality import QualityIssue, check_quality
+from device.vision.faces import Faces
+from device.vision.quality import QualityIssue, QualityMeasures, check_quality
 
 CONFIG = QualityConfig()
 
@@ -21,10 +22,19 @@ def good():
 def test_a_good_photo_passes(good):
     report = check_quality(good, CONFIG)
     assert report.ok and report.reasons == [] and report.issues == []
-    assert set(report.measures) == {"brightness", "sharpness", "size", "skin_fraction",
-                                    "skin_texture"}
+    assert set(report.measures.to_dict()) == {"brightness", "sharpness", "size", "skin_fraction",
+                                              "skin_texture"}
+    assert report.measures.faces is None and report.measures.size == 480.0
     d = report.to_dict()
     assert d["ok"] is True and isinstance(d["measures"]["sharpness"], float)
+
+
+def test_measures_are_typed_and_count_faces_only_when_looked_for(good):
+    looked = check_quality(good, CONFIG, faces=Faces(faces=[(10, 10, 50, 50)]))
+    assert isinstance(looked.measures, QualityMeasures)
+    assert (looked.measures.faces, looked.measures.cat_faces) == (1, 0)
+    assert looked.to_dict()["measures"]["faces"] == 1.0
+    assert "faces" not in check_quality(good, CONFIG).to_dict()["measures"]
 
 
 def _only(report, issue):

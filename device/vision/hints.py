@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import Enum
 
 import cv2
@@ -22,7 +22,7 @@ from device.colour.detect import find_card
 from device.config import ColourConfig, CropConfig, CropMode, QualityConfig
 from device.vision.crop import CropDoubt, CropError, choose_crop
 from device.vision.frameviews import FrameViews
-from device.vision.quality import QualityIssue, check_quality
+from device.vision.quality import QualityIssue, QualityMeasures, check_quality
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ class LiveHints:
     box: tuple[float, float, float, float] | None
     crop_mode: CropMode | None
     motion: float
-    measures: dict[str, float] = field(default_factory=dict)
+    measures: QualityMeasures | None = None
     compute_ms: float = 0.0
     crop_doubt: CropDoubt | None = None  # why the auto crop was unsure (guide square shown)
 
@@ -88,7 +88,7 @@ class LiveHints:
             "crop_mode": self.crop_mode.value if self.crop_mode else None,
             "crop_doubt": self.crop_doubt.value if self.crop_doubt else None,
             "motion": round(self.motion, 2),
-            "measures": {k: round(float(v), 2) for k, v in self.measures.items()},
+            "measures": self.measures.to_dict(2) if self.measures else {},
             "compute_ms": round(self.compute_ms, 1),
         }
 
@@ -143,5 +143,5 @@ class HintEngine:
             box, mode, doubt = (x / w, y / h, bw / w, bh / h), crop.mode, crop.doubt
         except CropError as exc:  # a frame too odd to crop: no square, the hints say why
             log.debug("no crop square for the preview: %s", exc)
-        return LiveHints(tuple(hints), box, mode, motion, dict(report.measures),
+        return LiveHints(tuple(hints), box, mode, motion, report.measures,
                          (time.perf_counter() - start) * 1000.0, doubt)

@@ -23,7 +23,7 @@ pixels, so the blur threshold means the same for a 640x480 USB camera and a
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 import cv2
@@ -45,17 +45,44 @@ class QualityIssue(str, Enum):
     NOT_SKIN = "not_skin"
 
 
+@dataclass(frozen=True)
+class QualityMeasures:
+    """What the photo check measured on a frame (see ``measure``): mean brightness (0-255),
+    sharpness (variance of the Laplacian on the preview copy), the shorter side in pixels,
+    the share of plain skin-coloured pixels and the skin's texture; ``faces`` and
+    ``cat_faces`` are None when faces were not looked for."""
+
+    brightness: float
+    sharpness: float
+    size: float
+    skin_fraction: float
+    skin_texture: float
+    faces: int | None = None
+    cat_faces: int | None = None
+
+    def to_dict(self, digits: int | None = None) -> dict[str, float]:
+        """The measures as JSON numbers (rounded to ``digits``); the face counts only when
+        they were looked for."""
+        data = {"brightness": self.brightness, "sharpness": self.sharpness, "size": self.size,
+                "skin_fraction": self.skin_fraction, "skin_texture": self.skin_texture}
+        if self.faces is not None:
+            data["faces"] = float(self.faces)
+        if self.cat_faces is not None:
+            data["cat_faces"] = float(self.cat_faces)
+        return {k: float(v) if digits is None else round(float(v), digits) for k, v in data.items()}
+
+
 @dataclass
 class QualityReport:
     ok: bool
     reasons: list[str] = field(default_factory=list)
     issues: list[QualityIssue] = field(default_factory=list)
-    measures: dict[str, float] = field(default_factory=dict)
+    measures: QualityMeasures | None = None
 
     def to_dict(self) -> dict:
         return {"ok": self.ok, "reasons": list(self.reasons),
                 "issues": [i.value for i in self.issues],
-                "measures": {k: round(float(v), 3) for k, v in self.measures.items()}}
+                "measures": {} if self.measures is None else self.measures.to_dict(3)}
 
 
 #: A photo this share of quality.max_skin_texture or rougher is searched for a cat's
@@ -98,19 +125,19 @@ def skin_texture(small: np.ndarray, *, views: FrameViews | None = None) -> float
     return float(100.0 * np.median(energy[skin]) / max(float(grey[skin].mean()), 1.0))
 
 
-def measure(rgb: np.ndarray, *, views: FrameViews | None = None) -> dict[str, float]:
+def measure(rgb: np.ndarray, *, views: FrameViews | None = None) -> QualityMeasures:
     """The quality measures of ``rgb``, taken on its shared views (device.vision.frameviews;
     made here when the caller has none)."""
     h, w = rgb.shape[:2]
     views = FrameViews.of(rgb) if views is None else views
     grey = views.preview_grey
-    return {
-        "brightness": float(grey.mean()),
-        "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
-        "size": float(min(h, w)),
-        "skin_fraction": float(plain_skin_mask(views.tiny, views=views).mean()),
-        "skin_texture": skin_texture(views.tiny, views=views),
-    }
+    return QualityMeasures(
+        brightness=float(grey.mean()),
+        sharpness=float(cv2.Laplacian(grey, cv2.CV_64F).var()),
+        size=float(min(h, w)),
+        skin_fraction=float(plain_skin_mask(views.tiny, views=views).mean()),
+        skin_texture=skin_texture(views.tiny, views=views),
+    )
 
 
 def check_quality(rgb: np.ndarray, config: QualityConfig, *, views: FrameViews | None = None,
@@ -121,27 +148,28 @@ def check_quality(rgb: np.ndarray, config: QualityConfig, *, views: FrameViews |
     views = FrameViews.of(rgb) if views is None else views
     m = measure(rgb, views=views)
     if faces is not None:
-        m["faces"], m["cat_faces"] = float(len(faces.faces)), float(len(faces.cats))
-        if not faces.cats and not faces.faces and m["skin_texture"] > FURRY * config.max_skin_texture:
-            m["cat_faces"] = float(len(find_cats(views.preview)))
+        cats = len(faces.cats)
+        if not faces.cats and not faces.faces and m.skin_texture > FURRY * config.max_skin_texture:
+            cats = len(find_cats(views.preview))
+        m = replace(m, faces=len(faces.faces), cat_faces=cats)
     issues: list[tuple[QualityIssue, str]] = []
-    if m["size"] < config.min_size:
+    if m.size < config.min_size:
         issues.append((QualityIssue.TOO_SMALL,
-                       f"The image is too small ({int(m['size'])} px on its shorter side, "
+                       f"The image is too small ({int(m.size)} px on its shorter side, "
                        f"at least {config.min_size} needed). Please retake it closer or at "
                        "full resolution."))
-    if m["brightness"] < config.min_brightness:
+    if m.brightness < config.min_brightness:
         issues.append((QualityIssue.TOO_DARK,
-                       f"The photo is too dark (brightness {m['brightness']:.0f}, at least "
+                       f"The photo is too dark (brightness {m.brightness:.0f}, at least "
                        f"{config.min_brightness:g}). Please retake it with more light."))
-    elif m["brightness"] > config.max_brightness:
+    elif m.brightness > config.max_brightness:
         issues.append((QualityIssue.TOO_BRIGHT,
-                       f"The photo is too bright (brightness {m['brightness']:.0f}, at most "
+                       f"The photo is too bright (brightness {m.brightness:.0f}, at most "
                        f"{config.max_brightness:g}). Please retake it without direct light "
                        "or flash glare."))
-    if m["sharpness"] < config.min_sharpness:
+    if m.sharpness < config.min_sharpness:
         issues.append((QualityIssue.BLURRED,
-                       f"The photo is blurred (sharpness {m['sharpness']:.1f}, at least "
+                       f"The photo is blurred (sharpness {m.sharpness:.1f}, at least "
                        f"{config.min_sharpness:g}). Please hold the camera still, let it "
                        "focus and retake it."))
     issues += _not_skin(m, config)
@@ -149,20 +177,20 @@ def check_quality(rgb: np.ndarray, config: QualityConfig, *, views: FrameViews |
                          issues=[i for i, _ in issues], measures=m)
 
 
-def _not_skin(m: dict[str, float], config: QualityConfig) -> list[tuple[QualityIssue, str]]:
+def _not_skin(m: QualityMeasures, config: QualityConfig) -> list[tuple[QualityIssue, str]]:
     """The skin checks (see the module doc); at most one NOT_SKIN issue."""
-    if m.get("cat_faces", 0) > 0 and not m.get("faces", 0):
+    if m.cat_faces and not m.faces:
         return [(QualityIssue.NOT_SKIN, "This looks like an animal, not a person's skin. "
                  "Please photograph the patient's lesion.")]
-    if m["skin_fraction"] < config.min_skin_fraction:
+    if m.skin_fraction < config.min_skin_fraction:
         return [(QualityIssue.NOT_SKIN,
-                 f"Only {m['skin_fraction']:.0%} of the photo looks like skin (at least "
+                 f"Only {m.skin_fraction:.0%} of the photo looks like skin (at least "
                  f"{config.min_skin_fraction:.0%} needed). Please retake it with the "
                  "lesion's skin filling the frame.")]
-    if m["skin_texture"] > config.max_skin_texture and not m.get("faces", 0):
+    if m.skin_texture > config.max_skin_texture and not m.faces:
         return [(QualityIssue.NOT_SKIN,
                  f"The skin-coloured part of the photo is textured like fur, food or foliage, "
-                 f"not skin (texture {m['skin_texture']:.1f}, at most "
+                 f"not skin (texture {m.skin_texture:.1f}, at most "
                  f"{config.max_skin_texture:g}). Please photograph the patient's lesion.")]
     return []
 
@@ -172,10 +200,10 @@ def confirm_skin(report: QualityReport, config: QualityConfig) -> QualityReport:
     min_skin_fraction) and no face is refused as not skin rather than handed to staff
     to grade. Returns ``report`` itself when it stands."""
     m = report.measures
-    if not report.ok or m.get("faces", 0) or m["skin_fraction"] >= 2 * config.min_skin_fraction:
+    if not report.ok or m is None or m.faces or m.skin_fraction >= 2 * config.min_skin_fraction:
         return report
-    reason = (f"This does not look like skin: only {m['skin_fraction']:.0%} of the photo is "
+    reason = (f"This does not look like skin: only {m.skin_fraction:.0%} of the photo is "
               "skin-coloured and the models do not recognise it. Please photograph the "
               "patient's lesion.")
     return QualityReport(ok=False, reasons=[*report.reasons, reason],
-                         issues=[*report.issues, QualityIssue.NOT_SKIN], measures=dict(m))
+                         issues=[*report.issues, QualityIssue.NOT_SKIN], measures=m)

@@ -27,10 +27,11 @@ import math
 import multiprocessing
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -52,8 +53,8 @@ from trainer.synth_render import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ImageSpec", "generate_dataset", "make_contact_sheet", "plan_dataset",
-           "render_full_photo", "render_lesion"]
+__all__ = ["ImageSpec", "full_photo_jpeg", "generate_dataset", "make_contact_sheet",
+           "plan_dataset", "render_full_photo", "render_lesion", "render_map"]
 
 FULL_PHOTO_SIZE = (1024, 768)  # width, height
 INFO_NAME = "synth.json"
@@ -112,6 +113,14 @@ def _render_job(job: tuple[int, ImageSpec, int, bool]) -> tuple[bytes, tuple | N
                    quality), None
 
 
+def full_photo_jpeg(seed: int, spec: ImageSpec) -> tuple[bytes, tuple[int, int, int, int]]:
+    """Full photo ``spec`` of plan ``seed`` as ``--full-photo`` writes it: the JPEG bytes
+    and the lesion box (x, y, w, h)."""
+    data, box = _render_job((seed, spec, 0, True))
+    assert box is not None
+    return data, box
+
+
 def _worker_init() -> None:
     cv2.setNumThreads(1)  # one process per core; OpenCV's own threads would oversubscribe
     _keep_heap()
@@ -131,17 +140,31 @@ def _keep_heap() -> None:
         pass
 
 
-def _render_all(jobs: list, workers: int):
+def render_map(fn: Callable[[Any], Any], jobs: list, workers: int,
+               initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> Iterator:
+    """``map(fn, jobs)`` in ``workers`` render processes (in order; each process set up as
+    the generator's are, then ``initializer(*initargs)``). ``fn`` must be picklable."""
     if workers <= 1 or len(jobs) < 32:
-        _worker_init()
-        yield from map(_render_job, jobs)
+        _pool_init(initializer, initargs)
+        yield from map(fn, jobs)
         return
     # forkserver, not fork: a process that has started threads (a server, OpenCV's pool, a
     # test suite's fixtures) may hold a lock at fork time, and a forked worker then waits
     # on it for ever (seen: the data-loop test hung after the follow-up tests).
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
-        yield from pool.map(_render_job, jobs, chunksize=16)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_init,
+                             initargs=(initializer, initargs)) as pool:
+        yield from pool.map(fn, jobs, chunksize=16)
+
+
+def _pool_init(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    _worker_init()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _render_all(jobs: list, workers: int):
+    return render_map(_render_job, jobs, workers)
 
 
 def _progress(iterable, total: int, desc: str):

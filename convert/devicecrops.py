@@ -1,0 +1,125 @@
+"""Training crops cut as the device cuts them: the demo's graders learn from what the
+scan feeds them (issue 23, "train as the device sees").
+
+Each image starts as one of the generator's full synthetic photos (trainer.synth,
+``--full-photo``: a body part on a background, the lesion in part of it), encoded as the
+JPEG the generator writes and decoded by the device's own reader. The device's scan then
+looks at it and cuts it (device.pipeline.look_at and cut_lesion: preview, colour step,
+shared views, faces, the configured crop mode, the auto crop's box), and the patch is
+resized as the models are fed (device.pipeline.model_input). What is written is that
+model input, losslessly (PNG), so the trainer's own load_image leaves it as it is, and
+the int8 calibration, the held-out split and the abstention statistics all see the
+pixels the device grades.
+
+The grades are those of the photo's lesion, whichever square the crop chose: where the
+auto crop misses the lesion the label says what the photo shows, not what the crop
+shows, as it would for a clinic's photo graded by a person. ``lesion_iou`` (the crop
+against the lesion box) is written beside it so a reader can see how often that happens.
+
+Layout: ``OUT/images/<name>.png``, ``OUT/manifest.csv`` (the trainer's manifest columns,
+``fitzpatrick``, then the crop: ``crop_x``, ``crop_y``, ``crop_side``, ``crop_mode``,
+``crop_fallback``, ``lesion_iou``; extra columns the trainer keeps and ignores) and
+``OUT/synth.json`` (marks the set synthetic). Synthetic images: never clinical.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from device.config import DeviceConfig
+from device.crop import iou
+
+log = logging.getLogger(__name__)
+
+CROP_COLUMNS = ("crop_x", "crop_y", "crop_side", "crop_mode", "crop_fallback", "lesion_iou")
+#: The device profile the demo runs (its crop mode and colour step cut the crops).
+DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "firmware_config" / "desktop-demo.yaml"
+
+_worker: dict[str, DeviceConfig] = {}
+
+
+@dataclass(frozen=True)
+class CutSummary:
+    n: int
+    fallbacks: int
+    mean_iou: float
+    iou_ge_half: float
+
+    def line(self) -> str:
+        return (f"{self.n} crops cut as the device cuts them: {self.fallbacks} fell back to the "
+                f"guide square; crop against the lesion box: mean IoU {self.mean_iou:.2f}, "
+                f"IoU >= 0.5 on {100 * self.iou_ge_half:.1f} %")
+
+
+def _init(config: DeviceConfig) -> None:
+    _worker["config"] = config
+
+
+def _cut_job(job: tuple[int, object, int]) -> tuple[bytes, tuple[int, int, int], str, bool, float]:
+    """Render full photo ``spec`` of plan ``seed``, cut it as a scan does, resize it to
+    ``size``: (PNG bytes, crop x, y, side, crop mode, fell back, IoU with the lesion box)."""
+    from device.imageio import encode_png, read_image
+    from device.pipeline import cut_lesion, look_at, model_input
+    from trainer.synth import full_photo_jpeg
+
+    seed, spec, size = job
+    config = _worker["config"]
+    jpeg, lesion = full_photo_jpeg(seed, spec)  # type: ignore[arg-type]
+    image = read_image(jpeg, what=f"synthetic photo {spec.index}")  # type: ignore[attr-defined]
+    crop, patch = cut_lesion(image, look_at(image, config), config)
+    pixels = model_input(patch, (size, size))
+    x, y, side, _ = crop.box
+    return (encode_png(pixels), (x, y, side), crop.mode.value, crop.fallback,
+            iou(crop.box, lesion))
+
+
+def generate_device_crops(out: Path, n: int, seed: int, size: int, *,
+                          config: DeviceConfig, workers: int | None = None) -> CutSummary:
+    """Write ``n`` device-cut crops of ``size`` pixels to ``out`` (empty or absent)."""
+    from device.vocab import MODEL_SIGNS
+    from trainer.data import MANIFEST_COLUMNS, MANIFEST_NAME
+    from trainer.synth import FULL_PHOTO_SIZE, INFO_NAME, _progress, plan_dataset, render_map
+    from trainer.synth_render import fitzpatrick
+
+    out = Path(out)
+    if n < 1 or size < 32:
+        raise ValueError(f"need n >= 1 and size >= 32 (got n={n}, size={size})")
+    if out.exists() and any(out.iterdir()):
+        raise FileExistsError(f"{out} is not empty; choose a new folder or remove it first")
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    specs = plan_dataset(n, seed)
+    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    jobs = [(seed, spec, size) for spec in specs]
+    results = _progress(render_map(_cut_job, jobs, workers, _init, (config,)), n, "device crops")
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow([*MANIFEST_COLUMNS, "fitzpatrick", *CROP_COLUMNS])
+    ious, fallbacks = [], 0
+    for spec, (png, (x, y, side), mode, fallback, overlap) in zip(specs, results, strict=True):
+        name = Path(spec.name).with_suffix(".png").name
+        (out / "images" / name).write_bytes(png)
+        writer.writerow([f"images/{name}", spec.patient_id, spec.region.value,
+                         *(spec.grades[s] for s in MODEL_SIGNS), fitzpatrick(spec.tone),
+                         x, y, side, mode, int(fallback), f"{overlap:.3f}"])
+        ious.append(overlap)
+        fallbacks += fallback
+    (out / MANIFEST_NAME).write_text(buf.getvalue())
+    arr = np.asarray(ious)
+    summary = CutSummary(n, fallbacks, float(arr.mean()), float((arr >= 0.5).mean()))
+    info = {"generator": "atopiscan synthetic lesions (not clinical data)", "n": n, "seed": seed,
+            "size": [size, size], "layout": "manifest", "full_photo": False,
+            "device_crops": {"photo_size": list(FULL_PHOTO_SIZE), "crop_mode": config.crop.mode.value,
+                             "resize": "INTER_AREA (device.pipeline.model_input)",
+                             "fallbacks": fallbacks, "mean_lesion_iou": round(summary.mean_iou, 4),
+                             "lesion_iou_ge_0.5": round(summary.iou_ge_half, 4)}}
+    (out / INFO_NAME).write_text(json.dumps(info, indent=1) + "\n")
+    log.info("%s", summary.line())
+    return summary

@@ -1,7 +1,9 @@
 """``make demo``: from nothing to a running device in one command.
 
-Generates a synthetic data set, trains a small mobile backbone with a head
-per sign (the trainer's default ``mobile`` recipe, see trainer/recipe.py),
+Generates a synthetic data set (lesion crops cut from full synthetic photos by the
+device's own scan steps, convert.devicecrops, so the graders, their int8 calibration
+and the abstention statistics see what the device will feed them), trains a small
+mobile backbone with a head per sign (the trainer's default ``mobile`` recipe, see trainer/recipe.py),
 converts each sign's model to int8 through the accuracy gate, packs, flashes,
 and starts the device with the folder camera and the dashboard. It lives in ``convert``
 because that is the one package allowed to use both the trainer and the device.
@@ -39,6 +41,12 @@ N_TRAIN = 6000
 VAL_FRACTION = 0.2
 #: Simulated raters of the demo's training set (trainer.synth_raters): never clinical.
 DEMO_RATERS = 3
+#: Seeds of the generator's plans: the training photos, the demo camera's photos, and
+#: the held-out photos for measuring the pack (``--held-out``; never trained or
+#: calibrated on). Image i of seed s is drawn from default_rng([s, i]): distinct seeds
+#: give unrelated photos.
+TRAIN_SEED, PHOTOS_SEED, HELD_OUT_SEED = 7, 8, 9
+HELD_OUT_N = 100
 
 
 class DemoError(RuntimeError):
@@ -99,13 +107,13 @@ class Demo:
         return path
 
     # -- steps -------------------------------------------------------------
-    def synth(self, name: str, *extra: str) -> Path:
+    def synth(self, name: str, *extra: str, command: tuple[str, str] = ("trainer", "synth")) -> Path:
         out = self.data / name
         if self.done(out / ".complete", f"synthetic set {name}"):
             return out
         tmp = self.data / f".{name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
-        self.cli("trainer", "synth", "--out", str(tmp), *extra)
+        self.cli(*command, "--out", str(tmp), *extra)
         (tmp / ".complete").write_text("ok\n")
         shutil.rmtree(out, ignore_errors=True)
         tmp.rename(out)
@@ -175,15 +183,26 @@ class Demo:
         )
         return subprocess.run(args, cwd=ROOT).returncode
 
+    def held_out(self, n: int = HELD_OUT_N) -> Path:
+        """Full photos from a seed neither training nor the demo camera uses, for
+        ``device evaluate-photos`` on what the pack never saw (DATA/held-out/images)."""
+        self.data.mkdir(parents=True, exist_ok=True)
+        return self.synth("held-out", "--n", str(n), "--seed", str(HELD_OUT_SEED),
+                          "--full-photo", "--layout", "manifest")
+
     def run(self, *, serve: bool) -> int:
         self.data.mkdir(parents=True, exist_ok=True)
         self.say(f"step 1/6: synthetic data in {_short(str(self.data))}")
         # Three simulated raters grade every image (the studio's export layout: consensus
         # beside each rater's grades), so the status page shows the model against them.
-        train_dir = self.synth("train", "--n", str(self.n_train), "--seed", "7",
-                               "--size", str(max(self.image_size, 128)), "--layout", "manifest",
-                               "--raters", str(DEMO_RATERS))
-        self.synth("photos", "--n", "24", "--seed", "8", "--full-photo", "--layout", "manifest")
+        # Each training crop is cut from a full photo as a scan cuts it, at the model's
+        # input size, with the demo's own device profile (convert.devicecrops).
+        train_dir = self.synth("train", "--n", str(self.n_train), "--seed", str(TRAIN_SEED),
+                               "--size", str(self.image_size), "--config", str(CONFIG),
+                               "--raters", str(DEMO_RATERS),
+                               command=("convert", "device-crops"))
+        self.synth("photos", "--n", "24", "--seed", str(PHOTOS_SEED), "--full-photo",
+                   "--layout", "manifest")
         self.say(f"step 2/6: train {self.backbone}, one head per sign ({self.steps} steps)")
         runs = self.train(train_dir)
         self.say("step 3/6: convert to int8 through the accuracy gate, and pack")
@@ -219,11 +238,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default=None, help="dashboard address (default: the config's)")
     parser.add_argument("--port", type=int, default=None, help="dashboard port (default: the config's)")
     parser.add_argument("--no-serve", action="store_true", help="set everything up, then stop")
+    parser.add_argument("--held-out", type=int, default=None, metavar="N", nargs="?",
+                        const=HELD_OUT_N,
+                        help=f"only render N (default {HELD_OUT_N}) held-out full photos into "
+                             f"DATA/held-out/ (seed {HELD_OUT_SEED}: never trained on), for "
+                             "python -m device evaluate-photos DATA/held-out/images")
     args = parser.parse_args(argv)
     demo = Demo(args.data.resolve(), n_train=args.n_train, image_size=args.image_size,
                 steps=args.steps, backbone=args.backbone, host=args.host, port=args.port,
                 verbose=args.verbose)
     try:
+        if args.held_out is not None:
+            out = demo.held_out(args.held_out)
+            print(f"held-out photos: {out / 'images'}")
+            return 0
         return demo.run(serve=not args.no_serve)
     except DemoError as exc:
         print(f"demo: {exc}", file=sys.stderr)

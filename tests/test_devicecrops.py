@@ -1,0 +1,39 @@
+"""convert.devicecrops: training crops cut from full synthetic photos by the device's
+own scan steps, so training sees what the device grades."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+
+from convert.devicecrops import CROP_COLUMNS, generate_device_crops
+from device.config import CropMode, DeviceConfig
+from device.imageio import read_image
+from device.pipeline import cut_lesion, look_at, model_input
+from trainer.data import MANIFEST_NAME
+from trainer.run import is_synthetic, load_image
+from trainer.synth import full_photo_jpeg, plan_dataset
+
+
+def test_each_crop_is_the_scans_own_cut_of_its_full_photo(tmp_path):
+    config = DeviceConfig.model_validate({"version": 1, "crop": {"mode": "auto"}})
+    out = tmp_path / "crops"
+    summary = generate_device_crops(out, 3, seed=5, size=48, config=config, workers=1)
+    assert summary.n == 3 and is_synthetic(out)
+    with open(out / MANIFEST_NAME, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["path"] for r in rows] == [f"images/{s.name[:-4]}.png" for s in plan_dataset(3, 5)]
+    assert set(CROP_COLUMNS) <= set(rows[0]) and "box_x" not in rows[0]
+    for spec, row in zip(plan_dataset(3, 5), rows, strict=True):
+        # The same photo through the scan's steps gives the same pixels, losslessly.
+        image = read_image(full_photo_jpeg(5, spec)[0])
+        crop, patch = cut_lesion(image, look_at(image, config), config)
+        expected = model_input(patch, (48, 48))
+        got = load_image(out / row["path"], 48)
+        assert np.array_equal(got, expected)
+        assert crop.box[:3] == (int(row["crop_x"]), int(row["crop_y"]), int(row["crop_side"]))
+        assert row["crop_mode"] in {m.value for m in CropMode}
+        assert [int(row[s]) for s in ("erythema", "excoriation", "lichenification")] == \
+            [spec.grades[s] for s in spec.grades]
+        assert 0.0 <= float(row["lesion_iou"]) <= 1.0

@@ -241,7 +241,10 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
     Returns (uint8 RGB, lesion box x, y, w, h) with the box inside the body part. With all
     three grades 0 the box marks where the (invisible) lesion patch was painted."""
     w, h = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # A row and a column broadcast to the full grid: the same numbers as np.mgrid gives,
+    # without two full-size arrays to make and read.
+    yy = np.arange(h, dtype=np.float32)[:, None]
+    xx = np.arange(w, dtype=np.float32)[None, :]
     # Background: a wall or sheet in a muted colour (grey plus a slight tint).
     bg = (rng.uniform(0.3, 0.8) * np.exp(rng.normal(0, 0.12, 3))).astype(np.float32)
     bg_img = _ch(bg) * (1.0 + 0.08 * smooth_noise(rng, h, w, 3))
@@ -254,12 +257,13 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
     ca, sa = math.cos(ang), math.sin(ang)
     u = ((xx - cx) * ca + (yy - cy) * sa) / ax
     v = (-(xx - cx) * sa + (yy - cy) * ca) / ay
-    body = np.clip((1.0 - (u * u + v * v)) * 40.0, 0.0, 1.0)
+    r2 = u * u + v * v
+    body = np.clip((1.0 - r2) * 40.0, 0.0, 1.0)
     base = skin_colour(tone + rng.normal(0, 0.03)) * np.exp(rng.normal(0, 0.03, 3)).astype(
         np.float32)
     skin = _ch(base) * (1.0 + 0.04 * smooth_noise(rng, h, w, 8)
                         + 0.02 * smooth_noise(rng, h, w, 40))
-    skin = skin * (1.0 - 0.45 * np.clip(u * u + v * v, 0, 1) ** 2)  # the body curves away
+    skin *= 1.0 - 0.45 * np.clip(r2, 0, 1) ** 2  # the body curves away
     # Lesion box: random size, corners inside the body ellipse (fixed number of draws).
     bw = int(h * rng.uniform(0.28, 0.5))
     bh = int(bw * rng.uniform(0.75, 1.25))
@@ -274,8 +278,11 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
     region_skin = skin[:, by:by + bh, bx:bx + bw]
     shade = region_skin / _ch(base)  # keep the big-scale shading over the patch
     skin[:, by:by + bh, bx:bx + bw] = region_skin * (1 - feather) + patch * shade * feather
-    img = skin * body + bg_img * (1.0 - body)
-    img = apply_lighting(rng, img)
+    # skin * body + bg_img * (1 - body), in place (the same bytes, fewer full-size copies).
+    skin *= body
+    bg_img *= 1.0 - body
+    skin += bg_img
+    img = apply_lighting(rng, skin)
     # The recorded box is the lesion's visible core within the pasted patch (what a person
     # would draw), not the whole patch; falls back to the patch if the core is empty.
     ys, xs = np.nonzero(masks["lesion"] & (feather > 0.5))

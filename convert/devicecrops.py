@@ -18,7 +18,8 @@ against the lesion box) is written beside it so a reader can see how often that 
 
 Layout: ``OUT/images/<name>.png``, ``OUT/manifest.csv`` (the trainer's manifest columns,
 ``fitzpatrick``, then the crop: ``crop_x``, ``crop_y``, ``crop_side``, ``crop_mode``,
-``crop_fallback``, ``lesion_iou``; extra columns the trainer keeps and ignores) and
+``crop_fallback``, ``lesion_iou``, and the quality check's ``quality_ok`` and
+``sharpness``; extra columns the trainer keeps and ignores) and
 ``OUT/synth.json`` (marks the set synthetic). Synthetic images: never clinical.
 """
 
@@ -39,7 +40,8 @@ from device.crop import iou
 
 log = logging.getLogger(__name__)
 
-CROP_COLUMNS = ("crop_x", "crop_y", "crop_side", "crop_mode", "crop_fallback", "lesion_iou")
+CROP_COLUMNS = ("crop_x", "crop_y", "crop_side", "crop_mode", "crop_fallback", "lesion_iou",
+                "quality_ok", "sharpness")
 #: The device profile the demo runs (its crop mode and colour step cut the crops).
 DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "firmware_config" / "desktop-demo.yaml"
 
@@ -52,33 +54,42 @@ class CutSummary:
     fallbacks: int
     mean_iou: float
     iou_ge_half: float
+    quality_refused: int = 0
 
     def line(self) -> str:
         return (f"{self.n} crops cut as the device cuts them: {self.fallbacks} fell back to the "
                 f"guide square; crop against the lesion box: mean IoU {self.mean_iou:.2f}, "
-                f"IoU >= 0.5 on {100 * self.iou_ge_half:.1f} %")
+                f"IoU >= 0.5 on {100 * self.iou_ge_half:.1f} %; the quality check would refuse "
+                f"{self.quality_refused} of the photos")
 
 
 def _init(config: DeviceConfig) -> None:
     _worker["config"] = config
 
 
-def _cut_job(job: tuple[int, object, int]) -> tuple[bytes, tuple[int, int, int], str, bool, float]:
+def _cut_job(job: tuple[int, object, int]) -> tuple[bytes, tuple[int, int, int], str, bool,
+                                                   float, bool, float]:
     """Render full photo ``spec`` of plan ``seed``, cut it as a scan does, resize it to
-    ``size``: (PNG bytes, crop x, y, side, crop mode, fell back, IoU with the lesion box)."""
+    ``size``: (PNG bytes, crop x, y, side, crop mode, fell back, IoU with the lesion box,
+    the quality check's verdict, the sharpness it measured)."""
     from device.imageio import encode_png, read_image
     from device.pipeline import cut_lesion, look_at, model_input
+    from device.quality import check_quality
     from trainer.synth import full_photo_jpeg
 
     seed, spec, size = job
     config = _worker["config"]
     jpeg, lesion = full_photo_jpeg(seed, spec)  # type: ignore[arg-type]
     image = read_image(jpeg, what=f"synthetic photo {spec.index}")  # type: ignore[attr-defined]
-    crop, patch = cut_lesion(image, look_at(image, config), config)
+    look = look_at(image, config)
+    # Cut whatever the quality check says (its verdict is recorded): a photo near its
+    # thresholds still shows its lesion as the device would see it.
+    quality = check_quality(image, config.quality, views=look.views, faces=look.faces)
+    crop, patch = cut_lesion(image, look, config)
     pixels = model_input(patch, (size, size))
     x, y, side, _ = crop.box
     return (encode_png(pixels), (x, y, side), crop.mode.value, crop.fallback,
-            iou(crop.box, lesion))
+            iou(crop.box, lesion), quality.ok, float(quality.measures["sharpness"]))
 
 
 def generate_device_crops(out: Path, n: int, seed: int, size: int, *,
@@ -102,23 +113,27 @@ def generate_device_crops(out: Path, n: int, seed: int, size: int, *,
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([*MANIFEST_COLUMNS, "fitzpatrick", *CROP_COLUMNS])
-    ious, fallbacks = [], 0
-    for spec, (png, (x, y, side), mode, fallback, overlap) in zip(specs, results, strict=True):
+    ious, fallbacks, refused = [], 0, 0
+    for spec, (png, (x, y, side), mode, fallback, overlap, quality_ok, sharpness) in zip(
+            specs, results, strict=True):
         name = Path(spec.name).with_suffix(".png").name
         (out / "images" / name).write_bytes(png)
         writer.writerow([f"images/{name}", spec.patient_id, spec.region.value,
                          *(spec.grades[s] for s in MODEL_SIGNS), fitzpatrick(spec.tone),
-                         x, y, side, mode, int(fallback), f"{overlap:.3f}"])
+                         x, y, side, mode, int(fallback), f"{overlap:.3f}", int(quality_ok),
+                         f"{sharpness:.2f}"])
         ious.append(overlap)
         fallbacks += fallback
+        refused += not quality_ok
     (out / MANIFEST_NAME).write_text(buf.getvalue())
     arr = np.asarray(ious)
-    summary = CutSummary(n, fallbacks, float(arr.mean()), float((arr >= 0.5).mean()))
+    summary = CutSummary(n, fallbacks, float(arr.mean()), float((arr >= 0.5).mean()), refused)
     info = {"generator": "atopiscan synthetic lesions (not clinical data)", "n": n, "seed": seed,
             "size": [size, size], "layout": "manifest", "full_photo": False,
             "device_crops": {"photo_size": list(FULL_PHOTO_SIZE), "crop_mode": config.crop.mode.value,
                              "resize": "INTER_AREA (device.pipeline.model_input)",
-                             "fallbacks": fallbacks, "mean_lesion_iou": round(summary.mean_iou, 4),
+                             "fallbacks": fallbacks, "quality_refused": refused,
+                             "mean_lesion_iou": round(summary.mean_iou, 4),
                              "lesion_iou_ge_0.5": round(summary.iou_ge_half, 4)}}
     (out / INFO_NAME).write_text(json.dumps(info, indent=1) + "\n")
     log.info("%s", summary.line())

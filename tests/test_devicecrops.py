@@ -37,3 +37,4 @@ def test_each_crop_is_the_scans_own_cut_of_its_full_photo(tmp_path):
         assert [int(row[s]) for s in ("erythema", "excoriation", "lichenification")] == \
             [spec.grades[s] for s in spec.grades]
         assert 0.0 <= float(row["lesion_iou"]) <= 1.0
+        assert row["quality_ok"] in ("0", "1") and float(row["sharpness"]) > 0

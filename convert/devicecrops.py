@@ -63,6 +63,17 @@ class CutSummary:
                 f"{self.quality_refused} of the photos")
 
 
+def is_device_cut(root: Path) -> bool:
+    """Whether data root ``root`` was written by generate_device_crops (its synth.json)."""
+    from trainer.synth import INFO_NAME
+
+    try:
+        info = json.loads((Path(root) / INFO_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and "device_crops" in info
+
+
 def _init(config: DeviceConfig) -> None:
     _worker["config"] = config
 

@@ -7,7 +7,7 @@ import csv
 
 import numpy as np
 
-from convert.devicecrops import CROP_COLUMNS, generate_device_crops
+from convert.devicecrops import CROP_COLUMNS, generate_device_crops, is_device_cut
 from device.config import CropMode, DeviceConfig
 from device.imageio import read_image
 from device.pipeline import cut_lesion, look_at, model_input
@@ -21,6 +21,8 @@ def test_each_crop_is_the_scans_own_cut_of_its_full_photo(tmp_path):
     out = tmp_path / "crops"
     summary = generate_device_crops(out, 3, seed=5, size=48, config=config, workers=1)
     assert summary.n == 3 and is_synthetic(out)
+    # convert.abstention fits such a set's image space without the blur variants.
+    assert is_device_cut(out) and not is_device_cut(tmp_path)
     with open(out / MANIFEST_NAME, newline="") as fh:
         rows = list(csv.DictReader(fh))
     assert [r["path"] for r in rows] == [f"images/{s.name[:-4]}.png" for s in plan_dataset(3, 5)]

@@ -78,7 +78,7 @@ def _init(config: DeviceConfig) -> None:
     _worker["config"] = config
 
 
-def _cut_job(job: tuple[int, object, int]) -> tuple[bytes, tuple[int, int, int], str, bool,
+def _cut_job(job: tuple[int, object, int, tuple[int, int]]) -> tuple[bytes, tuple[int, int, int], str, bool,
                                                    float, bool, float]:
     """Render full photo ``spec`` of plan ``seed``, cut it as a scan does, resize it to
     ``size``: (PNG bytes, crop x, y, side, crop mode, fell back, IoU with the lesion box,
@@ -88,9 +88,9 @@ def _cut_job(job: tuple[int, object, int]) -> tuple[bytes, tuple[int, int, int],
     from device.quality import check_quality
     from trainer.synth import full_photo_jpeg
 
-    seed, spec, size = job
+    seed, spec, size, photo_size = job
     config = _worker["config"]
-    jpeg, lesion = full_photo_jpeg(seed, spec)  # type: ignore[arg-type]
+    jpeg, lesion = full_photo_jpeg(seed, spec, photo_size)  # type: ignore[arg-type]
     image = read_image(jpeg, what=f"synthetic photo {spec.index}")  # type: ignore[attr-defined]
     look = look_at(image, config)
     # Cut whatever the quality check says (its verdict is recorded): a photo near its
@@ -104,8 +104,10 @@ def _cut_job(job: tuple[int, object, int]) -> tuple[bytes, tuple[int, int, int],
 
 
 def generate_device_crops(out: Path, n: int, seed: int, size: int, *,
-                          config: DeviceConfig, workers: int | None = None) -> CutSummary:
-    """Write ``n`` device-cut crops of ``size`` pixels to ``out`` (empty or absent)."""
+                          config: DeviceConfig, workers: int | None = None,
+                          photo_size: tuple[int, int] | None = None) -> CutSummary:
+    """Write ``n`` device-cut crops of ``size`` pixels to ``out`` (empty or absent), cut
+    from full photos of ``photo_size`` (width, height; default the generator's)."""
     from device.vocab import MODEL_SIGNS
     from trainer.data import MANIFEST_COLUMNS, MANIFEST_NAME
     from trainer.synth import FULL_PHOTO_SIZE, INFO_NAME, _progress, plan_dataset, render_map
@@ -119,7 +121,8 @@ def generate_device_crops(out: Path, n: int, seed: int, size: int, *,
     (out / "images").mkdir(parents=True, exist_ok=True)
     specs = plan_dataset(n, seed)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    jobs = [(seed, spec, size) for spec in specs]
+    photo_size = tuple(photo_size or FULL_PHOTO_SIZE)
+    jobs = [(seed, spec, size, photo_size) for spec in specs]
     results = _progress(render_map(_cut_job, jobs, workers, _init, (config,)), n, "device crops")
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
@@ -141,7 +144,7 @@ def generate_device_crops(out: Path, n: int, seed: int, size: int, *,
     summary = CutSummary(n, fallbacks, float(arr.mean()), float((arr >= 0.5).mean()), refused)
     info = {"generator": "atopiscan synthetic lesions (not clinical data)", "n": n, "seed": seed,
             "size": [size, size], "layout": "manifest", "full_photo": False,
-            "device_crops": {"photo_size": list(FULL_PHOTO_SIZE), "crop_mode": config.crop.mode.value,
+            "device_crops": {"photo_size": list(photo_size), "crop_mode": config.crop.mode.value,
                              "resize": "INTER_AREA (device.pipeline.model_input)",
                              "fallbacks": fallbacks, "quality_refused": refused,
                              "mean_lesion_iou": round(summary.mean_iou, 4),

@@ -40,3 +40,21 @@ def test_each_crop_is_the_scans_own_cut_of_its_full_photo(tmp_path):
             [spec.grades[s] for s in spec.grades]
         assert 0.0 <= float(row["lesion_iou"]) <= 1.0
         assert row["quality_ok"] in ("0", "1") and float(row["sharpness"]) > 0
+
+
+def test_full_photos_come_in_the_size_asked_for(tmp_path):
+    import argparse
+
+    import pytest
+
+    from trainer.cli.synth import photo_size
+    from trainer.synth import generate_dataset
+
+    spec = plan_dataset(1, 3)[0]
+    assert read_image(full_photo_jpeg(3, spec, (200, 150))[0]).shape == (150, 200, 3)
+    out = generate_dataset(tmp_path / "p", 1, 3, layout="manifest", full_photo=True,
+                           workers=1, photo_size=(200, 150))
+    assert read_image(next((out / "images").iterdir())).shape == (150, 200, 3)
+    assert photo_size("640x480") == (640, 480)
+    with pytest.raises(argparse.ArgumentTypeError):
+        photo_size("640 by 480")

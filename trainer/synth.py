@@ -101,22 +101,25 @@ def _encode(rgb: np.ndarray, quality: int) -> bytes:
     return encode_jpeg(rgb, quality)
 
 
-def _render_job(job: tuple[int, ImageSpec, int, bool]) -> tuple[bytes, tuple | None]:
-    seed, spec, size, full = job
+def _render_job(job: tuple) -> tuple[bytes, tuple | None]:
+    seed, spec, size, full, *rest = job
+    photo_size = tuple(rest[0]) if rest else FULL_PHOTO_SIZE
     rng = np.random.default_rng([seed, spec.index])
     quality = int(rng.integers(72, 96))
     hair = HAIR_BY_REGION[spec.region]
     if full:
-        img, box = render_full_photo(rng, spec.grades, tone=spec.tone, region=spec.region)
+        img, box = render_full_photo(rng, spec.grades, tone=spec.tone, region=spec.region,
+                                     size=photo_size)
         return _encode(img, quality), box
     return _encode(render_lesion(rng, spec.grades, tone=spec.tone, size=size, hair=hair),
                    quality), None
 
 
-def full_photo_jpeg(seed: int, spec: ImageSpec) -> tuple[bytes, tuple[int, int, int, int]]:
-    """Full photo ``spec`` of plan ``seed`` as ``--full-photo`` writes it: the JPEG bytes
-    and the lesion box (x, y, w, h)."""
-    data, box = _render_job((seed, spec, 0, True))
+def full_photo_jpeg(seed: int, spec: ImageSpec, photo_size: tuple[int, int] = FULL_PHOTO_SIZE
+                    ) -> tuple[bytes, tuple[int, int, int, int]]:
+    """Full photo ``spec`` of plan ``seed`` (``photo_size``: width, height) as
+    ``--full-photo`` writes it: the JPEG bytes and the lesion box (x, y, w, h)."""
+    data, box = _render_job((seed, spec, 0, True, photo_size))
     assert box is not None
     return data, box
 
@@ -182,7 +185,8 @@ def _progress(iterable, total: int, desc: str):
 
 
 def generate_dataset(out: Path, n: int, seed: int, size: int = 256, layout: str = FOLDERS,
-                     full_photo: bool = False, workers: int | None = None) -> Path:
+                     full_photo: bool = False, workers: int | None = None,
+                     photo_size: tuple[int, int] = FULL_PHOTO_SIZE) -> Path:
     """Write ``n`` synthetic images to ``out`` (which must be empty or absent). Returns ``out``."""
     out = Path(out)
     if layout not in (FOLDERS, MANIFEST):
@@ -196,7 +200,7 @@ def generate_dataset(out: Path, n: int, seed: int, size: int = 256, layout: str 
     out.mkdir(parents=True, exist_ok=True)
     specs = plan_dataset(n, seed)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    jobs = [(seed, spec, size, full_photo) for spec in specs]
+    jobs = [(seed, spec, size, full_photo, photo_size) for spec in specs]
     rows = []
     results = _progress(_render_all(jobs, workers), n, "synth")
     for spec, (data, box) in zip(specs, results, strict=True):
@@ -211,7 +215,7 @@ def generate_dataset(out: Path, n: int, seed: int, size: int = 256, layout: str 
         rows.append((spec, box))
     _write_tables(out, layout, rows, full_photo)
     info = {"generator": "atopiscan synthetic lesions (not clinical data)", "n": n, "seed": seed,
-            "size": list(FULL_PHOTO_SIZE) if full_photo else [size, size], "layout": layout,
+            "size": list(photo_size) if full_photo else [size, size], "layout": layout,
             "full_photo": full_photo}
     (out / INFO_NAME).write_text(json.dumps(info, indent=1) + "\n")
     return out

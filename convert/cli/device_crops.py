@@ -15,6 +15,7 @@ log = logging.getLogger(__name__)
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from convert.devicecrops import DEFAULT_PROFILE
+    from trainer.cli.synth import photo_size
 
     parser.add_argument("--out", type=Path, required=True, help="output folder (empty or absent)")
     parser.add_argument("--n", type=int, default=1000, help="number of crops (default 1000)")
@@ -25,6 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=DEFAULT_PROFILE,
                         help="device config whose crop and colour settings cut the photos "
                              "(default: the demo's, firmware_config/desktop-demo.yaml)")
+    parser.add_argument("--photo-size", type=photo_size, default=None, metavar="WxH",
+                        help="size of the full photos the crops are cut from (default 1024x768)")
     parser.add_argument("--raters", type=int, default=0, metavar="K",
                         help="simulate K raters as `trainer synth --raters` does")
     parser.add_argument("--workers", type=int, default=None,
@@ -44,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
     config = load_config_arg(args.config)
     start = time.perf_counter()
     summary = generate_device_crops(args.out, args.n, args.seed, args.size, config=config,
-                                    workers=args.workers)
+                                    workers=args.workers, photo_size=args.photo_size)
     if args.raters:
         from trainer.synth_raters import add_simulated_raters
 

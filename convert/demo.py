@@ -212,7 +212,7 @@ class Demo:
         # input size, with the demo's own device profile (convert.devicecrops).
         train_dir = self.synth("train", "--n", str(self.n_train), "--seed", str(TRAIN_SEED),
                                "--size", str(self.image_size), "--config", str(CONFIG),
-                               "--photo-size", DEMO_PHOTO_SIZE,
+                               "--photo-size", DEMO_PHOTO_SIZE, "--drop-fallbacks",
                                "--raters", str(DEMO_RATERS),
                                command=("convert", "device-crops"))
         self.synth("photos", "--n", "24", "--seed", str(PHOTOS_SEED), "--full-photo",

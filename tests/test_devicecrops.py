@@ -58,3 +58,22 @@ def test_full_photos_come_in_the_size_asked_for(tmp_path):
     assert photo_size("640x480") == (640, 480)
     with pytest.raises(argparse.ArgumentTypeError):
         photo_size("640 by 480")
+
+
+def test_photos_whose_crop_fell_back_can_be_left_out(tmp_path):
+    """A photo where nothing stands out (every grade 0 is the likeliest) falls back to the
+    guide square; with drop_fallbacks its crop is not written and the count says so."""
+    config = DeviceConfig.model_validate({"version": 1, "crop": {"mode": "guide"}})
+    out = tmp_path / "crops"
+    summary = generate_device_crops(out, 2, seed=5, size=48, config=config, workers=1,
+                                    drop_fallbacks=True)
+    # Guide mode never "falls back": everything is kept, cut as the guide square.
+    assert summary.kept == 2 and summary.fallbacks == 0
+    auto = DeviceConfig.model_validate({"version": 1, "crop": {"mode": "auto",
+                                                                "auto_min_score": 1e9}})
+    out2 = tmp_path / "crops2"
+    summary = generate_device_crops(out2, 2, seed=5, size=48, config=auto, workers=1,
+                                    drop_fallbacks=True)
+    assert summary.fallbacks == 2 and summary.kept == 0
+    assert not list((out2 / "images").iterdir())
+    assert "0 crops kept" in summary.line()

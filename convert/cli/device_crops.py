@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="size of the full photos the crops are cut from (default 1024x768)")
     parser.add_argument("--raters", type=int, default=0, metavar="K",
                         help="simulate K raters as `trainer synth --raters` does")
+    parser.add_argument("--drop-fallbacks", action="store_true",
+                        help="leave out photos whose auto crop fell back to the guide square "
+                             "(the lesion is not framed in it: see convert/devicecrops.py)")
     parser.add_argument("--workers", type=int, default=None,
                         help="processes (default: up to 2); the bytes do not depend on it")
 
@@ -47,7 +50,8 @@ def run(args: argparse.Namespace) -> int:
     config = load_config_arg(args.config)
     start = time.perf_counter()
     summary = generate_device_crops(args.out, args.n, args.seed, args.size, config=config,
-                                    workers=args.workers, photo_size=args.photo_size)
+                                    workers=args.workers, photo_size=args.photo_size,
+                                    drop_fallbacks=args.drop_fallbacks)
     if args.raters:
         from trainer.synth_raters import add_simulated_raters
 
@@ -55,6 +59,6 @@ def run(args: argparse.Namespace) -> int:
             print(f"simulated rater {p.name}: bias {p.bias:+.2f}, noise {p.noise:.2f} grades")
     took = time.perf_counter() - start
     print(summary.line())
-    print(f"wrote {args.n} crops ({args.size}x{args.size}, seed {args.seed}) to {args.out} in "
+    print(f"wrote {summary.kept} crops ({args.size}x{args.size}, seed {args.seed}) to {args.out} in "
           f"{took:.1f} s; synthetic data: scores measured on it are not clinical accuracy")
     return 0

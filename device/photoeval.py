@@ -28,6 +28,8 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"}
 #: A crop is on a lesion when its IoU with a lesion box reaches this, or its centre is inside one.
 HIT_IOU = 0.3
 BOX_COLUMNS = ("file", "sha256", "width", "height", "x", "y", "w", "h")
+#: ``refused_by`` of a photo the quality check refused before the models ran.
+QUALITY_CHECK = "quality"
 SPACE_WORDS = {AbstainSpace.FEATURE: "feature space", AbstainSpace.IMAGE: "image space",
                AbstainSpace.BOTH: "feature and image spaces"}
 
@@ -70,7 +72,7 @@ class PhotoResult:
         if self.verdict == "graded":
             return None
         if self.verdict == "refused" and not self.scored:
-            return "quality"
+            return QUALITY_CHECK
         return None if self.space is None else self.space.value
 
     def line(self) -> str:
@@ -199,7 +201,7 @@ def totals(results: list[PhotoResult]) -> dict:
         # What kept each photo from being graded: the quality check before the models, or
         # the abstention space(s) past their threshold (an abstention on a photo with
         # little skin is reported as a "not skin" refusal, and counted by its space here).
-        "not_graded_by": {k: by.count(k) for k in ("quality", *(s.value for s in AbstainSpace))},
+        "not_graded_by": {k: by.count(k) for k in (QUALITY_CHECK, *(s.value for s in AbstainSpace))},
         "refused_not_skin_after_models": sum(r.verdict == "refused" and r.scored for r in results),
         "photos": n, "accepted": count["graded"], "abstained": count["abstained"],
         "refused_by_quality": count["refused"], "unreadable_or_bad_input": count["error"],
@@ -220,7 +222,7 @@ def format_totals(t: dict) -> str:
              f"or bad input ({100 * t['refused_or_abstained_share']:.1f} % not graded); "
              f"{t['ms_per_photo']:.1f} ms per photo (reading the file included)"]
     by = t["not_graded_by"]
-    lines.append(f"not graded by: the quality check {by['quality']}, the feature space "
+    lines.append(f"not graded by: the quality check {by[QUALITY_CHECK]}, the feature space "
                  f"{by['feature']}, the image space {by['image']}, both spaces {by['both']} "
                  f"({t['refused_not_skin_after_models']} of these refused as not skin after "
                  "the models abstained)")

@@ -12,6 +12,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "verify": ("convert.cli.verify", "check a model pack as the device will"),
     "bench": ("convert.cli.bench", "per sign: TFLite vs Keras latency and the pack's figures"),
     "keygen": ("convert.cli.keygen", "make an Ed25519 key pair for signing packs"),
+    "device-crops": ("convert.cli.device_crops",
+                     "synthetic training crops cut from full photos as the device cuts them"),
 }
 
 

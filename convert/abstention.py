@@ -68,9 +68,12 @@ def model_features(model: GradeModel, images: Sequence[np.ndarray] | np.ndarray)
 
 def fit_abstention(tflite: Path, train_images: np.ndarray, train_grades: Sequence[int],
                    val_images: np.ndarray, *, accept: float = DEFAULT_ACCEPT,
-                   threads: int = 2, image_space: bool = True) -> AbstentionInfo:
+                   threads: int = 2, image_space: bool = True,
+                   blur_variants: bool = True) -> AbstentionInfo:
     """Write ``<sign>.ood.npz`` beside ``tflite`` and return the card's section for it.
-    ``image_space=False`` fits the pooled features only (as packs before it)."""
+    ``image_space=False`` fits the pooled features only (as packs before it);
+    ``blur_variants=False`` fits the image space on the training crops alone, without their
+    acquisition-blur variants (crops the device itself cut: see fit_for_run)."""
     if len(train_images) < 2 or len(val_images) < 1:
         raise AbstentionFitError(f"abstention needs training and held-out images; got "
                                  f"{len(train_images)} and {len(val_images)}")
@@ -82,7 +85,8 @@ def fit_abstention(tflite: Path, train_images: np.ndarray, train_grades: Sequenc
     stats = stats.with_threshold(threshold)
     image_info, combined = None, None
     if image_space:
-        stats, image_info, image_ok = _fit_image_space(stats, train_images, val_images, each)
+        stats, image_info, image_ok = _fit_image_space(stats, train_images, val_images, each,
+                                                       blur_variants)
         combined = float(((val_dist <= threshold) & image_ok).mean())
     path = stats_path_for(tflite)
     atomic_write_bytes(path, stats.to_bytes())
@@ -113,7 +117,8 @@ _image_space_memo: dict[str, tuple[Any, ImageSpaceInfo, np.ndarray]] = {}
 
 
 def _fit_image_space(stats: FeatureStats, train_images: np.ndarray, val_images: np.ndarray,
-                     each: float) -> tuple[FeatureStats, ImageSpaceInfo, np.ndarray]:
+                     each: float, blur_variants: bool = True
+                     ) -> tuple[FeatureStats, ImageSpaceInfo, np.ndarray]:
     """Fit and calibrate device.grading.imagestats; returns the statistics with it, its card
     section and which held-out images it accepts. The same images give the same fit, so
     the signs of one pack (same split, same input size) reuse the first one's."""
@@ -123,21 +128,24 @@ def _fit_image_space(stats: FeatureStats, train_images: np.ndarray, val_images: 
     for part in (np.ascontiguousarray(train_images), np.ascontiguousarray(val_images)):
         key.update(repr(part.shape).encode())
         key.update(part.tobytes())
-    key.update(repr(each).encode())
+    key.update(repr((each, blur_variants)).encode())
     digest = key.hexdigest()
     if digest not in _image_space_memo:
         _image_space_memo.clear()
-        _image_space_memo[digest] = _fit_image_space_now(train_images, val_images, each)
+        _image_space_memo[digest] = _fit_image_space_now(train_images, val_images, each,
+                                                         blur_variants)
     image, info, image_ok = _image_space_memo[digest]
     return stats.with_image(image), info, image_ok
 
 
 def _fit_image_space_now(train_images: np.ndarray, val_images: np.ndarray,
-                         each: float) -> tuple[Any, ImageSpaceInfo, np.ndarray]:
+                         each: float, blur_variants: bool = True
+                         ) -> tuple[Any, ImageSpaceInfo, np.ndarray]:
     if len(train_images) > IMAGE_FIT_MAX:
         pick = np.sort(np.random.default_rng(0).permutation(len(train_images))[:IMAGE_FIT_MAX])
         train_images = train_images[pick]
-    fit_rows = describe_many([v for im in train_images for v in variants(im)])
+    fit_rows = describe_many([v for im in train_images
+                              for v in (variants(im) if blur_variants else [im])])
     image, shrink = fit_image_stats(fit_rows)
     val_dist = image.distances(describe_many(val_images))
     threshold, accepted = calibrate_threshold(val_dist, each)
@@ -151,12 +159,17 @@ def _fit_image_space_now(train_images: np.ndarray, val_images: np.ndarray,
 
 
 def fit_for_run(run: Any, tflite: Path, val_images: np.ndarray, *, threads: int = 2,
-                load: Any = None) -> AbstentionInfo:
+                load: Any = None, accept: float = DEFAULT_ACCEPT) -> AbstentionInfo:
     """``fit_abstention`` on a trainer.run.Run's own training split (one sign). ``load``:
-    what reads the samples (default ``trainer.run.load_images``)."""
+    what reads the samples (default ``trainer.run.load_images``). Where every data root
+    was cut by the device itself (convert.devicecrops), the training crops already are
+    what the device grades, so the image space is fitted without the blur variants that
+    stand in for the device's shrinking."""
+    from convert.devicecrops import is_device_cut
     from trainer.run import load_images
 
     train = [s for s in run.train_samples() if s.grades.get(run.sign) is not None]
     images = (load or load_images)(train, run.image_size)  # the crop where a box is given
+    device_cut = all(is_device_cut(root) for root in run.data_roots)
     return fit_abstention(tflite, images, [int(s.grades[run.sign]) for s in train], val_images,
-                          threads=threads)
+                          threads=threads, accept=accept, blur_variants=not device_cut)

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from device.grading.abstain import (
+    AbstainSpace,
     Abstention,
     SignAbstention,
     StatsError,
@@ -77,6 +78,19 @@ def test_abstention_verdict_and_message():
     assert not blind.abstained and blind.score is None
     assert "cannot tell" in blind.message()
     assert json.loads(json.dumps(no.to_dict()))["signs"]["excoriation"]["abstained"] is True
+
+
+def test_the_verdict_names_the_space_that_refused():
+    within = SignAbstention(3.0, 4.0, 1.0, 2.0)
+    feature = SignAbstention(5.0, 4.0, 1.0, 2.0)
+    image = SignAbstention(3.0, 4.0, 3.0, 2.0)
+    assert Abstention(True, {"erythema": within}).space is None
+    assert Abstention(True, {"erythema": feature}).space is AbstainSpace.FEATURE
+    assert Abstention(True, {"erythema": within, "excoriation": image}).space is AbstainSpace.IMAGE
+    both = Abstention(True, {"erythema": feature, "excoriation": image})
+    assert both.space is AbstainSpace.BOTH and both.to_dict()["space"] == "both"
+    assert Abstention(True, {"erythema": SignAbstention(5.0, 4.0)}).space is AbstainSpace.FEATURE
+    assert Abstention(False, {}).space is None
 
 
 @pytest.mark.parametrize("content", [b"", b"not an npz at all"])

@@ -163,6 +163,16 @@ def test_evaluate_photos_prints_verdicts_totals_and_lesion_hits(tmp_path, capsys
     data = json.loads(out.read_text())
     assert data["totals"]["photos"] == 5 and data["totals"]["crops_checked_against_boxes"] == 4
     assert data["totals"]["crops_on_lesion"] >= 3  # the auto crop finds synthetic lesions
+    # Which space (or the quality check) kept each photo from being graded, in the totals
+    # and per photo; the blue frame never reaches the models.
+    assert "not graded by: the quality check" in text
+    by = data["totals"]["not_graded_by"]
+    assert set(by) == {"quality", "feature", "image", "both"} and by["quality"] >= 1
+    photos = {p["file"]: p for p in data["photos"]}
+    assert photos["nested/blue.png"]["refused_by"] == "quality"
+    for p in data["photos"]:
+        assert (p["refused_by"] is None) == (p["verdict"] == "graded")
+    assert sum(by.values()) == 5 - data["totals"]["accepted"]
     assert cv2.imread(str(sheet)).shape[0] > 200
 
 

@@ -22,7 +22,7 @@ class FakeCLI:
         def opt(name: str) -> str:
             return args[args.index(name) + 1]
 
-        if args[:2] == ("trainer", "synth"):
+        if args[:2] in (("trainer", "synth"), ("convert", "device-crops")):
             Path(opt("--out")).mkdir(parents=True)
         elif args[:2] == ("trainer", "train"):
             out = Path(opt("--out"))
@@ -47,7 +47,7 @@ def test_first_run_does_every_step_in_order(tmp_path, capsys):
     demo, fake = _demo(tmp_path)
     assert demo.run(serve=False) == 0
     steps = [c[:2] for c in fake.calls]
-    assert steps == [("trainer", "synth"), ("trainer", "synth"), ("trainer", "train"),
+    assert steps == [("convert", "device-crops"), ("trainer", "synth"), ("trainer", "train"),
                      ("convert", "pack"), ("device", "flash"), ("device", "adduser")]
     pack_call = fake.calls[3]
     for sign in MODEL_SIGNS:
@@ -81,7 +81,7 @@ def test_interrupted_synthesis_leaves_no_half_data_set(tmp_path):
     demo, fake = _demo(tmp_path)
 
     def interrupted(*args, stdin=None):
-        if args[:2] == ("trainer", "synth"):
+        if args[:2] in (("trainer", "synth"), ("convert", "device-crops")):
             out = Path(args[args.index("--out") + 1])
             out.mkdir(parents=True)
             raise KeyboardInterrupt
@@ -134,3 +134,19 @@ def test_a_data_folder_of_its_own_holds_the_device_too(tmp_path):
     assert Path(config.packs.dir).resolve() == (demo.data / "device" / "packs").resolve()
     adduser = next(c for c in fake.calls if c[:2] == ("device", "adduser"))
     assert adduser[adduser.index("--config") + 1] == str(config_path)
+
+
+def test_held_out_photos_come_from_a_seed_of_their_own(tmp_path):
+    """--held-out renders full photos from a seed neither the training set nor the demo
+    camera's photos use, and runs no other step."""
+    demo, fake = _demo(tmp_path)
+    out = demo.held_out(5)
+    assert out == demo.data / "held-out" and (out / ".complete").exists()
+    (call,) = fake.calls
+    seed = int(call[call.index("--seed") + 1])
+    assert call[:2] == ("trainer", "synth") and "--full-photo" in call
+    assert seed == demo_mod.HELD_OUT_SEED
+    assert seed not in (demo_mod.TRAIN_SEED, demo_mod.PHOTOS_SEED)
+    demo.run(serve=False)
+    used = {int(c[c.index("--seed") + 1]) for c in fake.calls[1:] if "--seed" in c}
+    assert used == {demo_mod.TRAIN_SEED, demo_mod.PHOTOS_SEED}

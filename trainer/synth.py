@@ -27,10 +27,11 @@ import math
 import multiprocessing
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -52,8 +53,8 @@ from trainer.synth_render import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["ImageSpec", "generate_dataset", "make_contact_sheet", "plan_dataset",
-           "render_full_photo", "render_lesion"]
+__all__ = ["ImageSpec", "full_photo_jpeg", "generate_dataset", "make_contact_sheet",
+           "plan_dataset", "render_full_photo", "render_lesion", "render_map"]
 
 FULL_PHOTO_SIZE = (1024, 768)  # width, height
 INFO_NAME = "synth.json"
@@ -100,16 +101,27 @@ def _encode(rgb: np.ndarray, quality: int) -> bytes:
     return encode_jpeg(rgb, quality)
 
 
-def _render_job(job: tuple[int, ImageSpec, int, bool]) -> tuple[bytes, tuple | None]:
-    seed, spec, size, full = job
+def _render_job(job: tuple) -> tuple[bytes, tuple | None]:
+    seed, spec, size, full, *rest = job
+    photo_size = tuple(rest[0]) if rest else FULL_PHOTO_SIZE
     rng = np.random.default_rng([seed, spec.index])
     quality = int(rng.integers(72, 96))
     hair = HAIR_BY_REGION[spec.region]
     if full:
-        img, box = render_full_photo(rng, spec.grades, tone=spec.tone, region=spec.region)
+        img, box = render_full_photo(rng, spec.grades, tone=spec.tone, region=spec.region,
+                                     size=photo_size)
         return _encode(img, quality), box
     return _encode(render_lesion(rng, spec.grades, tone=spec.tone, size=size, hair=hair),
                    quality), None
+
+
+def full_photo_jpeg(seed: int, spec: ImageSpec, photo_size: tuple[int, int] = FULL_PHOTO_SIZE
+                    ) -> tuple[bytes, tuple[int, int, int, int]]:
+    """Full photo ``spec`` of plan ``seed`` (``photo_size``: width, height) as
+    ``--full-photo`` writes it: the JPEG bytes and the lesion box (x, y, w, h)."""
+    data, box = _render_job((seed, spec, 0, True, photo_size))
+    assert box is not None
+    return data, box
 
 
 def _worker_init() -> None:
@@ -131,17 +143,31 @@ def _keep_heap() -> None:
         pass
 
 
-def _render_all(jobs: list, workers: int):
+def render_map(fn: Callable[[Any], Any], jobs: list, workers: int,
+               initializer: Callable[..., None] | None = None, initargs: tuple = ()) -> Iterator:
+    """``map(fn, jobs)`` in ``workers`` render processes (in order; each process set up as
+    the generator's are, then ``initializer(*initargs)``). ``fn`` must be picklable."""
     if workers <= 1 or len(jobs) < 32:
-        _worker_init()
-        yield from map(_render_job, jobs)
+        _pool_init(initializer, initargs)
+        yield from map(fn, jobs)
         return
     # forkserver, not fork: a process that has started threads (a server, OpenCV's pool, a
     # test suite's fixtures) may hold a lock at fork time, and a forked worker then waits
     # on it for ever (seen: the data-loop test hung after the follow-up tests).
     context = multiprocessing.get_context("forkserver")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_worker_init) as pool:
-        yield from pool.map(_render_job, jobs, chunksize=16)
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_pool_init,
+                             initargs=(initializer, initargs)) as pool:
+        yield from pool.map(fn, jobs, chunksize=16)
+
+
+def _pool_init(initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    _worker_init()
+    if initializer is not None:
+        initializer(*initargs)
+
+
+def _render_all(jobs: list, workers: int):
+    return render_map(_render_job, jobs, workers)
 
 
 def _progress(iterable, total: int, desc: str):
@@ -159,7 +185,8 @@ def _progress(iterable, total: int, desc: str):
 
 
 def generate_dataset(out: Path, n: int, seed: int, size: int = 256, layout: str = FOLDERS,
-                     full_photo: bool = False, workers: int | None = None) -> Path:
+                     full_photo: bool = False, workers: int | None = None,
+                     photo_size: tuple[int, int] = FULL_PHOTO_SIZE) -> Path:
     """Write ``n`` synthetic images to ``out`` (which must be empty or absent). Returns ``out``."""
     out = Path(out)
     if layout not in (FOLDERS, MANIFEST):
@@ -173,7 +200,7 @@ def generate_dataset(out: Path, n: int, seed: int, size: int = 256, layout: str 
     out.mkdir(parents=True, exist_ok=True)
     specs = plan_dataset(n, seed)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
-    jobs = [(seed, spec, size, full_photo) for spec in specs]
+    jobs = [(seed, spec, size, full_photo, photo_size) for spec in specs]
     rows = []
     results = _progress(_render_all(jobs, workers), n, "synth")
     for spec, (data, box) in zip(specs, results, strict=True):
@@ -188,7 +215,7 @@ def generate_dataset(out: Path, n: int, seed: int, size: int = 256, layout: str 
         rows.append((spec, box))
     _write_tables(out, layout, rows, full_photo)
     info = {"generator": "atopiscan synthetic lesions (not clinical data)", "n": n, "seed": seed,
-            "size": list(FULL_PHOTO_SIZE) if full_photo else [size, size], "layout": layout,
+            "size": list(photo_size) if full_photo else [size, size], "layout": layout,
             "full_photo": full_photo}
     (out / INFO_NAME).write_text(json.dumps(info, indent=1) + "\n")
     return out
@@ -218,7 +245,10 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
     Returns (uint8 RGB, lesion box x, y, w, h) with the box inside the body part. With all
     three grades 0 the box marks where the (invisible) lesion patch was painted."""
     w, h = size
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    # A row and a column broadcast to the full grid: the same numbers as np.mgrid gives,
+    # without two full-size arrays to make and read.
+    yy = np.arange(h, dtype=np.float32)[:, None]
+    xx = np.arange(w, dtype=np.float32)[None, :]
     # Background: a wall or sheet in a muted colour (grey plus a slight tint).
     bg = (rng.uniform(0.3, 0.8) * np.exp(rng.normal(0, 0.12, 3))).astype(np.float32)
     bg_img = _ch(bg) * (1.0 + 0.08 * smooth_noise(rng, h, w, 3))
@@ -231,12 +261,13 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
     ca, sa = math.cos(ang), math.sin(ang)
     u = ((xx - cx) * ca + (yy - cy) * sa) / ax
     v = (-(xx - cx) * sa + (yy - cy) * ca) / ay
-    body = np.clip((1.0 - (u * u + v * v)) * 40.0, 0.0, 1.0)
+    r2 = u * u + v * v
+    body = np.clip((1.0 - r2) * 40.0, 0.0, 1.0)
     base = skin_colour(tone + rng.normal(0, 0.03)) * np.exp(rng.normal(0, 0.03, 3)).astype(
         np.float32)
     skin = _ch(base) * (1.0 + 0.04 * smooth_noise(rng, h, w, 8)
                         + 0.02 * smooth_noise(rng, h, w, 40))
-    skin = skin * (1.0 - 0.45 * np.clip(u * u + v * v, 0, 1) ** 2)  # the body curves away
+    skin *= 1.0 - 0.45 * np.clip(r2, 0, 1) ** 2  # the body curves away
     # Lesion box: random size, corners inside the body ellipse (fixed number of draws).
     bw = int(h * rng.uniform(0.28, 0.5))
     bh = int(bw * rng.uniform(0.75, 1.25))
@@ -251,8 +282,11 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
     region_skin = skin[:, by:by + bh, bx:bx + bw]
     shade = region_skin / _ch(base)  # keep the big-scale shading over the patch
     skin[:, by:by + bh, bx:bx + bw] = region_skin * (1 - feather) + patch * shade * feather
-    img = skin * body + bg_img * (1.0 - body)
-    img = apply_lighting(rng, img)
+    # skin * body + bg_img * (1 - body), in place (the same bytes, fewer full-size copies).
+    skin *= body
+    bg_img *= 1.0 - body
+    skin += bg_img
+    img = apply_lighting(rng, skin)
     # The recorded box is the lesion's visible core within the pasted patch (what a person
     # would draw), not the whole patch; falls back to the patch if the core is empty.
     ys, xs = np.nonzero(masks["lesion"] & (feather > 0.5))

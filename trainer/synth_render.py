@@ -267,15 +267,29 @@ def apply_camera(rng: np.random.Generator, img: np.ndarray, scale: float) -> np.
     """White-balance shift, slight defocus blur and sensor noise (the JPEG comes at encoding)."""
     gains = np.exp(rng.normal(0, 0.03, 3)).astype(np.float32)
     sigma_blur = float(rng.uniform(0.35, 1.1) * scale)
-    img = np.stack([cv2.GaussianBlur(c, (0, 0), sigma_blur) for c in img * _ch(gains)])
+    tinted = img * _ch(gains)
+    img = np.empty_like(tinted)
+    for c in range(len(tinted)):  # each channel blurred straight into its place
+        cv2.GaussianBlur(tinted[c], (0, 0), sigma_blur, dst=img[c])
     sigma = float(rng.uniform(0.006, 0.02))
     noise = rng.standard_normal(img.shape, dtype=np.float32)
-    return img + sigma * noise * np.sqrt(np.clip(img, 0.02, 1.0)) * 1.6
+    # img + sigma * noise * sqrt(clip(img)) * 1.6, in place and in that order (the same
+    # bytes; a full photo's five temporaries were a fifth of its render time).
+    shot = np.clip(img, 0.02, 1.0)
+    np.sqrt(shot, out=shot)
+    noise *= sigma
+    noise *= shot
+    noise *= 1.6
+    noise += img
+    return noise
 
 
 def to_uint8(img: np.ndarray) -> np.ndarray:
     """Channel-first float RGB in [0, 1] (sRGB-encoded, like the skin table) to HxWx3 uint8."""
-    u8 = (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    scaled = np.clip(img, 0.0, 1.0)
+    scaled *= 255.0
+    scaled += 0.5
+    u8 = scaled.astype(np.uint8)
     return cv2.merge(list(u8))
 
 

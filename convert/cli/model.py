@@ -21,6 +21,7 @@ from typing import Any
 from convert.tflite import DEFAULT_CALIB_N
 from device.core.card import FALLBACK_ORDER, ModelCard, QuantMode, save_card
 from device.core.cliutil import UserError
+from device.grading.abstain import DEFAULT_ACCEPT
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one line per gate (verdict, accuracy, agreement) instead of its table")
     parser.add_argument("--data", type=Path, default=None,
                         help="data root, when the data set moved since training")
+    parser.add_argument("--abstain-accept", type=float, default=DEFAULT_ACCEPT, metavar="FRACTION",
+                        help="share of the held-out split the abstention thresholds accept "
+                             f"together (default {DEFAULT_ACCEPT})")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +88,13 @@ def thresholds_from(args: argparse.Namespace):
                           max_recall_drop=args.max_recall_drop)
 
 
+def accept_from(args: argparse.Namespace) -> float:
+    if not 0 < args.abstain_accept <= 1:
+        raise UserError(f"--abstain-accept {args.abstain_accept} must be a fraction in (0, 1], "
+                        "e.g. 0.99")
+    return float(args.abstain_accept)
+
+
 def open_run(rundir: Path, data: Path | None = None):
     from trainer.run import RunError, load_run
 
@@ -99,7 +110,8 @@ def open_run(rundir: Path, data: Path | None = None):
 
 def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], thresholds: Any,
                 calib_n: int = DEFAULT_CALIB_N, bench_runs: int = 50, threads: int = 2,
-                echo: Any = print, brief: bool = False) -> Outcome:
+                echo: Any = print, brief: bool = False,
+                accept: float = DEFAULT_ACCEPT) -> Outcome:
     """Convert ``run`` (trainer.run.Run) in each of ``modes`` until one passes the gate;
     write that one and its card into ``out_dir``. ``echo`` receives the gate tables."""
     from convert.gate import evaluate_gate, predict_keras, predict_tflite
@@ -153,19 +165,21 @@ def convert_run(run: Any, out_dir: Path, *, modes: Sequence[QuantMode], threshol
             outcome.tflite = final
             outcome.card = _write_card(run, summary, final, gate, gate_info, latency, float_layers,
                                        images=images if exported is not model else None,
-                                       threads=threads, echo=echo)
+                                       threads=threads, echo=echo, accept=accept)
             return outcome
     return outcome
 
 
 def _write_card(run: Any, summary: Any, final: Path, gate: Any, gate_info: Any, latency: Any,
-                float_layers: list[str], *, images: Any, threads: int, echo: Any) -> Any:
+                float_layers: list[str], *, images: Any, threads: int, echo: Any,
+                accept: float = DEFAULT_ACCEPT) -> Any:
     """Fit the abstention statistics (when the model gives pooled features: ``images``
     are then the held-out crops) and write the card beside ``final``."""
     from convert.abstention import fit_for_run
     from convert.cards import build_card, card_path_for
 
-    abstention = (fit_for_run(run, final, images, threads=threads, load=load_samples)
+    abstention = (fit_for_run(run, final, images, threads=threads, load=load_samples,
+                              accept=accept)
                   if images is not None else None)
     if abstention is not None:
         echo(_abstention_summary(run.sign.value, abstention))
@@ -230,7 +244,7 @@ def run(args: argparse.Namespace) -> int:
     modes = modes_to_try(args.mode, args.fallback)
     outcome = convert_run(the_run, args.out, modes=modes, thresholds=thresholds,
                           calib_n=args.calib_n, bench_runs=args.bench_runs, threads=args.threads,
-                          brief=args.brief)
+                          brief=args.brief, accept=accept_from(args))
     if outcome.tflite is None:
         print(f"no model written: {', '.join(modes)} failed the gate or conversion "
               f"(thresholds can be changed with --max-acc-drop, --min-agreement, --max-recall-drop)")

@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from convert.cli.model import (
+    accept_from,
     add_gate_arguments,
     convert_run,
     modes_to_try,
@@ -186,7 +187,8 @@ def _model_for(sign: Sign, src: Path, args: argparse.Namespace, work: Path,
         raise UserError(f"{src}: this run grades {the_run.sign.value}, not {sign.value}")
     outcome = convert_run(the_run, work / sign.value, modes=modes_to_try(args.mode, args.fallback),
                           thresholds=thresholds, calib_n=args.calib_n,
-                          bench_runs=args.bench_runs, threads=args.threads, brief=args.brief)
+                          bench_runs=args.bench_runs, threads=args.threads, brief=args.brief,
+                          accept=accept_from(args))
     if outcome.tflite is None:
         return None
     return outcome.tflite, outcome.card, the_run

@@ -21,6 +21,7 @@ import io
 import logging
 import math
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
@@ -176,6 +177,26 @@ def calibrate_threshold(distances: np.ndarray, accept: float = DEFAULT_ACCEPT) -
     return threshold, float((d <= threshold).mean())
 
 
+class AbstainSpace(str, Enum):
+    """Which space put a scan past its threshold: the model's pooled features, the
+    crop's image statistics (device.grading.imagestats), or both."""
+
+    FEATURE = "feature"
+    IMAGE = "image"
+    BOTH = "both"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def of(cls, feature: bool, image: bool) -> AbstainSpace | None:
+        if feature and image:
+            return cls.BOTH
+        if feature:
+            return cls.FEATURE
+        return cls.IMAGE if image else None
+
+
 @dataclass(frozen=True)
 class SignAbstention:
     """One sign's scores: the feature space's distance and threshold, and the image
@@ -197,10 +218,17 @@ class SignAbstention:
         return max(self.distance / self.threshold, self.image_ratio or 0.0)
 
     @property
+    def feature_past(self) -> bool:
+        return self.distance > self.threshold
+
+    @property
+    def image_past(self) -> bool:
+        return (self.image_distance is not None and self.image_threshold is not None
+                and self.image_distance > self.image_threshold)
+
+    @property
     def abstained(self) -> bool:
-        image_past = (self.image_distance is not None and self.image_threshold is not None
-                      and self.image_distance > self.image_threshold)
-        return self.distance > self.threshold or image_past
+        return self.feature_past or self.image_past
 
     def to_dict(self) -> dict[str, float | bool | None]:
         image = self.image_ratio
@@ -229,6 +257,14 @@ class Abstention:
     def abstained(self) -> bool:
         return self.checked and any(s.abstained for s in self.signs.values())
 
+    @property
+    def space(self) -> AbstainSpace | None:
+        """Which space(s) any sign was past (None: within both, or nothing checked)."""
+        if not self.checked:
+            return None
+        signs = self.signs.values()
+        return AbstainSpace.of(any(s.feature_past for s in signs), any(s.image_past for s in signs))
+
     def message(self) -> str:
         pack = f"pack {self.pack_version}" if self.pack_version else "the installed pack"
         if not self.checked:
@@ -241,7 +277,9 @@ class Abstention:
 
     def to_dict(self) -> dict:
         score = self.score
+        space = self.space
         return {"checked": self.checked, "abstained": self.abstained,
                 "score": None if score is None else round(score, 4),
+                "space": None if space is None else space.value,
                 "signs": {k: v.to_dict() for k, v in self.signs.items()},
                 "message": self.message()}

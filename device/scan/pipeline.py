@@ -186,6 +186,75 @@ def load_image_file(path: Path | str) -> np.ndarray:
     return check_image(decoded, str(path))
 
 
+@dataclass(frozen=True)
+class FrameLook:
+    """What the scan makes of a frame before it crops: the preview, the colour step,
+    the shared views (device.vision.frameviews) and the faces (full-frame pixels)."""
+
+    preview: np.ndarray
+    colour: ColourCorrection
+    views: FrameViews
+    faces: Faces
+
+
+def look_at(image: np.ndarray, config: DeviceConfig,
+            timings: dict[str, float] | None = None) -> FrameLook:
+    """The scan's first look at ``image`` (RGB uint8); adds to ``timings``' quality and
+    colour stages when given. The demo's training crops are cut through this too
+    (convert.devicecrops), so the graders learn from what the scan feeds them."""
+    timings = timings if timings is not None else dict.fromkeys(STAGES, 0.0)
+    t = time.perf_counter()
+    # One scaled-down copy of the frame for the quality measures and the auto crop.
+    preview = shrink(image, MEASURE_SIDE)
+    timings["quality"] += _ms_since(t)
+    # Colour first (device.colour.correct): the card is found on the preview, and the
+    # quality measures, the crop and the models see corrected colours (skin under a
+    # warm lamp is skin); the stored frame stays as taken, the correction beside it.
+    t = time.perf_counter()
+    colour = correct_colour(image, config.colour, preview=preview)
+    if colour.corrected:
+        preview = colour.apply(preview)
+    timings["colour"] += _ms_since(t)
+    t = time.perf_counter()
+    # The frame looked at once (device.vision.frameviews): one preview, one tiny copy, one
+    # skin mask and one CIELAB for faces, skin share, texture and the auto crop.
+    views = FrameViews.of(image, preview=preview)
+    tiny = views.tiny
+    faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(
+        image.shape[0] / tiny.shape[0])
+    timings["quality"] += _ms_since(t)
+    return FrameLook(preview, colour, views, faces)
+
+
+def cut_lesion(image: np.ndarray, look: FrameLook, config: DeviceConfig, *,
+               mode: CropMode | None = None, box: tuple[float, ...] | None = None,
+               timings: dict[str, float] | None = None) -> tuple[CropResult, np.ndarray]:
+    """The crop box and the cut patch (colour-corrected like the preview) the models
+    grade; adds to ``timings``' crop and colour stages when given."""
+    timings = timings if timings is not None else dict.fromkeys(STAGES, 0.0)
+    t = time.perf_counter()
+    try:
+        crop = choose_crop(image, config.crop, mode=mode,
+                           box=tuple(box) if box is not None else None,  # type: ignore[arg-type]
+                           faces=look.faces, views=look.views)
+    except CropError as exc:
+        raise ScanError(str(exc)) from exc
+    patch = cut(image, crop.box)
+    timings["crop"] += _ms_since(t)
+    if look.colour.corrected:
+        t = time.perf_counter()
+        patch = look.colour.apply(patch)
+        timings["colour"] += _ms_since(t)
+    return crop, patch
+
+
+def model_input(patch: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """The cut patch as a model of input ``size`` (height, width) is fed: INTER_AREA,
+    as the trainer's load_image resizes."""
+    h, w = size
+    return cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)
+
+
 class Scanner:
     """Runs one scan; collaborators (camera, models) are handed in so tests use fakes."""
 
@@ -226,51 +295,23 @@ class Scanner:
         image = check_image(image)
         models = self.models  # one reference: a reload mid-scan does not mix packs
 
+        look = look_at(image, self.config, timings)
+        faces = look.faces
         t = time.perf_counter()
-        # One scaled-down copy of the frame for the quality measures and the auto crop.
-        preview = shrink(image, MEASURE_SIDE)
-        timings["quality"] = _ms_since(t)
-        # Colour first (device.colour.correct): the card is found on the preview, and the
-        # quality measures, the crop and the models see corrected colours (skin under a
-        # warm lamp is skin); the stored frame stays as taken, the correction beside it.
-        t = time.perf_counter()
-        colour = correct_colour(image, self.config.colour, preview=preview)
-        if colour.corrected:
-            preview = colour.apply(preview)
-        timings["colour"] = _ms_since(t)
-        t = time.perf_counter()
-        # The frame looked at once (device.vision.frameviews): one preview, one tiny copy, one
-        # skin mask and one CIELAB for faces, skin share, texture and the auto crop.
-        views = FrameViews.of(image, preview=preview)
-        tiny = views.tiny
-        faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(
-            image.shape[0] / tiny.shape[0])
-        quality = check_quality(image, self.config.quality, views=views, faces=faces)
+        quality = check_quality(image, self.config.quality, views=look.views, faces=faces)
         timings["quality"] += _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
                             pack_version=models.pack_version if models else None,
                             image_size=image.shape[:2], image=image, faces=faces,
-                            colour=colour)
+                            colour=look.colour)
         if not quality.ok:
             timings["total"] = _ms_since(start)
             return result
         if models is None:
             raise self.no_models_error()
 
-        t = time.perf_counter()
-        try:
-            crop = choose_crop(image, self.config.crop, mode=mode,
-                               box=tuple(box) if box is not None else None,  # type: ignore[arg-type]
-                               faces=faces, views=views)
-        except CropError as exc:
-            raise ScanError(str(exc)) from exc
+        crop, patch = cut_lesion(image, look, self.config, mode=mode, box=box, timings=timings)
         result.crop = crop
-        patch = cut(image, crop.box)
-        timings["crop"] = _ms_since(t)
-        if colour.corrected:
-            t = time.perf_counter()
-            patch = colour.apply(patch)
-            timings["colour"] += _ms_since(t)
         result.crop_image = patch
 
         self._grade(models, patch, result)
@@ -290,7 +331,7 @@ class Scanner:
             h, w = sign_model.model.input_size
             t = time.perf_counter()
             if (h, w) not in inputs:  # signs with the same input size share one resize
-                inputs[(h, w)] = cv2.resize(patch, (w, h), interpolation=cv2.INTER_AREA)
+                inputs[(h, w)] = model_input(patch, (h, w))
             timings["resize"] += _ms_since(t)
             t = time.perf_counter()
             if sign_model.stats is not None:  # features only where there is something to score

@@ -40,6 +40,8 @@ def thumbnail(image: np.ndarray | None, result: PhotoResult) -> np.ndarray:
         if result.crop:
             draw(result.crop["box"], ORANGE if result.crop.get("fallback") else GREEN, 2)
     text = result.verdict + (f" {result.score:.1f}" if result.score is not None else "")
+    if result.refused_by is not None:  # which space (or the quality check) refused
+        text += f" {result.refused_by}"
     if result.on_lesion is not None:
         text += " hit" if result.on_lesion else " MISS"
 

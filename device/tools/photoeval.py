@@ -20,6 +20,7 @@ from enum import Enum
 from pathlib import Path
 
 from device.core.imageio import PHOTO_SUFFIXES
+from device.grading.abstain import AbstainSpace
 from device.scan.pipeline import ScanError, Scanner, load_image_file
 from device.vision.crop import Box, iou
 
@@ -28,6 +29,10 @@ log = logging.getLogger(__name__)
 #: A crop is on a lesion when its IoU with a lesion box reaches this, or its centre is inside one.
 HIT_IOU = 0.3
 BOX_COLUMNS = ("file", "sha256", "width", "height", "x", "y", "w", "h")
+#: ``refused_by`` of a photo the quality check refused before the models ran.
+QUALITY_CHECK = "quality"
+SPACE_WORDS = {AbstainSpace.FEATURE: "feature space", AbstainSpace.IMAGE: "image space",
+               AbstainSpace.BOTH: "feature and image spaces"}
 
 
 class BoxesError(ValueError):
@@ -65,9 +70,25 @@ class PhotoResult:
     on_lesion: bool | None = None
     best_iou: float | None = None
     image_size: tuple[int, int] = (0, 0)  # height, width
+    #: Which abstention space(s) the crop was past (None: within both, or not scored).
+    space: AbstainSpace | None = None
+    #: The models ran (False: refused by the quality check before them, or an error).
+    scored: bool = False
+
+    @property
+    def refused_by(self) -> str | None:
+        """What kept the photo from being graded: "quality" (the check before the
+        models), an AbstainSpace value, or None when graded."""
+        if self.verdict is PhotoVerdict.GRADED:
+            return None
+        if self.verdict is PhotoVerdict.REFUSED and not self.scored:
+            return QUALITY_CHECK
+        return None if self.space is None else self.space.value
 
     def line(self) -> str:
         parts = [f"{self.rel}: {self.verdict.value}"]
+        if self.space is not None:
+            parts.append(f"past the {SPACE_WORDS[self.space]}")
         if self.score is not None:
             parts.append(f"abstention score {self.score:.2f}")
         if self.crop:
@@ -85,6 +106,8 @@ class PhotoResult:
     def to_dict(self) -> dict:
         return {"file": self.rel, "verdict": self.verdict.value, "reasons": self.reasons,
                 "abstention_score": self.score, "crop": self.crop, "grades": self.grades,
+                "refused_by": self.refused_by,
+                "space": None if self.space is None else self.space.value,
                 "ms": round(self.ms, 2), "lesion_boxes": [list(b) for b in self.boxes],
                 "on_lesion": self.on_lesion,
                 "best_iou": None if self.best_iou is None else round(self.best_iou, 4)}
@@ -167,7 +190,9 @@ def evaluate_photo(scanner: Scanner, photo: Path, root: Path,
                          scan.abstention.score if scan.abstention else None,
                          scan.crop.to_dict() if scan.crop else None,
                          {s.value: int(r.grade) for s, r in scan.signs.items()}, ms,
-                         image_size=image.shape[:2])
+                         image_size=image.shape[:2],
+                         space=scan.abstention.space if scan.abstention else None,
+                         scored=scan.abstention is not None)
     if boxes is not None:
         digest = hashlib.sha256(photo.read_bytes()).hexdigest()
         result.boxes = boxes_for(photo, rel, digest, image.shape[:2], boxes)
@@ -183,7 +208,14 @@ def totals(results: list[PhotoResult]) -> dict:
     labelled = [r for r in results if r.on_lesion is not None]
     hits = sum(bool(r.on_lesion) for r in labelled)
     graded, abstained = count[PhotoVerdict.GRADED], count[PhotoVerdict.ABSTAINED]
+    by = [r.refused_by for r in results if r.verdict in (PhotoVerdict.ABSTAINED, PhotoVerdict.REFUSED)]
     return {
+        # What kept each photo from being graded: the quality check before the models, or
+        # the abstention space(s) past their threshold (an abstention on a photo with
+        # little skin is reported as a "not skin" refusal, and counted by its space here).
+        "not_graded_by": {k: by.count(k) for k in (QUALITY_CHECK, *(s.value for s in AbstainSpace))},
+        "refused_not_skin_after_models": sum(r.verdict is PhotoVerdict.REFUSED and r.scored
+                                             for r in results),
         "photos": n, "accepted": graded, "abstained": abstained,
         "refused_by_quality": count[PhotoVerdict.REFUSED],
         "unreadable_or_bad_input": count[PhotoVerdict.ERROR],
@@ -203,6 +235,11 @@ def format_totals(t: dict) -> str:
              f"by quality, {t['abstained']} abstained, {t['unreadable_or_bad_input']} unreadable "
              f"or bad input ({100 * t['refused_or_abstained_share']:.1f} % not graded); "
              f"{t['ms_per_photo']:.1f} ms per photo (reading the file included)"]
+    by = t["not_graded_by"]
+    lines.append(f"not graded by: the quality check {by[QUALITY_CHECK]}, the feature space "
+                 f"{by['feature']}, the image space {by['image']}, both spaces {by['both']} "
+                 f"({t['refused_not_skin_after_models']} of these refused as not skin after "
+                 "the models abstained)")
     if t["crops_checked_against_boxes"]:
         lines.append(f"crop on a labelled lesion (IoU >= {HIT_IOU} or centre inside): "
                      f"{t['crops_on_lesion']} of {t['crops_checked_against_boxes']} "

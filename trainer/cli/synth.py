@@ -24,6 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--full-photo", action="store_true",
                         help="render 1024x768 photos with the lesion in part of them and its box "
                              "in the manifest (for testing the device's cropping)")
+    parser.add_argument("--photo-size", type=photo_size, default=None, metavar="WxH",
+                        help="size of the --full-photo photos (default 1024x768)")
     parser.add_argument("--raters", type=int, default=0, metavar="K",
                         help="simulate K raters, each with their own bias and noise around the "
                              "true grade, written as the labelling studio's export writes them "
@@ -37,8 +39,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace a data set already in --out (removes only what synth writes)")
 
 
+def photo_size(text: str) -> tuple[int, int]:
+    """``WxH`` (e.g. 640x480) -> (width, height); an argparse type."""
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size like 640x480") from None
+    if min(w, h) < 128 or max(w, h) > 8192:
+        raise argparse.ArgumentTypeError(f"{text}: each side must be 128-8192 pixels")
+    return w, h
+
+
 def run(args: argparse.Namespace) -> int:
-    from trainer.synth import generate_dataset, make_contact_sheet, remove_dataset
+    from trainer.synth import FULL_PHOTO_SIZE, generate_dataset, make_contact_sheet, remove_dataset
 
     layout = args.layout or ("manifest" if args.full_photo or args.raters else "folders")
     if args.raters and layout != "manifest":
@@ -47,6 +60,9 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"--raters must be 0 or more, got {args.raters}")
     if args.full_photo and layout != "manifest":
         raise UserError("--full-photo needs --layout manifest (the lesion box goes in the CSV)")
+    if args.photo_size is not None and not args.full_photo:
+        raise UserError("--photo-size is the size of --full-photo photos; add --full-photo")
+    size = args.photo_size or FULL_PHOTO_SIZE
     if args.n < 0 or args.size < 32:
         raise UserError(f"--n must be >= 0 and --size >= 32 (got {args.n}, {args.size})")
     if args.n == 0 and not args.contact_sheet:
@@ -63,14 +79,14 @@ def run(args: argparse.Namespace) -> int:
                 raise UserError(f"{out} holds files synth did not write; choose a new folder")
         start = time.perf_counter()
         generate_dataset(out, args.n, args.seed, size=args.size, layout=layout,
-                         full_photo=args.full_photo, workers=args.workers)
+                         full_photo=args.full_photo, workers=args.workers, photo_size=size)
         if args.raters:
             from trainer.synth_raters import add_simulated_raters
 
             for p in add_simulated_raters(out, args.raters, args.seed):
                 print(f"simulated rater {p.name}: bias {p.bias:+.2f}, noise {p.noise:.2f} grades")
         took = time.perf_counter() - start
-        shape = "1024x768 full photos" if args.full_photo else f"{args.size}x{args.size}"
+        shape = f"{size[0]}x{size[1]} full photos" if args.full_photo else f"{args.size}x{args.size}"
         print(f"wrote {args.n} synthetic images ({shape}, {layout} layout, seed {args.seed}) "
               f"to {out} in {took:.1f} s ({args.n / took:.0f} images/s)")
         print("synthetic data: scores measured on it are not clinical accuracy")

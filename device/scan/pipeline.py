@@ -45,9 +45,10 @@ from device.grading.abstain import Abstention, FeatureStats, SignAbstention
 from device.grading.imagestats import describe
 from device.grading.models import ModelSet
 from device.vision.crop import CropError, CropResult, choose_crop, cut
-from device.vision.faces import SCAN_DETECT_SIDE, Faces, find_faces
+from device.vision.faces import Faces
+from device.vision.facework import FaceWorker
 from device.vision.frameviews import MEASURE_SIDE, FrameViews
-from device.vision.quality import QualityReport, check_quality, confirm_skin
+from device.vision.quality import QualityReport, check_quality, confirm_skin, measure
 
 log = logging.getLogger(__name__)
 
@@ -197,6 +198,7 @@ class Scanner:
         #: Why ``models`` is None when a pack is installed (device.grading.models.ModelSetError
         #: from the service's last load); None: nothing installed, or models loaded.
         self.load_failure: Exception | None = None
+        self._faces = FaceWorker()
 
     def no_models_error(self) -> ScanError:
         """Why nothing can be graded: no pack installed, or installed packs that failed."""
@@ -227,25 +229,29 @@ class Scanner:
         models = self.models  # one reference: a reload mid-scan does not mix packs
 
         t = time.perf_counter()
-        # One scaled-down copy of the frame for the quality measures and the auto crop.
+        # One scaled-down copy of the frame for the quality measures and the auto crop,
+        # and the frame looked at once (device.vision.frameviews): one preview, one tiny
+        # copy, one skin mask and one CIELAB for faces, skin share, texture and the crop.
         preview = shrink(image, MEASURE_SIDE)
+        views = FrameViews.of(image, preview=preview)
+        # The faces are looked for on a worker thread (device.vision.facework) while the
+        # colour card is searched and the quality measured.
+        faces_job = self._faces.start(views.tiny, image.shape[0])
         timings["quality"] = _ms_since(t)
         # Colour first (device.colour.correct): the card is found on the preview, and the
         # quality measures, the crop and the models see corrected colours (skin under a
         # warm lamp is skin); the stored frame stays as taken, the correction beside it.
         t = time.perf_counter()
         colour = correct_colour(image, self.config.colour, preview=preview)
-        if colour.corrected:
-            preview = colour.apply(preview)
+        if colour.corrected:  # new views, and the faces looked for again on them
+            views = FrameViews.of(image, preview=colour.apply(preview))
+            faces_job = self._faces.start(views.tiny, image.shape[0])
         timings["colour"] = _ms_since(t)
         t = time.perf_counter()
-        # The frame looked at once (device.vision.frameviews): one preview, one tiny copy, one
-        # skin mask and one CIELAB for faces, skin share, texture and the auto crop.
-        views = FrameViews.of(image, preview=preview)
-        tiny = views.tiny
-        faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(
-            image.shape[0] / tiny.shape[0])
-        quality = check_quality(image, self.config.quality, views=views, faces=faces)
+        measures = measure(image, views=views)
+        faces = faces_job.result()
+        quality = check_quality(image, self.config.quality, views=views, faces=faces,
+                                measures=measures)
         timings["quality"] += _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
                             pack_version=models.pack_version if models else None,

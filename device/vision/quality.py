@@ -114,12 +114,14 @@ def measure(rgb: np.ndarray, *, views: FrameViews | None = None) -> dict[str, fl
 
 
 def check_quality(rgb: np.ndarray, config: QualityConfig, *, views: FrameViews | None = None,
-                  faces: Faces | None = None) -> QualityReport:
+                  faces: Faces | None = None,
+                  measures: dict[str, float] | None = None) -> QualityReport:
     """Check one RGB uint8 frame against the configured thresholds (``views``: the
     frame's shared views, see measure; ``faces``: device.vision.faces.find_faces of the frame,
-    when looked for)."""
+    when looked for; ``measures``: ``measure(rgb, views=views)`` when the caller took
+    them already, e.g. while its faces were being looked for)."""
     views = FrameViews.of(rgb) if views is None else views
-    m = measure(rgb, views=views)
+    m = measure(rgb, views=views) if measures is None else dict(measures)
     if faces is not None:
         m["faces"], m["cat_faces"] = float(len(faces.faces)), float(len(faces.cats))
         if not faces.cats and not faces.faces and m["skin_texture"] > FURRY * config.max_skin_texture:

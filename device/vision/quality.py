@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from enum import Enum
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -98,6 +99,19 @@ def skin_texture(small: np.ndarray, *, views: FrameViews | None = None) -> float
     return float(100.0 * np.median(energy[skin]) / max(float(grey[skin].mean()), 1.0))
 
 
+def laplacian_variance(grey: np.ndarray) -> float:
+    """Variance of the Laplacian of a uint8 grey image (the blur measure). The Laplacian
+    of 8-bit pixels is a whole number within +-1020, so it is taken in 16 bits and its
+    sums are exact integers; the variance is their exact quotient, rounded once."""
+    lap = cv2.Laplacian(grey, cv2.CV_16S)
+    n = lap.size
+    # Both sums are whole numbers far below 2**53; OpenCV returns them as floats (the
+    # square sum by way of a square root), so they are rounded back to the integers.
+    total = round(cv2.sumElems(lap)[0])
+    squares = round(cv2.norm(lap, cv2.NORM_L2SQR))
+    return float(Fraction(squares * n - total * total, n * n))
+
+
 def measure(rgb: np.ndarray, *, views: FrameViews | None = None) -> dict[str, float]:
     """The quality measures of ``rgb``, taken on its shared views (device.vision.frameviews;
     made here when the caller has none)."""
@@ -106,7 +120,7 @@ def measure(rgb: np.ndarray, *, views: FrameViews | None = None) -> dict[str, fl
     grey = views.preview_grey
     return {
         "brightness": float(grey.mean()),
-        "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
+        "sharpness": laplacian_variance(grey),
         "size": float(min(h, w)),
         "skin_fraction": float(plain_skin_mask(views.tiny, views=views).mean()),
         "skin_texture": skin_texture(views.tiny, views=views),

@@ -38,7 +38,7 @@ from device.cameras.base import Camera
 from device.colour.correct import ColourCorrection, correct_colour
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.core.errors import InvalidInput, NoPackInstalled
-from device.core.imageio import PHOTO_FORMATS, ImageError, as_rgb, read_image, shrink
+from device.core.imageio import PHOTO_FORMATS, ImageError, as_rgb, read_image
 from device.core.scanrecord import CropChoice, QualityVerdict, Scan, SignGrade
 from device.core.vocab import Grade, Sign
 from device.grading.abstain import Abstention, FeatureStats, SignAbstention
@@ -47,7 +47,7 @@ from device.grading.models import ModelSet
 from device.vision.crop import CropError, CropResult, choose_crop, cut
 from device.vision.faces import Faces
 from device.vision.facework import FaceWorker
-from device.vision.frameviews import MEASURE_SIDE, FrameViews
+from device.vision.frameviews import FrameViews
 from device.vision.quality import QualityReport, check_quality, confirm_skin, measure
 
 log = logging.getLogger(__name__)
@@ -232,8 +232,7 @@ class Scanner:
         # One scaled-down copy of the frame for the quality measures and the auto crop,
         # and the frame looked at once (device.vision.frameviews): one preview, one tiny
         # copy, one skin mask and one CIELAB for faces, skin share, texture and the crop.
-        preview = shrink(image, MEASURE_SIDE)
-        views = FrameViews.of(image, preview=preview)
+        views = FrameViews.of(image)
         # The faces are looked for on a worker thread (device.vision.facework) while the
         # colour card is searched and the quality measured.
         faces_job = self._faces.start(views.tiny, image.shape[0])
@@ -242,9 +241,10 @@ class Scanner:
         # quality measures, the crop and the models see corrected colours (skin under a
         # warm lamp is skin); the stored frame stays as taken, the correction beside it.
         t = time.perf_counter()
-        colour = correct_colour(image, self.config.colour, preview=preview)
+        colour = correct_colour(image, self.config.colour, preview=views.preview,
+                                preview_grey=views.preview_grey)
         if colour.corrected:  # new views, and the faces looked for again on them
-            views = FrameViews.of(image, preview=colour.apply(preview))
+            views = FrameViews.of(image, preview=colour.apply(views.preview))
             faces_job = self._faces.start(views.tiny, image.shape[0])
         timings["colour"] = _ms_since(t)
         t = time.perf_counter()

@@ -100,15 +100,25 @@ def _with_logo_room(marks: np.ndarray) -> np.ndarray:
     watermark's faint emblem sits above or beside its lettering, and its soft edges
     are not found as marks themselves."""
     out = marks.astype(bool)
-    count, _, stats, _ = cv2.connectedComponentsWithStats(marks)
     h, w = marks.shape
-    for x, y, bw, bh, _ in stats[1:count]:
+    for x, y, bw, bh in _part_boxes(marks):
         if bh > LOGO_MAX_HEIGHT * h or bw < 2 * bh:
             continue  # not a line of lettering: an outline, an object, a speck
         x0, x1 = max(0, x - bh), min(w, x + bw + bh)
         y0, y1 = max(0, y - 3 * bh), min(h, y + bh)
         out[y0:y1, x0:x1] = True
     return out
+
+
+def _part_boxes(mask: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """The box (x, y, w, h) of each 8-connected part of a uint8 mask, parts inside
+    another's hole included: the outer outlines of a two-level contour hierarchy. The
+    same boxes as connectedComponentsWithStats, at a fraction of its cost."""
+    contours, hierarchy = cv2.findContours(mask, cv2.RETR_CCOMP, cv2.CHAIN_APPROX_SIMPLE)
+    if hierarchy is None:
+        return []
+    return [cv2.boundingRect(c) for c, link in zip(contours, hierarchy[0], strict=True)
+            if link[3] < 0]
 
 
 def zones_mask(shape: tuple[int, int], faces: Faces | None, scale: float) -> np.ndarray:

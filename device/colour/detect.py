@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from dataclasses import dataclass
 
 import cv2
@@ -97,26 +96,14 @@ def sample_patches(rgb: np.ndarray, kind: CardKind, homography: np.ndarray) -> n
     return out
 
 
-_DETECTORS = threading.local()
-
-
-def _marker_detector() -> cv2.aruco.ArucoDetector:
-    """The ArUco detector, made once per thread (making it costs about what a search
-    of the preview does)."""
-    detector = getattr(_DETECTORS, "aruco", None)
-    if detector is None:
-        params = cv2.aruco.DetectorParameters()
-        # One thresholding window instead of three: the markers are 15-60 px on the
-        # preview and this pass is most of the printed card's time.
-        params.adaptiveThreshWinSizeMin = params.adaptiveThreshWinSizeMax = 15
-        detector = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(ARUCO_DICT), params)
-        _DETECTORS.aruco = detector
-    return detector
-
-
 def _find_printed(rgb: np.ndarray, grey: np.ndarray
                   ) -> tuple[CardKind, np.ndarray, np.ndarray] | None:
-    corners, ids, _ = _marker_detector().detectMarkers(grey)
+    params = cv2.aruco.DetectorParameters()
+    # One thresholding window instead of three: the markers are 15-60 px on the preview
+    # and this pass is most of the printed card's time.
+    params.adaptiveThreshWinSizeMin = params.adaptiveThreshWinSizeMax = 15
+    detector = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(ARUCO_DICT), params)
+    corners, ids, _ = detector.detectMarkers(grey)
     if ids is None:
         return None
     layout = LAYOUTS[CardKind.PRINTED]

@@ -44,7 +44,7 @@ from device.core.vocab import Grade, Sign
 from device.grading.abstain import Abstention, FeatureStats, SignAbstention
 from device.grading.imagestats import describe
 from device.grading.models import ModelSet
-from device.vision.crop import CropError, CropResult, choose_crop, cut
+from device.vision.crop import CropError, CropResult, choose_crop, crop_ground, crop_mode, cut
 from device.vision.faces import Faces
 from device.vision.facework import FaceWorker
 from device.vision.frameviews import FrameViews
@@ -191,14 +191,15 @@ class Scanner:
     """Runs one scan; collaborators (camera, models) are handed in so tests use fakes."""
 
     def __init__(self, config: DeviceConfig, camera: Camera | None = None,
-                 models: ModelSet | None = None) -> None:
+                 models: ModelSet | None = None, faces: FaceWorker | None = None) -> None:
         self.config = config
         self.camera = camera
         self.models = models
         #: Why ``models`` is None when a pack is installed (device.grading.models.ModelSetError
         #: from the service's last load); None: nothing installed, or models loaded.
         self.load_failure: Exception | None = None
-        self._faces = FaceWorker()
+        #: Looks for each frame's faces on a worker thread (device.vision.facework).
+        self._faces = faces or FaceWorker()
 
     def no_models_error(self) -> ScanError:
         """Why nothing can be graded: no pack installed, or installed packs that failed."""
@@ -249,6 +250,15 @@ class Scanner:
         timings["colour"] = _ms_since(t)
         t = time.perf_counter()
         measures = measure(image, views=views)
+        timings["quality"] += _ms_since(t)
+        # While the faces are still being looked for, the auto crop reads what it needs
+        # no faces for (device.vision.crop.crop_ground): the wait is put to use.
+        t = time.perf_counter()
+        box_given = tuple(box) if box is not None else None
+        ground = (crop_ground(views) if not faces_job.done() and crop_mode(
+            self.config.crop, mode, box_given) is CropMode.AUTO else None)  # type: ignore[arg-type]
+        timings["crop"] = _ms_since(t)
+        t = time.perf_counter()
         faces = faces_job.result()
         quality = check_quality(image, self.config.quality, views=views, faces=faces,
                                 measures=measures)
@@ -266,13 +276,13 @@ class Scanner:
         t = time.perf_counter()
         try:
             crop = choose_crop(image, self.config.crop, mode=mode,
-                               box=tuple(box) if box is not None else None,  # type: ignore[arg-type]
-                               faces=faces, views=views)
+                               box=box_given,  # type: ignore[arg-type]
+                               faces=faces, views=views, ground=ground)
         except CropError as exc:
             raise ScanError(str(exc)) from exc
         result.crop = crop
         patch = cut(image, crop.box)
-        timings["crop"] = _ms_since(t)
+        timings["crop"] += _ms_since(t)
         if colour.corrected:
             t = time.perf_counter()
             patch = colour.apply(patch)

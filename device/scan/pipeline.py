@@ -255,8 +255,8 @@ class Scanner:
         # no faces for (device.vision.crop.crop_ground): the wait is put to use.
         t = time.perf_counter()
         box_given = tuple(box) if box is not None else None
-        ground = (crop_ground(views) if not faces_job.done() and crop_mode(
-            self.config.crop, mode, box_given) is CropMode.AUTO else None)  # type: ignore[arg-type]
+        auto = crop_mode(self.config.crop, mode, box_given) is CropMode.AUTO
+        ground = crop_ground(views) if auto and not faces_job.done() else None
         timings["crop"] = _ms_since(t)
         t = time.perf_counter()
         faces = faces_job.result()

@@ -319,7 +319,7 @@ def _unsure(box: Box, doubt: CropDoubt, why: str, score: float | None = None) ->
 
 
 def crop_mode(config: CropConfig, mode: CropMode | None = None,
-              box: tuple[float, float, float, float] | None = None) -> CropMode:
+              box: tuple[float, ...] | None = None) -> CropMode:
     """The mode a crop is chosen in: the one asked for, else box when a box is given,
     else the configured one."""
     return mode or (CropMode.BOX if box is not None else config.mode)

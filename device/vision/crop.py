@@ -169,6 +169,14 @@ def _box_sums(integral: np.ndarray, x0: Index, y0: Index, x1: Index, y1: Index) 
     return corner(y1, x1) - corner(y0, x1) - corner(y1, x0) + corner(y0, x0)
 
 
+def _count_integral(mask: np.ndarray) -> np.ndarray:
+    """Integral image of a mask: for a boolean one the pixel count of any box (int32,
+    exact); any other is summed as float64, as the score is."""
+    if mask.dtype != np.bool_:
+        return cv2.integral(mask.astype(np.float64))
+    return cv2.integral(np.ascontiguousarray(mask).view(np.uint8))
+
+
 def best_square(score: np.ndarray, body: np.ndarray,
                 avoid: AvoidMasks | None = None) -> tuple[Box, float, float]:
     """The square (x, y, side, side), mostly on the body and keeping to ``avoid``'s
@@ -181,8 +189,9 @@ def best_square(score: np.ndarray, body: np.ndarray,
     whether anything stands out); both are -inf when no square qualifies."""
     h, w = score.shape
     integral = cv2.integral(score.astype(np.float64))
-    body_int = cv2.integral(body.astype(np.float64))
-    rules = None if avoid is None else [cv2.integral(m.astype(np.float64)) for m in
+    # The masks' integrals count pixels: whole numbers, exact in 32 bits (and cheaper).
+    body_int = _count_integral(body)
+    rules = None if avoid is None else [_count_integral(m) for m in
                                         (avoid.zones, avoid.overlay, avoid.skin)]
     best, best_val, best_w, peak = (0, 0, 1, 1), -np.inf, -np.inf, -np.inf
     short = min(h, w)

@@ -180,6 +180,8 @@ class AvoidGround:
 
 
 def avoid_ground(lab: np.ndarray, skin: np.ndarray) -> AvoidGround:
+    """The face-free part of the avoid masks of a working copy (``lab``: its float
+    CIELAB; ``skin``: its skin mask)."""
     return AvoidGround(dark_eye_pairs(lab[..., 0], skin), lip_zones(lab, skin), overlay_mask(lab),
                        skin & ~hair_mask(lab, skin))
 

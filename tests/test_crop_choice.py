@@ -197,3 +197,19 @@ def test_the_crop_keeps_off_closed_eyes_with_inflamed_lids():
     assert not result.fallback, result.reason
     assert not any(_overlap(result.box, e) for e in eyes), (result.box, eyes)
     assert iou(result.box, patch) >= 0.3, (result.box, patch)
+
+
+def test_part_boxes_are_the_connected_components_boxes():
+    """The overlay's lettering boxes come from outlines; they must be exactly the boxes
+    of connectedComponentsWithStats, parts nested in another's hole included."""
+    from device.vision.avoid import _part_boxes
+
+    rng = np.random.default_rng(8)
+    masks = [(rng.random((60, 80)) < p).astype(np.uint8) for p in (0.02, 0.2, 0.5, 0.7)]
+    ring = np.zeros((40, 40), np.uint8)
+    cv2.rectangle(ring, (5, 5), (34, 34), 1, 2)
+    ring[18:21, 18:21] = 1  # a part inside the ring's hole
+    for mask in [*masks, ring, np.zeros((10, 10), np.uint8)]:
+        count, _, stats, _ = cv2.connectedComponentsWithStats(mask)
+        expected = sorted(tuple(int(v) for v in row[:4]) for row in stats[1:count])
+        assert sorted(_part_boxes(mask)) == expected

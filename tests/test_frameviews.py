@@ -4,6 +4,8 @@ computation written out here."""
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import cv2
 import numpy as np
 import pytest
@@ -50,9 +52,17 @@ def _reference_measures(rgb: np.ndarray) -> dict[str, float]:
         energy = np.sqrt(np.maximum(cv2.blur(detail * detail, (5, 5)), 0))
         texture = float(100.0 * np.median(energy[skin]) / max(float(g[skin].mean()), 1.0))
     return {"brightness": float(grey.mean()),
-            "sharpness": float(cv2.Laplacian(grey, cv2.CV_64F).var()),
+            "sharpness": _exact_variance(cv2.Laplacian(grey, cv2.CV_64F)),
             "size": float(min(rgb.shape[:2])), "skin_fraction": float(plain.mean()),
             "skin_texture": texture}
+
+
+def _exact_variance(lap: np.ndarray) -> float:
+    """The variance of whole numbers, exactly, rounded once (the blur measure; numpy's
+    float variance can be an ulp off)."""
+    values = lap.astype(np.int64).ravel()
+    n = values.size
+    return float(Fraction(int((values * values).sum()) * n - int(values.sum()) ** 2, n * n))
 
 
 def _reference_best_square(score, body, avoid):
@@ -150,3 +160,19 @@ def test_the_square_search_matches_a_full_grid_search():
         skin = rng.random((h, w)) > 0.1
         avoid = AvoidMasks(zones=zones, overlay=overlay, skin=skin)
         assert best_square(score, body, avoid) == _reference_best_square(score, body, avoid)
+
+
+@pytest.mark.parametrize("index", range(len(FRAMES)))
+def test_a_crop_ground_made_ahead_gives_the_same_crop(index):
+    """The scan makes the crop's face-free ground while the faces are looked for; the
+    crop must be the one auto_box makes on its own, faces or none."""
+    from device.vision.crop import crop_ground
+
+    frame = FRAMES[index]
+    views = FrameViews.of(frame)
+    h, w = frame.shape[:2]
+    faces = Faces([(w // 3, h // 3, w // 4, h // 4)], [(w // 3 + 4, h // 3 + 4, w // 16, h // 24)])
+    for given in (None, faces):
+        assert (auto_box(frame, AUTO, faces=given, views=FrameViews.of(frame),
+                         ground=crop_ground(views))
+                == auto_box(frame, AUTO, faces=given, views=FrameViews.of(frame)))

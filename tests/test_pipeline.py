@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+from concurrent.futures import Future
 
 import numpy as np
 import pytest
@@ -16,6 +18,7 @@ from device.core.vocab import MODEL_SIGNS, Grade
 from device.grading.models import ModelSet, ModelSetError
 from device.scan.pipeline import STAGES, ScanError, Scanner, check_image, review_reasons
 from device.scan.service import Service
+from device.vision.facework import FaceWorker
 from device.vision.quality import QualityIssue
 
 
@@ -135,3 +138,55 @@ def test_service_loads_the_current_pack_and_survives_without_one(tmp_path, confi
         bare.reload_models()
     bare.camera.open()
     assert bare.camera_status()["state"] == "ok"
+
+
+class _SlowFaces(FaceWorker):
+    """Faces that arrive late: the scan makes the crop's ground while it waits."""
+
+    def start(self, tiny, full_height):
+        self.gate = threading.Event()
+        job = super().start(tiny, full_height)
+        outer: Future = Future()
+
+        def late():
+            self.gate.wait(5)
+            outer.set_result(job.result())
+        threading.Thread(target=late, daemon=True).start()
+        return outer
+
+
+class _EarlyFaces(FaceWorker):
+    """Faces found before the scan asks for them: no ground is made ahead."""
+
+    def start(self, tiny, full_height):
+        job = super().start(tiny, full_height)
+        job.result(timeout=60)
+        return job
+
+
+def test_a_scan_is_the_same_whether_its_faces_come_early_or_late(config, models, monkeypatch):
+    from device.vision import crop
+
+    grounds = []
+    real_ground = crop.crop_ground
+
+    def counted(views):
+        grounds.append(views)
+        slow.gate.set()  # the faces arrive once the ground is made
+        return real_ground(views)
+
+    monkeypatch.setattr("device.scan.pipeline.crop_ground", counted)
+    config.crop.mode = CropMode.AUTO
+    frames = [SyntheticCamera(640, 480, seed=s).read() for s in (2, 3)]
+    slow = _SlowFaces()
+    late = [Scanner(config, None, models, faces=slow).scan(f) for f in frames]
+    assert len(grounds) == 2  # the ground was made before the faces came, both times
+    early = [Scanner(config, None, models, faces=_EarlyFaces()).scan(f) for f in frames]
+    assert len(grounds) == 2
+    for a, b in zip(late, early, strict=True):
+        da, db = a.to_dict(), b.to_dict()
+        for d in (da, db):
+            d.pop("timings_ms"), d.pop("created")
+            for g in d["grades"].values():
+                g.pop("invoke_ms")
+        assert da == db and a.crop is not None and a.crop.requested is CropMode.AUTO

@@ -85,3 +85,19 @@ def test_every_failure_is_listed_at_once():
     assert set(report.issues) == {QualityIssue.TOO_SMALL, QualityIssue.TOO_DARK,
                                   QualityIssue.BLURRED, QualityIssue.NOT_SKIN}
     assert len(report.reasons) == 4
+
+
+def test_laplacian_variance_is_the_exact_variance_of_the_laplacian():
+    from fractions import Fraction
+
+    from device.vision.quality import laplacian_variance
+
+    rng = np.random.default_rng(4)
+    for grey in (rng.integers(0, 256, (48, 64), dtype=np.uint8),
+                 np.full((20, 30), 7, np.uint8), np.eye(16, dtype=np.uint8) * 255):
+        lap = cv2.Laplacian(grey, cv2.CV_64F)
+        values = [int(v) for v in lap.ravel()]
+        n = len(values)
+        exact = Fraction(sum(v * v for v in values), n) - Fraction(sum(values), n) ** 2
+        assert laplacian_variance(grey) == float(exact)
+        assert np.isclose(laplacian_variance(grey), lap.var(), rtol=1e-12, atol=1e-12)

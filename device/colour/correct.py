@@ -29,12 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def correct_colour(frame: np.ndarray, config: ColourConfig,
-                   preview: np.ndarray | None = None) -> ColourCorrection:
+                   preview: np.ndarray | None = None,
+                   preview_grey: np.ndarray | None = None) -> ColourCorrection:
     """Find a card in ``frame`` (RGB uint8; searched on ``preview``, a smaller copy, when
-    given), fit the correction and judge it against ``config.max_delta_e``."""
+    given, and ``preview_grey``, it in grey, when the caller has it), fit the correction
+    and judge it against ``config.max_delta_e``."""
     if not config.correct:
         return ColourCorrection(ColourStatus.OFF)
-    found = find_card(frame, kinds=tuple(config.cards), work=preview)
+    found = find_card(frame, kinds=tuple(config.cards), work=preview, work_grey=preview_grey)
     if found is None:
         return NO_REFERENCE
     corners = tuple((round(float(x), 1), round(float(y), 1)) for x, y in found.corners)

@@ -54,17 +54,21 @@ class CardFound:
 
 
 def find_card(rgb: np.ndarray, kinds: tuple[CardKind, ...] = (CardKind.PRINTED, CardKind.CHART),
-              work: np.ndarray | None = None) -> CardFound | None:
+              work: np.ndarray | None = None, work_grey: np.ndarray | None = None
+              ) -> CardFound | None:
     """The first card of ``kinds`` found in an RGB uint8 frame, or None. ``work`` is a
     smaller copy of the frame to search (the scan's preview); without it the frame is
-    shrunk to WORK_SIDE."""
+    shrunk to WORK_SIDE. ``work_grey``: ``work`` in grey (RGB2GRAY) when the caller has
+    it already (the scan's quality check reads the same grey)."""
     h, w = rgb.shape[:2]
     if work is None:
         work = shrink(rgb, WORK_SIDE, longer=True)
+    if work_grey is None:
+        work_grey = cv2.cvtColor(work, cv2.COLOR_RGB2GRAY)
     finders = {CardKind.PRINTED: _find_printed, CardKind.CHART: _find_chart}
     found = None
     for kind in kinds:
-        found = finders[kind](work)
+        found = finders[kind](work, work_grey)
         if found is not None:
             break
     if found is None:
@@ -92,13 +96,14 @@ def sample_patches(rgb: np.ndarray, kind: CardKind, homography: np.ndarray) -> n
     return out
 
 
-def _find_printed(rgb: np.ndarray) -> tuple[CardKind, np.ndarray, np.ndarray] | None:
+def _find_printed(rgb: np.ndarray, grey: np.ndarray
+                  ) -> tuple[CardKind, np.ndarray, np.ndarray] | None:
     params = cv2.aruco.DetectorParameters()
     # One thresholding window instead of three: the markers are 15-60 px on the preview
     # and this pass is most of the printed card's time.
     params.adaptiveThreshWinSizeMin = params.adaptiveThreshWinSizeMax = 15
     detector = cv2.aruco.ArucoDetector(cv2.aruco.getPredefinedDictionary(ARUCO_DICT), params)
-    corners, ids, _ = detector.detectMarkers(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY))
+    corners, ids, _ = detector.detectMarkers(grey)
     if ids is None:
         return None
     layout = LAYOUTS[CardKind.PRINTED]
@@ -117,9 +122,11 @@ def _find_printed(rgb: np.ndarray) -> tuple[CardKind, np.ndarray, np.ndarray] | 
     return CardKind.PRINTED, homography, sample_patches(rgb, CardKind.PRINTED, homography)
 
 
-def _square_candidates(rgb: np.ndarray) -> list[tuple[float, float, float, float]]:
-    """Closed, nearly square outlines: (centre x, centre y, side, angle in degrees)."""
-    edges = cv2.Canny(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), 20, 60)
+def _square_candidates(rgb: np.ndarray, grey: np.ndarray
+                       ) -> list[tuple[float, float, float, float]]:
+    """Closed, nearly square outlines of ``rgb`` (``grey``: it in grey): (centre x,
+    centre y, side, angle in degrees)."""
+    edges = cv2.Canny(grey, 20, 60)
     edges = cv2.dilate(edges, np.ones((3, 3), np.uint8))
     contours, _ = cv2.findContours(255 - edges, cv2.RETR_LIST, cv2.CHAIN_APPROX_SIMPLE)
     max_area = rgb.shape[0] * rgb.shape[1] / 30
@@ -192,8 +199,9 @@ def _placements(idx: np.ndarray):
                 yield np.stack([c + ox, r + oy], axis=1)
 
 
-def _find_chart(rgb: np.ndarray) -> tuple[CardKind, np.ndarray, np.ndarray] | None:
-    lattice = _lattice(_square_candidates(rgb))
+def _find_chart(rgb: np.ndarray, grey: np.ndarray
+                ) -> tuple[CardKind, np.ndarray, np.ndarray] | None:
+    lattice = _lattice(_square_candidates(rgb, grey))
     if lattice is None:
         return None
     centres, idx = lattice

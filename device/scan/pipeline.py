@@ -38,16 +38,31 @@ from device.cameras.base import Camera
 from device.colour.correct import ColourCorrection, correct_colour
 from device.config import CropMode, DeviceConfig, GradingConfig
 from device.core.errors import InvalidInput, NoPackInstalled
-from device.core.imageio import PHOTO_FORMATS, ImageError, as_rgb, read_image, shrink
+from device.core.imageio import PHOTO_FORMATS, ImageError, as_rgb, read_image
 from device.core.scanrecord import CropChoice, QualityVerdict, Scan, SignGrade
 from device.core.vocab import Grade, Sign
 from device.grading.abstain import Abstention, FeatureStats, SignAbstention
 from device.grading.imagestats import describe
 from device.grading.models import ModelSet
-from device.vision.crop import CropError, CropResult, choose_crop, cut
-from device.vision.faces import SCAN_DETECT_SIDE, Faces, find_faces
-from device.vision.frameviews import MEASURE_SIDE, FrameViews
-from device.vision.quality import QualityReport, check_quality, confirm_skin
+from device.vision.crop import (
+    CropError,
+    CropGround,
+    CropResult,
+    choose_crop,
+    crop_ground,
+    crop_mode,
+    cut,
+)
+from device.vision.faces import Faces
+from device.vision.facework import FaceWorker, InlineFaces
+from device.vision.frameviews import FrameViews
+from device.vision.quality import (
+    QualityMeasures,
+    QualityReport,
+    check_quality,
+    confirm_skin,
+    measure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -195,35 +210,53 @@ class FrameLook:
     colour: ColourCorrection
     views: FrameViews
     faces: Faces
+    measures: QualityMeasures
+    #: What the auto crop reads that needs no faces, made while the faces were looked for
+    #: (device.vision.crop.crop_ground); None when it was not made ahead.
+    ground: CropGround | None = None
 
 
-def look_at(image: np.ndarray, config: DeviceConfig,
-            timings: dict[str, float] | None = None) -> FrameLook:
-    """The scan's first look at ``image`` (RGB uint8); adds to ``timings``' quality and
-    colour stages when given. The demo's training crops are cut through this too
-    (convert.devicecrops), so the graders learn from what the scan feeds them."""
+def look_at(image: np.ndarray, config: DeviceConfig, timings: dict[str, float] | None = None,
+            *, faces: FaceWorker | None = None, crop_ahead: bool = False) -> FrameLook:
+    """The scan's first look at ``image`` (RGB uint8); adds to ``timings``' quality, colour
+    and crop stages when given. ``faces``: the worker the face search runs on (a scan's
+    own; None looks for them in line, with the same result); ``crop_ahead``: make the auto
+    crop's face-free ground while the faces are looked for. The demo's training crops are
+    cut through this too (convert.devicecrops), so the graders learn from what the scan
+    feeds them."""
     timings = timings if timings is not None else dict.fromkeys(STAGES, 0.0)
+    worker = faces or InlineFaces()
     t = time.perf_counter()
-    # One scaled-down copy of the frame for the quality measures and the auto crop.
-    preview = shrink(image, MEASURE_SIDE)
+    # One scaled-down copy of the frame for the quality measures and the auto crop,
+    # and the frame looked at once (device.vision.frameviews): one preview, one tiny
+    # copy, one skin mask and one CIELAB for faces, skin share, texture and the crop.
+    views = FrameViews.of(image)
+    # The faces are looked for on the worker (device.vision.facework) while the colour
+    # card is searched and the quality measured.
+    faces_job = worker.start(views.tiny, image.shape[0])
     timings["quality"] += _ms_since(t)
     # Colour first (device.colour.correct): the card is found on the preview, and the
     # quality measures, the crop and the models see corrected colours (skin under a
     # warm lamp is skin); the stored frame stays as taken, the correction beside it.
     t = time.perf_counter()
-    colour = correct_colour(image, config.colour, preview=preview)
-    if colour.corrected:
-        preview = colour.apply(preview)
+    colour = correct_colour(image, config.colour, preview=views.preview,
+                            preview_grey=views.preview_grey)
+    if colour.corrected:  # new views, and the faces looked for again on them
+        views = FrameViews.of(image, preview=colour.apply(views.preview))
+        faces_job = worker.start(views.tiny, image.shape[0])
     timings["colour"] += _ms_since(t)
     t = time.perf_counter()
-    # The frame looked at once (device.vision.frameviews): one preview, one tiny copy, one
-    # skin mask and one CIELAB for faces, skin share, texture and the auto crop.
-    views = FrameViews.of(image, preview=preview)
-    tiny = views.tiny
-    faces = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(
-        image.shape[0] / tiny.shape[0])
+    measures = measure(image, views=views)
     timings["quality"] += _ms_since(t)
-    return FrameLook(preview, colour, views, faces)
+    # While the faces are still being looked for, the auto crop reads what it needs no
+    # faces for (device.vision.crop.crop_ground): the wait is put to use.
+    t = time.perf_counter()
+    ground = crop_ground(views) if crop_ahead and not faces_job.done() else None
+    timings["crop"] += _ms_since(t)
+    t = time.perf_counter()
+    found = faces_job.result()
+    timings["quality"] += _ms_since(t)
+    return FrameLook(views.preview, colour, views, found, measures, ground)
 
 
 def cut_lesion(image: np.ndarray, look: FrameLook, config: DeviceConfig, *,
@@ -236,7 +269,7 @@ def cut_lesion(image: np.ndarray, look: FrameLook, config: DeviceConfig, *,
     try:
         crop = choose_crop(image, config.crop, mode=mode,
                            box=tuple(box) if box is not None else None,  # type: ignore[arg-type]
-                           faces=look.faces, views=look.views)
+                           faces=look.faces, views=look.views, ground=look.ground)
     except CropError as exc:
         raise ScanError(str(exc)) from exc
     patch = cut(image, crop.box)
@@ -259,13 +292,15 @@ class Scanner:
     """Runs one scan; collaborators (camera, models) are handed in so tests use fakes."""
 
     def __init__(self, config: DeviceConfig, camera: Camera | None = None,
-                 models: ModelSet | None = None) -> None:
+                 models: ModelSet | None = None, faces: FaceWorker | None = None) -> None:
         self.config = config
         self.camera = camera
         self.models = models
         #: Why ``models`` is None when a pack is installed (device.grading.models.ModelSetError
         #: from the service's last load); None: nothing installed, or models loaded.
         self.load_failure: Exception | None = None
+        #: Looks for each frame's faces on a worker thread (device.vision.facework).
+        self._faces = faces or FaceWorker()
 
     def no_models_error(self) -> ScanError:
         """Why nothing can be graded: no pack installed, or installed packs that failed."""
@@ -295,10 +330,13 @@ class Scanner:
         image = check_image(image)
         models = self.models  # one reference: a reload mid-scan does not mix packs
 
-        look = look_at(image, self.config, timings)
+        box_given = tuple(box) if box is not None else None
+        auto = crop_mode(self.config.crop, mode, box_given) is CropMode.AUTO
+        look = look_at(image, self.config, timings, faces=self._faces, crop_ahead=auto)
         faces = look.faces
         t = time.perf_counter()
-        quality = check_quality(image, self.config.quality, views=look.views, faces=faces)
+        quality = check_quality(image, self.config.quality, views=look.views, faces=faces,
+                                measures=look.measures)
         timings["quality"] += _ms_since(t)
         result = ScanResult(quality=quality, crop=None, signs={}, timings_ms=timings,
                             pack_version=models.pack_version if models else None,

@@ -27,7 +27,14 @@ import numpy as np
 
 from device.config import CropConfig, CropMode
 from device.core.vocab import CropDoubt
-from device.vision.avoid import MAX_OVERLAY_IN_CROP, MIN_SKIN_IN_CROP, AvoidMasks, avoid_masks
+from device.vision.avoid import (
+    MAX_OVERLAY_IN_CROP,
+    MIN_SKIN_IN_CROP,
+    AvoidGround,
+    AvoidMasks,
+    avoid_ground,
+    avoid_masks,
+)
 from device.vision.faces import Faces
 from device.vision.frameviews import WORK_SIDE, FrameViews, shrink
 
@@ -162,6 +169,14 @@ def _box_sums(integral: np.ndarray, x0: Index, y0: Index, x1: Index, y1: Index) 
     return corner(y1, x1) - corner(y0, x1) - corner(y1, x0) + corner(y0, x0)
 
 
+def _count_integral(mask: np.ndarray) -> np.ndarray:
+    """Integral image of a mask: for a boolean one the pixel count of any box (int32,
+    exact); any other is summed as float64, as the score is."""
+    if mask.dtype != np.bool_:
+        return cv2.integral(mask.astype(np.float64))
+    return cv2.integral(np.ascontiguousarray(mask).view(np.uint8))
+
+
 def best_square(score: np.ndarray, body: np.ndarray,
                 avoid: AvoidMasks | None = None) -> tuple[Box, float, float]:
     """The square (x, y, side, side), mostly on the body and keeping to ``avoid``'s
@@ -174,8 +189,9 @@ def best_square(score: np.ndarray, body: np.ndarray,
     whether anything stands out); both are -inf when no square qualifies."""
     h, w = score.shape
     integral = cv2.integral(score.astype(np.float64))
-    body_int = cv2.integral(body.astype(np.float64))
-    rules = None if avoid is None else [cv2.integral(m.astype(np.float64)) for m in
+    # The masks' integrals count pixels: whole numbers, exact in 32 bits (and cheaper).
+    body_int = _count_integral(body)
+    rules = None if avoid is None else [_count_integral(m) for m in
                                         (avoid.zones, avoid.overlay, avoid.skin)]
     best, best_val, best_w, peak = (0, 0, 1, 1), -np.inf, -np.inf, -np.inf
     short = min(h, w)
@@ -240,32 +256,54 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
     return (nx, ny, new, new)
 
 
+@dataclass(frozen=True)
+class CropGround:
+    """What the auto crop reads of a frame before it needs the frame's faces
+    (``crop_ground``); the scan makes it while the faces are being looked for. ``score``
+    and ``avoid`` are None when the body is too small or not skin (auto falls back)."""
+
+    body: np.ndarray
+    body_fraction: float
+    skin_fraction: float
+    score: np.ndarray | None
+    avoid: AvoidGround | None
+
+
+def crop_ground(views: FrameViews) -> CropGround:
+    """The body part, its lesion score map and the face-free avoid masks of a frame's
+    shared views (device.vision.frameviews)."""
+    lab, skin = views.lab, views.skin
+    body = body_mask(lab)
+    body_fraction = float(body.mean())
+    skin_fraction = float(skin[body].mean()) if body.any() else 0.0
+    if body_fraction < MIN_SKIN_FOR_AUTO or skin_fraction < 0.5:
+        return CropGround(body, body_fraction, skin_fraction, None, None)
+    return CropGround(body, body_fraction, skin_fraction, lesion_score_map(lab, body),
+                      avoid_ground(lab, skin))
+
+
 def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None = None,
-             faces: Faces | None = None, views: FrameViews | None = None) -> CropResult:
+             faces: Faces | None = None, views: FrameViews | None = None,
+             ground: CropGround | None = None) -> CropResult:
     """``views``: the frame's shared views (device.vision.frameviews: the tiny copy, its CIELAB
     and skin mask), made once for the quality check; ``preview``: a smaller copy of
     ``rgb`` (shorter side >= WORK_SIDE) to make them from when there are none.
     ``faces``: device.vision.faces.find_faces of the frame, in its pixels (None: no faces
-    looked for)."""
+    looked for). ``ground``: ``crop_ground(views)`` when the caller made it already."""
     h, w = rgb.shape[:2]
     if views is None:  # the tiny copy straight from what was given, as it always was
         small = shrink(rgb if preview is None else preview, WORK_SIDE)
         views = FrameViews(preview=small, tiny=small)
-    small = views.tiny
-    scale = small.shape[0] / h
-    lab = views.lab
-    body = body_mask(lab)
+    scale = views.tiny.shape[0] / h
+    ground = crop_ground(views) if ground is None else ground
     fallback = guide_box(h, w, config.guide_fraction)
-    body_fraction = float(body.mean())
-    skin = views.skin
-    skin_fraction = float(skin[body].mean()) if body.any() else 0.0
-    if body_fraction < MIN_SKIN_FOR_AUTO or skin_fraction < 0.5:
+    if ground.score is None or ground.avoid is None:
         return _unsure(fallback, CropDoubt.NOT_SKIN,
-                       f"the body part fills {body_fraction:.0%} of the photo and "
-                       f"{skin_fraction:.0%} of it looks like skin")
-    avoid = avoid_masks(lab, skin, faces, scale)
-    score = lesion_score_map(lab, body)
-    square, value, peak = best_square(score, body, avoid)
+                       f"the body part fills {ground.body_fraction:.0%} of the photo and "
+                       f"{ground.skin_fraction:.0%} of it looks like skin")
+    avoid = avoid_masks(views.lab, views.skin, faces, scale, ground.avoid)
+    score = ground.score
+    square, value, peak = best_square(score, ground.body, avoid)
     if peak == -np.inf:
         return _unsure(fallback, CropDoubt.NO_SQUARE_ALLOWED,
                        "every square on the body touches an eye, nostril or lip, an "
@@ -289,20 +327,28 @@ def _unsure(box: Box, doubt: CropDoubt, why: str, score: float | None = None) ->
                       f"auto crop unsure: {why}; used the guide square", score, doubt)
 
 
+def crop_mode(config: CropConfig, mode: CropMode | None = None,
+              box: tuple[float, ...] | None = None) -> CropMode:
+    """The mode a crop is chosen in: the one asked for, else box when a box is given,
+    else the configured one."""
+    return mode or (CropMode.BOX if box is not None else config.mode)
+
+
 def choose_crop(rgb: np.ndarray, config: CropConfig, *, mode: CropMode | None = None,
                 box: tuple[float, float, float, float] | None = None,
                 preview: np.ndarray | None = None, faces: Faces | None = None,
-                views: FrameViews | None = None) -> CropResult:
+                views: FrameViews | None = None, ground: CropGround | None = None
+                ) -> CropResult:
     """Pick the crop box for ``rgb`` (H, W, 3). A given ``box`` implies mode box.
-    ``preview``, ``faces`` and ``views`` are passed on to auto_box."""
-    mode = mode or (CropMode.BOX if box is not None else config.mode)
+    ``preview``, ``faces``, ``views`` and ``ground`` are passed on to auto_box."""
+    mode = crop_mode(config, mode, box)
     h, w = rgb.shape[:2]
     if mode is CropMode.BOX:
         if box is None:
             raise CropError("crop mode is box but no box was given (x, y, w, h)")
         return CropResult(clip_box(box, h, w), CropMode.BOX, CropMode.BOX, reason="box given")
     if mode is CropMode.AUTO:
-        return auto_box(rgb, config, preview=preview, faces=faces, views=views)
+        return auto_box(rgb, config, preview=preview, faces=faces, views=views, ground=ground)
     return CropResult(guide_box(h, w, config.guide_fraction), CropMode.GUIDE, CropMode.GUIDE,
                       reason="guide square")
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field, replace
 from enum import Enum
+from fractions import Fraction
 
 import cv2
 import numpy as np
@@ -125,6 +126,19 @@ def skin_texture(small: np.ndarray, *, views: FrameViews | None = None) -> float
     return float(100.0 * np.median(energy[skin]) / max(float(grey[skin].mean()), 1.0))
 
 
+def laplacian_variance(grey: np.ndarray) -> float:
+    """Variance of the Laplacian of a uint8 grey image (the blur measure). The Laplacian
+    of 8-bit pixels is a whole number within +-1020, so it is taken in 16 bits and its
+    sums are exact integers; the variance is their exact quotient, rounded once."""
+    lap = cv2.Laplacian(grey, cv2.CV_16S)
+    n = lap.size
+    # Both sums are whole numbers far below 2**53; OpenCV returns them as floats (the
+    # square sum by way of a square root), so they are rounded back to the integers.
+    total = round(cv2.sumElems(lap)[0])
+    squares = round(cv2.norm(lap, cv2.NORM_L2SQR))
+    return float(Fraction(squares * n - total * total, n * n))
+
+
 def measure(rgb: np.ndarray, *, views: FrameViews | None = None) -> QualityMeasures:
     """The quality measures of ``rgb``, taken on its shared views (device.vision.frameviews;
     made here when the caller has none)."""
@@ -133,7 +147,7 @@ def measure(rgb: np.ndarray, *, views: FrameViews | None = None) -> QualityMeasu
     grey = views.preview_grey
     return QualityMeasures(
         brightness=float(grey.mean()),
-        sharpness=float(cv2.Laplacian(grey, cv2.CV_64F).var()),
+        sharpness=laplacian_variance(grey),
         size=float(min(h, w)),
         skin_fraction=float(plain_skin_mask(views.tiny, views=views).mean()),
         skin_texture=skin_texture(views.tiny, views=views),
@@ -141,12 +155,14 @@ def measure(rgb: np.ndarray, *, views: FrameViews | None = None) -> QualityMeasu
 
 
 def check_quality(rgb: np.ndarray, config: QualityConfig, *, views: FrameViews | None = None,
-                  faces: Faces | None = None) -> QualityReport:
+                  faces: Faces | None = None,
+                  measures: QualityMeasures | None = None) -> QualityReport:
     """Check one RGB uint8 frame against the configured thresholds (``views``: the
     frame's shared views, see measure; ``faces``: device.vision.faces.find_faces of the frame,
-    when looked for)."""
+    when looked for; ``measures``: ``measure(rgb, views=views)`` when the caller took
+    them already, e.g. while its faces were being looked for)."""
     views = FrameViews.of(rgb) if views is None else views
-    m = measure(rgb, views=views)
+    m = measure(rgb, views=views) if measures is None else measures
     if faces is not None:
         cats = len(faces.cats)
         if not faces.cats and not faces.faces and m.skin_texture > FURRY * config.max_skin_texture:

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from convert.devicecrops import generate_device_crops
-    from device.core.cliutil import load_config_arg
+    from device.config import load_config_arg
 
     if args.n < 1 or args.size < 32:
         raise UserError(f"--n must be >= 1 and --size >= 32 (got {args.n}, {args.size})")

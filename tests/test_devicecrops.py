@@ -7,9 +7,15 @@ import csv
 
 import numpy as np
 
-from convert.devicecrops import CROP_COLUMNS, generate_device_crops, is_device_cut
+from convert.devicecrops import (
+    CROP_COLUMNS,
+    generate_device_crops,
+    is_device_cut,
+    load_scene_records,
+)
 from device.config import CropMode, DeviceConfig
 from device.core.imageio import read_image
+from device.grading.scenestats import describe_scene
 from device.scan.pipeline import cut_lesion, look_at, model_input
 from trainer.data import MANIFEST_NAME
 from trainer.run import is_synthetic, load_image
@@ -27,10 +33,17 @@ def test_each_crop_is_the_scans_own_cut_of_its_full_photo(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [r["path"] for r in rows] == [f"images/{s.name[:-4]}.png" for s in plan_dataset(3, 5)]
     assert set(CROP_COLUMNS) <= set(rows[0]) and "box_x" not in rows[0]
-    for spec, row in zip(plan_dataset(3, 5), rows, strict=True):
+    scenes = load_scene_records(out)
+    assert scenes is not None and load_scene_records(tmp_path) is None
+    for i, (spec, row) in enumerate(zip(plan_dataset(3, 5), rows, strict=True)):
         # The same photo through the scan's steps gives the same pixels, losslessly.
         image = read_image(full_photo_jpeg(5, spec)[0])
-        crop, patch = cut_lesion(image, look_at(image, config), config)
+        look = look_at(image, config)
+        crop, patch = cut_lesion(image, look, config)
+        # ... and the scene descriptor the scan makes of the same frame (the scene space).
+        assert scenes.names[i] == row["path"].split("/")[-1] and scenes.patients[i] == spec.patient_id
+        assert np.allclose(scenes.descriptors[i],
+                           describe_scene(look.views.tiny, look.views.skin, look.views.lab))
         expected = model_input(patch, (48, 48))
         got = load_image(out / row["path"], 48)
         assert np.array_equal(got, expected)

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -44,6 +44,7 @@ from device.core.vocab import Grade, Sign
 from device.grading.abstain import Abstention, FeatureStats, SignAbstention
 from device.grading.imagestats import describe
 from device.grading.models import ModelSet
+from device.grading.scenestats import describe_scene
 from device.vision.crop import CropError, CropResult, choose_crop, cut
 from device.vision.faces import SCAN_DETECT_SIDE, Faces, find_faces
 from device.vision.frameviews import MEASURE_SIDE, FrameViews
@@ -314,18 +315,21 @@ class Scanner:
         result.crop = crop
         result.crop_image = patch
 
-        self._grade(models, patch, result)
+        self._grade(models, patch, result, look.views)
         if result.abstained:
             result.signs = {}  # the models abstain: no model grades are shown or saved
             result.quality = confirm_skin(result.quality, self.config.quality)
         timings["total"] = _ms_since(start)
         return result
 
-    def _grade(self, models: ModelSet, patch: np.ndarray, result: ScanResult) -> None:
-        """Grade ``patch`` with each sign's model and score its features (abstention)."""
+    def _grade(self, models: ModelSet, patch: np.ndarray, result: ScanResult,
+               views: FrameViews | None = None) -> None:
+        """Grade ``patch`` with each sign's model and score its features (abstention);
+        ``views``: the frame's shared views, for the scene space."""
         timings = result.timings_ms
         inputs: dict[tuple[int, int], np.ndarray] = {}
         described: dict[tuple[int, int], np.ndarray] = {}  # device.grading.imagestats, once per input
+        scene = SceneOnce(views)
         scores: dict[str, SignAbstention] = {}
         for sign_model in models:
             h, w = sign_model.model.input_size
@@ -342,8 +346,8 @@ class Scanner:
             timings["invoke"] += invoke
             if sign_model.stats is not None and feats is not None:
                 t = time.perf_counter()
-                scores[sign_model.sign.value] = _score(sign_model.stats, feats, inputs[(h, w)],
-                                                       described, (h, w))
+                scores[sign_model.sign.value] = scene.add(
+                    sign_model.stats, _score(sign_model.stats, feats, inputs[(h, w)], described, (h, w)))
                 timings["abstain"] += _ms_since(t)
             reasons = review_reasons(probs, self.config.grading)
             result.signs[sign_model.sign] = SignResult(
@@ -364,6 +368,25 @@ def _score(stats: FeatureStats, feats: np.ndarray, model_input: np.ndarray,
         described[size] = describe(model_input)
     return SignAbstention(stats.distance(feats), stats.threshold,
                           image.distance_of(described[size]), image.threshold)
+
+
+class SceneOnce:
+    """The scene space (device.grading.scenestats): the frame's descriptor, made once per scan
+    from its shared tiny view and only when the pack carries scene statistics."""
+
+    def __init__(self, views: FrameViews | None) -> None:
+        self.views = views
+        self.descriptor: np.ndarray | None = None
+
+    def add(self, stats: FeatureStats, score: SignAbstention) -> SignAbstention:
+        """``score`` with the scene's distance and threshold added (as is without statistics)."""
+        if stats.scene is None or self.views is None:
+            return score
+        if self.descriptor is None:
+            v = self.views
+            self.descriptor = describe_scene(v.tiny, v.skin, v.lab)
+        return replace(score, scene_distance=stats.scene.distance_of(self.descriptor),
+                                   scene_threshold=stats.scene.threshold)
 
 
 def _ms_since(t: float) -> float:

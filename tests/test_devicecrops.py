@@ -90,3 +90,29 @@ def test_photos_whose_crop_fell_back_can_be_left_out(tmp_path):
     assert summary.fallbacks == 2 and summary.kept == 0
     assert not list((out2 / "images").iterdir())
     assert "0 crops kept" in summary.line()
+    # A left-out photo's scene is still recorded: it is a photo of its patient all the same.
+    scenes = load_scene_records(out2)
+    assert len(scenes.names) == 2 and not scenes.kept.any()
+
+
+def test_the_scene_space_is_fitted_on_the_runs_own_photos_split_by_patient(tmp_path):
+    """convert.abstention.scene_data_for: the training patients' photos fit the scene space,
+    the held-out patients' set its threshold, and each held-out crop finds its photo."""
+    from types import SimpleNamespace
+
+    from convert.abstention import scene_data_for
+
+    config = DeviceConfig.model_validate({"version": 1, "crop": {"mode": "guide"}})
+    out = tmp_path / "crops"
+    generate_device_crops(out, 4, seed=5, size=48, config=config, workers=1)
+    scenes = load_scene_records(out)
+    samples = [SimpleNamespace(path=out / "images" / n, patient_id=p)
+               for n, p in zip(scenes.names, scenes.patients, strict=True)]
+    val_patient = samples[-1].patient_id
+    val = [s for s in samples if s.patient_id == val_patient]
+    train = [s for s in samples if s.patient_id != val_patient]
+    run = SimpleNamespace(data_roots=[out], train_samples=lambda: train, val_samples=lambda: val)
+    data = scene_data_for(run)
+    assert len(data.fit) == len(train) and len(data.heldout) == len(val) == len(data.of_val_images)
+    assert np.array_equal(data.of_val_images[-1], scenes.descriptors[-1])
+    assert scene_data_for(SimpleNamespace(data_roots=[tmp_path])) is None  # nothing recorded

@@ -10,8 +10,9 @@ mask (device.vision.frameviews: ``FrameViews.tiny``, ``.skin``, ``.lab``, shorte
 
 - the share of skin in the frame, in its central half and on its border (3);
 - CIE Lab mean and standard deviation of the skin pixels and of the others (12);
-- log band energies of the lightness (differences of Gaussians, sigma 1 / 2 / 4) on
-  the skin and on the rest, and the kurtosis of the finest band on the skin (7);
+- log band energies of the lightness (differences of Gaussians, sigma 1 / 2 / 4; the
+  two coarser bands on the view halved) on the skin and on the rest, and the kurtosis
+  of the finest band on the skin (7);
 - log mean gradient magnitude and the share of strong edges (Sobel on the lightness) (2);
 - how ragged the skin mask is: skin/not-skin changes between neighbours per skin pixel (1);
 - a rotation-invariant uniform LBP histogram of the lightness halved (9, as imagestats);
@@ -62,13 +63,31 @@ class SceneStatsError(ValueError):
     """A frame view that cannot be described (not RGB uint8, too small, mismatched mask)."""
 
 
-def _mean_std(image: np.ndarray, mask: np.ndarray | None) -> list[float]:
-    """Per-channel means then standard deviations of ``image`` over ``mask`` (uint8 0/1;
-    None: the whole image)."""
+def _split_moments(image: np.ndarray, on: np.ndarray, n_on: int, *, spread: bool
+                   ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel (mean, std when ``spread``) of ``image`` over the skin (``on``, uint8 0/1,
+    ``n_on`` pixels) and over the rest, as two rows each. The rest comes from the whole
+    image less the skin (one masked pass, one plain), so a part is never walked twice;
+    a part under _MIN_PART pixels gets the whole image's values."""
     import cv2
 
-    mean, std = cv2.meanStdDev(image, mask=mask)
-    return [*mean.ravel().tolist(), *std.ravel().tolist()]
+    n = image.shape[0] * image.shape[1]
+    if spread:
+        m_all, s_all = (x.ravel() for x in cv2.meanStdDev(image))
+        m_on, s_on = (x.ravel() for x in cv2.meanStdDev(image, mask=on))
+    else:
+        m_all, m_on = (np.asarray(cv2.mean(image)[:image.shape[2]]),
+                       np.asarray(cv2.mean(image, mask=on)[:image.shape[2]]))
+        s_all = s_on = np.zeros_like(m_all)
+    n_off = n - n_on
+    if n_on < _MIN_PART or n_off < _MIN_PART:
+        m_on, s_on = (m_on, s_on) if n_on >= _MIN_PART else (m_all, s_all)
+        m_off, s_off = (m_all, s_all) if n_off < _MIN_PART else (m_on, s_on)
+        return np.stack([m_on, m_off]), np.stack([s_on, s_off])
+    m_off = (m_all * n - m_on * n_on) / n_off
+    second = ((s_all ** 2 + m_all ** 2) * n - (s_on ** 2 + m_on ** 2) * n_on) / n_off
+    s_off = np.sqrt(np.maximum(second - m_off ** 2, 0.0))
+    return np.stack([m_on, m_off]), np.stack([s_on, s_off])
 
 
 def describe_scene(tiny: np.ndarray, skin: np.ndarray,
@@ -90,24 +109,31 @@ def describe_scene(tiny: np.ndarray, skin: np.ndarray,
     h, w = mask.shape
     on = mask.view(np.uint8)
     n_skin = int(cv2.countNonZero(on))
-    # Each part (skin, the rest) as a uint8 mask; too small a part is described by the whole frame.
-    parts = [on if n_skin >= _MIN_PART else None,
-             (1 - on) if h * w - n_skin >= _MIN_PART else None]
     out: list[float] = [n_skin / (h * w)]
     centre = on[h // 4:h - h // 4, w // 4:w - w // 4]
     border = (int(on[:4].sum()) + int(on[-4:].sum()) + int(on[4:-4, :4].sum())
               + int(on[4:-4, -4:].sum()))
     out += [float(centre.mean()), border / (8 * w + 8 * (h - 8))]
-    for part in parts:
-        out += _mean_std(lab, part)
+    means, stds = _split_moments(lab, on, n_skin, spread=True)
+    for part in range(2):  # skin, then the rest
+        out += [*means[part].tolist(), *stds[part].tolist()]
     light = np.ascontiguousarray(lab[..., 0])
-    blurred = [cv2.GaussianBlur(light, (0, 0), s) for s in _SIGMAS]
-    squares = [cv2.multiply(b, b) for b in (light - blurred[0], blurred[0] - blurred[1],
-                                             blurred[1] - blurred[2])]
-    for part in parts:
-        out += [math.log(cv2.mean(sq, mask=part)[0] + _EPS) for sq in squares]
-    e1 = cv2.mean(squares[0], mask=parts[0])[0]
-    e2 = cv2.mean(cv2.multiply(squares[0], squares[0]), mask=parts[0])[0]
+    # The finest band on the view; the two coarser ones on the view halved (INTER_AREA),
+    # where their blurs cost a quarter as much (sigma 1 and 2 there: 2 and 4 on the view).
+    band = light - cv2.GaussianBlur(light, (0, 0), _SIGMAS[0])
+    square = cv2.multiply(band, band)
+    fine = _split_moments(cv2.merge([square, cv2.multiply(square, square)]), on, n_skin,
+                          spread=False)[0]
+    half = cv2.resize(light, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    on_half = cv2.resize(on, (w // 2, h // 2), interpolation=cv2.INTER_NEAREST)
+    b1 = cv2.GaussianBlur(half, (0, 0), _SIGMAS[1] / 2)
+    b2 = cv2.GaussianBlur(half, (0, 0), _SIGMAS[2] / 2)
+    coarse = _split_moments(cv2.merge([cv2.multiply(half - b1, half - b1),
+                                       cv2.multiply(b1 - b2, b1 - b2)]),
+                            on_half, cv2.countNonZero(on_half), spread=False)[0]
+    for part in range(2):
+        out += [math.log(float(e) + _EPS) for e in (fine[part, 0], *coarse[part])]
+    e1, e2 = float(fine[0, 0]), float(fine[0, 1])
     out.append(math.log(e2 / (e1 * e1 + _EPS) + _EPS))
     gx = cv2.Sobel(light, cv2.CV_32F, 1, 0, ksize=3)
     gy = cv2.Sobel(light, cv2.CV_32F, 0, 1, ksize=3)
@@ -117,11 +143,10 @@ def describe_scene(tiny: np.ndarray, skin: np.ndarray,
     changes = (cv2.countNonZero(cv2.absdiff(on[1:], on[:-1]))
                + cv2.countNonZero(cv2.absdiff(on[:, 1:], on[:, :-1])))
     out.append(changes / max(n_skin, 1))
-    # The LBP on the view halved (INTER_AREA): texture a step coarser, and a quarter of the cost.
-    half = cv2.resize(light, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+    # The LBP on the view halved: texture a step coarser, and a quarter of the cost.
     out += _lbp_riu2(half)[:9].tolist()
-    sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 1]
-    out += [cv2.mean(sat, mask=part)[0] / 255.0 for part in parts]
+    sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 1:2]
+    out += (_split_moments(sat, on, n_skin, spread=False)[0][:, 0] / 255.0).tolist()
     return np.asarray(out, np.float64)
 
 

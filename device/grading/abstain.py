@@ -36,10 +36,8 @@ METHOD = "mahalanobis-shared-covariance"
 DEFAULT_ACCEPT = 0.99
 STATS_SUFFIX = ".ood.npz"
 _KEYS = ("means", "classes", "precision", "threshold")
-#: The optional second space (device.grading.imagestats), in the same file; packs before it lack them.
-_IMAGE_KEYS = ("image_mean", "image_precision", "image_threshold", "image_version")
-#: The optional third space (device.grading.scenestats: the whole frame); packs before it lack them.
-_SCENE_KEYS = ("scene_mean", "scene_precision", "scene_threshold", "scene_version")
+#: The optional second and third spaces (device.grading.imagestats, device.grading.scenestats)
+#: are in the same file as ``image_*`` and ``scene_*`` arrays; packs before them lack them.
 
 
 class StatsError(ValueError):
@@ -142,48 +140,40 @@ def load_stats(path: Path | str) -> FeatureStats:
                         precision.astype(np.float32), threshold, image, scene)
 
 
-def _read_image_stats(path: Path, data: np.lib.npyio.NpzFile) -> ImageStats | None:
-    """The image-statistics space when the file has it (all four arrays, or none)."""
-    present = [k for k in _IMAGE_KEYS if k in data.files]
+def _read_gaussian(path: Path, data: np.lib.npyio.NpzFile, prefix: str, what: str,
+                   version_now: int, dim: int) -> tuple[np.ndarray, np.ndarray, float, int] | None:
+    """One optional Gaussian space of the file, ``<prefix>_mean``, ``_precision``,
+    ``_threshold`` and ``_version`` (all four, or none: a pack fitted before it)."""
+    keys = tuple(f"{prefix}_{k}" for k in ("mean", "precision", "threshold", "version"))
+    present = [k for k in keys if k in data.files]
     if not present:
         return None
-    if len(present) != len(_IMAGE_KEYS):
-        raise StatsError(f"{path}: image statistics lack "
-                         f"{', '.join(k for k in _IMAGE_KEYS if k not in present)}; rebuild the pack")
-    version, threshold = int(data["image_version"]), float(data["image_threshold"])
-    if version != DESCRIPTOR_VERSION:
-        raise StatsError(f"{path}: image statistics of descriptor version {version}; this "
-                         f"software computes version {DESCRIPTOR_VERSION}: rebuild the pack "
-                         "or update the device")
-    mean, precision = data["image_mean"], data["image_precision"]
-    if mean.shape != (DIM,) or precision.shape != (DIM, DIM):
-        raise StatsError(f"{path}: image statistics have shapes {mean.shape} and "
-                         f"{precision.shape}, expected ({DIM},) and ({DIM}, {DIM}); rebuild the pack")
+    if len(present) != len(keys):
+        raise StatsError(f"{path}: {what} lack "
+                         f"{', '.join(k for k in keys if k not in present)}; rebuild the pack")
+    version, threshold = int(data[keys[3]]), float(data[keys[2]])
+    if version != version_now:
+        raise StatsError(f"{path}: {what} of descriptor version {version}; this software "
+                         f"computes version {version_now}: rebuild the pack or update the device")
+    mean, precision = data[keys[0]], data[keys[1]]
+    if mean.shape != (dim,) or precision.shape != (dim, dim):
+        raise StatsError(f"{path}: {what} have shapes {mean.shape} and {precision.shape}, "
+                         f"expected ({dim},) and ({dim}, {dim}); rebuild the pack")
     if not (math.isfinite(threshold) and threshold > 0):
-        raise StatsError(f"{path}: image-statistics threshold {threshold} is not a positive number")
-    return ImageStats(mean.astype(np.float64), precision.astype(np.float64), threshold, version)
+        raise StatsError(f"{path}: {what} threshold {threshold} is not a positive number")
+    return mean.astype(np.float64), precision.astype(np.float64), threshold, version
+
+
+def _read_image_stats(path: Path, data: np.lib.npyio.NpzFile) -> ImageStats | None:
+    """The image-statistics space when the file has it."""
+    found = _read_gaussian(path, data, "image", "image statistics", DESCRIPTOR_VERSION, DIM)
+    return None if found is None else ImageStats(*found)
 
 
 def _read_scene_stats(path: Path, data: np.lib.npyio.NpzFile) -> SceneStats | None:
-    """The scene space when the file has it (all four arrays, or none)."""
-    present = [k for k in _SCENE_KEYS if k in data.files]
-    if not present:
-        return None
-    if len(present) != len(_SCENE_KEYS):
-        raise StatsError(f"{path}: scene statistics lack "
-                         f"{', '.join(k for k in _SCENE_KEYS if k not in present)}; rebuild the pack")
-    version, threshold = int(data["scene_version"]), float(data["scene_threshold"])
-    if version != SCENE_VERSION:
-        raise StatsError(f"{path}: scene statistics of descriptor version {version}; this "
-                         f"software computes version {SCENE_VERSION}: rebuild the pack "
-                         "or update the device")
-    mean, precision = data["scene_mean"], data["scene_precision"]
-    if mean.shape != (SCENE_DIM,) or precision.shape != (SCENE_DIM, SCENE_DIM):
-        raise StatsError(f"{path}: scene statistics have shapes {mean.shape} and {precision.shape}, "
-                         f"expected ({SCENE_DIM},) and ({SCENE_DIM}, {SCENE_DIM}); rebuild the pack")
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise StatsError(f"{path}: scene-statistics threshold {threshold} is not a positive number")
-    return SceneStats(mean.astype(np.float64), precision.astype(np.float64), threshold, version)
+    """The scene space (the whole frame) when the file has it."""
+    found = _read_gaussian(path, data, "scene", "scene statistics", SCENE_VERSION, SCENE_DIM)
+    return None if found is None else SceneStats(*found)
 
 
 def fit_stats(features: np.ndarray, labels: np.ndarray) -> tuple[FeatureStats, float]:

@@ -330,6 +330,9 @@ class Scanner:
         inputs: dict[tuple[int, int], np.ndarray] = {}
         described: dict[tuple[int, int], np.ndarray] = {}  # device.grading.imagestats, once per input
         scene = SceneOnce(views)
+        t = time.perf_counter()  # described before the invokes, whose threads it would meet
+        scene.describe(models)
+        timings["abstain"] += _ms_since(t)
         scores: dict[str, SignAbstention] = {}
         for sign_model in models:
             h, w = sign_model.model.input_size
@@ -378,13 +381,17 @@ class SceneOnce:
         self.views = views
         self.descriptor: np.ndarray | None = None
 
-    def add(self, stats: FeatureStats, score: SignAbstention) -> SignAbstention:
-        """``score`` with the scene's distance and threshold added (as is without statistics)."""
-        if stats.scene is None or self.views is None:
-            return score
-        if self.descriptor is None:
+    def describe(self, models: ModelSet) -> None:
+        """Describe the frame now when a sign's statistics have a scene space."""
+        if self.views is not None and any(sm.stats is not None and sm.stats.scene is not None
+                                          for sm in models):
             v = self.views
             self.descriptor = describe_scene(v.tiny, v.skin, v.lab)
+
+    def add(self, stats: FeatureStats, score: SignAbstention) -> SignAbstention:
+        """``score`` with the scene's distance and threshold added (as is without statistics)."""
+        if stats.scene is None or self.descriptor is None:
+            return score
         return replace(score, scene_distance=stats.scene.distance_of(self.descriptor),
                                    scene_threshold=stats.scene.threshold)
 

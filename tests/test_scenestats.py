@@ -125,3 +125,26 @@ def test_past_the_scene_threshold_abstains_and_says_the_models_were_not_trained_
     # No scene statistics (an old pack): the two crop spaces decide, as before.
     old = Abstention(True, {"erythema": SignAbstention(1.0, 4.0, 1.0, 4.0)})
     assert not old.abstained and old.scene_score is None and math.isfinite(old.score)
+
+
+def test_the_pack_check_wants_the_scene_space_exactly_where_the_card_describes_it(fitted, tmp_path):
+    from types import SimpleNamespace
+
+    from device.packs.manifest import sha256_file
+    from device.packs.stats import check_stats
+
+    (tmp_path / "models").mkdir()
+    path = tmp_path / "models" / "erythema.ood.npz"
+    path.write_bytes(_feature_stats().with_scene(fitted).to_bytes())
+    entry = SimpleNamespace(stats="models/erythema.ood.npz", card="models/erythema.card.json")
+    extracted = {entry.stats: sha256_file(path)}
+
+    def problems(scene_space):
+        info = SimpleNamespace(stats_sha256=extracted[entry.stats], feature_dim=4,
+                               scene_space=scene_space)
+        report = SimpleNamespace(problems=[], notes=[])
+        check_stats(report, entry, SimpleNamespace(abstention=info), tmp_path, extracted)
+        return report.problems
+
+    assert problems(scene_space=object()) == []
+    assert any("has the scene space" in p for p in problems(scene_space=None))

@@ -10,19 +10,25 @@ split. Each space's threshold accepts at least 1 - (1 - accept) / 2 of the held-
 split, so that together they accept at least ``accept`` (99 %). The image statistics do
 not depend on the model: a pack's signs share one fit (the last one is kept in memory),
 made on at most ``IMAGE_FIT_MAX`` training crops.
+
+The third space (device.grading.scenestats, the whole frame) is fitted where the data
+root recorded its photos' scene descriptors (convert.devicecrops, ``scene.npz``): on the
+photos of the training split's patients, its threshold on those of the held-out split's.
+With it, the three spaces share the budget: each accepts at least 1 - (1 - accept) / 3.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from device.core.atomic import atomic_write_bytes
-from device.core.card import AbstentionInfo, ImageSpaceInfo
+from device.core.card import AbstentionInfo, ImageSpaceInfo, SceneSpaceInfo
 from device.grading.abstain import (
     DEFAULT_ACCEPT,
     METHOD,
@@ -39,6 +45,7 @@ from device.grading.imagestats import (
     variants,
 )
 from device.grading.interpreter import GradeModel
+from device.grading.scenestats import SCENE_DIM, SCENE_VERSION, fit_scene_stats
 from device.packs.manifest import sha256_file
 
 log = logging.getLogger(__name__)
@@ -69,15 +76,16 @@ def model_features(model: GradeModel, images: Sequence[np.ndarray] | np.ndarray)
 def fit_abstention(tflite: Path, train_images: np.ndarray, train_grades: Sequence[int],
                    val_images: np.ndarray, *, accept: float = DEFAULT_ACCEPT,
                    threads: int = 2, image_space: bool = True,
-                   blur_variants: bool = True) -> AbstentionInfo:
+                   blur_variants: bool = True, scene: SceneData | None = None) -> AbstentionInfo:
     """Write ``<sign>.ood.npz`` beside ``tflite`` and return the card's section for it.
     ``image_space=False`` fits the pooled features only (as packs before it);
     ``blur_variants=False`` fits the image space on the training crops alone, without their
-    acquisition-blur variants (crops the device itself cut: see fit_for_run)."""
+    acquisition-blur variants (crops the device itself cut: see fit_for_run); ``scene``:
+    the training and held-out photos' scene descriptors (None: no scene space)."""
     if len(train_images) < 2 or len(val_images) < 1:
         raise AbstentionFitError(f"abstention needs training and held-out images; got "
                                  f"{len(train_images)} and {len(val_images)}")
-    each = 1 - (1 - accept) / 2 if image_space else accept
+    each = 1 - (1 - accept) / (1 + image_space + (scene is not None))
     model = GradeModel(tflite, threads=threads)
     stats, shrink = fit_stats(model_features(model, train_images), np.asarray(train_grades))
     val_dist = stats.distances(model_features(model, val_images))
@@ -88,6 +96,13 @@ def fit_abstention(tflite: Path, train_images: np.ndarray, train_grades: Sequenc
         stats, image_info, image_ok = _fit_image_space(stats, train_images, val_images, each,
                                                        blur_variants)
         combined = float(((val_dist <= threshold) & image_ok).mean())
+    scene_info = None
+    if scene is not None:
+        stats, scene_info, scene_ok = _fit_scene_space(stats, scene, each)
+        ok = (val_dist <= threshold) & scene_ok
+        if image_space:
+            ok &= image_ok
+        combined = float(ok.mean())
     path = stats_path_for(tflite)
     atomic_write_bytes(path, stats.to_bytes())
     log.info("%s: abstention threshold %.3f accepts %.1f %% of %d held-out images", tflite.name,
@@ -101,12 +116,46 @@ def fit_abstention(tflite: Path, train_images: np.ndarray, train_grades: Sequenc
                 f"band energies, gradients, LBP, saturation) to the training crops' mean, "
                 f"threshold set by the same rule; past either threshold abstains; together "
                 f"they accept {combined:.1%} of the held-out images")
+    if scene_info is not None:
+        how += (f". Scene space: Mahalanobis distance of the whole frame's descriptor (skin share, "
+                f"skin and background colour, textures, edges) to the {scene_info.n_fit} training "
+                f"photos', threshold accepting at least {each:.1%} of {scene_info.n_heldout} "
+                "held-out photos")
     return AbstentionInfo(
         method=METHOD, stats_file=path.name, stats_sha256=sha256_file(path),
         feature_dim=stats.dim, classes=list(stats.classes), n_fit=len(train_images),
         shrinkage=round(float(shrink), 6), threshold=threshold, target_accept=accept,
         heldout_accepted=accepted, n_heldout=len(val_images), how=how,
-        image_space=image_info, combined_heldout_accepted=combined)
+        image_space=image_info, combined_heldout_accepted=combined, scene_space=scene_info)
+
+
+@dataclass(frozen=True)
+class SceneData:
+    """Scene descriptors (device.grading.scenestats) for the third space: the training photos'
+    (fit), the held-out photos' (threshold), and those of the held-out crops' own photos,
+    row for row with the held-out images (the share all spaces accept together)."""
+
+    fit: np.ndarray
+    heldout: np.ndarray
+    of_val_images: np.ndarray
+
+
+def _fit_scene_space(stats: FeatureStats, scene: SceneData, each: float
+                     ) -> tuple[FeatureStats, SceneSpaceInfo, np.ndarray]:
+    """Fit and calibrate the scene space; returns the statistics with it, its card section
+    and which held-out crops' photos it accepts."""
+    if len(scene.fit) < 2 or len(scene.heldout) < 1:
+        raise AbstentionFitError(f"the scene space needs training and held-out photos; got "
+                                 f"{len(scene.fit)} and {len(scene.heldout)}")
+    fitted, shrink = fit_scene_stats(scene.fit)
+    threshold, accepted = calibrate_threshold(fitted.distances(scene.heldout), each)
+    fitted = fitted.with_threshold(threshold)
+    log.info("scene statistics: threshold %.3f accepts %.1f %% of %d held-out photos",
+             threshold, 100 * accepted, len(scene.heldout))
+    info = SceneSpaceInfo(descriptor_version=SCENE_VERSION, dim=SCENE_DIM, n_fit=len(scene.fit),
+                          n_heldout=len(scene.heldout), shrinkage=round(float(shrink), 6),
+                          threshold=threshold, heldout_accepted=accepted)
+    return stats.with_scene(fitted), info, fitted.distances(scene.of_val_images) <= threshold
 
 
 #: Training crops the image statistics are fitted on (a seeded sample when there are
@@ -172,4 +221,28 @@ def fit_for_run(run: Any, tflite: Path, val_images: np.ndarray, *, threads: int 
     images = (load or load_images)(train, run.image_size)  # the crop where a box is given
     device_cut = all(is_device_cut(root) for root in run.data_roots)
     return fit_abstention(tflite, images, [int(s.grades[run.sign]) for s in train], val_images,
-                          threads=threads, accept=accept, blur_variants=not device_cut)
+                          threads=threads, accept=accept, blur_variants=not device_cut,
+                          scene=scene_data_for(run))
+
+
+def scene_data_for(run: Any) -> SceneData | None:
+    """The scene descriptors of ``run``'s own photos, split as the run splits its patients;
+    None unless its one data root recorded them (convert.devicecrops)."""
+    from convert.devicecrops import load_scene_records
+
+    if len(run.data_roots) != 1:
+        return None
+    records = load_scene_records(run.data_roots[0])
+    if records is None:
+        return None
+    train, val = run.train_samples(), run.val_samples()
+    row = {name: i for i, name in enumerate(records.names)}
+    missing = [s for s in val if Path(s.path).name not in row]
+    if missing:
+        raise AbstentionFitError(f"{run.data_roots[0]}: scene descriptors lack {len(missing)} "
+                                 f"held-out images (e.g. {Path(missing[0].path).name}); cut the "
+                                 "data again with convert device-crops")
+    return SceneData(
+        fit=records.for_patients({str(s.patient_id) for s in train}),
+        heldout=records.for_patients({str(s.patient_id) for s in val}),
+        of_val_images=records.descriptors[[row[Path(s.path).name] for s in val]])

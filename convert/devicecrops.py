@@ -26,7 +26,10 @@ Layout: ``OUT/images/<name>.png``, ``OUT/manifest.csv`` (the trainer's manifest 
 ``fitzpatrick``, then the crop: ``crop_x``, ``crop_y``, ``crop_side``, ``crop_mode``,
 ``crop_fallback``, ``lesion_iou``, and the quality check's ``quality_ok`` and
 ``sharpness``; extra columns the trainer keeps and ignores) and
-``OUT/synth.json`` (marks the set synthetic). Synthetic images: never clinical.
+``OUT/synth.json`` (marks the set synthetic) and ``OUT/scene.npz``: every photo's scene
+descriptor (device.grading.scenestats, of the frame's tiny view as ``look_at`` made it, left-out
+photos included), with its image name and patient, which convert.abstention fits the
+pack's scene space on (``SceneRecords``). Synthetic images: never clinical.
 """
 
 from __future__ import annotations
@@ -51,7 +54,38 @@ CROP_COLUMNS = ("crop_x", "crop_y", "crop_side", "crop_mode", "crop_fallback", "
 #: The device profile the demo runs (its crop mode and colour step cut the crops).
 DEFAULT_PROFILE = Path(__file__).resolve().parents[1] / "firmware_config" / "desktop-demo.yaml"
 
+#: Every photo's scene descriptor (device.grading.scenestats), beside the manifest.
+SCENE_FILE = "scene.npz"
+
 _worker: dict[str, DeviceConfig] = {}
+
+
+@dataclass(frozen=True)
+class SceneRecords:
+    """The scene descriptors a device-crops run recorded: one row per photo, its image name
+    (the manifest's file name) and patient, and whether its crop was kept."""
+
+    names: tuple[str, ...]
+    patients: tuple[str, ...]
+    kept: np.ndarray
+    descriptors: np.ndarray
+
+    def for_patients(self, patients: set[str]) -> np.ndarray:
+        """Descriptors (N, SCENE_DIM) of the photos of ``patients``, kept or left out: the
+        split is by patient, so a left-out photo belongs to its patient's side."""
+        pick = np.asarray([p in patients for p in self.patients], bool)
+        return self.descriptors[pick]
+
+
+def load_scene_records(root: Path) -> SceneRecords | None:
+    """``root``'s scene descriptors, or None when it has none (data written before them)."""
+    path = Path(root) / SCENE_FILE
+    if not path.exists():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        return SceneRecords(tuple(str(n) for n in data["names"]),
+                            tuple(str(p) for p in data["patients"]), data["kept"].astype(bool),
+                            data["descriptors"].astype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -87,11 +121,12 @@ def _init(config: DeviceConfig) -> None:
 
 
 def _cut_job(job: tuple[int, object, int, tuple[int, int]]) -> tuple[bytes, tuple[int, int, int], str, bool,
-                                                   float, bool, float]:
+                                                   float, bool, float, np.ndarray]:
     """Render full photo ``spec`` of plan ``seed``, cut it as a scan does, resize it to
     ``size``: (PNG bytes, crop x, y, side, crop mode, fell back, IoU with the lesion box,
-    the quality check's verdict, the sharpness it measured)."""
+    the quality check's verdict, the sharpness it measured, the frame's scene descriptor)."""
     from device.core.imageio import encode_png, read_image
+    from device.grading.scenestats import describe_scene
     from device.scan.pipeline import cut_lesion, look_at, model_input
     from device.vision.quality import check_quality
     from trainer.synth import full_photo_jpeg
@@ -107,8 +142,10 @@ def _cut_job(job: tuple[int, object, int, tuple[int, int]]) -> tuple[bytes, tupl
     crop, patch = cut_lesion(image, look, config)
     pixels = model_input(patch, (size, size))
     x, y, side, _ = crop.box
+    views = look.views
     return (encode_png(pixels), (x, y, side), crop.mode.value, crop.fallback,
-            iou(crop.box, lesion), quality.ok, float(quality.measures.sharpness))
+            iou(crop.box, lesion), quality.ok, float(quality.measures.sharpness),
+            describe_scene(views.tiny, views.skin, views.lab))
 
 
 def generate_device_crops(out: Path, n: int, seed: int, size: int, *,
@@ -139,20 +176,27 @@ def generate_device_crops(out: Path, n: int, seed: int, size: int, *,
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow([*MANIFEST_COLUMNS, "fitzpatrick", *CROP_COLUMNS])
     ious, fallbacks, refused = [], 0, 0
-    for spec, (png, (x, y, side), mode, fallback, overlap, quality_ok, sharpness) in zip(
+    names, kept_flags, scenes = [], [], []
+    for spec, (png, (x, y, side), mode, fallback, overlap, quality_ok, sharpness, scene) in zip(
             specs, results, strict=True):
         ious.append(overlap)
         fallbacks += fallback
         refused += not quality_ok
+        name = Path(spec.name).with_suffix(".png").name
+        names.append(name)
+        scenes.append(scene)
+        kept_flags.append(not (fallback and drop_fallbacks))
         if fallback and drop_fallbacks:
             continue
-        name = Path(spec.name).with_suffix(".png").name
         (out / "images" / name).write_bytes(png)
         writer.writerow([f"images/{name}", spec.patient_id, spec.region.value,
                          *(spec.grades[s] for s in MODEL_SIGNS), fitzpatrick(spec.tone),
                          x, y, side, mode, int(fallback), f"{overlap:.3f}", int(quality_ok),
                          f"{sharpness:.2f}"])
     (out / MANIFEST_NAME).write_text(buf.getvalue())
+    with open(out / SCENE_FILE, "wb") as fh:
+        np.savez(fh, names=np.asarray(names), patients=np.asarray([s.patient_id for s in specs]),
+                 kept=np.asarray(kept_flags), descriptors=np.stack(scenes))
     arr = np.asarray(ious)
     kept = n - fallbacks if drop_fallbacks else n
     summary = CutSummary(n, fallbacks, float(arr.mean()), float((arr >= 0.5).mean()), refused,

@@ -111,6 +111,48 @@ def test_thresholds_decide(config, models):
         _set_thresholds(models, None, None)
 
 
+def _striped() -> np.ndarray:
+    """Half skin-coloured, a flat painted surface with broad green stripes: the quality
+    check passes it."""
+    odd = np.full((240, 320, 3), (200, 150, 120), np.uint8)
+    for x0 in range(0, 320, 80):
+        odd[:, x0:x0 + 40] = (30, 200, 60)
+    return odd
+
+
+def test_the_scene_space_abstains_on_a_frame_unlike_the_training_photos(config, models):
+    """With the crop's spaces told to accept anything, the whole frame's space alone makes
+    the models abstain on a painted scene, and says why; without it the scene is graded."""
+    from device.grading.abstain import AbstainSpace, calibrate_threshold
+    from device.grading.scenestats import describe_scene, fit_scene_stats
+    from device.vision.frameviews import FrameViews
+
+    def scene_of(rgb):
+        views = FrameViews.of(rgb)
+        return describe_scene(views.tiny, views.skin, views.lab)
+
+    scene, _ = fit_scene_stats(np.stack([scene_of(frame(300 + k)) for k in range(60)]))
+    threshold, _ = calibrate_threshold(scene.distances(
+        np.stack([scene_of(frame(400 + k)) for k in range(30)])), 0.97)
+    saved = {sm.sign: sm.stats for sm in models}
+    try:
+        _set_thresholds(models, 1e9, 1e9)
+        for sm in models:
+            sm.stats = sm.stats.with_scene(scene.with_threshold(threshold))
+        scanner = Scanner(config, None, models)
+        result = scanner.scan(_striped())
+        assert result.quality.ok and result.abstained and result.signs == {}
+        assert result.abstention.space is AbstainSpace.SCENE and result.abstention.crop_space is None
+        assert "not trained on photos like this" in result.to_dict()["abstention"]["message"]
+        assert sum(scanner.scan(frame(500 + k)).graded for k in range(6)) >= 5
+        for sm in models:
+            sm.stats = sm.stats.with_scene(None)
+        assert scanner.scan(_striped()).graded  # the same frame, no scene space: graded
+    finally:
+        for sm in models:
+            sm.stats = saved[sm.sign]
+
+
 def _rewrite(src, dst, flip):
     with tarfile.open(src) as tin, tarfile.open(dst, "w") as tout:
         for m in tin.getmembers():
@@ -167,7 +209,7 @@ def test_evaluate_photos_prints_verdicts_totals_and_lesion_hits(tmp_path, capsys
     # and per photo; the blue frame never reaches the models.
     assert "not graded by: the quality check" in text
     by = data["totals"]["not_graded_by"]
-    assert set(by) == {"quality", "feature", "image", "both"} and by["quality"] >= 1
+    assert set(by) == {"quality", "scene", "feature", "image", "both"} and by["quality"] >= 1
     photos = {p["file"]: p for p in data["photos"]}
     assert photos["nested/blue.png"]["refused_by"] == "quality"
     for p in data["photos"]:

@@ -7,9 +7,15 @@ import csv
 
 import numpy as np
 
-from convert.devicecrops import CROP_COLUMNS, generate_device_crops, is_device_cut
+from convert.devicecrops import (
+    CROP_COLUMNS,
+    generate_device_crops,
+    is_device_cut,
+    load_scene_records,
+)
 from device.config import CropMode, DeviceConfig
 from device.core.imageio import read_image
+from device.grading.scenestats import describe_scene
 from device.scan.pipeline import cut_lesion, look_at, model_input
 from trainer.data import MANIFEST_NAME
 from trainer.run import is_synthetic, load_image
@@ -27,10 +33,17 @@ def test_each_crop_is_the_scans_own_cut_of_its_full_photo(tmp_path):
         rows = list(csv.DictReader(fh))
     assert [r["path"] for r in rows] == [f"images/{s.name[:-4]}.png" for s in plan_dataset(3, 5)]
     assert set(CROP_COLUMNS) <= set(rows[0]) and "box_x" not in rows[0]
-    for spec, row in zip(plan_dataset(3, 5), rows, strict=True):
+    scenes = load_scene_records(out)
+    assert scenes is not None and load_scene_records(tmp_path) is None
+    for i, (spec, row) in enumerate(zip(plan_dataset(3, 5), rows, strict=True)):
         # The same photo through the scan's steps gives the same pixels, losslessly.
         image = read_image(full_photo_jpeg(5, spec)[0])
-        crop, patch = cut_lesion(image, look_at(image, config), config)
+        look = look_at(image, config)
+        crop, patch = cut_lesion(image, look, config)
+        # ... and the scene descriptor the scan makes of the same frame (the scene space).
+        assert scenes.names[i] == row["path"].split("/")[-1] and scenes.patients[i] == spec.patient_id
+        assert np.allclose(scenes.descriptors[i],
+                           describe_scene(look.views.tiny, look.views.skin, look.views.lab))
         expected = model_input(patch, (48, 48))
         got = load_image(out / row["path"], 48)
         assert np.array_equal(got, expected)
@@ -77,3 +90,29 @@ def test_photos_whose_crop_fell_back_can_be_left_out(tmp_path):
     assert summary.fallbacks == 2 and summary.kept == 0
     assert not list((out2 / "images").iterdir())
     assert "0 crops kept" in summary.line()
+    # A left-out photo's scene is still recorded: it is a photo of its patient all the same.
+    scenes = load_scene_records(out2)
+    assert len(scenes.names) == 2 and not scenes.kept.any()
+
+
+def test_the_scene_space_is_fitted_on_the_runs_own_photos_split_by_patient(tmp_path):
+    """convert.abstention.scene_data_for: the training patients' photos fit the scene space,
+    the held-out patients' set its threshold, and each held-out crop finds its photo."""
+    from types import SimpleNamespace
+
+    from convert.abstention import scene_data_for
+
+    config = DeviceConfig.model_validate({"version": 1, "crop": {"mode": "guide"}})
+    out = tmp_path / "crops"
+    generate_device_crops(out, 4, seed=5, size=48, config=config, workers=1)
+    scenes = load_scene_records(out)
+    samples = [SimpleNamespace(path=out / "images" / n, patient_id=p)
+               for n, p in zip(scenes.names, scenes.patients, strict=True)]
+    val_patient = samples[-1].patient_id
+    val = [s for s in samples if s.patient_id == val_patient]
+    train = [s for s in samples if s.patient_id != val_patient]
+    run = SimpleNamespace(data_roots=[out], train_samples=lambda: train, val_samples=lambda: val)
+    data = scene_data_for(run)
+    assert len(data.fit) == len(train) and len(data.heldout) == len(val) == len(data.of_val_images)
+    assert np.array_equal(data.of_val_images[-1], scenes.descriptors[-1])
+    assert scene_data_for(SimpleNamespace(data_roots=[tmp_path])) is None  # nothing recorded

@@ -259,8 +259,12 @@ def _abstention_summary(sign: str, info: Any) -> str:
     """One line: each space's threshold and the held-out share accepted (card.AbstentionInfo)."""
     line = (f"{sign}: abstention threshold {info.threshold:.3f} accepts "
             f"{info.heldout_accepted:.1%} of {info.n_heldout} held-out images")
-    if info.image_space is not None and info.combined_heldout_accepted is not None:
+    if info.image_space is not None:
         line += (f"; image statistics {info.image_space.threshold:.3f} accepts "
-                 f"{info.image_space.heldout_accepted:.1%}; together "
-                 f"{info.combined_heldout_accepted:.1%}")
+                 f"{info.image_space.heldout_accepted:.1%}")
+    if info.scene_space is not None:
+        line += (f"; scene {info.scene_space.threshold:.3f} accepts "
+                 f"{info.scene_space.heldout_accepted:.1%} of {info.scene_space.n_heldout} photos")
+    if info.combined_heldout_accepted is not None:
+        line += f"; together {info.combined_heldout_accepted:.1%}"
     return line

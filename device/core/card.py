@@ -151,6 +151,27 @@ class ImageSpaceInfo(BaseModel):
                                     "space alone accepts")
 
 
+class SceneSpaceInfo(BaseModel):
+    """The third abstention space (device.grading.scenestats): one Gaussian over a descriptor
+    of the whole frame's tiny view, fitted on the pack's own training photos."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["mahalanobis-scene-statistics"] = Field(
+        default="mahalanobis-scene-statistics",
+        description="One Gaussian (Ledoit-Wolf covariance) over the frame's skin share, skin and "
+                    "background colour, band energies, edges, LBP and saturation; score: "
+                    "Mahalanobis distance to its mean")
+    descriptor_version: int = Field(ge=1, description="device.grading.scenestats.SCENE_VERSION used")
+    dim: int = Field(ge=1, description="Length of the descriptor")
+    n_fit: int = Field(ge=2, description="Training photos fitted on")
+    n_heldout: int = Field(ge=1, description="Held-out photos the threshold was calibrated on")
+    shrinkage: float = Field(ge=0, le=1, description="Ledoit-Wolf shrinkage of the covariance")
+    threshold: float = Field(gt=0, description="Distance above which the model abstains")
+    heldout_accepted: float = Field(ge=0, le=1, description="Share of held-out photos this "
+                                    "space alone accepts")
+
+
 class AbstentionInfo(BaseModel):
     """How this model abstains on images unlike its training data (device.grading.abstain)."""
 
@@ -175,8 +196,11 @@ class AbstentionInfo(BaseModel):
         default=None, description="The image-statistics space, in the same stats file (None: "
                                   "the pooled features only, as packs before it)")
     combined_heldout_accepted: float | None = Field(
-        default=None, ge=0, le=1, description="Share of held-out images that both spaces accept "
+        default=None, ge=0, le=1, description="Share of held-out images that every space accepts "
                                               "(None without an image space)")
+    scene_space: SceneSpaceInfo | None = Field(
+        default=None, description="The whole frame's space, in the same stats file (None: packs "
+                                  "before it, or training data with no recorded frames)")
 
 
 class ModelCard(BaseModel):

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from device.grading.imagestats import DESCRIPTOR_VERSION, DIM, ImageStats, ledoit_wolf
+from device.grading.scenestats import SCENE_DIM, SCENE_VERSION, SceneStats
 
 log = logging.getLogger(__name__)
 
@@ -35,8 +36,8 @@ METHOD = "mahalanobis-shared-covariance"
 DEFAULT_ACCEPT = 0.99
 STATS_SUFFIX = ".ood.npz"
 _KEYS = ("means", "classes", "precision", "threshold")
-#: The optional second space (device.grading.imagestats), in the same file; packs before it lack them.
-_IMAGE_KEYS = ("image_mean", "image_precision", "image_threshold", "image_version")
+#: The optional second and third spaces (device.grading.imagestats, device.grading.scenestats)
+#: are in the same file as ``image_*`` and ``scene_*`` arrays; packs before them lack them.
 
 
 class StatsError(ValueError):
@@ -47,13 +48,15 @@ class StatsError(ValueError):
 class FeatureStats:
     """Grade means (C, D), the shared precision matrix (D, D) and the threshold on the
     Mahalanobis distance (not squared); ``image``: the second, model-independent space
-    (device.grading.imagestats), None in packs fitted before it."""
+    (device.grading.imagestats), None in packs fitted before it; ``scene``: the third, the
+    whole frame's (device.grading.scenestats), None in packs fitted before it."""
 
     means: np.ndarray
     classes: tuple[int, ...]
     precision: np.ndarray
     threshold: float
     image: ImageStats | None = None
+    scene: SceneStats | None = None
 
     @property
     def dim(self) -> int:
@@ -79,10 +82,16 @@ class FeatureStats:
         return np.sqrt(np.maximum(sq.min(axis=1), 0.0))
 
     def with_threshold(self, threshold: float) -> FeatureStats:
-        return FeatureStats(self.means, self.classes, self.precision, float(threshold), self.image)
+        return FeatureStats(self.means, self.classes, self.precision, float(threshold), self.image,
+                            self.scene)
 
     def with_image(self, image: ImageStats | None) -> FeatureStats:
-        return FeatureStats(self.means, self.classes, self.precision, self.threshold, image)
+        return FeatureStats(self.means, self.classes, self.precision, self.threshold, image,
+                            self.scene)
+
+    def with_scene(self, scene: SceneStats | None) -> FeatureStats:
+        return FeatureStats(self.means, self.classes, self.precision, self.threshold, self.image,
+                            scene)
 
     def to_bytes(self) -> bytes:
         arrays = {"means": self.means.astype(np.float32),
@@ -94,6 +103,11 @@ class FeatureStats:
                           image_precision=self.image.precision.astype(np.float64),
                           image_threshold=np.float64(self.image.threshold),
                           image_version=np.int32(self.image.version))
+        if self.scene is not None:
+            arrays.update(scene_mean=self.scene.mean.astype(np.float64),
+                          scene_precision=self.scene.precision.astype(np.float64),
+                          scene_threshold=np.float64(self.scene.threshold),
+                          scene_version=np.int32(self.scene.version))
         buf = io.BytesIO()
         np.savez(buf, **arrays)
         return buf.getvalue()
@@ -111,6 +125,7 @@ def load_stats(path: Path | str) -> FeatureStats:
             means, classes = data["means"], data["classes"]
             precision, threshold = data["precision"], float(data["threshold"])
             image = _read_image_stats(path, data)
+            scene = _read_scene_stats(path, data)
     except (OSError, ValueError, EOFError) as exc:
         if isinstance(exc, StatsError):
             raise
@@ -122,29 +137,43 @@ def load_stats(path: Path | str) -> FeatureStats:
     if not (math.isfinite(threshold) and threshold > 0):
         raise StatsError(f"{path}: abstention threshold {threshold} is not a positive number")
     return FeatureStats(means.astype(np.float32), tuple(int(c) for c in classes),
-                        precision.astype(np.float32), threshold, image)
+                        precision.astype(np.float32), threshold, image, scene)
+
+
+def _read_gaussian(path: Path, data: np.lib.npyio.NpzFile, prefix: str, what: str,
+                   version_now: int, dim: int) -> tuple[np.ndarray, np.ndarray, float, int] | None:
+    """One optional Gaussian space of the file, ``<prefix>_mean``, ``_precision``,
+    ``_threshold`` and ``_version`` (all four, or none: a pack fitted before it)."""
+    keys = tuple(f"{prefix}_{k}" for k in ("mean", "precision", "threshold", "version"))
+    present = [k for k in keys if k in data.files]
+    if not present:
+        return None
+    if len(present) != len(keys):
+        raise StatsError(f"{path}: {what} lack "
+                         f"{', '.join(k for k in keys if k not in present)}; rebuild the pack")
+    version, threshold = int(data[keys[3]]), float(data[keys[2]])
+    if version != version_now:
+        raise StatsError(f"{path}: {what} of descriptor version {version}; this software "
+                         f"computes version {version_now}: rebuild the pack or update the device")
+    mean, precision = data[keys[0]], data[keys[1]]
+    if mean.shape != (dim,) or precision.shape != (dim, dim):
+        raise StatsError(f"{path}: {what} have shapes {mean.shape} and {precision.shape}, "
+                         f"expected ({dim},) and ({dim}, {dim}); rebuild the pack")
+    if not (math.isfinite(threshold) and threshold > 0):
+        raise StatsError(f"{path}: {what} threshold {threshold} is not a positive number")
+    return mean.astype(np.float64), precision.astype(np.float64), threshold, version
 
 
 def _read_image_stats(path: Path, data: np.lib.npyio.NpzFile) -> ImageStats | None:
-    """The image-statistics space when the file has it (all four arrays, or none)."""
-    present = [k for k in _IMAGE_KEYS if k in data.files]
-    if not present:
-        return None
-    if len(present) != len(_IMAGE_KEYS):
-        raise StatsError(f"{path}: image statistics lack "
-                         f"{', '.join(k for k in _IMAGE_KEYS if k not in present)}; rebuild the pack")
-    version, threshold = int(data["image_version"]), float(data["image_threshold"])
-    if version != DESCRIPTOR_VERSION:
-        raise StatsError(f"{path}: image statistics of descriptor version {version}; this "
-                         f"software computes version {DESCRIPTOR_VERSION}: rebuild the pack "
-                         "or update the device")
-    mean, precision = data["image_mean"], data["image_precision"]
-    if mean.shape != (DIM,) or precision.shape != (DIM, DIM):
-        raise StatsError(f"{path}: image statistics have shapes {mean.shape} and "
-                         f"{precision.shape}, expected ({DIM},) and ({DIM}, {DIM}); rebuild the pack")
-    if not (math.isfinite(threshold) and threshold > 0):
-        raise StatsError(f"{path}: image-statistics threshold {threshold} is not a positive number")
-    return ImageStats(mean.astype(np.float64), precision.astype(np.float64), threshold, version)
+    """The image-statistics space when the file has it."""
+    found = _read_gaussian(path, data, "image", "image statistics", DESCRIPTOR_VERSION, DIM)
+    return None if found is None else ImageStats(*found)
+
+
+def _read_scene_stats(path: Path, data: np.lib.npyio.NpzFile) -> SceneStats | None:
+    """The scene space (the whole frame) when the file has it."""
+    found = _read_gaussian(path, data, "scene", "scene statistics", SCENE_VERSION, SCENE_DIM)
+    return None if found is None else SceneStats(*found)
 
 
 def fit_stats(features: np.ndarray, labels: np.ndarray) -> tuple[FeatureStats, float]:
@@ -178,9 +207,11 @@ def calibrate_threshold(distances: np.ndarray, accept: float = DEFAULT_ACCEPT) -
 
 
 class AbstainSpace(str, Enum):
-    """Which space put a scan past its threshold: the model's pooled features, the
-    crop's image statistics (device.grading.imagestats), or both."""
+    """Which space put a scan past its threshold: the whole frame (device.grading.scenestats:
+    named first whenever it is past, whatever the crop's spaces say), else the model's
+    pooled features, the crop's image statistics (device.grading.imagestats), or both."""
 
+    SCENE = "scene"
     FEATURE = "feature"
     IMAGE = "image"
     BOTH = "both"
@@ -189,7 +220,9 @@ class AbstainSpace(str, Enum):
         return self.value
 
     @classmethod
-    def of(cls, feature: bool, image: bool) -> AbstainSpace | None:
+    def of(cls, feature: bool, image: bool, scene: bool = False) -> AbstainSpace | None:
+        if scene:
+            return cls.SCENE
         if feature and image:
             return cls.BOTH
         if feature:
@@ -199,13 +232,15 @@ class AbstainSpace(str, Enum):
 
 @dataclass(frozen=True)
 class SignAbstention:
-    """One sign's scores: the feature space's distance and threshold, and the image
-    space's (None for packs fitted before it). Past either threshold abstains."""
+    """One sign's scores: the feature space's distance and threshold, the image space's
+    and the scene space's (None for packs fitted before them). Past any threshold abstains."""
 
     distance: float
     threshold: float
     image_distance: float | None = None
     image_threshold: float | None = None
+    scene_distance: float | None = None
+    scene_threshold: float | None = None
 
     @property
     def image_ratio(self) -> float | None:
@@ -214,8 +249,14 @@ class SignAbstention:
         return self.image_distance / self.image_threshold
 
     @property
+    def scene_ratio(self) -> float | None:
+        if self.scene_distance is None or not self.scene_threshold:
+            return None
+        return self.scene_distance / self.scene_threshold
+
+    @property
     def ratio(self) -> float:
-        return max(self.distance / self.threshold, self.image_ratio or 0.0)
+        return max(self.distance / self.threshold, self.image_ratio or 0.0, self.scene_ratio or 0.0)
 
     @property
     def feature_past(self) -> bool:
@@ -227,16 +268,24 @@ class SignAbstention:
                 and self.image_distance > self.image_threshold)
 
     @property
+    def scene_past(self) -> bool:
+        return (self.scene_distance is not None and self.scene_threshold is not None
+                and self.scene_distance > self.scene_threshold)
+
+    @property
     def abstained(self) -> bool:
-        return self.feature_past or self.image_past
+        return self.feature_past or self.image_past or self.scene_past
 
     def to_dict(self) -> dict[str, float | bool | None]:
-        image = self.image_ratio
+        image, scene = self.image_ratio, self.scene_ratio
         return {"distance": round(self.distance, 4), "threshold": round(self.threshold, 4),
                 "feature_score": round(self.distance / self.threshold, 4),
                 "image_distance": None if self.image_distance is None else round(self.image_distance, 4),
                 "image_threshold": None if self.image_threshold is None else round(self.image_threshold, 4),
                 "image_score": None if image is None else round(image, 4),
+                "scene_distance": None if self.scene_distance is None else round(self.scene_distance, 4),
+                "scene_threshold": None if self.scene_threshold is None else round(self.scene_threshold, 4),
+                "scene_score": None if scene is None else round(scene, 4),
                 "score": round(self.ratio, 4), "abstained": self.abstained}
 
 
@@ -259,16 +308,35 @@ class Abstention:
 
     @property
     def space(self) -> AbstainSpace | None:
-        """Which space(s) any sign was past (None: within both, or nothing checked)."""
+        """Which space(s) any sign was past (None: within all, or nothing checked)."""
+        if not self.checked:
+            return None
+        signs = self.signs.values()
+        return AbstainSpace.of(any(s.feature_past for s in signs), any(s.image_past for s in signs),
+                               any(s.scene_past for s in signs))
+
+    @property
+    def crop_space(self) -> AbstainSpace | None:
+        """Which of the crop's spaces (feature, image, both) any sign was past, the scene aside."""
         if not self.checked:
             return None
         signs = self.signs.values()
         return AbstainSpace.of(any(s.feature_past for s in signs), any(s.image_past for s in signs))
 
+    @property
+    def scene_score(self) -> float | None:
+        """The scene space's distance/threshold (None: not checked, or no scene statistics)."""
+        ratios = [s.scene_ratio for s in self.signs.values() if s.scene_ratio is not None]
+        return max(ratios) if self.checked and ratios else None
+
     def message(self) -> str:
         pack = f"pack {self.pack_version}" if self.pack_version else "the installed pack"
         if not self.checked:
             return f"{pack} carries no abstention statistics: it cannot tell unfamiliar images"
+        if self.space is AbstainSpace.SCENE:
+            return (f"The models were not trained on photos like this: the whole photo is unlike "
+                    f"{pack}'s training photos (score {self.score:.2f}, above 1 abstains). No "
+                    "model grades are given: grade it yourself.")
         if self.abstained:
             return (f"The models do not recognise this image: it is outside {pack}'s training "
                     f"data (score {self.score:.2f}, above 1 abstains). No model grades are "

@@ -183,16 +183,23 @@ def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
     return (1 - shrink) * sample + shrink * mu * np.eye(d), shrink
 
 
-def fit_image_stats(descriptors: np.ndarray) -> tuple[ImageStats, float]:
-    """Fit the Gaussian (threshold not yet set: infinite); returns it and the shrinkage.
-    Descriptors are standardised before the Ledoit-Wolf shrinkage (their units differ),
-    and the scaling is folded into the stored precision."""
-    x = np.asarray(descriptors, np.float64)
-    if x.ndim != 2 or x.shape[1] != DIM or x.shape[0] < 2:
-        raise ImageStatsError(f"need (N, {DIM}) descriptors with N >= 2; got {x.shape}")
+def fit_gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """Mean, precision and Ledoit-Wolf shrinkage of one Gaussian over rows ``x`` (N, D).
+    The rows are standardised before the shrinkage (their units differ), and the scaling
+    is folded into the precision. The image and scene spaces (device.grading.scenestats)
+    both fit with it."""
     mean = x.mean(axis=0)
     scale = x.std(axis=0)
     scale = np.maximum(scale, 1e-3 * max(float(np.median(scale)), _EPS))
     cov, shrink = ledoit_wolf((x - mean) / scale)
     precision = np.linalg.pinv(cov, hermitian=True) / scale[:, None] / scale[None, :]
+    return mean, precision, shrink
+
+
+def fit_image_stats(descriptors: np.ndarray) -> tuple[ImageStats, float]:
+    """Fit the Gaussian (threshold not yet set: infinite); returns it and the shrinkage."""
+    x = np.asarray(descriptors, np.float64)
+    if x.ndim != 2 or x.shape[1] != DIM or x.shape[0] < 2:
+        raise ImageStatsError(f"need (N, {DIM}) descriptors with N >= 2; got {x.shape}")
+    mean, precision, shrink = fit_gaussian(x)
     return ImageStats(mean, precision, math.inf), shrink

@@ -1,6 +1,7 @@
 """Pack checks of the abstention statistics (device.grading.abstain): present exactly when the
-card describes them, the file the card names, readable, and of the size of the
-model's pooled features. Called by device.packs.check."""
+card describes them, the file the card names, readable, of the size of the model's
+pooled features, and with a scene space exactly when the card describes one. Called by
+device.packs.check."""
 
 from __future__ import annotations
 
@@ -53,6 +54,10 @@ def check_stats(report: Findings, entry: Any, card: Any, dest: Path,
     if stats.dim != info.feature_dim:
         report.problems.append(f"{entry.stats}: {stats.dim} features, but {entry.card} says "
                                f"{info.feature_dim}; rebuild the pack")
+    if (stats.scene is None) != (getattr(info, "scene_space", None) is None):
+        has, says = ("has", "describes none") if stats.scene is not None else ("lacks", "describes one")
+        report.problems.append(f"{entry.stats}: {has} the scene space (the whole frame), but "
+                               f"{entry.card} {says}; rebuild the pack")
 
 
 def features_fit(report: Findings, entry: Any, model: GradeModel, dest: Path) -> bool:

@@ -27,7 +27,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import cv2
@@ -44,6 +44,7 @@ from device.core.vocab import Grade, Sign
 from device.grading.abstain import Abstention, FeatureStats, SignAbstention
 from device.grading.imagestats import describe
 from device.grading.models import ModelSet
+from device.grading.scenestats import describe_scene
 from device.vision.crop import (
     CropError,
     CropGround,
@@ -352,18 +353,24 @@ class Scanner:
         result.crop = crop
         result.crop_image = patch
 
-        self._grade(models, patch, result)
+        self._grade(models, patch, result, look.views)
         if result.abstained:
             result.signs = {}  # the models abstain: no model grades are shown or saved
             result.quality = confirm_skin(result.quality, self.config.quality)
         timings["total"] = _ms_since(start)
         return result
 
-    def _grade(self, models: ModelSet, patch: np.ndarray, result: ScanResult) -> None:
-        """Grade ``patch`` with each sign's model and score its features (abstention)."""
+    def _grade(self, models: ModelSet, patch: np.ndarray, result: ScanResult,
+               views: FrameViews | None = None) -> None:
+        """Grade ``patch`` with each sign's model and score its features (abstention);
+        ``views``: the frame's shared views, for the scene space."""
         timings = result.timings_ms
         inputs: dict[tuple[int, int], np.ndarray] = {}
         described: dict[tuple[int, int], np.ndarray] = {}  # device.grading.imagestats, once per input
+        scene = SceneOnce(views)
+        t = time.perf_counter()  # described before the invokes, whose threads it would meet
+        scene.describe(models)
+        timings["abstain"] += _ms_since(t)
         scores: dict[str, SignAbstention] = {}
         for sign_model in models:
             h, w = sign_model.model.input_size
@@ -380,8 +387,8 @@ class Scanner:
             timings["invoke"] += invoke
             if sign_model.stats is not None and feats is not None:
                 t = time.perf_counter()
-                scores[sign_model.sign.value] = _score(sign_model.stats, feats, inputs[(h, w)],
-                                                       described, (h, w))
+                scores[sign_model.sign.value] = scene.add(
+                    sign_model.stats, _score(sign_model.stats, feats, inputs[(h, w)], described, (h, w)))
                 timings["abstain"] += _ms_since(t)
             reasons = review_reasons(probs, self.config.grading)
             result.signs[sign_model.sign] = SignResult(
@@ -402,6 +409,29 @@ def _score(stats: FeatureStats, feats: np.ndarray, model_input: np.ndarray,
         described[size] = describe(model_input)
     return SignAbstention(stats.distance(feats), stats.threshold,
                           image.distance_of(described[size]), image.threshold)
+
+
+class SceneOnce:
+    """The scene space (device.grading.scenestats): the frame's descriptor, made once per scan
+    from its shared tiny view and only when the pack carries scene statistics."""
+
+    def __init__(self, views: FrameViews | None) -> None:
+        self.views = views
+        self.descriptor: np.ndarray | None = None
+
+    def describe(self, models: ModelSet) -> None:
+        """Describe the frame now when a sign's statistics have a scene space."""
+        if self.views is not None and any(sm.stats is not None and sm.stats.scene is not None
+                                          for sm in models):
+            v = self.views
+            self.descriptor = describe_scene(v.tiny, v.skin, v.lab)
+
+    def add(self, stats: FeatureStats, score: SignAbstention) -> SignAbstention:
+        """``score`` with the scene's distance and threshold added (as is without statistics)."""
+        if stats.scene is None or self.descriptor is None:
+            return score
+        return replace(score, scene_distance=stats.scene.distance_of(self.descriptor),
+                                   scene_threshold=stats.scene.threshold)
 
 
 def _ms_since(t: float) -> float:

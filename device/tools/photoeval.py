@@ -31,7 +31,8 @@ HIT_IOU = 0.3
 BOX_COLUMNS = ("file", "sha256", "width", "height", "x", "y", "w", "h")
 #: ``refused_by`` of a photo the quality check refused before the models ran.
 QUALITY_CHECK = "quality"
-SPACE_WORDS = {AbstainSpace.FEATURE: "feature space", AbstainSpace.IMAGE: "image space",
+SPACE_WORDS = {AbstainSpace.SCENE: "scene space (the whole frame)",
+               AbstainSpace.FEATURE: "feature space", AbstainSpace.IMAGE: "image space",
                AbstainSpace.BOTH: "feature and image spaces"}
 
 
@@ -74,6 +75,10 @@ class PhotoResult:
     space: AbstainSpace | None = None
     #: The models ran (False: refused by the quality check before them, or an error).
     scored: bool = False
+    #: The crop's spaces' verdict alone (feature, image, both; the scene aside).
+    crop_space: AbstainSpace | None = None
+    #: The scene space's distance/threshold (None: the pack has no scene space, or not scored).
+    scene_score: float | None = None
 
     @property
     def refused_by(self) -> str | None:
@@ -108,6 +113,8 @@ class PhotoResult:
                 "abstention_score": self.score, "crop": self.crop, "grades": self.grades,
                 "refused_by": self.refused_by,
                 "space": None if self.space is None else self.space.value,
+                "crop_space": None if self.crop_space is None else self.crop_space.value,
+                "scene_score": None if self.scene_score is None else round(self.scene_score, 4),
                 "ms": round(self.ms, 2), "lesion_boxes": [list(b) for b in self.boxes],
                 "on_lesion": self.on_lesion,
                 "best_iou": None if self.best_iou is None else round(self.best_iou, 4)}
@@ -192,7 +199,9 @@ def evaluate_photo(scanner: Scanner, photo: Path, root: Path,
                          {s.value: int(r.grade) for s, r in scan.signs.items()}, ms,
                          image_size=image.shape[:2],
                          space=scan.abstention.space if scan.abstention else None,
-                         scored=scan.abstention is not None)
+                         scored=scan.abstention is not None,
+                         crop_space=scan.abstention.crop_space if scan.abstention else None,
+                         scene_score=scan.abstention.scene_score if scan.abstention else None)
     if boxes is not None:
         digest = hashlib.sha256(photo.read_bytes()).hexdigest()
         result.boxes = boxes_for(photo, rel, digest, image.shape[:2], boxes)
@@ -214,6 +223,9 @@ def totals(results: list[PhotoResult]) -> dict:
         # the abstention space(s) past their threshold (an abstention on a photo with
         # little skin is reported as a "not skin" refusal, and counted by its space here).
         "not_graded_by": {k: by.count(k) for k in (QUALITY_CHECK, *(s.value for s in AbstainSpace))},
+        # Of the photos the scene space refused, those the crop's spaces accepted.
+        "scene_alone": sum(r.space is AbstainSpace.SCENE and r.crop_space is None
+                           and r.refused_by is not None for r in results),
         "refused_not_skin_after_models": sum(r.verdict is PhotoVerdict.REFUSED and r.scored
                                              for r in results),
         "photos": n, "accepted": graded, "abstained": abstained,
@@ -236,8 +248,10 @@ def format_totals(t: dict) -> str:
              f"or bad input ({100 * t['refused_or_abstained_share']:.1f} % not graded); "
              f"{t['ms_per_photo']:.1f} ms per photo (reading the file included)"]
     by = t["not_graded_by"]
-    lines.append(f"not graded by: the quality check {by[QUALITY_CHECK]}, the feature space "
-                 f"{by['feature']}, the image space {by['image']}, both spaces {by['both']} "
+    lines.append(f"not graded by: the quality check {by[QUALITY_CHECK]}, the scene space "
+                 f"{by['scene']} ({t['scene_alone']} of them within the crop's spaces), the "
+                 f"feature space {by['feature']}, the image space {by['image']}, both crop spaces "
+                 f"{by['both']} "
                  f"({t['refused_not_skin_after_models']} of these refused as not skin after "
                  "the models abstained)")
     if t["crops_checked_against_boxes"]:

@@ -96,8 +96,10 @@ def _abstention_line(info: AbstentionInfo | None) -> str:
     if info.image_space is None or info.combined_heldout_accepted is None:
         return (f"abstains past {info.threshold:.3g} (accepts {info.heldout_accepted:.1%} of "
                 f"{info.n_heldout} held-out images)")
+    scene = ("" if info.scene_space is None
+             else f", {info.scene_space.threshold:.3g} on the whole frame")
     return (f"abstains past {info.threshold:.3g} on its features or {info.image_space.threshold:.3g} "
-            f"on image statistics (together accepts {info.combined_heldout_accepted:.1%} of "
+            f"on image statistics{scene} (together accepts {info.combined_heldout_accepted:.1%} of "
             f"{info.n_heldout} held-out images)")
 
 

@@ -27,25 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from convert.spacefit import calibrate_threshold, fit_image_stats, fit_scene_stats, fit_stats
 from device.core.atomic import atomic_write_bytes
 from device.core.card import AbstentionInfo, ImageSpaceInfo, SceneSpaceInfo
-from device.grading.abstain import (
-    DEFAULT_ACCEPT,
-    METHOD,
-    STATS_SUFFIX,
-    FeatureStats,
-    calibrate_threshold,
-    fit_stats,
-)
-from device.grading.imagestats import (
-    DESCRIPTOR_VERSION,
-    DIM,
-    describe_many,
-    fit_image_stats,
-    variants,
-)
+from device.grading.abstain import DEFAULT_ACCEPT, METHOD, STATS_SUFFIX, FeatureStats
+from device.grading.imagestats import DESCRIPTOR_VERSION, DIM, describe_many, variants
 from device.grading.interpreter import GradeModel
-from device.grading.scenestats import SCENE_DIM, SCENE_VERSION, fit_scene_stats
+from device.grading.scenestats import SCENE_DIM, SCENE_VERSION
 from device.packs.manifest import sha256_file
 
 log = logging.getLogger(__name__)

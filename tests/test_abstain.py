@@ -7,16 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from device.grading.abstain import (
-    AbstainSpace,
-    Abstention,
-    SignAbstention,
-    StatsError,
-    calibrate_threshold,
-    fit_stats,
-    ledoit_wolf,
-    load_stats,
-)
+from convert.spacefit import calibrate_threshold, fit_stats, shrunk_covariance
+from device.grading.abstain import AbstainSpace, Abstention, SignAbstention, StatsError, load_stats
 
 
 def _clusters(rng, n, dim=24, spread=1.0):
@@ -61,7 +53,7 @@ def test_calibration_picks_the_smallest_threshold_for_the_share():
 def test_ledoit_wolf_shrinks_a_singular_covariance_to_an_invertible_one():
     rng = np.random.default_rng(1)
     x = rng.normal(0, 1, (10, 40))  # fewer samples than dimensions
-    cov, shrink = ledoit_wolf(x - x.mean(0))
+    cov, shrink = shrunk_covariance(x - x.mean(0))
     assert 0 < shrink <= 1
     assert np.linalg.matrix_rank(cov) == 40
 

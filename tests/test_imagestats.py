@@ -10,22 +10,16 @@ import cv2
 import numpy as np
 import pytest
 
+from convert.spacefit import calibrate_threshold, fit_image_stats, fit_stats
 from device.core.imageio import encode_jpeg, read_image
 from device.core.vocab import MODEL_SIGNS
-from device.grading.abstain import (
-    SignAbstention,
-    StatsError,
-    calibrate_threshold,
-    fit_stats,
-    load_stats,
-)
+from device.grading.abstain import SignAbstention, StatsError, load_stats
 from device.grading.imagestats import (
     DESCRIPTOR_VERSION,
     DIM,
     ImageStatsError,
     describe,
     describe_many,
-    fit_image_stats,
     variants,
 )
 from trainer.synth_render import render_lesion, skin_colour

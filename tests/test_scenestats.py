@@ -10,23 +10,10 @@ import cv2
 import numpy as np
 import pytest
 
+from convert.spacefit import calibrate_threshold, fit_scene_stats, fit_stats
 from device.core.imageio import read_image
-from device.grading.abstain import (
-    AbstainSpace,
-    Abstention,
-    SignAbstention,
-    StatsError,
-    calibrate_threshold,
-    fit_stats,
-    load_stats,
-)
-from device.grading.scenestats import (
-    SCENE_DIM,
-    SCENE_NAMES,
-    SceneStatsError,
-    describe_scene,
-    fit_scene_stats,
-)
+from device.grading.abstain import AbstainSpace, Abstention, SignAbstention, StatsError, load_stats
+from device.grading.scenestats import SCENE_DIM, SCENE_NAMES, SceneStatsError, describe_scene
 from device.vision.frameviews import FrameViews
 from trainer.synth import full_photo_jpeg, plan_dataset
 

@@ -1,7 +1,7 @@
 """Abstention: refuse to grade an image unlike the pack's training images.
 
 Each sign's model returns its pooled features beside the grade probabilities
-(the model contract in docs/ARCHITECTURE.md). At conversion, ``convert`` fits
+(the model contract in docs/ARCHITECTURE.md). At conversion, ``convert.spacefit`` fits
 class-conditional Gaussians with one shared covariance to the features of the
 training split (Lee et al. 2018, "A simple unified framework for detecting
 out-of-distribution samples"): a mean per grade and a shrunk (Ledoit-Wolf)
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from device.grading.imagestats import DESCRIPTOR_VERSION, DIM, ImageStats, ledoit_wolf
+from device.grading.imagestats import DESCRIPTOR_VERSION, DIM, ImageStats
 from device.grading.scenestats import SCENE_DIM, SCENE_VERSION, SceneStats
 
 log = logging.getLogger(__name__)
@@ -174,36 +174,6 @@ def _read_scene_stats(path: Path, data: np.lib.npyio.NpzFile) -> SceneStats | No
     """The scene space (the whole frame) when the file has it."""
     found = _read_gaussian(path, data, "scene", "scene statistics", SCENE_VERSION, SCENE_DIM)
     return None if found is None else SceneStats(*found)
-
-
-def fit_stats(features: np.ndarray, labels: np.ndarray) -> tuple[FeatureStats, float]:
-    """Class means and the shared, shrunk covariance's inverse; threshold not yet set
-    (infinite). Returns the statistics and the shrinkage used."""
-    feats = np.asarray(features, np.float64)
-    labels = np.asarray(labels).astype(int)
-    if feats.ndim != 2 or feats.shape[0] != labels.shape[0] or feats.shape[0] < 2:
-        raise StatsError(f"need (N, D) features with N >= 2 and one label each; got "
-                         f"{feats.shape} and {labels.shape}")
-    classes = tuple(int(c) for c in np.unique(labels))
-    means = np.stack([feats[labels == c].mean(axis=0) for c in classes])
-    centred = feats - means[np.searchsorted(classes, labels)]
-    cov, shrink = ledoit_wolf(centred)
-    precision = np.linalg.pinv(cov, hermitian=True)
-    return FeatureStats(means.astype(np.float32), classes, precision.astype(np.float32),
-                        math.inf), shrink
-
-
-def calibrate_threshold(distances: np.ndarray, accept: float = DEFAULT_ACCEPT) -> tuple[float, float]:
-    """The smallest threshold accepting at least ``accept`` of ``distances`` (held-out
-    images; accepted means distance <= threshold), and the share it accepts."""
-    d = np.sort(np.asarray(distances, np.float64))
-    if d.size == 0:
-        raise StatsError("no held-out images to calibrate the abstention threshold on")
-    if not 0 < accept <= 1:
-        raise StatsError(f"accept share {accept} must be in (0, 1]")
-    k = min(d.size - 1, max(0, math.ceil(accept * d.size) - 1))
-    threshold = float(d[k]) * (1 + 1e-6) + 1e-9  # float32 scoring on the device: a hair of room
-    return threshold, float((d <= threshold).mean())
 
 
 class AbstainSpace(str, Enum):

@@ -20,7 +20,7 @@ colours from real light. So each crop is described by:
 their effect on the third-party development photos, which may not select anything a
 pack ships with, so version 2 leaves them out.)
 
-At conversion one Gaussian (Ledoit-Wolf shrunk covariance, on standardised
+At conversion (convert.spacefit) one Gaussian (Ledoit-Wolf shrunk covariance, on standardised
 descriptors) is fitted to the training split's crops; the threshold is the smallest
 Mahalanobis distance accepting at least 99 % of the held-out split, the same rule as
 the feature space (device.grading.abstain). numpy and OpenCV only, no BLAS products on the
@@ -165,41 +165,3 @@ class ImageStats:
 
     def with_threshold(self, threshold: float) -> ImageStats:
         return ImageStats(self.mean, self.precision, float(threshold), self.version)
-
-
-def ledoit_wolf(centred: np.ndarray) -> tuple[np.ndarray, float]:
-    """Ledoit-Wolf shrunk covariance of centred rows (N, D) and the shrinkage used:
-    (1 - s) * S + s * mu * I, with s estimated from the data (Ledoit & Wolf 2004).
-    Both spaces of abstention fit with it (this one, and device.grading.abstain's features)."""
-    x = np.asarray(centred, np.float64)
-    n, d = x.shape
-    sample = x.T @ x / n
-    mu = float(np.trace(sample)) / d
-    delta = float(((sample - mu * np.eye(d)) ** 2).sum()) / d
-    x2 = x ** 2
-    beta_sum = float((x2.T @ x2).sum()) / n - float((sample ** 2).sum())
-    beta = min(max(beta_sum / (d * n), 0.0), delta)
-    shrink = beta / delta if delta > 0 else 1.0
-    return (1 - shrink) * sample + shrink * mu * np.eye(d), shrink
-
-
-def fit_gaussian(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """Mean, precision and Ledoit-Wolf shrinkage of one Gaussian over rows ``x`` (N, D).
-    The rows are standardised before the shrinkage (their units differ), and the scaling
-    is folded into the precision. The image and scene spaces (device.grading.scenestats)
-    both fit with it."""
-    mean = x.mean(axis=0)
-    scale = x.std(axis=0)
-    scale = np.maximum(scale, 1e-3 * max(float(np.median(scale)), _EPS))
-    cov, shrink = ledoit_wolf((x - mean) / scale)
-    precision = np.linalg.pinv(cov, hermitian=True) / scale[:, None] / scale[None, :]
-    return mean, precision, shrink
-
-
-def fit_image_stats(descriptors: np.ndarray) -> tuple[ImageStats, float]:
-    """Fit the Gaussian (threshold not yet set: infinite); returns it and the shrinkage."""
-    x = np.asarray(descriptors, np.float64)
-    if x.ndim != 2 or x.shape[1] != DIM or x.shape[0] < 2:
-        raise ImageStatsError(f"need (N, {DIM}) descriptors with N >= 2; got {x.shape}")
-    mean, precision, shrink = fit_gaussian(x)
-    return ImageStats(mean, precision, math.inf), shrink

@@ -18,7 +18,7 @@ mask (device.vision.frameviews: ``FrameViews.tiny``, ``.skin``, ``.lab``, shorte
 - a rotation-invariant uniform LBP histogram of the lightness halved (9, as imagestats);
 - HSV saturation mean of the skin and of the rest (2).
 
-At conversion one Gaussian (Ledoit-Wolf, standardised, as imagestats) is fitted to the
+At conversion (convert.spacefit) one Gaussian (Ledoit-Wolf, standardised, as imagestats) is fitted to the
 descriptors of the pack's own training photos, recorded while convert.devicecrops cut
 them, so the descriptor is that of the frame the crop came from, through the same
 ``look_at``. The threshold is calibrated on the held-out split's photos. A scan past it
@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.grading.imagestats import _lbp_riu2, fit_gaussian
+from device.grading.imagestats import _lbp_riu2
 
 #: Bumped when ``describe_scene`` changes; a pack's statistics name the version they were fitted with.
 SCENE_VERSION = 1
@@ -174,12 +174,3 @@ class SceneStats:
 
     def with_threshold(self, threshold: float) -> SceneStats:
         return SceneStats(self.mean, self.precision, float(threshold), self.version)
-
-
-def fit_scene_stats(descriptors: np.ndarray) -> tuple[SceneStats, float]:
-    """Fit the Gaussian (threshold not yet set: infinite); returns it and the shrinkage."""
-    x = np.asarray(descriptors, np.float64)
-    if x.ndim != 2 or x.shape[1] != SCENE_DIM or x.shape[0] < 2:
-        raise SceneStatsError(f"need (N, {SCENE_DIM}) scene descriptors with N >= 2; got {x.shape}")
-    mean, precision, shrink = fit_gaussian(x)
-    return SceneStats(mean, precision, math.inf), shrink

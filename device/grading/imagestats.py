@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -138,15 +139,19 @@ def describe_many(images: np.ndarray | list[np.ndarray]) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, DIM), np.float64)
 
 
+_Space = TypeVar("_Space", bound="GaussianSpace")
+
+
 @dataclass(frozen=True)
-class ImageStats:
-    """One Gaussian over the descriptors: mean (DIM,), precision (DIM, DIM) of the shrunk
-    covariance, and the threshold on the Mahalanobis distance (not squared)."""
+class GaussianSpace:
+    """One Gaussian over descriptors: mean (D,), precision (D, D) of the shrunk covariance,
+    and the threshold on the Mahalanobis distance (not squared). The image-statistics and
+    scene spaces are both this, over their own descriptors (convert.spacefit fits them)."""
 
     mean: np.ndarray
     precision: np.ndarray
     threshold: float
-    version: int = DESCRIPTOR_VERSION
+    version: int = 0
 
     def distance_of(self, descriptor: np.ndarray) -> float:
         diff = np.asarray(descriptor, np.float64).reshape(-1) - self.mean
@@ -154,14 +159,21 @@ class ImageStats:
         sq = float(np.einsum("d,d->", np.einsum("d,de->e", diff, self.precision), diff))
         return math.sqrt(max(sq, 0.0))
 
-    def distance(self, rgb: np.ndarray) -> float:
-        """Distance of one crop (RGB uint8 at the model's input size) to the training crops."""
-        return self.distance_of(describe(rgb))
-
     def distances(self, descriptors: np.ndarray) -> np.ndarray:
         diff = np.asarray(descriptors, np.float64) - self.mean[None]
         sq = np.einsum("nd,de,ne->n", diff, self.precision, diff)
         return np.sqrt(np.maximum(sq, 0.0))
 
-    def with_threshold(self, threshold: float) -> ImageStats:
-        return ImageStats(self.mean, self.precision, float(threshold), self.version)
+    def with_threshold(self: _Space, threshold: float) -> _Space:
+        return replace(self, threshold=float(threshold))
+
+
+@dataclass(frozen=True)
+class ImageStats(GaussianSpace):
+    """The image-statistics space: a GaussianSpace over ``describe`` of the crops."""
+
+    version: int = DESCRIPTOR_VERSION
+
+    def distance(self, rgb: np.ndarray) -> float:
+        """Distance of one crop (RGB uint8 at the model's input size) to the training crops."""
+        return self.distance_of(describe(rgb))

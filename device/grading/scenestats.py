@@ -35,7 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from device.grading.imagestats import _lbp_riu2
+from device.grading.imagestats import GaussianSpace, _lbp_riu2
 
 #: Bumped when ``describe_scene`` changes; a pack's statistics name the version they were fitted with.
 SCENE_VERSION = 1
@@ -151,26 +151,8 @@ def describe_scene(tiny: np.ndarray, skin: np.ndarray,
 
 
 @dataclass(frozen=True)
-class SceneStats:
-    """One Gaussian over the scene descriptors of the pack's training photos: mean
-    (SCENE_DIM,), precision of the shrunk covariance, and the threshold on the Mahalanobis
-    distance (not squared)."""
+class SceneStats(GaussianSpace):
+    """The scene space: a GaussianSpace over ``describe_scene`` of the pack's training
+    photos (SCENE_DIM values)."""
 
-    mean: np.ndarray
-    precision: np.ndarray
-    threshold: float
     version: int = SCENE_VERSION
-
-    def distance_of(self, descriptor: np.ndarray) -> float:
-        diff = np.asarray(descriptor, np.float64).reshape(-1) - self.mean
-        # einsum's own loops, not BLAS (see device.grading.abstain.FeatureStats.distance).
-        sq = float(np.einsum("d,d->", np.einsum("d,de->e", diff, self.precision), diff))
-        return math.sqrt(max(sq, 0.0))
-
-    def distances(self, descriptors: np.ndarray) -> np.ndarray:
-        diff = np.asarray(descriptors, np.float64) - self.mean[None]
-        sq = np.einsum("nd,de,ne->n", diff, self.precision, diff)
-        return np.sqrt(np.maximum(sq, 0.0))
-
-    def with_threshold(self, threshold: float) -> SceneStats:
-        return SceneStats(self.mean, self.precision, float(threshold), self.version)

@@ -123,8 +123,9 @@ def _striped() -> np.ndarray:
 def test_the_scene_space_abstains_on_a_frame_unlike_the_training_photos(config, models):
     """With the crop's spaces told to accept anything, the whole frame's space alone makes
     the models abstain on a painted scene, and says why; without it the scene is graded."""
-    from device.grading.abstain import AbstainSpace, calibrate_threshold
-    from device.grading.scenestats import describe_scene, fit_scene_stats
+    from convert.spacefit import calibrate_threshold, fit_scene_stats
+    from device.grading.abstain import AbstainSpace
+    from device.grading.scenestats import describe_scene
     from device.vision.frameviews import FrameViews
 
     def scene_of(rgb):

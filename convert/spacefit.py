@@ -10,12 +10,15 @@ estimate from the data, so a few hundred images still give an invertible matrix.
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 
 from device.grading.abstain import DEFAULT_ACCEPT, FeatureStats, StatsError
-from device.grading.imagestats import DIM, ImageStats, ImageStatsError
+from device.grading.imagestats import DIM, GaussianSpace, ImageStats, ImageStatsError
 from device.grading.scenestats import SCENE_DIM, SceneStats, SceneStatsError
+
+Space = TypeVar("Space", bound=GaussianSpace)
 
 #: Floor on a descriptor's spread, as a share of the median spread: a constant column
 #: must not blow up the precision.
@@ -60,22 +63,25 @@ def fit_stats(features: np.ndarray, labels: np.ndarray) -> tuple[FeatureStats, f
                         math.inf), shrink
 
 
+def _fit_space(kind: type[Space], descriptors: np.ndarray, dim: int, error: type[Exception],
+               what: str) -> tuple[Space, float]:
+    """A ``kind`` of GaussianSpace over ``descriptors`` (N, dim), threshold not yet set
+    (infinite), and its shrinkage."""
+    x = np.asarray(descriptors, np.float64)
+    if x.ndim != 2 or x.shape[1] != dim or x.shape[0] < 2:
+        raise error(f"need (N, {dim}) {what} with N >= 2; got {x.shape}")
+    mean, precision, shrink = fit_gaussian(x)
+    return kind(mean, precision, math.inf), shrink
+
+
 def fit_image_stats(descriptors: np.ndarray) -> tuple[ImageStats, float]:
     """The image-statistics space (threshold not yet set: infinite) and its shrinkage."""
-    x = np.asarray(descriptors, np.float64)
-    if x.ndim != 2 or x.shape[1] != DIM or x.shape[0] < 2:
-        raise ImageStatsError(f"need (N, {DIM}) descriptors with N >= 2; got {x.shape}")
-    mean, precision, shrink = fit_gaussian(x)
-    return ImageStats(mean, precision, math.inf), shrink
+    return _fit_space(ImageStats, descriptors, DIM, ImageStatsError, "descriptors")
 
 
 def fit_scene_stats(descriptors: np.ndarray) -> tuple[SceneStats, float]:
     """The scene space (threshold not yet set: infinite) and its shrinkage."""
-    x = np.asarray(descriptors, np.float64)
-    if x.ndim != 2 or x.shape[1] != SCENE_DIM or x.shape[0] < 2:
-        raise SceneStatsError(f"need (N, {SCENE_DIM}) scene descriptors with N >= 2; got {x.shape}")
-    mean, precision, shrink = fit_gaussian(x)
-    return SceneStats(mean, precision, math.inf), shrink
+    return _fit_space(SceneStats, descriptors, SCENE_DIM, SceneStatsError, "scene descriptors")
 
 
 def calibrate_threshold(distances: np.ndarray, accept: float = DEFAULT_ACCEPT) -> tuple[float, float]:

@@ -62,17 +62,6 @@ def to_whole(value: Any) -> int | None:
     return int(number)
 
 
-def parse_number(value: Any, what: str, *, allow_empty: bool = True) -> float | None:
-    """``to_number`` with ``InvalidInput`` naming the field ``what``."""
-    try:
-        number = to_number(value)
-    except ValueError as exc:
-        raise InvalidInput(f"{what}: {exc}") from None
-    if number is None and not allow_empty:
-        raise InvalidInput(f"{what}: required")
-    return number
-
-
 def parse_whole(value: Any, what: str) -> int | None:
     try:
         return to_whole(value)

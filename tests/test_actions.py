@@ -58,13 +58,17 @@ def test_refusals_are_typed(store, call, kind, status, words):
 
 
 def test_numbers_name_their_field():
-    assert actions.parse_number(" 1,5 ", "x") == 1.5
-    assert actions.parse_number("", "x") is None
+    """A review's numbers go through ReviewBody (the API's and the form's): a decimal comma
+    is read, an empty field is nothing, and a non-number is refused naming its field."""
+    from pydantic import ValidationError
+
+    from device.web.bodies import ReviewBody
+
+    assert ReviewBody.model_validate({"erythema": " 1,5 ", "excoriation": ""}).entry() == \
+        actions.ReviewEntry({Sign.ERYTHEMA: 1.5}, None, None)
     for bad in ("nan", "inf", True, "two"):
-        with pytest.raises(InvalidInput, match="erythema"):
-            actions.parse_number(bad, "erythema")
-    with pytest.raises(InvalidInput, match="required"):
-        actions.parse_number(None, "area", allow_empty=False)
+        with pytest.raises(ValidationError, match="erythema"):
+            ReviewBody.model_validate({"erythema": bad})
 
 
 def test_actions_import_no_flask():

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 
 import pytest
 from label_support import PASSWORD, add_users, make_project
@@ -43,6 +44,9 @@ def _login(page, base, name):
 def _draw_and_grade(page, start, end, grades):
     from playwright.sync_api import expect
 
+    # the queue's progress shows before the photo has decoded; the mouse does nothing until
+    # the canvas says which photo it holds
+    expect(page.locator("#canvas[data-photo]")).to_have_count(1)
     box = page.locator("#canvas").bounding_box()
     page.mouse.move(box["x"] + start[0], box["y"] + start[1])
     page.mouse.down()
@@ -70,6 +74,8 @@ def test_two_raters_adjudicator_agreement_export(chromium, studio, tmp_path):
     with sync_playwright() as pw:
         browser, page, shot = open_page(pw, chromium, tmp_path, viewport={"width": 1280, "height": 800})
         try:
+            # the photo arrives late, as on a loaded machine: drawing must wait for it
+            page.route("**/photos/*/image", lambda route: (time.sleep(0.4), route.continue_()))
             page.goto(f"{base}/label")
             expect(page).to_have_url(f"{base}/login?next=/label")
             shot("login")

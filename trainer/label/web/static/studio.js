@@ -45,6 +45,7 @@
     showQueue(q);
     if (q.next === null) {
       state.photo = null; state.boxes = []; draw(); listBoxes();
+      delete canvas.dataset.photo;
       el("file").textContent = "";
       say("All done: no photo is waiting for you.");
       return;
@@ -53,6 +54,7 @@
   }
 
   async function loadPhoto(id) {
+    delete canvas.dataset.photo;
     const p = await api("GET", `/api/photos/${id}`);
     const img = new Image();
     img.src = `/photos/${id}/image`;
@@ -67,6 +69,7 @@
     el("file").textContent = p.file + (p.status ? ` (saved: ${p.status})` : "");
     say(p.status === "unusable" ? `You marked this photo unusable: ${p.reason}` : "");
     draw(); listBoxes(); canvas.focus();
+    canvas.dataset.photo = String(p.id);  // the photo is drawn and the mouse now works on it
   }
 
   function snapshot() {

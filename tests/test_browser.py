@@ -122,7 +122,7 @@ def test_staff_scans_overrides_saves_and_sees_easi(chromium, server, tmp_path):
             expect(page).to_have_url(f"{base}/scan/result/1")
             expect(page.locator("#sign-erythema .bar").first).to_be_visible()
             assert page.locator(".bars").count() == 3
-            assert page.locator(".crop").evaluate("img => img.naturalWidth") > 0
+            page.wait_for_function("() => document.querySelector('.crop').naturalWidth > 0")
             shot("result")
 
             # override erythema to 3 (whatever the model said), add papulation and area

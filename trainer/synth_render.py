@@ -272,7 +272,12 @@ def apply_camera(rng: np.random.Generator, img: np.ndarray, scale: float) -> np.
     for c in range(len(tinted)):  # each channel blurred straight into its place
         cv2.GaussianBlur(tinted[c], (0, 0), sigma_blur, dst=img[c])
     sigma = float(rng.uniform(0.006, 0.02))
-    noise = rng.standard_normal(img.shape, dtype=np.float32)
+    # OpenCV's normal generator, seeded from ``rng`` (so a plan still renders the same
+    # bytes): a 1024x768 photo's 2.4 million draws take a quarter of NumPy's time, which
+    # was two fifths of the render.
+    noise = np.empty(img.shape, np.float32)
+    cv2.setRNGSeed(int(rng.integers(2**31 - 1)))
+    cv2.randn(noise.reshape(-1, img.shape[-1]), 0.0, 1.0)
     # img + sigma * noise * sqrt(clip(img)) * 1.6, in place and in that order (the same
     # bytes; a full photo's five temporaries were a fifth of its render time).
     shot = np.clip(img, 0.02, 1.0)

@@ -108,14 +108,20 @@ def test_no_face_in_noise_or_a_flat_colour(marker):
 def test_find_faces_gives_zones_from_the_mesh(portrait):
     faces = find_faces(portrait, cats=False)
     assert len(faces.faces) == 1 and len(faces.eyes) == 2 and len(faces.parts) == 2
-    assert faces.zones() == faces.eyes + faces.parts  # no proportional guesses on top
+    # the mesh's eyes and parts, then the hair above the face: no proportional guesses
+    zones = faces.zones()
+    assert zones[:4] == faces.eyes + faces.parts and len(zones) == 5
+    (fx, fy, fw, fh), (hx, hy, hw, hh) = faces.faces[0], zones[4]
+    assert hy < fy < hy + hh < fy + fh // 4 and hx < fx and hx + hw > fx + fw
+    assert all(hy + hh < ey + eh // 2 for _, ey, _, eh in faces.eyes)  # it ends above the eyes
     big = find_faces(cv2.resize(portrait, (1024, 1200)), cats=False)
     assert big.faces[0][0] == pytest.approx(2 * faces.faces[0][0], abs=8)
 
 
 def test_a_face_given_without_a_mesh_falls_back_to_proportions():
     zones = Faces(faces=[(0, 0, 100, 100)]).zones()
-    assert len(zones) == 2 and zones[0][1] < zones[1][1]
+    assert len(zones) == 3 and zones[0][1] < zones[1][1]
+    assert zones[2] == (-10, -50, 120, 66)  # the hair above it
 
 
 def test_a_damaged_or_missing_model_is_refused_with_what_to_do(tmp_path):

@@ -84,20 +84,30 @@ def variants(rgb: np.ndarray) -> list[np.ndarray]:
     return [rgb, *(cv2.GaussianBlur(rgb, (0, 0), s) for s in ACQUISITION_BLURS)]
 
 
+def _riu2_table() -> np.ndarray:
+    """The riu2 bin of each 8-bit neighbour pattern (bit i: neighbour i brighter): its
+    count of set bits when at most two 0/1 transitions around the circle, else 9."""
+    table = np.empty(256, np.intp)
+    for pattern in range(256):
+        bits = [(pattern >> i) & 1 for i in range(8)]
+        changes = sum(bits[i] != bits[(i + 1) % 8] for i in range(8))
+        table[pattern] = sum(bits) if changes <= 2 else 9
+    return table
+
+
+_RIU2 = _riu2_table()
+
+
 def _lbp_riu2(gray: np.ndarray) -> np.ndarray:
     """Rotation-invariant uniform LBP histogram (10 bins: 0..8 set bits when at most two
-    0/1 transitions around the circle, 9 for all others), normalised to sum 1."""
-    centre = gray[1:-1, 1:-1]
+    0/1 transitions around the circle, 9 for all others), normalised to sum 1. The
+    neighbours' comparisons are packed into one byte per pixel and binned by table."""
     h, w = gray.shape
-    bits = [gray[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx] >= centre + LBP_TOLERANCE
-            for dy, dx in _NEIGHBOURS]
-    ones = np.zeros(centre.shape, np.int32)
-    changes = np.zeros(centre.shape, np.int32)
-    for i, b in enumerate(bits):
-        ones += b
-        changes += b != bits[(i + 1) % 8]
-    codes = np.where(changes <= 2, ones, 9)
-    hist = np.bincount(codes.ravel(), minlength=10).astype(np.float64)
+    level = gray[1:-1, 1:-1] + LBP_TOLERANCE
+    pattern = np.zeros(level.shape, np.uint8)
+    for i, (dy, dx) in enumerate(_NEIGHBOURS):
+        pattern |= (gray[1 + dy:h - 1 + dy, 1 + dx:w - 1 + dx] >= level).view(np.uint8) << i
+    hist = np.bincount(_RIU2[pattern].ravel(), minlength=10).astype(np.float64)
     return hist / max(hist.sum(), 1.0)
 
 

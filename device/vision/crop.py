@@ -36,7 +36,7 @@ from device.vision.avoid import (
     avoid_masks,
 )
 from device.vision.faces import Faces
-from device.vision.frameviews import WORK_SIDE, FrameViews, shrink
+from device.vision.frameviews import WORK_SIDE, FrameViews, channels, scaled_median, shrink
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,10 @@ def body_mask(lab: np.ndarray) -> np.ndarray:
     h, w = lab.shape[:2]
     centre = lab[int(h * 0.3):int(h * 0.7), int(w * 0.3):int(w * 0.7)].reshape(-1, 3)
     ref = np.median(centre, axis=0)
-    diff = lab - ref
+    # Channel by channel: the differences come out contiguous, and the sums over them fast.
+    d_light, d_a, d_b = (lab[..., c] - ref[c] for c in range(3))
     # Lightness counts less: the same skin is lighter or darker under uneven light.
-    dist = np.sqrt(0.25 * diff[..., 0] ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2)
+    dist = np.sqrt(0.25 * d_light ** 2 + d_a ** 2 + d_b ** 2)
     dist8 = np.clip(dist * 4, 0, 255).astype(np.uint8)
     level, _ = cv2.threshold(dist8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     level = max(level, 24.0)  # near-uniform photo: do not split the skin itself
@@ -137,19 +138,25 @@ def rough_surface(light: np.ndarray) -> np.ndarray:
     detail's size (L* minus its blur). A scaly or lichenified surface has fine detail
     everywhere in the window; an eyelash, a nostril's rim, a hair, a lip's outline or a
     mole's edge is a thin line or a speck, whose few pixels the median ignores."""
+    return _rough_codes(light).astype(np.float32) * (1 / ROUGH_CODE)
+
+
+def _rough_codes(light: np.ndarray) -> np.ndarray:
+    """rough_surface in its uint8 steps of 1/ROUGH_CODE."""
     detail = np.abs(light - cv2.GaussianBlur(light, (0, 0), 2.0))
     coded = np.clip(detail * ROUGH_CODE, 0, 255).astype(np.uint8)  # medianBlur wants 8 bits
-    return cv2.medianBlur(coded, 5).astype(np.float32) * (1 / ROUGH_CODE)
+    return cv2.medianBlur(coded, 5)
 
 
 def lesion_score_map(lab: np.ndarray, body: np.ndarray) -> np.ndarray:
     """Per-pixel lesion score inside the body: redness (a* above the body's median)
     plus texture (rough_surface above the body's median); 0 outside."""
-    light, a_star = lab[..., 0], lab[..., 1]
+    light, a_star, _ = channels(lab)
     ref = float(np.median(a_star[body]))
     redness = np.clip((a_star - ref) / REDNESS_UNIT, 0, 4)
-    roughness = rough_surface(light)
-    tex_ref = float(np.median(roughness[body]))
+    codes = _rough_codes(light)
+    roughness = codes.astype(np.float32) * (1 / ROUGH_CODE)  # rough_surface
+    tex_ref = scaled_median(codes[body], 1 / ROUGH_CODE)
     texture = np.clip((roughness - tex_ref) / (tex_ref + 0.5), 0, 4)
     score = cv2.GaussianBlur(redness + TEXTURE_WEIGHT * texture, (5, 5), 0)
     return score * body

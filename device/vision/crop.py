@@ -162,18 +162,10 @@ def lesion_score_map(lab: np.ndarray, body: np.ndarray) -> np.ndarray:
     return score * body
 
 
-Index = slice | np.ndarray
-
-
-def _box_sums(integral: np.ndarray, x0: Index, y0: Index, x1: Index, y1: Index) -> np.ndarray:
+def _box_sums(integral: np.ndarray, x0: slice, y0: slice, x1: slice, y1: slice) -> np.ndarray:
     """Sums of the boxes on the grid of rows ``y0``-``y1`` by columns ``x0``-``x1`` of an
-    integral image. Slices (a regular grid) read the corners as views; index arrays (a
-    grid clipped at the edges) gather them, rows first."""
-    def corner(rows: Index, cols: Index) -> np.ndarray:
-        if isinstance(rows, slice) and isinstance(cols, slice):
-            return integral[rows, cols]
-        return integral[rows][:, cols]
-    return corner(y1, x1) - corner(y0, x1) - corner(y1, x0) + corner(y0, x0)
+    integral image (slices: the corners are read as views, nothing gathered)."""
+    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
 
 
 def _count_integral(mask: np.ndarray) -> np.ndarray:
@@ -202,10 +194,15 @@ def best_square(score: np.ndarray, body: np.ndarray,
                                         (avoid.zones, avoid.overlay, avoid.skin)]
     best, best_val, best_w, peak = (0, 0, 1, 1), -np.inf, -np.inf, -np.inf
     short = min(h, w)
-    for frac in AUTO_SCALES:
-        side = max(4, int(round(short * frac)))
-        if side >= short:
-            continue
+    sides = [s for s in (max(4, int(round(short * f))) for f in AUTO_SCALES) if s < short]
+    # The rings are clipped at the photo's edges: an integral image repeats its first row
+    # and column (zeros) and its last ones there, so the integrals padded with copies of
+    # their edges read each clipped corner at its unclipped place, and every ring's
+    # corners are a regular grid too.
+    pad = max((s // 2 for s in sides), default=0)
+    padded, body_padded = (cv2.copyMakeBorder(i, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+                           for i in (integral, body_int))
+    for side in sides:
         stride = max(1, side // 8)
         ys, xs = np.arange(0, h - side + 1, stride), np.arange(0, w - side + 1, stride)
         # The squares' corners: a regular grid, so slices (views, nothing copied).
@@ -215,10 +212,12 @@ def best_square(score: np.ndarray, body: np.ndarray,
         in_sum = _box_sums(integral, x0, y0, x1, y1)
         in_body = _box_sums(body_int, x0, y0, x1, y1)
         m = side // 2
-        ring = (np.maximum(xs - m, 0), np.maximum(ys - m, 0),
-                np.minimum(xs + side + m, w), np.minimum(ys + side + m, h))
-        ring_sum = _box_sums(integral, *ring) - in_sum
-        ring_body = _box_sums(body_int, *ring) - in_body
+        ring = (slice(pad - m, pad - m + w - side + 1, stride),
+                slice(pad - m, pad - m + h - side + 1, stride),
+                slice(pad + side + m, pad + m + w + 1, stride),
+                slice(pad + side + m, pad + m + h + 1, stride))
+        ring_sum = _box_sums(padded, *ring) - in_sum
+        ring_body = _box_sums(body_padded, *ring) - in_body
         contrast = in_sum / area - ring_sum / np.maximum(ring_body, 1)
         contrast[in_body < MIN_BODY_IN_SQUARE * area] = -np.inf
         if rules is not None:

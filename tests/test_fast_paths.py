@@ -13,7 +13,7 @@ from device.cameras import SyntheticCamera
 from device.grading import imagestats
 from device.vision.avoid import ACHROMATIC_CHROMA, SHARP_EDGE, _with_logo_room, overlay_mask
 from device.vision.crop import ROUGH_CODE, body_mask, lesion_score_map, rough_surface
-from device.vision.frameviews import FrameViews, hypot, scaled_median
+from device.vision.frameviews import FrameViews, hypot, scaled_median, skin_mask
 from device.vision.quality import measure
 
 RNG = np.random.default_rng(11)
@@ -141,3 +141,14 @@ def test_lbp_by_table_matches_counting_bits():
     for views in VIEWS:
         light = np.ascontiguousarray(views.lab[..., 0])
         assert np.array_equal(imagestats._lbp_riu2(light), _plain_lbp(light))
+
+
+def test_skin_mask_in_one_pass_is_the_five_comparisons():
+    rgb = RNG.integers(0, 256, (512, 512, 3), dtype=np.uint8)
+    rgb[:256] = RNG.integers((120, 60, 40), (256, 200, 180), (256, 512, 3))  # skin tones
+    ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
+    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
+    plain = (y > 30) & (cr >= 133) & (cr <= 185) & (cb >= 70) & (cb <= 135)
+    assert plain[:256].mean() > 0.2 and np.array_equal(skin_mask(rgb), plain)
+    for channel, bounds in ((y, (30, 31)), (cr, (132, 133, 185, 186)), (cb, (69, 70, 135, 136))):
+        assert all((channel == b).any() for b in bounds)  # every bound is met on both sides

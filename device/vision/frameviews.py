@@ -29,8 +29,8 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
     """Boolean mask of skin-coloured pixels (a loose YCrCb range: light to dark skin,
     inflamed skin included)."""
     ycc = cv2.cvtColor(rgb, cv2.COLOR_RGB2YCrCb)
-    y, cr, cb = ycc[..., 0], ycc[..., 1], ycc[..., 2]
-    return (y > 30) & (cr >= 133) & (cr <= 185) & (cb >= 70) & (cb <= 135)
+    # Y > 30, 133 <= Cr <= 185, 70 <= Cb <= 135, in one pass (the bounds are inclusive).
+    return cv2.inRange(ycc, (31, 133, 70), (255, 185, 135)) > 0
 
 
 def hypot(x: np.ndarray, y: np.ndarray) -> np.ndarray:

@@ -251,8 +251,9 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
     if found.size == 0:
         return box
     label = int(np.argmax(found))
-    ys, xs = np.nonzero(labels == label)
-    bx0, bx1, by0, by1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    # The region's bounding box (what np.nonzero's extremes give, without listing every pixel).
+    bx0, by0, bw, bh = cv2.boundingRect((labels == label).view(np.uint8))
+    bx1, by1 = bx0 + bw, by0 + bh
     new = int(max(bx1 - bx0, by1 - by0))
     if new < side * 0.7 or new > side * 3:  # implausible: keep the square search's answer
         return box

@@ -169,7 +169,9 @@ def test_fast_descriptor_terms_match_the_plain_formulas():
         f = rgb.astype(np.float32) / 255.0
         light = cv2.GaussianBlur(np.ascontiguousarray(cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 0]),
                                  (0, 0), imagestats.PRE_BLUR)
-        b0, b1 = (cv2.GaussianBlur(light, (0, 0), s) for s in imagestats._SIGMAS[:2])
+        b0, b1, b2 = (cv2.GaussianBlur(light, (0, 0), s) for s in (0.7, 1.4, 2.8))
+        for i, band in enumerate((light - b0, b0 - b1, b1 - b2)):  # the three band energies
+            assert got[9 + i] == math.log(float((band * band).mean()) + 1e-6)
         for i, band in enumerate((light - b0, b0 - b1)):
             e = float((band * band).mean())
             plain = math.log(float((band ** 4).mean()) / (e * e + 1e-6) + 1e-6)

@@ -10,7 +10,7 @@ colours from real light. So each crop is described by:
 
 - colour moments in CIE Lab: mean, standard deviation and skew per channel (9);
 - band energies of the lightness at three scales (differences of Gaussians, sigma
-  0.7 / 1.4 / 2.8 / 5.6), as logs, and the kurtosis of the two finest bands (5);
+  0.7 / 1.4 / 2.8), as logs, and the kurtosis of the two finest bands (5);
 - gradient-magnitude quantiles 50 / 90 / 99 % (Sobel on the lightness), as logs (3);
 - a rotation-invariant uniform LBP histogram (8 neighbours, radius 1; 10 bins, the
   last dropped since they sum to one) (9);
@@ -49,7 +49,8 @@ DESCRIPTOR_NAMES: tuple[str, ...] = (
     "sat_mean", "sat_std", "achromatic_share",
 )
 DIM = len(DESCRIPTOR_NAMES)
-_SIGMAS = (0.7, 1.4, 2.8, 5.6)
+# (A fourth, 5.6, was blurred too until the bands were seen never to read it.)
+_SIGMAS = (0.7, 1.4, 2.8)
 #: The lightness is blurred this much (pixels at the input size) before the texture
 #: measures: a crop's finest pixel noise depends on how far the device shrank it (the
 #: camera's distance, the crop's size), not on what was photographed.

@@ -8,6 +8,10 @@ from the preview). Everything derived from them is computed on first use and the
 kept (``functools.cached_property``): a frame refused by the quality check never
 pays for the crop's CIELAB conversion. The views are of one frame only; make new
 ones for the next frame (or after a colour correction changes the preview).
+
+Beside them, exact stand-ins for numpy calls that are slow on these small views
+(``hypot``, ``channels``, ``scaled_median``): each gives the plain call's values, which
+tests/test_fast_paths.py checks against the plain formulas.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ def skin_mask(rgb: np.ndarray) -> np.ndarray:
 
 def hypot(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """``np.hypot`` of two float32 arrays, the same values at a quarter of the cost: the
-    squares of float32 values are exact in float64, so the float64 root of their sum
-    rounded to float32 is what C's hypotf gives (glibc computes it so)."""
+    squares of float32 values are exact in float64, and the float64 root of their sum
+    rounded to float32 is how glibc's hypotf (which np.hypot calls) computes it."""
     return cv2.magnitude(x.astype(np.float64), y.astype(np.float64)).astype(np.float32)
 
 

@@ -145,7 +145,7 @@ def _cut_job(job: tuple[int, object, int, tuple[int, int]]) -> tuple[bytes, tupl
     views = look.views
     return (encode_png(pixels), (x, y, side), crop.mode.value, crop.fallback,
             iou(crop.box, lesion), quality.ok, float(quality.measures.sharpness),
-            describe_scene(views.tiny, views.skin, views.lab))
+            describe_scene(views.tiny, views.skin, views.lab, views.saturation))
 
 
 def generate_device_crops(out: Path, n: int, seed: int, size: int, *,

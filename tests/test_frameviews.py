@@ -162,6 +162,19 @@ def test_the_square_search_matches_a_full_grid_search():
         assert best_square(score, body, avoid) == _reference_best_square(score, body, avoid)
 
 
+def test_the_square_search_without_rules_matches_a_full_grid_search():
+    """No avoid masks, a body with holes reaching the edges: every ring clipped at an
+    edge reads the padded integral's copies exactly as the clipped corners."""
+    rng = np.random.default_rng(3)
+    for _ in range(6):
+        h, w = (int(v) for v in rng.integers(40, 220, size=2))
+        score = cv2.GaussianBlur(rng.random((h, w)).astype(np.float32), (5, 5), 0) * 3
+        body = cv2.blur(rng.random((h, w)).astype(np.float32), (9, 9)) > 0.42
+        free = AvoidMasks(zones=np.zeros((h, w), bool), overlay=np.zeros((h, w), bool),
+                          skin=np.ones((h, w), bool))
+        assert best_square(score, body) == _reference_best_square(score, body, free)
+
+
 @pytest.mark.parametrize("index", range(len(FRAMES)))
 def test_a_crop_ground_made_ahead_gives_the_same_crop(index):
     """The scan makes the crop's face-free ground while the faces are looked for; the

@@ -154,3 +154,28 @@ def test_partial_or_foreign_image_statistics_are_refused(tmp_path, fitted):
              image_threshold=np.float64(math.nan), image_version=np.int32(DESCRIPTOR_VERSION))
     with pytest.raises(StatsError, match="not a positive number"):
         load_stats(bad)
+
+
+def test_fast_descriptor_terms_match_the_plain_formulas():
+    """The kurtosis (square squared, not ``** 4``) and the saturation (channel by channel,
+    not a reduction over the last axis) give what the plain formulas give, to float
+    rounding: packs were fitted with the plain ones."""
+    from device.grading import imagestats
+
+    rng = np.random.default_rng(7)
+    for size in (8, 33, 96):
+        rgb = cv2.GaussianBlur(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), (0, 0), 1.2)
+        got = describe(rgb)
+        f = rgb.astype(np.float32) / 255.0
+        light = cv2.GaussianBlur(np.ascontiguousarray(cv2.cvtColor(f, cv2.COLOR_RGB2LAB)[..., 0]),
+                                 (0, 0), imagestats.PRE_BLUR)
+        b0, b1, b2 = (cv2.GaussianBlur(light, (0, 0), s) for s in (0.7, 1.4, 2.8))
+        for i, band in enumerate((light - b0, b0 - b1, b1 - b2)):  # the three band energies
+            assert got[9 + i] == math.log(float((band * band).mean()) + 1e-6)
+        for i, band in enumerate((light - b0, b0 - b1)):
+            e = float((band * band).mean())
+            plain = math.log(float((band ** 4).mean()) / (e * e + 1e-6) + 1e-6)
+            assert got[12 + i] == pytest.approx(plain, rel=1e-6, abs=1e-6)
+        hi, lo = f.max(axis=2), f.min(axis=2)
+        sat = (hi - lo) / (hi + 1e-6)
+        assert got[-3:].tolist() == [float(sat.mean()), float(sat.std()), float((sat < 0.1).mean())]

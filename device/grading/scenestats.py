@@ -90,11 +90,12 @@ def _split_moments(image: np.ndarray, on: np.ndarray, n_on: int, *, spread: bool
     return np.stack([m_on, m_off]), np.stack([s_on, s_off])
 
 
-def describe_scene(tiny: np.ndarray, skin: np.ndarray,
-                   lab: np.ndarray | None = None) -> np.ndarray:
+def describe_scene(tiny: np.ndarray, skin: np.ndarray, lab: np.ndarray | None = None,
+                   saturation: np.ndarray | None = None) -> np.ndarray:
     """The descriptor (``SCENE_DIM`` float64 values, ``SCENE_NAMES``) of one frame from its tiny
-    view: ``tiny`` RGB uint8, ``skin`` its boolean skin mask, ``lab`` its float CIELAB
-    (L 0-100) when the caller already has it (FrameViews.lab)."""
+    view: ``tiny`` RGB uint8, ``skin`` its boolean skin mask; ``lab`` its float CIELAB
+    (L 0-100) and ``saturation`` its HSV saturation (uint8) when the caller already has
+    them (FrameViews.lab, FrameViews.saturation)."""
     import cv2
 
     img = np.asarray(tiny)
@@ -145,7 +146,9 @@ def describe_scene(tiny: np.ndarray, skin: np.ndarray,
     out.append(changes / max(n_skin, 1))
     # The LBP on the view halved: texture a step coarser, and a quarter of the cost.
     out += _lbp_riu2(half)[:9].tolist()
-    sat = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 1:2]
+    if saturation is None:
+        saturation = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[..., 1]
+    sat = saturation[..., None]
     out += (_split_moments(sat, on, n_skin, spread=False)[0][:, 0] / 255.0).tolist()
     return np.asarray(out, np.float64)
 

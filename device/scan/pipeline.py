@@ -424,7 +424,7 @@ class SceneOnce:
         if self.views is not None and any(sm.stats is not None and sm.stats.scene is not None
                                           for sm in models):
             v = self.views
-            self.descriptor = describe_scene(v.tiny, v.skin, v.lab)
+            self.descriptor = describe_scene(v.tiny, v.skin, v.lab, v.saturation)
 
     def add(self, stats: FeatureStats, score: SignAbstention) -> SignAbstention:
         """``score`` with the scene's distance and threshold added (as is without statistics)."""

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from device.vision.faces import Faces, centre_inside, dark_eye_pairs, face_from_eyes, regions
+from device.vision.frameviews import channels, hypot
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +82,11 @@ class AvoidMasks:
 def overlay_mask(lab: np.ndarray) -> np.ndarray:
     """Achromatic pixels on or next to a sharp lightness edge, grown a little so a
     crop keeps clear of the whole mark. ``lab``: float CIELAB of the working copy."""
-    light = lab[..., 0]
-    chroma = np.hypot(lab[..., 1], lab[..., 2])
+    light, a_star, b_star = channels(lab)
+    chroma = hypot(a_star, b_star)
     gx = cv2.Sobel(light, cv2.CV_32F, 1, 0, ksize=3) / 4
     gy = cv2.Sobel(light, cv2.CV_32F, 0, 1, ksize=3) / 4
-    sharp = np.hypot(gx, gy) > SHARP_EDGE
+    sharp = hypot(gx, gy) > SHARP_EDGE
     flat_grey = (chroma < ACHROMATIC_CHROMA).astype(np.uint8)
     near_grey = cv2.dilate(flat_grey, np.ones((3, 3), np.uint8)).astype(bool)
     marks = (sharp & near_grey).astype(np.uint8)
@@ -135,9 +136,17 @@ def zones_mask(shape: tuple[int, int], faces: Faces | None, scale: float) -> np.
     return mask
 
 
-def lip_zones(lab: np.ndarray, skin: np.ndarray) -> list[tuple[int, int, int, int]]:
+def skin_lightness(light: np.ndarray, skin: np.ndarray) -> float:
+    """The skin's median L* (every other pixel is plenty), which lips and hair are
+    compared with."""
+    return float(np.median(light[::2, ::2][skin[::2, ::2]]))
+
+
+def lip_zones(lab: np.ndarray, skin: np.ndarray, skin_light: float | None = None
+              ) -> list[tuple[int, int, int, int]]:
     """Lips found by colour (see the module doc), as boxes (x, y, w, h) on the working
-    copy grown to take in the lips' outline, the philtrum and the nostrils."""
+    copy grown to take in the lips' outline, the philtrum and the nostrils.
+    ``skin_light``: ``skin_lightness`` when the caller has it."""
     if skin.sum() < 100:
         return []
     light, a_star = lab[..., 0], lab[..., 1]
@@ -148,7 +157,7 @@ def lip_zones(lab: np.ndarray, skin: np.ndarray) -> list[tuple[int, int, int, in
     red = (a_star > ref + LIP_SPAN * (top - ref)).astype(np.uint8)
     red = cv2.morphologyEx(red, cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
     h, w = red.shape
-    skin_light = float(np.median(light[::2, ::2][grid]))
+    skin_light = skin_lightness(light, skin) if skin_light is None else skin_light
     out = []
     for (x, y, bw, bh), outline in regions(red):
         if (bw < LIP_MIN_WIDTH * min(h, w) or bw > 0.7 * w or bw < 1.8 * bh
@@ -182,8 +191,11 @@ class AvoidGround:
 def avoid_ground(lab: np.ndarray, skin: np.ndarray) -> AvoidGround:
     """The face-free part of the avoid masks of a working copy (``lab``: its float
     CIELAB; ``skin``: its skin mask)."""
-    return AvoidGround(dark_eye_pairs(lab[..., 0], skin), lip_zones(lab, skin), overlay_mask(lab),
-                       skin & ~hair_mask(lab, skin))
+    light = np.ascontiguousarray(lab[..., 0])  # the eyes' sums run faster on a plane
+    # Lips and hair are both measured against the skin's median lightness: taken once.
+    skin_light = skin_lightness(light, skin) if skin.sum() >= 100 else None
+    return AvoidGround(dark_eye_pairs(light, skin), lip_zones(lab, skin, skin_light),
+                       overlay_mask(lab), skin & ~hair_mask(lab, skin, skin_light))
 
 
 def avoid_masks(lab: np.ndarray, skin: np.ndarray, faces: Faces | None, scale: float,
@@ -209,13 +221,14 @@ def avoid_masks(lab: np.ndarray, skin: np.ndarray, faces: Faces | None, scale: f
     return AvoidMasks(zones=zones, overlay=ground.overlay, skin=ground.skin)
 
 
-def hair_mask(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
+def hair_mask(lab: np.ndarray, skin: np.ndarray, skin_light: float | None = None) -> np.ndarray:
     """Skin-coloured pixels far darker than the skin's median: brown and black hair
     (its YCrCb colour is skin's, only darker), deep shadow, dark clothing. A crop
     counts them as not skin, so a hairline or a fringe over the forehead is not
-    taken for a rough lesion; a crust or a lash line is a small share of a square."""
+    taken for a rough lesion; a crust or a lash line is a small share of a square.
+    ``skin_light``: ``skin_lightness`` when the caller has it."""
     if skin.sum() < 100:
         return np.zeros_like(skin)
     light = lab[..., 0]
-    ref = float(np.median(light[::2, ::2][skin[::2, ::2]]))
+    ref = skin_lightness(light, skin) if skin_light is None else skin_light
     return skin & (light < ref - HAIR_DARKER)

@@ -36,7 +36,7 @@ from device.vision.avoid import (
     avoid_masks,
 )
 from device.vision.faces import Faces
-from device.vision.frameviews import WORK_SIDE, FrameViews, shrink
+from device.vision.frameviews import WORK_SIDE, FrameViews, channels, scaled_median, shrink
 
 log = logging.getLogger(__name__)
 
@@ -109,9 +109,10 @@ def body_mask(lab: np.ndarray) -> np.ndarray:
     h, w = lab.shape[:2]
     centre = lab[int(h * 0.3):int(h * 0.7), int(w * 0.3):int(w * 0.7)].reshape(-1, 3)
     ref = np.median(centre, axis=0)
-    diff = lab - ref
+    # Channel by channel: the differences come out contiguous, and the sums over them fast.
+    d_light, d_a, d_b = (lab[..., c] - ref[c] for c in range(3))
     # Lightness counts less: the same skin is lighter or darker under uneven light.
-    dist = np.sqrt(0.25 * diff[..., 0] ** 2 + diff[..., 1] ** 2 + diff[..., 2] ** 2)
+    dist = np.sqrt(0.25 * d_light ** 2 + d_a ** 2 + d_b ** 2)
     dist8 = np.clip(dist * 4, 0, 255).astype(np.uint8)
     level, _ = cv2.threshold(dist8, 0, 255, cv2.THRESH_BINARY + cv2.THRESH_OTSU)
     level = max(level, 24.0)  # near-uniform photo: do not split the skin itself
@@ -137,36 +138,34 @@ def rough_surface(light: np.ndarray) -> np.ndarray:
     detail's size (L* minus its blur). A scaly or lichenified surface has fine detail
     everywhere in the window; an eyelash, a nostril's rim, a hair, a lip's outline or a
     mole's edge is a thin line or a speck, whose few pixels the median ignores."""
+    return _rough_codes(light).astype(np.float32) * (1 / ROUGH_CODE)
+
+
+def _rough_codes(light: np.ndarray) -> np.ndarray:
+    """rough_surface in its uint8 steps of 1/ROUGH_CODE."""
     detail = np.abs(light - cv2.GaussianBlur(light, (0, 0), 2.0))
     coded = np.clip(detail * ROUGH_CODE, 0, 255).astype(np.uint8)  # medianBlur wants 8 bits
-    return cv2.medianBlur(coded, 5).astype(np.float32) * (1 / ROUGH_CODE)
+    return cv2.medianBlur(coded, 5)
 
 
 def lesion_score_map(lab: np.ndarray, body: np.ndarray) -> np.ndarray:
     """Per-pixel lesion score inside the body: redness (a* above the body's median)
     plus texture (rough_surface above the body's median); 0 outside."""
-    light, a_star = lab[..., 0], lab[..., 1]
+    light, a_star, _ = channels(lab)
     ref = float(np.median(a_star[body]))
     redness = np.clip((a_star - ref) / REDNESS_UNIT, 0, 4)
-    roughness = rough_surface(light)
-    tex_ref = float(np.median(roughness[body]))
+    codes = _rough_codes(light)
+    roughness = codes.astype(np.float32) * (1 / ROUGH_CODE)  # rough_surface
+    tex_ref = scaled_median(codes[body], 1 / ROUGH_CODE)
     texture = np.clip((roughness - tex_ref) / (tex_ref + 0.5), 0, 4)
     score = cv2.GaussianBlur(redness + TEXTURE_WEIGHT * texture, (5, 5), 0)
     return score * body
 
 
-Index = slice | np.ndarray
-
-
-def _box_sums(integral: np.ndarray, x0: Index, y0: Index, x1: Index, y1: Index) -> np.ndarray:
+def _box_sums(integral: np.ndarray, x0: slice, y0: slice, x1: slice, y1: slice) -> np.ndarray:
     """Sums of the boxes on the grid of rows ``y0``-``y1`` by columns ``x0``-``x1`` of an
-    integral image. Slices (a regular grid) read the corners as views; index arrays (a
-    grid clipped at the edges) gather them, rows first."""
-    def corner(rows: Index, cols: Index) -> np.ndarray:
-        if isinstance(rows, slice) and isinstance(cols, slice):
-            return integral[rows, cols]
-        return integral[rows][:, cols]
-    return corner(y1, x1) - corner(y0, x1) - corner(y1, x0) + corner(y0, x0)
+    integral image (slices: the corners are read as views, nothing gathered)."""
+    return integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
 
 
 def _count_integral(mask: np.ndarray) -> np.ndarray:
@@ -195,10 +194,15 @@ def best_square(score: np.ndarray, body: np.ndarray,
                                         (avoid.zones, avoid.overlay, avoid.skin)]
     best, best_val, best_w, peak = (0, 0, 1, 1), -np.inf, -np.inf, -np.inf
     short = min(h, w)
-    for frac in AUTO_SCALES:
-        side = max(4, int(round(short * frac)))
-        if side >= short:
-            continue
+    sides = [s for s in (max(4, int(round(short * f))) for f in AUTO_SCALES) if s < short]
+    # The rings are clipped at the photo's edges: an integral image repeats its first row
+    # and column (zeros) and its last ones there, so the integrals padded with copies of
+    # their edges read each clipped corner at its unclipped place, and every ring's
+    # corners are a regular grid too.
+    pad = max((s // 2 for s in sides), default=0)
+    padded, body_padded = (cv2.copyMakeBorder(i, pad, pad, pad, pad, cv2.BORDER_REPLICATE)
+                           for i in (integral, body_int))
+    for side in sides:
         stride = max(1, side // 8)
         ys, xs = np.arange(0, h - side + 1, stride), np.arange(0, w - side + 1, stride)
         # The squares' corners: a regular grid, so slices (views, nothing copied).
@@ -208,10 +212,12 @@ def best_square(score: np.ndarray, body: np.ndarray,
         in_sum = _box_sums(integral, x0, y0, x1, y1)
         in_body = _box_sums(body_int, x0, y0, x1, y1)
         m = side // 2
-        ring = (np.maximum(xs - m, 0), np.maximum(ys - m, 0),
-                np.minimum(xs + side + m, w), np.minimum(ys + side + m, h))
-        ring_sum = _box_sums(integral, *ring) - in_sum
-        ring_body = _box_sums(body_int, *ring) - in_body
+        ring = (slice(pad - m, pad - m + w - side + 1, stride),
+                slice(pad - m, pad - m + h - side + 1, stride),
+                slice(pad + side + m, pad + m + w + 1, stride),
+                slice(pad + side + m, pad + m + h + 1, stride))
+        ring_sum = _box_sums(padded, *ring) - in_sum
+        ring_body = _box_sums(body_padded, *ring) - in_body
         contrast = in_sum / area - ring_sum / np.maximum(ring_body, 1)
         contrast[in_body < MIN_BODY_IN_SQUARE * area] = -np.inf
         if rules is not None:
@@ -245,8 +251,9 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
     if found.size == 0:
         return box
     label = int(np.argmax(found))
-    ys, xs = np.nonzero(labels == label)
-    bx0, bx1, by0, by1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
+    # The region's bounding box (what np.nonzero's extremes give, without listing every pixel).
+    bx0, by0, bw, bh = cv2.boundingRect((labels == label).view(np.uint8))
+    bx1, by1 = bx0 + bw, by0 + bh
     new = int(max(bx1 - bx0, by1 - by0))
     if new < side * 0.7 or new > side * 3:  # implausible: keep the square search's answer
         return box

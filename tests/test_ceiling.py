@@ -51,6 +51,24 @@ def test_fast_kappa_equals_scikit_learn():
     assert qwk(np.array([2, 2]), np.array([2, 2])) is None  # 0/0: undefined, as sklearn's nan
 
 
+def test_resampled_kappas_equal_one_kappa_per_resample():
+    from trainer.ceiling import qwk, qwk_resampled
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 4, 60), rng.integers(0, 4, 60)
+    b[:30] = a[:30]
+    a[::5], b[::7] = -1, -1  # lesions one of the two did not grade
+    idx = rng.integers(0, 60, (200, 60))
+    idx[0] = 0  # lesion 0 only: a did not grade it, no pairs
+    idx[1] = 1  # lesion 1 only: one grade each, undefined (0/0)
+    got = qwk_resampled(a, b, idx)
+    for row, value in zip(idx, got, strict=True):
+        both = (a[row] >= 0) & (b[row] >= 0)
+        want = qwk(a[row][both], b[row][both])
+        assert (np.isnan(value) if want is None else value == pytest.approx(want, abs=1e-12))
+    assert np.isnan(got[0]) and np.isnan(got[1]) and np.isfinite(got[2:]).all()
+
+
 @pytest.mark.parametrize("k", [2, 3])
 def test_report_kappas_equal_scikit_learn_on_the_same_pairs(k):
     from sklearn.metrics import cohen_kappa_score

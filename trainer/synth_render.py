@@ -253,14 +253,26 @@ def _hairs(rng, img, p_hair, scale) -> np.ndarray:
 
 def apply_lighting(rng: np.random.Generator, img: np.ndarray) -> np.ndarray:
     """Uneven light (a ramp at a random angle) and curvature shading (a limb-like cylinder)."""
-    h, w = img.shape[1:]
+    return img * light_field(rng, *img.shape[1:])
+
+
+def light_field(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """apply_lighting's multiplier (h, w), float32: smooth, so it may be drawn small and
+    enlarged."""
     y, x = _grid(h, w)
     phi, axis = (float(v) for v in rng.uniform(0, 2 * np.pi, 2))
     ramp = 1.0 + rng.uniform(0.0, 0.2) * (x * math.cos(phi) + y * math.sin(phi))
     across = x * math.cos(axis) + y * math.sin(axis) + rng.uniform(-0.3, 0.3)
     curve = 1.0 - rng.uniform(0.0, 0.3) * np.clip(across / max(w / h, 1.0), -1, 1) ** 2
-    light = (ramp * curve * rng.uniform(0.82, 1.05)).astype(np.float32)
-    return img * light
+    return (ramp * curve * rng.uniform(0.82, 1.05)).astype(np.float32)
+
+
+def enlarge(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    """A smooth channel-first (C, h', w') or (h', w') float image bilinearly enlarged to
+    (h, w) (pixel centres aligned, as cv2.resize does)."""
+    if img.ndim == 2:
+        return cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
+    return np.stack([cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR) for c in img])
 
 
 def apply_camera(rng: np.random.Generator, img: np.ndarray, scale: float) -> np.ndarray:

@@ -103,7 +103,11 @@ def test_a_sure_crop_has_no_doubt():
 
 @pytest.mark.slow
 def test_auto_crop_hit_rate_on_generated_full_photos(tmp_path):
-    """A floor below the measured rate (~90 % on 200+ photos, see python -m device crop-eval)."""
+    """Floors below the measured rates: the auto crop (no faces) on 74 % of 200 photos
+    (``python -m device crop-eval`` on ``trainer synth --n 200 --seed 5 --full-photo``; 88.5 %
+    when the body part was two thirds the size, wholly inside the frame), the default quality
+    thresholds accepting 83 % of 100 (a frame filled with smooth synthetic skin has few edges
+    to be sharp on; the demo's profile accepts 95 %)."""
     synth = pytest.importorskip("trainer.synth")
     out = synth.generate_dataset(tmp_path / "full", 24, seed=5, layout="manifest",
                                  full_photo=True, workers=1)
@@ -116,6 +120,6 @@ def test_auto_crop_hit_rate_on_generated_full_photos(tmp_path):
         image = read_rgb(out / row["path"])
         hits.append(iou(auto_box(image, AUTO).box, truth) >= 0.5)
         accepted.append(check_quality(image, QualityConfig()).ok)
-    assert np.mean(hits) >= 0.7, f"auto crop hit rate {np.mean(hits):.0%}"
-    # the default quality thresholds accept the generator's (slightly soft) photos
-    assert np.mean(accepted) >= 0.8, f"quality accepted {np.mean(accepted):.0%}"
+    assert np.mean(hits) >= 0.6, f"auto crop hit rate {np.mean(hits):.0%}"
+    # the default quality thresholds accept most of the generator's (slightly soft) photos
+    assert np.mean(accepted) >= 0.7, f"quality accepted {np.mean(accepted):.0%}"

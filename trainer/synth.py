@@ -257,10 +257,15 @@ def render_full_photo(rng: np.random.Generator, grades, *, tone: float, region: 
     # Background: a wall or sheet in a muted colour (grey plus a slight tint).
     bg = (rng.uniform(0.3, 0.8) * np.exp(rng.normal(0, 0.12, 3))).astype(np.float32)
     bg_img = _ch(bg) * (1.0 + 0.08 * smooth_noise(rng, hs, ws, 3))
-    # Body part: a big rotated ellipse (rounder for trunk/head, elongated for limbs).
+    # Body part: a big rotated ellipse (rounder for trunk/head, elongated for limbs) that
+    # fills most of the frame, as a close clinic photo does, cut by the frame's edges. A
+    # smaller oval wholly inside the frame on a plain wall is a face to the face detector
+    # (19 of 200 photos at two thirds of these sizes, 6 of 200 at these), and the auto
+    # crop then keeps off the lesion it takes for a mouth (tools kept out of the repo:
+    # the notes of issue 23).
     limb = region in (Region.UPPER_LIMBS, Region.LOWER_LIMBS)
-    ax = w * rng.uniform(0.55, 0.8) if limb else w * rng.uniform(0.38, 0.5)
-    ay = h * rng.uniform(0.3, 0.4) if limb else h * rng.uniform(0.42, 0.55)
+    ax = w * rng.uniform(0.825, 1.2) if limb else w * rng.uniform(0.57, 0.75)
+    ay = h * rng.uniform(0.45, 0.6) if limb else h * rng.uniform(0.63, 0.825)
     cx, cy = w / 2 + rng.uniform(-0.08, 0.08) * w, h / 2 + rng.uniform(-0.08, 0.08) * h
     ang = rng.uniform(-0.5, 0.5)
     ca, sa = math.cos(ang), math.sin(ang)

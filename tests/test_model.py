@@ -233,7 +233,7 @@ def test_multi_sign_trains_with_a_loss_per_sign(tiny_backbone, head):
     model = build_multi_sign(tiny_backbone, image_size=SIZE, head=head)
     model.compile(optimizer="sgd", loss={s.value: loss_for_head(head) for s in MODEL_SIGNS})
     y = {s.value: np.array([0, 1, 2, 3]) for s in MODEL_SIGNS}
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(7)
     before = [np.array(w) for w in model.get_layer("erythema").get_weights()]
     history = model.fit(_images(4), y, epochs=2, batch_size=4, verbose=0)
     assert np.all(np.isfinite(history.history["loss"]))
@@ -265,3 +265,52 @@ def test_ordinal_classifier_converts_to_tflite_builtins(tiny_backbone, mode, tmp
     assert np.all(got >= 0)
     np.testing.assert_allclose(got.sum(axis=1), 1.0, atol=tol)
     np.testing.assert_allclose(got, expected, atol=tol)
+
+
+def test_mean_max_pool_is_each_channels_mean_then_its_maximum():
+    from trainer.nets.heads import MeanMaxPool
+
+    x = np.random.default_rng(4).normal(size=(3, 5, 7, 6)).astype("float32")
+    got = np.asarray(MeanMaxPool()(x))
+    assert got.shape == (3, 12)
+    np.testing.assert_allclose(got[:, :6], x.mean(axis=(1, 2)), atol=1e-6)
+    np.testing.assert_allclose(got[:, 6:], x.max(axis=(1, 2)), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", ["float32", "int8"])
+def test_mean_max_multi_sign_splits_saves_and_converts_with_its_features(tiny_backbone, mode,
+                                                                        tmp_path):
+    """The mobile recipe's graph (mirror views, mean and max pooling, a head per sign): each
+    sign's split model grades as the multi-sign one, survives saving, exposes features twice
+    the backbone's width (what the feature space is fitted on) and converts with built-in ops
+    that the device's GradeModel runs."""
+    import keras
+    from ai_edge_litert.interpreter import Interpreter
+    from factories import to_tflite
+
+    from device.grading.interpreter import GradeModel
+    from trainer.model import CUSTOM_OBJECTS, Pooling, with_pooled_features
+
+    keras.utils.set_random_seed(7)
+    model = build_multi_sign(tiny_backbone, image_size=SIZE, mirror_views=True,
+                             pooling=Pooling.MEAN_MAX)
+    images = _images(4, seed=5)
+    outputs = model(images, training=False)
+    single = split_multi_sign(model, Sign.EXCORIATION)
+    np.testing.assert_allclose(np.asarray(single(images, training=False)),
+                               np.asarray(outputs["excoriation"]), atol=1e-6)
+    single.save(tmp_path / "m.keras")
+    loaded = keras.models.load_model(tmp_path / "m.keras", custom_objects=CUSTOM_OBJECTS)
+    np.testing.assert_allclose(np.asarray(loaded(images, training=False)),
+                               np.asarray(outputs["excoriation"]), atol=1e-6)
+    exported = with_pooled_features(loaded)
+    assert exported.outputs[1].shape[-1] == 2 * 16  # the tiny backbone ends on 16 channels
+    content = to_tflite(exported, mode)
+    ops = {op["op_name"] for op in Interpreter(model_content=content)._get_ops_details()}
+    assert "REDUCE_MAX" in ops and not any(op.startswith(("Flex", "CUSTOM")) for op in ops), ops
+    path = tmp_path / f"mm_{mode}.tflite"
+    path.write_bytes(content)
+    grade_model = GradeModel(path, threads=2)
+    got = np.stack([grade_model.predict(image) for image in images])
+    np.testing.assert_allclose(got, np.asarray(outputs["excoriation"]),
+                               atol=0.05 if mode == "int8" else 1e-5)

@@ -102,8 +102,10 @@ def test_killed_run_resumes_then_learns_and_reloads(synth_folders, tiny_backbone
     from trainer.model_setup import build_model
     from trainer.train import TrainConfig
 
+    pooling = json.loads((out / "config.json").read_text())["pooling"]  # the recipe's
     warm = build_model(TrainConfig(data=str(synth_folders), out=str(tmp_path / "warm"), backbone=TINY_BACKBONE,
-                              image_size=TINY_SIZE, weights=str(out / "model.keras")), [Sign.ERYTHEMA])
+                              image_size=TINY_SIZE, weights=str(out / "model.keras"),
+                              pooling=pooling), [Sign.ERYTHEMA])
     src = run.load_model()
     assert all(np.array_equal(a, b) for a, b in zip(warm.get_weights(), src.get_weights(), strict=True))
 

@@ -51,6 +51,16 @@ class Head(str, Enum):
         return self.value
 
 
+class Pooling(str, Enum):
+    """How the backbone's feature map becomes the features the heads read."""
+
+    MEAN = "mean"          # global average pooling
+    MEAN_MAX = "mean_max"  # each channel's mean and maximum (trainer.nets.heads.MeanMaxPool)
+
+    def __str__(self) -> str:
+        return self.value
+
+
 def parse_head(head: str | Head) -> Head:
     try:
         return Head(str(head).strip().lower())
@@ -64,6 +74,7 @@ def __getattr__(name: str) -> Any:
     if name == "CUSTOM_OBJECTS":
         from trainer.nets.heads import (
             ImagePreprocess,
+            MeanMaxPool,
             MirrorMean,
             MirrorViews,
             OrdinalHead,
@@ -73,7 +84,7 @@ def __getattr__(name: str) -> Any:
 
         return {"ImagePreprocess": ImagePreprocess, "OrdinalHead": OrdinalHead,
                 "coral_loss": coral_loss, "SmoothedSparseCrossentropy": SmoothedSparseCrossentropy,
-                "MirrorViews": MirrorViews, "MirrorMean": MirrorMean}
+                "MirrorViews": MirrorViews, "MirrorMean": MirrorMean, "MeanMaxPool": MeanMaxPool}
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -112,14 +123,22 @@ def _grade_head(x: Any, head: Head, dropout: float, name: str, dropout_name: str
 
 
 def _trunk(backbone: str, image_size: int, weights: str | None,
-           width: float | None, mirror_views: bool = False) -> tuple[Any, Any]:
+           width: float | None, mirror_views: bool = False,
+           pooling: Pooling = Pooling.MEAN) -> tuple[Any, Any]:
     """uint8 input -> preprocessing -> backbone -> pooled features. With ``mirror_views``
     the model averages the pooled features of the image and its three mirror images in
-    inference (MirrorViews before the preprocessing, MirrorMean after the pooling)."""
+    inference (MirrorViews before the preprocessing, MirrorMean after the pooling).
+    ``pooling``: each channel's mean (global average pooling), or its mean and maximum
+    (trainer.nets.heads.MeanMaxPool)."""
     import keras
     from keras import layers
 
-    from trainer.nets.heads import ImagePreprocess, MirrorMean, MirrorViews
+    from trainer.nets.heads import ImagePreprocess, MeanMaxPool, MirrorMean, MirrorViews
+
+    def pool(name: str) -> Any:
+        if Pooling(pooling) is Pooling.MEAN_MAX:
+            return MeanMaxPool(name=name)
+        return layers.GlobalAveragePooling2D(name=name)
 
     spec = get_backbone(backbone)
     if image_size < spec.min_input:
@@ -133,22 +152,24 @@ def _trunk(backbone: str, image_size: int, weights: str | None,
     net = spec.builder(shape, weights=weights, name=BACKBONE_LAYER, width=width)
     x = net(x)
     if mirror_views:
-        x = layers.GlobalAveragePooling2D(name=VIEW_POOL_LAYER)(x)
+        x = pool(VIEW_POOL_LAYER)(x)
         return inputs, MirrorMean(name=POOL_LAYER)(x)
-    x = layers.GlobalAveragePooling2D(name=POOL_LAYER)(x)
+    x = pool(POOL_LAYER)(x)
     return inputs, x
 
 
 def build_classifier(backbone: str, *, image_size: int, head: str | Head = Head.SOFTMAX,
                      weights: str | None = None, dropout: float = 0.2,
-                     width: float | None = None, mirror_views: bool = False) -> Any:
+                     width: float | None = None, mirror_views: bool = False,
+                     pooling: Pooling = Pooling.MEAN) -> Any:
     """One sign's classifier. ``weights``: None (random), "imagenet" (keras.applications
     backbones only; downloads) or a backbone .weights.h5 path. ``width``: MobileNet alpha.
-    ``mirror_views``: average the image and its mirror images in inference (``_trunk``)."""
+    ``mirror_views``: average the image and its mirror images in inference; ``pooling``: see
+    ``_trunk``."""
     import keras
 
     head = parse_head(head)
-    inputs, x = _trunk(backbone, image_size, weights, width, mirror_views)
+    inputs, x = _trunk(backbone, image_size, weights, width, mirror_views, pooling)
     out = _grade_head(x, head, dropout, OUTPUT_NAME, "dropout")
     log.debug("built %s classifier (%s head) at %d px", backbone, head, image_size)
     return keras.Model(inputs, out, name=f"{backbone}_{head}")
@@ -157,7 +178,7 @@ def build_classifier(backbone: str, *, image_size: int, head: str | Head = Head.
 def build_multi_sign(backbone: str, *, image_size: int, signs: Iterable[Sign] = MODEL_SIGNS,
                      head: str | Head = Head.SOFTMAX, weights: str | None = None,
                      dropout: float = 0.2, width: float | None = None,
-                     mirror_views: bool = False) -> Any:
+                     mirror_views: bool = False, pooling: Pooling = Pooling.MEAN) -> Any:
     """One shared backbone, one head per sign; outputs {sign.value: (batch, 4) probs}.
 
     Compile with a dict of losses keyed the same way (``loss_for_head`` per sign); for a
@@ -168,7 +189,7 @@ def build_multi_sign(backbone: str, *, image_size: int, signs: Iterable[Sign] = 
     signs = [parse_sign(s) if isinstance(s, str) else s for s in signs]
     if not signs or len(set(signs)) != len(signs):
         raise ValueError(f"signs must be a non-empty list without repeats, got {signs}")
-    inputs, x = _trunk(backbone, image_size, weights, width, mirror_views)
+    inputs, x = _trunk(backbone, image_size, weights, width, mirror_views, pooling)
     outputs = {s.value: _grade_head(x, head, dropout, s.value, f"{s.value}_dropout") for s in signs}
     return keras.Model(inputs, outputs, name=f"{backbone}_{head}_multi")
 

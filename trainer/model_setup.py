@@ -28,7 +28,7 @@ def build_model(cfg: TrainConfig, signs: list[Sign]):
     # build; none/imagenet/a backbone .weights.h5 go to the backbone builder.
     path = weights if weights and weights.endswith(".keras") else None
     options = dict(image_size=cfg.image_size, head=cfg.head, weights=None if path else weights,
-                   mirror_views=cfg.mirror_views)
+                   mirror_views=cfg.mirror_views, pooling=cfg.pooling)
     try:
         if cfg.multi_sign:
             model = build_multi_sign(cfg.backbone, signs=tuple(signs), **options)

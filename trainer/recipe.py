@@ -13,6 +13,10 @@ train in the time of one.
 * AdamW with a short linear warm-up then cosine decay to 1 % of the peak learning rate,
   label smoothing 0.1, flips and right-angle turns (lossless; the generator's lesions
   have no up or left), batch-norm statistics that follow training within tens of steps.
+* Mean and max pooling: the heads read each channel's mean and its maximum over the
+  feature map (trainer.nets.heads.MeanMaxPool), so the worst part of a crop that is half
+  plain skin is not averaged away. On four seeds of the demo's device-cut crops it graded
+  2.8 / 1.7 / 1.2 points better on average than the mean alone (the notes of issue 23).
 * Mirror views: in inference the model grades the image and its three mirror images and
   averages them (trainer.nets.heads.MirrorViews), which averages away part of int8's
   activation rounding, and a little of the grades' dependence on where texture falls.
@@ -83,6 +87,8 @@ class Recipe:
     augment: Augment = field(default_factory=Augment)
     #: average the image and its three mirror images in inference (trainer.model._trunk)
     mirror_views: bool = False
+    #: how the feature map is pooled (trainer.model.Pooling's values: "mean", "mean_max")
+    pooling: str = "mean"
     #: round the final kernels onto int8's grid (trainer.model_setup.snap_to_int8_grid)
     int8_grid: bool = False
     #: fold a temperature fitted on training images into each head (fit_temperatures)
@@ -103,7 +109,7 @@ RECIPES: dict[RecipeName, Recipe] = {
         # Flips and right-angle turns only: lossless, free, and the generator's lesions have
         # no up or left; crops and brightness jitter slowed learning in a short run.
         augment=Augment(max_rotation_deg=0.0, min_crop=1.0, brightness=0.0, contrast=0.0),
-        mirror_views=True, int8_grid=True, temperature=True),
+        mirror_views=True, int8_grid=True, temperature=True, pooling="mean_max"),
     RecipeName.PAPER: Recipe(
         name=RecipeName.PAPER, optimizer=Optimizer.SGD, lr=0.01, schedule=Schedule.CONSTANT,
         steps=10_000, backbone="resnet101_v1", image_size=224, batch=32, momentum=0.9),

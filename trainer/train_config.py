@@ -7,15 +7,17 @@ from dataclasses import dataclass
 
 from device.core.ceiling import LabelSource, parse_label_source
 from device.core.vocab import Sign, parse_sign
-from trainer.model import Head, parse_head
+from trainer.model import Head, Pooling, parse_head
 from trainer.recipe import RecipeName, parse_recipe
 
 log = logging.getLogger(__name__)
 
 #: Keys that must match for the same command to continue an existing run.
-IDENTITY_KEYS = ("sign", "backbone", "image_size", "head", "multi_sign", "mirror_views", "labels")
+IDENTITY_KEYS = ("sign", "backbone", "image_size", "head", "multi_sign", "mirror_views", "labels",
+                 "pooling")
 #: What a config.json written before a key existed meant by it.
-IDENTITY_DEFAULTS = {"mirror_views": False, "labels": LabelSource.CONSENSUS.value}
+IDENTITY_DEFAULTS = {"mirror_views": False, "labels": LabelSource.CONSENSUS.value,
+                     "pooling": Pooling.MEAN.value}
 
 
 class TrainError(ValueError):
@@ -41,6 +43,8 @@ class TrainConfig:
     multi_sign: bool = False
     #: average the image and its mirror images in inference (part of the model's graph)
     mirror_views: bool = False
+    #: how the backbone's feature map is pooled (trainer.model.Pooling)
+    pooling: Pooling = Pooling.MEAN
     #: round the final model's kernels onto the int8 grid before it is evaluated
     int8_grid: bool = False
     #: fold a temperature fitted on training images into each softmax head (after int8_grid)
@@ -65,6 +69,7 @@ class TrainConfig:
         if self.sign is not None:
             self.sign = parse_sign(self.sign, model_only=True)
         self.head = parse_head(self.head)
+        self.pooling = Pooling(str(self.pooling))
         try:
             self.labels = parse_label_source(self.labels)
         except ValueError as exc:

@@ -50,6 +50,9 @@ def add_common(parser: argparse.ArgumentParser, *, required: bool = True) -> Non
     parser.add_argument("--mirror-views", action=argparse.BooleanOptionalAction, default=None,
                         help="the model grades the image and its three mirror images and "
                              "averages them (4x the inference work; default: the recipe's)")
+    parser.add_argument("--pooling", choices=["mean", "mean_max"], default=None,
+                        help="pool the feature map by each channel's mean, or its mean and "
+                             "maximum (default: the recipe's)")
     parser.add_argument("--int8-grid", action=argparse.BooleanOptionalAction, default=None,
                         help="round the final weights onto the grid int8 conversion uses, before "
                              "the held-out evaluation (default: the recipe's)")
@@ -99,6 +102,7 @@ def config_from_args(args: argparse.Namespace, **over):
                    mixed_precision=args.mixed_precision, jit_compile=args.jit_compile,
                    cpu_devices=args.cpu_devices,
                    mirror_views=pick(args.mirror_views, recipe.mirror_views),
+                   pooling=pick(args.pooling, recipe.pooling),
                    int8_grid=pick(args.int8_grid, recipe.int8_grid),
                    temperature=pick(args.temperature, recipe.temperature),
                    labels=getattr(args, "labels", "consensus"))

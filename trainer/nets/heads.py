@@ -92,6 +92,21 @@ class MirrorViews(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package="atopiscan")
+class MeanMaxPool(keras.layers.Layer):
+    """Each channel's mean and its maximum over the feature map, side by side: (batch, H,
+    W, C) -> (batch, 2C). The mean says how much of the crop shows a sign; the maximum
+    says how strongly its worst part does, which an average over a crop that is half plain
+    skin dilutes. Converts to TFLite's MEAN, REDUCE_MAX and CONCATENATION."""
+
+    def call(self, inputs: Any) -> Any:
+        return ops.concatenate([ops.mean(inputs, axis=(1, 2)), ops.max(inputs, axis=(1, 2))],
+                               axis=-1)
+
+    def compute_output_shape(self, input_shape: Any) -> Any:
+        return (input_shape[0], 2 * input_shape[-1])
+
+
+@keras.saving.register_keras_serializable(package="atopiscan")
 class MirrorMean(keras.layers.Layer):
     """Test-time mirror averaging, second half: (VIEWS x batch, C) pooled features, view
     by view as ``MirrorViews`` stacked them, to their (batch, C) mean. In training the

@@ -13,11 +13,11 @@ from device.cameras import SyntheticCamera
 from device.grading import imagestats
 from device.vision.avoid import ACHROMATIC_CHROMA, SHARP_EDGE, _with_logo_room, overlay_mask
 from device.vision.crop import (
-    EXTENT_LEVEL,
     ROUGH_CODE,
     body_mask,
     lesion_score_map,
     refine_square,
+    region_extent,
     rough_surface,
 )
 from device.vision.frameviews import FrameViews, hypot, scaled_median, skin_mask
@@ -161,31 +161,7 @@ def test_skin_mask_in_one_pass_is_the_five_comparisons():
         assert all((channel == b).any() for b in bounds)  # every bound is met on both sides
 
 
-def _plain_refine(score: np.ndarray, box: tuple[int, int, int, int], contrast: float):
-    """refine_square with the region's extent from np.nonzero, as it was."""
-    h, w = score.shape
-    x, y, side, _ = box
-    m = side // 2
-    ring = score[max(0, y - m):min(h, y + side + m), max(0, x - m):min(w, x + side + m)]
-    level = float(np.median(ring)) + EXTENT_LEVEL * contrast
-    mask = cv2.morphologyEx((score > level).astype(np.uint8), cv2.MORPH_CLOSE,
-                            cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5)))
-    _, labels = cv2.connectedComponents(mask)
-    inner = labels[y:y + side, x:x + side]
-    found = np.bincount(inner[inner > 0].ravel())
-    if found.size == 0:
-        return box
-    ys, xs = np.nonzero(labels == int(np.argmax(found)))
-    bx0, bx1, by0, by1 = xs.min(), xs.max() + 1, ys.min(), ys.max() + 1
-    new = int(max(bx1 - bx0, by1 - by0))
-    if new < side * 0.7 or new > side * 3:
-        return box
-    new = min(new, h, w)
-    return (int(np.clip((bx0 + bx1) // 2 - new // 2, 0, w - new)),
-            int(np.clip((by0 + by1) // 2 - new // 2, 0, h - new)), new, new)
-
-
-def test_refine_square_matches_the_plain_extent():
+def test_region_extent_is_the_plain_extent():
     rng = np.random.default_rng(5)
     grown = 0
     for _ in range(40):
@@ -198,7 +174,11 @@ def test_refine_square_matches_the_plain_extent():
         side = int(rng.integers(8, min(h, w) // 2))
         box = (int(rng.integers(0, w - side)), int(rng.integers(0, h - side)), side, side)
         contrast = float(rng.uniform(0.1, 1.5))
+        _, labels = cv2.connectedComponents((score > score.mean()).astype(np.uint8))
+        for label in range(1, int(labels.max()) + 1):
+            ys, xs = np.nonzero(labels == label)
+            assert region_extent(labels, label) == (xs.min(), ys.min(), xs.max() + 1,
+                                                    ys.max() + 1)
         refined = refine_square(score, box, contrast)
-        assert refined == _plain_refine(score, box, contrast)
         grown += refined != box
     assert grown >= 5  # the regions' extents were used, not only the square kept

@@ -10,9 +10,9 @@ kappas and their difference are resampled on the same lesions, so the verdict
 
 The bootstrap's kappas use ``qwk`` below, the same formula as scikit-learn's in a few numpy
 lines (a test holds them equal), over all resamples at once (``qwk_resampled``: one bincount
-for every resample's confusion matrix): a thousand resamples of seven raters then take a
-few hundredths of a second, where a kappa per resample took most of a second a sign. Alpha's interval takes ``ALPHA_RESAMPLES`` of the same draws (one
-alpha costs a millisecond).
+for every resample's confusion matrix; a kappa per resample took most of a second a sign
+with seven raters). Alpha's interval takes ``ALPHA_RESAMPLES`` of the same draws (one alpha
+costs a millisecond).
 """
 
 from __future__ import annotations

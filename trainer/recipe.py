@@ -45,6 +45,7 @@ from enum import Enum
 from typing import Any
 
 from trainer.input_pipeline import Augment
+from trainer.model import Pooling
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,8 @@ class Recipe:
     augment: Augment = field(default_factory=Augment)
     #: average the image and its three mirror images in inference (trainer.model._trunk)
     mirror_views: bool = False
-    #: how the feature map is pooled (trainer.model.Pooling's values: "mean", "mean_max")
-    pooling: str = "mean"
+    #: how the backbone's feature map is pooled (trainer.model._trunk)
+    pooling: Pooling = Pooling.MEAN
     #: round the final kernels onto int8's grid (trainer.model_setup.snap_to_int8_grid)
     int8_grid: bool = False
     #: fold a temperature fitted on training images into each head (fit_temperatures)

@@ -234,6 +234,13 @@ def best_square(score: np.ndarray, body: np.ndarray,
     return best, best_val, peak
 
 
+def region_extent(labels: np.ndarray, label: int) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 (x1, y1 exclusive) of the pixels of ``labels`` equal to ``label``:
+    np.nonzero's extremes, from cv2.boundingRect without listing every pixel."""
+    x, y, w, h = cv2.boundingRect((labels == label).view(np.uint8))
+    return x, y, x + w, y + h
+
+
 def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
     """Grow/shrink the best square to the lesion's extent: the connected region around
     its centre whose score is above ring + EXTENT_LEVEL * contrast (the square search
@@ -250,10 +257,7 @@ def refine_square(score: np.ndarray, box: Box, contrast: float) -> Box:
     found = np.bincount(inner[inner > 0].ravel())
     if found.size == 0:
         return box
-    label = int(np.argmax(found))
-    # The region's bounding box (what np.nonzero's extremes give, without listing every pixel).
-    bx0, by0, bw, bh = cv2.boundingRect((labels == label).view(np.uint8))
-    bx1, by1 = bx0 + bw, by0 + bh
+    bx0, by0, bx1, by1 = region_extent(labels, int(np.argmax(found)))
     new = int(max(bx1 - bx0, by1 - by0))
     if new < side * 0.7 or new > side * 3:  # implausible: keep the square search's answer
         return box

@@ -13,6 +13,7 @@ log = logging.getLogger(__name__)
 
 def add_common(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     """Arguments shared with ``python -m trainer sweep``."""
+    from trainer.model import Pooling
     from trainer.recipe import DEFAULT_RECIPE, RecipeName
 
     parser.add_argument("--data", required=required, action="append", metavar="DIR",
@@ -50,7 +51,7 @@ def add_common(parser: argparse.ArgumentParser, *, required: bool = True) -> Non
     parser.add_argument("--mirror-views", action=argparse.BooleanOptionalAction, default=None,
                         help="the model grades the image and its three mirror images and "
                              "averages them (4x the inference work; default: the recipe's)")
-    parser.add_argument("--pooling", choices=["mean", "mean_max"], default=None,
+    parser.add_argument("--pooling", choices=[p.value for p in Pooling], default=None,
                         help="pool the feature map by each channel's mean, or its mean and "
                              "maximum (default: the recipe's)")
     parser.add_argument("--int8-grid", action=argparse.BooleanOptionalAction, default=None,

@@ -22,6 +22,7 @@ from device.core.imageio import (
     encode_png,
     image_size,
     read_image,
+    shrink,
 )
 from device.scan.pipeline import ScanError, load_image_file
 from device.web.uploads import UploadError, decode_image
@@ -62,6 +63,30 @@ def test_jpeg_encoder_shrinks_to_max_side():
     data = encode_jpeg(_pattern(400, 600), 80, max_side=150)
     assert image_size(data) == ("jpeg", 150, 100)
     assert read_image(data).shape == (100, 150, 3)
+
+
+@pytest.mark.parametrize("shape,side,longer", [
+    ((768, 1024, 3), 192, False),   # two whole halvings, nothing after
+    ((768, 1024, 3), 512, False),   # none: one fractional step
+    ((3040, 4056, 3), 192, False),  # a Pi HQ frame: three halvings, then the rest
+    ((1080, 1920, 3), 500, True),
+    ((481, 641, 3), 100, False),    # odd sides: no halving
+])
+def test_shrink_by_halvings_is_the_area_mean_to_a_rounding(shape, side, longer):
+    import cv2
+
+    rgb = np.random.default_rng(1).integers(0, 256, shape, dtype=np.uint8)
+    rgb = cv2.GaussianBlur(rgb, (0, 0), 3)  # a photo's smooth colours, not noise
+    out = shrink(rgb, side, longer=longer)
+    h, w = shape[:2]
+    scale = side / (max(h, w) if longer else min(h, w))
+    size = (round(w * scale), round(h * scale))
+    direct = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+    assert out.shape == direct.shape
+    # Each halving rounds once, and a fractional last step weighs the edges of its
+    # pixels a little differently: a few levels at most, never a shifted picture.
+    diff = np.abs(out.astype(int) - direct)
+    assert diff.max() <= 6 and diff.mean() < 1.0
 
 
 @pytest.mark.parametrize("orientation,shape,left_colour", [

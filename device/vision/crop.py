@@ -20,6 +20,7 @@ auto crop overlaps the true lesion box (IoU >= 0.5) on the generator's full phot
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 
 import cv2
@@ -280,17 +281,21 @@ class CropGround:
     avoid: AvoidGround | None
 
 
-def crop_ground(views: FrameViews) -> CropGround:
+def crop_ground(views: FrameViews, avoid: Callable[[], AvoidGround] | None = None
+                ) -> CropGround:
     """The body part, its lesion score map and the face-free avoid masks of a frame's
-    shared views (device.vision.frameviews)."""
+    shared views (device.vision.frameviews). ``avoid``: gives
+    ``avoid_ground(views.lab, views.skin)`` (the scan makes it on its face worker);
+    None makes it here."""
     lab, skin = views.lab, views.skin
     body = body_mask(lab)
     body_fraction = float(body.mean())
     skin_fraction = float(skin[body].mean()) if body.any() else 0.0
     if body_fraction < MIN_SKIN_FOR_AUTO or skin_fraction < 0.5:
         return CropGround(body, body_fraction, skin_fraction, None, None)
-    return CropGround(body, body_fraction, skin_fraction, lesion_score_map(lab, body),
-                      avoid_ground(lab, skin))
+    score = lesion_score_map(lab, body)
+    return CropGround(body, body_fraction, skin_fraction, score,
+                      avoid_ground(lab, skin) if avoid is None else avoid())
 
 
 def auto_box(rgb: np.ndarray, config: CropConfig, *, preview: np.ndarray | None = None,

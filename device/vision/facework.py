@@ -5,15 +5,22 @@ and OpenCV release the GIL while they run, so the scan starts the search on the
 frame's tiny copy as soon as it exists and does its colour and quality work while it
 runs; it waits only where it needs the faces (the quality verdict). The faces are
 the very ones ``find_faces`` gives when called in line: same input, same function.
+Other work that reads only the tiny copy's views (the crop's avoid masks, the
+abstention's scene descriptor) queues behind the search with ``run``, so the two
+cores of a small board share the frame's work.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TypeVar
 
 import numpy as np
 
 from device.vision.faces import SCAN_DETECT_SIDE, Faces, find_faces
+
+T = TypeVar("T")
 
 
 def _scan_faces(tiny: np.ndarray, full_height: int) -> Faces:
@@ -34,6 +41,10 @@ class FaceWorker:
     def start(self, tiny: np.ndarray, full_height: int) -> Future[Faces]:
         return self._pool.submit(_scan_faces, tiny, full_height)
 
+    def run(self, job: Callable[[], T]) -> Future[T]:
+        """``job()`` on the worker, after what was started before it."""
+        return self._pool.submit(job)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
@@ -43,9 +54,12 @@ class InlineFaces:
     scan cuts it): ``start`` runs it and returns the finished Future."""
 
     def start(self, tiny: np.ndarray, full_height: int) -> Future[Faces]:
-        done: Future[Faces] = Future()
+        return self.run(lambda: _scan_faces(tiny, full_height))
+
+    def run(self, job: Callable[[], T]) -> Future[T]:
+        done: Future[T] = Future()
         try:
-            done.set_result(_scan_faces(tiny, full_height))
+            done.set_result(job())
         except Exception as exc:  # noqa: BLE001 - handed to the caller, as the worker does
             done.set_exception(exc)
         return done

@@ -66,9 +66,9 @@ def test_jpeg_encoder_shrinks_to_max_side():
 
 
 @pytest.mark.parametrize("shape,side,longer", [
-    ((768, 1024, 3), 192, False),   # two whole halvings, nothing after
+    ((768, 1024, 3), 192, False),   # one halving, then a whole 2x step
     ((768, 1024, 3), 512, False),   # none: one fractional step
-    ((3040, 4056, 3), 192, False),  # a Pi HQ frame: three halvings, then the rest
+    ((3040, 4056, 3), 512, False),  # a Pi HQ frame to the preview: a halving, then the rest
     ((1080, 1920, 3), 500, True),
     ((481, 641, 3), 100, False),    # odd sides: no halving
 ])
@@ -181,3 +181,11 @@ def test_the_pixel_limit_is_the_one_api_md_promises():
     assert too_large(MAX_SIDE + 1, 10, "x") and too_large(8000, 5001, "x")
     with pytest.raises(ImageTooLargeError, match="12,000 pixels a side"):
         read_image(_png_header(MAX_SIDE + 1, 8))
+
+
+def test_shrink_under_four_times_is_one_area_step_as_before():
+    import cv2
+
+    rgb = np.random.default_rng(2).integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    # 2.5x: no halving, so a real photo's tiny copy is the one the crop was tuned on.
+    assert np.array_equal(shrink(rgb, 192), cv2.resize(rgb, (256, 192), interpolation=cv2.INTER_AREA))

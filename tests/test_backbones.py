@@ -55,7 +55,7 @@ def test_specs_are_frozen_and_sane():
         spec = get_backbone(name)
         assert spec.name == name
         assert spec.min_input <= spec.default_input
-        assert spec.params > 90_000  # the smallest: our strided_cnn, 98k
+        assert spec.params > 90_000  # the smallest: our strided_cnn, 283k
         assert spec.preprocess in ("caffe", "tf", "torch", "none")
     with pytest.raises(AttributeError):
         get_backbone("vgg16").params = 1  # type: ignore[misc]

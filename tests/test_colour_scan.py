@@ -152,3 +152,29 @@ def test_bench_colour_prints_and_writes_its_figures(tmp_path, capsys):
     assert report["card_found"] == 1.0 and report["median_delta_e"] < 3.0
     assert report["photos"] == 8 and report["colour_ms"] > 0
     assert "same erythema grade under every light" in capsys.readouterr().out
+
+
+def test_after_a_correction_the_face_worker_redoes_its_work_on_the_corrected_views():
+    from device.scan.pipeline import look_at
+    from device.vision.avoid import avoid_ground
+    from device.vision.facework import FaceWorker
+    from device.vision.frameviews import FrameViews
+
+    photo, _ = warm_photo(1, CardKind.CHART)
+    worker = FaceWorker()
+    try:  # the worker is queued with the frame's own views first, then corrected ones
+        look = look_at(photo, config(), faces=worker, crop_ahead=True,
+                       describe=lambda views: views.tiny.copy())
+        described = look.described.result(timeout=60)
+    finally:
+        worker.close()
+    assert look.colour.status is ColourStatus.CORRECTED
+    as_taken = FrameViews.of(photo)
+    assert not np.array_equal(look.views.tiny, as_taken.tiny)
+    # What the scan reads was made from the corrected colours, not the warm frame's.
+    assert np.array_equal(described, look.views.tiny)
+    expected = avoid_ground(look.views.lab, look.views.skin)
+    assert look.ground is not None and look.ground.avoid is not None
+    assert np.array_equal(look.ground.avoid.skin, expected.skin)
+    assert np.array_equal(look.ground.avoid.overlay, expected.overlay)
+    assert not np.array_equal(expected.skin, avoid_ground(as_taken.lab, as_taken.skin).skin)

@@ -156,7 +156,11 @@ class Demo:
         pack = self.data / "demo.pack"
         if self.done(pack, "model pack"):
             return pack
-        args = ["convert", "pack", "--out", str(pack), "--mode", "int8", "--fallback", "--brief",
+        # Selective int8 keeps the layers with the largest rounding error in float; in
+        # this six-layer network they all round alike, and where full int8 failed the
+        # gate it failed by as much (77.22 % both, the issue 23 notes): ~4 s for nothing.
+        args = ["convert", "pack", "--out", str(pack), "--mode", "int8", "--fallback",
+                "--skip-mode", "int8_selective", "--brief",
                 "--abstain-accept", str(DEMO_ABSTAIN_ACCEPT)]
         for sign, run in runs.items():
             args += [f"--{sign}", str(run)]

@@ -171,6 +171,32 @@ def test_scrambled_weights_fail_the_gate_and_write_no_model(runs, tmp_path, caps
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
 
 
+def test_skip_mode_leaves_a_rung_out_of_the_ladder(runs, tmp_path, capsys, monkeypatch):
+    from convert import tflite as tfl
+
+    tried = []
+    real = tfl.convert_keras
+
+    def recording(model, mode, **kw):
+        tried.append(str(mode))
+        return real(model, mode, **kw)
+
+    monkeypatch.setattr(tfl, "convert_keras", recording)
+    # A gate nothing passes (agreement over 100 %): every rung left is tried, in order.
+    rc = convert_main(["model", str(runs[Sign.ERYTHEMA]), "--mode", "int8", "--fallback",
+                       "--skip-mode", "int8_selective", "--skip-mode", "float16",
+                       "--min-agreement", "1.0", "--max-acc-drop", "-1",
+                       "--out", str(tmp_path / "out"), "--bench-runs", "2", "--calib-n", "20"])
+    out = capsys.readouterr().out
+    assert rc == 1
+    assert tried == ["int8", "dynamic"]  # (selective int8 converts by its own path)
+    assert "accuracy gate, int8," in out and "accuracy gate, dynamic," in out
+    assert "int8_selective" not in out and "float16" not in out
+    assert convert_main(["model", str(runs[Sign.ERYTHEMA]), "--mode", "int8", "--skip-mode",
+                         "int8", "--out", str(tmp_path / "out2")]) != 0
+    assert "leaves out the --mode" in capsys.readouterr().err
+
+
 # --- packs -----------------------------------------------------------------------------------
 
 

@@ -54,6 +54,7 @@ def test_first_run_does_every_step_in_order(tmp_path, capsys):
         run_dir = pack_call[pack_call.index(f"--{sign.value}") + 1]
         assert run_dir.endswith(f"multi/{sign.value}")
     assert "--fallback" in pack_call and "int8" in pack_call
+    assert pack_call[pack_call.index("--skip-mode") + 1] == "int8_selective"
     login = (demo.data / "demo-login.txt")
     assert login.stat().st_mode & 0o077 == 0, "the demo password file is private"
 

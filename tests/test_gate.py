@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from convert.cli.model import modes_to_try
+from device.core.cliutil import UserError
 from convert.gate import GateThresholds, evaluate_gate
 
 
@@ -80,6 +81,10 @@ def test_fallback_order():
     assert modes_to_try("dynamic", True) == ["dynamic", "float16"]
     assert modes_to_try("float32", True) == ["float32"]
     assert modes_to_try("int8", False) == ["int8"]
+    assert modes_to_try("int8", True, ["int8_selective"]) == ["int8", "dynamic", "float16"]
+    assert modes_to_try("int8", True, ["int8_selective", "float16"]) == ["int8", "dynamic"]
+    with pytest.raises(UserError, match="leaves out the --mode"):
+        modes_to_try("int8", True, ["int8"])
 
 
 def test_one_line_summary_gives_the_verdict_and_the_checked_figures():

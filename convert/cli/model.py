@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 import logging
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,10 @@ def add_gate_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fallback", action="store_true",
                         help="try int8, then selective int8, then dynamic, then float16; keep the "
                              "first that passes")
+    parser.add_argument("--skip-mode", type=QuantMode, choices=list(QuantMode), action="append",
+                        default=[], metavar="MODE",
+                        help="leave MODE out of the --fallback ladder (repeatable), e.g. "
+                             "int8_selective for a small network whose layers all round alike")
     parser.add_argument("--calib-n", type=int, default=DEFAULT_CALIB_N, metavar="N",
                         help=f"training images to calibrate int8 on (default {DEFAULT_CALIB_N}; "
                              "fewer leave more held-out activations outside the calibrated range)")
@@ -71,12 +75,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_gate_arguments(parser)
 
 
-def modes_to_try(mode: QuantMode | str, fallback: bool) -> list[QuantMode]:
+def modes_to_try(mode: QuantMode | str, fallback: bool,
+                 skip: Iterable[QuantMode | str] = ()) -> list[QuantMode]:
+    """The modes ``--mode`` and ``--fallback`` try, in order, less those in ``skip``
+    (``--skip-mode``; never the asked-for mode itself)."""
     mode = QuantMode(mode)
+    skipped = {QuantMode(m) for m in skip}
+    if mode in skipped:
+        raise UserError(f"--skip-mode {mode.value} leaves out the --mode asked for; "
+                        "give another --mode instead")
     if not fallback:
         return [mode]
     order = list(FALLBACK_ORDER)
-    return order[order.index(mode):] if mode in order else [mode]
+    ladder = order[order.index(mode):] if mode in order else [mode]
+    return [m for m in ladder if m not in skipped]
 
 
 def thresholds_from(args: argparse.Namespace):
@@ -241,7 +253,7 @@ def _convert(model: Any, mode: QuantMode, calib: Any) -> tuple[bytes, list[str]]
 def run(args: argparse.Namespace) -> int:
     thresholds = thresholds_from(args)
     the_run = open_run(args.rundir, args.data)
-    modes = modes_to_try(args.mode, args.fallback)
+    modes = modes_to_try(args.mode, args.fallback, args.skip_mode)
     outcome = convert_run(the_run, args.out, modes=modes, thresholds=thresholds,
                           calib_n=args.calib_n, bench_runs=args.bench_runs, threads=args.threads,
                           brief=args.brief, accept=accept_from(args))

@@ -185,7 +185,8 @@ def _model_for(sign: Sign, src: Path, args: argparse.Namespace, work: Path,
     the_run = open_run(src, args.data)
     if the_run.sign != sign:
         raise UserError(f"{src}: this run grades {the_run.sign.value}, not {sign.value}")
-    outcome = convert_run(the_run, work / sign.value, modes=modes_to_try(args.mode, args.fallback),
+    modes = modes_to_try(args.mode, args.fallback, args.skip_mode)
+    outcome = convert_run(the_run, work / sign.value, modes=modes,
                           thresholds=thresholds, calib_n=args.calib_n,
                           bench_runs=args.bench_runs, threads=args.threads, brief=args.brief,
                           accept=accept_from(args))

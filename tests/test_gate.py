@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from convert.cli.model import modes_to_try
-from device.core.cliutil import UserError
 from convert.gate import GateThresholds, evaluate_gate
+from device.core.cliutil import UserError
 
 
 def _onehot(pred, p=0.9):

@@ -19,7 +19,7 @@ train in the time of one.
   worst part of a crop that is half plain skin is not averaged away (``--pooling mean``:
   the mean alone). On the demo's device-cut crops, same split, the deeper net graded
   77.2 / 66.0 / 68.9 % with the mean and 78.4 / 70.4 / 68.3 % with both, in the same
-  88 s of training (the notes of issue 23).
+  88 s of training for 1,200 steps (docs/recipe-log.md).
 * Mirror views: in inference the model grades the image and its three mirror images and
   averages them (trainer.nets.heads.MirrorViews), which averages away part of int8's
   activation rounding, and a little of the grades' dependence on where texture falls.

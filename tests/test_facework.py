@@ -12,7 +12,7 @@ import pytest
 from device.vision import facework
 from device.vision.faces import SCAN_DETECT_SIDE, find_faces
 from device.vision.facework import FaceWorker
-from device.vision.frameviews import shrink
+from device.vision.frameviews import FrameViews
 
 
 @pytest.fixture(scope="module")
@@ -24,12 +24,12 @@ def portrait() -> np.ndarray:
 
 def test_the_worker_finds_the_faces_the_scan_found_in_line(portrait):
     frame = cv2.resize(portrait, (1200, 1024), interpolation=cv2.INTER_AREA)
-    small = shrink(frame, SCAN_DETECT_SIDE)  # the copy the scan looks for faces on
-    in_line = find_faces(small, side=SCAN_DETECT_SIDE, cats=False).scaled(
-        frame.shape[0] / small.shape[0])
+    tiny = FrameViews.of(frame).tiny
+    in_line = find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(
+        frame.shape[0] / tiny.shape[0])
     worker = FaceWorker()
     try:
-        jobs = [worker.start(small, frame.shape[0]) for _ in range(3)]  # queued one by one
+        jobs = [worker.start(tiny, frame.shape[0]) for _ in range(3)]  # queued one by one
         found = [job.result(timeout=60) for job in jobs]
     finally:
         worker.close()

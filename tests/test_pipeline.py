@@ -164,32 +164,6 @@ class _EarlyFaces(FaceWorker):
         return job
 
 
-def test_the_face_search_starts_before_the_preview_is_made(config, models, monkeypatch):
-    from device.vision.frameviews import FrameViews
-
-    order = []
-    real_of = FrameViews.of.__func__
-
-    class Recording(FaceWorker):
-        def start(self, small, full_height):
-            order.append(("faces", small.shape))
-            return super().start(small, full_height)
-
-    def of(cls, rgb, **kwargs):
-        order.append(("views", rgb.shape))
-        return real_of(cls, rgb, **kwargs)
-
-    monkeypatch.setattr(FrameViews, "of", classmethod(of))
-    frame = SyntheticCamera(1024, 768, seed=4).read()
-    worker = Recording()
-    try:
-        Scanner(config, None, models, faces=worker).scan(frame)
-    finally:
-        worker.close()
-    # The search's own copy, made by whole halvings (256 x 192), is handed over first.
-    assert order[:2] == [("faces", (192, 256, 3)), ("views", (768, 1024, 3))]
-
-
 def test_a_scan_is_the_same_whether_its_faces_come_early_or_late(config, models, monkeypatch):
     from device.vision import crop
 

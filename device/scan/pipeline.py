@@ -57,9 +57,9 @@ from device.vision.crop import (
     crop_mode,
     cut,
 )
-from device.vision.faces import SCAN_DETECT_SIDE, Faces
+from device.vision.faces import Faces
 from device.vision.facework import FaceWorker, InlineFaces
-from device.vision.frameviews import FrameViews, shrink
+from device.vision.frameviews import FrameViews
 from device.vision.quality import (
     QualityMeasures,
     QualityReport,
@@ -235,21 +235,17 @@ def look_at(image: np.ndarray, config: DeviceConfig, timings: dict[str, float] |
     timings = timings if timings is not None else dict.fromkeys(STAGES, 0.0)
     worker = faces or InlineFaces()
     t = time.perf_counter()
-    # The faces are looked for first, on the worker, on their own small copy: a frame
-    # shrinks to it by whole halvings (a fraction of the preview's cost), so the search
-    # runs while this thread makes the preview.
-    face_copy = shrink(image, SCAN_DETECT_SIDE)
-    faces_job = worker.start(face_copy, image.shape[0])
     # One scaled-down copy of the frame for the quality measures and the auto crop,
     # and the frame looked at once (device.vision.frameviews): one preview, one tiny
-    # copy, one skin mask and one CIELAB for skin share, texture and the crop.
+    # copy, one skin mask and one CIELAB for faces, skin share, texture and the crop.
     views = FrameViews.of(image)
 
     def on_worker(v: FrameViews) -> list[Future | None]:
-        """The work that reads only the tiny copy's views, queued on the worker behind
-        the faces: the crop's avoid masks and the caller's description, while this
-        thread searches the colour card, measures the quality and scores the body."""
-        return [worker.run(lambda: avoid_ground(v.lab, v.skin)) if crop_ahead else None,
+        """The work that reads only the tiny copy's views, queued on the worker: the
+        faces first, then the crop's avoid masks and the caller's description, while
+        this thread searches the colour card, measures the quality and scores the body."""
+        return [worker.start(v.tiny, image.shape[0]),
+                worker.run(lambda: avoid_ground(v.lab, v.skin)) if crop_ahead else None,
                 worker.run(lambda: describe(v)) if describe is not None else None]
 
     jobs = on_worker(views)
@@ -261,13 +257,12 @@ def look_at(image: np.ndarray, config: DeviceConfig, timings: dict[str, float] |
     colour = correct_colour(image, config.colour, preview=views.preview,
                             preview_grey=views.preview_grey)
     if colour.corrected:  # new views, and the worker's work done again on them
-        for job in (faces_job, *jobs):
+        for job in jobs:
             if job is not None:
                 job.cancel()  # those not started yet
-        faces_job = worker.start(colour.apply(face_copy), image.shape[0])
         views = FrameViews.of(image, preview=colour.apply(views.preview))
         jobs = on_worker(views)
-    avoid_job, described = jobs
+    faces_job, avoid_job, described = jobs
     timings["colour"] += _ms_since(t)
     t = time.perf_counter()
     measures = measure(image, views=views)

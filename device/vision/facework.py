@@ -1,13 +1,13 @@
 """The scan's face search on a worker thread.
 
 The face models (device.vision.facemesh) are most of a scan's face time, and LiteRT
-and OpenCV release the GIL while they run, so the scan starts the search first, on a
-small copy of the frame made by whole halvings, and makes its preview, finds the colour
-card and measures the quality while it runs; it waits only where it needs the faces
-(the quality verdict). The faces are the very ones ``find_faces`` gives when called
-in line: same input, same function. Other work that reads only the tiny copy's views
-(the crop's avoid masks, the abstention's scene descriptor) queues behind the search
-with ``run``, so the two cores of a small board share the frame's work.
+and OpenCV release the GIL while they run, so the scan starts the search on the
+frame's tiny copy as soon as it exists and does its colour and quality work while it
+runs; it waits only where it needs the faces (the quality verdict). The faces are
+the very ones ``find_faces`` gives when called in line: same input, same function.
+Other work that reads only the tiny copy's views (the crop's avoid masks, the
+abstention's scene descriptor) queues behind the search with ``run``, so the two
+cores of a small board share the frame's work.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from device.vision.faces import SCAN_DETECT_SIDE, Faces, find_faces
 T = TypeVar("T")
 
 
-def _scan_faces(small: np.ndarray, full_height: int) -> Faces:
-    """Faces of a frame ``full_height`` pixels tall, looked for on its ``small`` copy,
-    in the frame's pixels (what the scan does in line)."""
-    return find_faces(small, side=SCAN_DETECT_SIDE, cats=False).scaled(full_height / small.shape[0])
+def _scan_faces(tiny: np.ndarray, full_height: int) -> Faces:
+    """Faces of a frame ``full_height`` pixels tall, looked for on its tiny copy, in
+    the frame's pixels (what the scan has always done in line)."""
+    return find_faces(tiny, side=SCAN_DETECT_SIDE, cats=False).scaled(full_height / tiny.shape[0])
 
 
 class FaceWorker:
@@ -38,8 +38,8 @@ class FaceWorker:
     def __init__(self) -> None:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="scan-faces")
 
-    def start(self, small: np.ndarray, full_height: int) -> Future[Faces]:
-        return self._pool.submit(_scan_faces, small, full_height)
+    def start(self, tiny: np.ndarray, full_height: int) -> Future[Faces]:
+        return self._pool.submit(_scan_faces, tiny, full_height)
 
     def run(self, job: Callable[[], T]) -> Future[T]:
         """``job()`` on the worker, after what was started before it."""
@@ -53,8 +53,8 @@ class InlineFaces:
     """The same search in line, for a caller with no worker (a training crop cut as the
     scan cuts it): ``start`` runs it and returns the finished Future."""
 
-    def start(self, small: np.ndarray, full_height: int) -> Future[Faces]:
-        return self.run(lambda: _scan_faces(small, full_height))
+    def start(self, tiny: np.ndarray, full_height: int) -> Future[Faces]:
+        return self.run(lambda: _scan_faces(tiny, full_height))
 
     def run(self, job: Callable[[], T]) -> Future[T]:
         done: Future[T] = Future()
